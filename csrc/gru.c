@@ -1,0 +1,137 @@
+/* gru.c - GRU cell as PyTorch defines it, gate order r, z, n: forward, BPTT,
+ * step.
+ *
+ * T = time, B = batch, In = input, H = hidden, GH = 3H.
+ *   r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+ *   z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+ *   n = tanh(W_in x + b_in + r (W_hn h + b_hn))     <- reset applied after W_hn
+ *   h_t = (1 - z) n + z h_{t-1}
+ * Because r multiplies W_hn h + b_hn, the gradients w.r.t. the input-side and
+ * the hidden-side pre-activations differ in the n block (Gx vs Gh).
+ * Workspace per (t, b): [r z n hn], 4H values, hn = W_hn h_{t-1} + b_hn.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+/* xp: [B, 3H] input side incl. b_ih; hp: [B, 3H] hidden side without b_hh;
+ * h_prev, h: [B, H] (h may alias h_prev); ws_t: [B, 4H] or NULL. */
+static void FN(gru_gates)(frnn_int B, frnn_int H, const real *xp, const real *hp,
+                          const real *b_hh, const real *h_prev, real *h, real *ws_t) {
+    for (frnn_int b = 0; b < B; b++) {
+        const real *xr = xp + b * 3 * H, *hr = hp + b * 3 * H;
+        real *w = ws_t ? ws_t + b * 4 * H : NULL;
+        for (frnn_int j = 0; j < H; j++) {
+            const real r = r_sigmoid(xr[j] + (hr[j] + b_hh[j]));
+            const real z = r_sigmoid(xr[H + j] + (hr[H + j] + b_hh[H + j]));
+            const real hn = hr[2 * H + j] + b_hh[2 * H + j];
+            const real n = r_tanh(xr[2 * H + j] + r * hn);
+            h[b * H + j] = ((real)1 - z) * n + z * h_prev[b * H + j];
+            if (w) {
+                w[j] = r;
+                w[H + j] = z;
+                w[2 * H + j] = n;
+                w[3 * H + j] = hn;
+            }
+        }
+    }
+}
+
+int FN(frnn_gru_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const real *x,
+                         const real *w_ih, const real *w_hh, const real *b_ih,
+                         const real *b_hh, const real *h0, real *out, real *hn, real *ws) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const frnn_int GH = 3 * H;
+    const frnn_int chunk = frnn_chunk_steps(T, B, GH);
+    real *scratch =
+        frnn_alloc(sizeof(real) * (size_t)(In * GH + H * GH + chunk * B * GH + B * GH));
+    if (!scratch) return FRNN_ERR_NOMEM;
+    real *w_ih_t = scratch;          /* [In, 3H] */
+    real *w_hh_t = w_ih_t + In * GH; /* [H, 3H] */
+    real *xp = w_hh_t + H * GH;      /* [chunk, B, 3H] */
+    real *hp = xp + chunk * B * GH;  /* [B, 3H] */
+    FN(frnn_transpose)(GH, In, w_ih, w_ih_t);
+    FN(frnn_transpose)(GH, H, w_hh, w_hh_t);
+
+    for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
+        const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
+        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_t, b_ih, xp);
+        for (frnn_int s = 0; s < steps; s++) {
+            const frnn_int t = t0 + s;
+            const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+            gemm->nn(B, GH, H, h_prev, H, w_hh_t, GH, 0, hp, GH);
+            FN(gru_gates)(B, H, xp + s * B * GH, hp, b_hh, h_prev, out + t * B * H,
+                          ws ? ws + t * B * 4 * H : NULL);
+        }
+    }
+    memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
+    free(scratch);
+    return FRNN_OK;
+}
+
+int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const real *x,
+                          const real *w_ih, const real *w_hh, const real *h0,
+                          const real *out, const real *ws, const real *d_out,
+                          const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
+                          real *db_ih, real *db_hh, real *dh0) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const frnn_int GH = 3 * H;
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * T * B * GH + B * H));
+    if (!scratch) return FRNN_ERR_NOMEM;
+    real *Gx = scratch;              /* [T, B, 3H] w.r.t. x W_ih^T + b_ih */
+    real *Gh = Gx + T * B * GH;      /* [T, B, 3H] w.r.t. h W_hh^T + b_hh */
+    real *dh_next = Gh + T * B * GH; /* [B, H] */
+    memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
+
+    for (frnn_int t = T - 1; t >= 0; t--) {
+        const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+        for (frnn_int b = 0; b < B; b++) {
+            const real *w = ws + (t * B + b) * 4 * H;
+            const real *dy = d_out + (t * B + b) * H;
+            real *gx = Gx + (t * B + b) * GH, *gh = Gh + (t * B + b) * GH;
+            for (frnn_int j = 0; j < H; j++) {
+                const real r = w[j], z = w[H + j], n = w[2 * H + j], hn = w[3 * H + j];
+                const real dh = dy[j] + dh_next[b * H + j];
+                const real dn = dh * ((real)1 - z) * ((real)1 - n * n);
+                const real dz = dh * (h_prev[b * H + j] - n) * (z * ((real)1 - z));
+                const real dr = dn * hn * (r * ((real)1 - r));
+                gx[j] = dr;
+                gx[H + j] = dz;
+                gx[2 * H + j] = dn;
+                gh[j] = dr;
+                gh[H + j] = dz;
+                gh[2 * H + j] = dn * r;
+                dh_next[b * H + j] = dh * z; /* the direct z h_{t-1} path */
+            }
+        }
+        gemm->nn(B, H, GH, Gh + t * B * GH, GH, w_hh, H, 1, dh_next, H);
+    }
+    memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
+
+    gemm->nn(T * B, In, GH, Gx, GH, w_ih, In, 0, dx, In);
+    gemm->tn(GH, In, T * B, Gx, GH, x, In, 0, dw_ih, In);
+    FN(frnn_recurrent_weight_grad)(T, B, H, GH, Gh, h0, out, dw_hh);
+    FN(frnn_column_sums)(T * B, GH, Gx, db_ih);
+    FN(frnn_column_sums)(T * B, GH, Gh, db_hh);
+    free(scratch);
+    return FRNN_OK;
+}
+
+int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
+                      const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
+                      real *h_out) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const frnn_int GH = 3 * H;
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * B * GH + B * H));
+    if (!scratch) return FRNN_ERR_NOMEM;
+    real *xp = scratch;         /* [B, 3H] */
+    real *hp = xp + B * GH;     /* [B, 3H] */
+    real *h_new = hp + B * GH;  /* [B, H] */
+    for (frnn_int b = 0; b < B; b++) memcpy(xp + b * GH, b_ih, sizeof(real) * (size_t)GH);
+    gemm->nt(B, GH, In, x, In, w_ih, In, 1, xp, GH);
+    gemm->nt(B, GH, H, h, H, w_hh, H, 0, hp, GH);
+    FN(gru_gates)(B, H, xp, hp, b_hh, h, h_new, NULL);
+    memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
+    free(scratch);
+    return FRNN_OK;
+}

@@ -1,0 +1,75 @@
+/* kernels.h - internal: the GEMM kernel table and helpers the cells share.
+ *
+ * GEMM kernels live in gemm.c, which CMake compiles once per dtype and per
+ * ISA (baseline portable C; AVX2+FMA on x86-64). dispatch.c fills one table
+ * per dtype "reference first, then override" by CPU feature. Cells call
+ * through FN(frnn_active_gemm)() so they never know which ISA runs.
+ *
+ * All matrices are row-major with explicit leading dimensions. `accumulate`
+ * selects C += ... (1) or C = ... (0).
+ */
+#ifndef FRNN_KERNELS_H
+#define FRNN_KERNELS_H
+
+#include <stddef.h>
+#include "fastrnn.h"
+#include "real.h"
+
+typedef struct {
+    const char *isa;
+    /* C[M,N] (+)= A[M,K] B[K,N] */
+    void (*nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+               const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
+    /* C[M,N] (+)= A[K,M]^T B[K,N] */
+    void (*tn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+               const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
+    /* C[M,N] (+)= A[M,K] B[N,K]^T */
+    void (*nt)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+               const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
+} FN(frnn_gemm_table);
+
+/* The table chosen by frnn_select_isa (baseline until then). */
+const FN(frnn_gemm_table) *FN(frnn_active_gemm)(void);
+
+/* Per-ISA tables defined in gemm.c, named frnn_gemm_<dtype>_<isa>. */
+extern const FN(frnn_gemm_table) FRNN_CAT(FN(frnn_gemm), baseline);
+#if defined(FRNN_HAVE_AVX2)
+extern const FN(frnn_gemm_table) FRNN_CAT(FN(frnn_gemm), avx2);
+#endif
+
+/* Make the table for `isa` ("baseline", "avx2") the active one; returns 0
+ * if this build has no such table. Called by frnn_select_isa only. */
+int FN(frnn_use_isa)(const char *isa);
+
+/* ---- helpers shared by the cells (common.c) -------------------------- */
+
+/* dst[c, r] = src[r, c]; src is [rows, cols]. */
+void FN(frnn_transpose)(frnn_int rows, frnn_int cols, const real *src, real *dst);
+
+/* y[N] = column sums of a[M, N]. */
+void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y);
+
+/* xp[rows, GH] = x[rows, In] W_ih^T + b_ih, with w_ih_t = W_ih^T [In, GH]:
+ * the input projection hoisted out of the time loop. */
+void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
+                             const real *w_ih_t, const real *b_ih, real *xp);
+
+/* dw_hh[GH, H] = sum_t G[t]^T h_{t-1}, where h_{-1} = h0 [B, H] and
+ * h_t = out[t] [B, H]; G is [T, B, GH]. */
+void FN(frnn_recurrent_weight_grad)(frnn_int T, frnn_int B, frnn_int H, frnn_int GH,
+                                    const real *G, const real *h0, const real *out,
+                                    real *dw_hh);
+
+/* Scratch: one allocation for all buffers of a call, freed with free(). */
+void *frnn_alloc(size_t bytes);
+
+/* Time steps per chunk of the hoisted input projection: bounds the scratch
+ * for x W_ih^T to about FRNN_PROJ_CHUNK_ELEMS elements whatever T is. */
+#define FRNN_PROJ_CHUNK_ELEMS ((frnn_int)1 << 18)
+static inline frnn_int frnn_chunk_steps(frnn_int T, frnn_int B, frnn_int GH) {
+    frnn_int steps = FRNN_PROJ_CHUNK_ELEMS / (B * GH);
+    if (steps < 1) steps = 1;
+    return steps < T ? steps : T;
+}
+
+#endif

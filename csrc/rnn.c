@@ -1,0 +1,121 @@
+/* rnn.c - Elman RNN cell (tanh, ReLU, sigmoid): forward, BPTT, step.
+ *
+ * T = time, B = batch, In = input, H = hidden; one gate, so GH = H.
+ *   h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
+ * No workspace: the activation derivatives are functions of the outputs
+ * (tanh' = 1 - h^2, relu' = [h > 0], sigmoid' = h (1 - h)), so backward
+ * needs only `out` and h0. Compiled once per dtype (see real.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+/* h[B, H] = act(h + b_hh); the switch sits outside the loops. */
+static void FN(activate_rows)(frnn_activation act, frnn_int B, frnn_int H,
+                              const real *b_hh, real *h) {
+    for (frnn_int b = 0; b < B; b++) {
+        real *row = h + b * H;
+        switch (act) {
+        case FRNN_ACT_TANH:
+            for (frnn_int j = 0; j < H; j++) row[j] = r_tanh(row[j] + b_hh[j]);
+            break;
+        case FRNN_ACT_RELU:
+            for (frnn_int j = 0; j < H; j++) row[j] = r_relu(row[j] + b_hh[j]);
+            break;
+        case FRNN_ACT_SIGMOID:
+            for (frnn_int j = 0; j < H; j++) row[j] = r_sigmoid(row[j] + b_hh[j]);
+            break;
+        }
+    }
+}
+
+/* g[n] = dh[n] * act'(y[n]), dh = d_out + dh_next. */
+static void FN(activation_grad)(frnn_activation act, frnn_int n, const real *y,
+                                const real *d_out, const real *dh_next, real *g) {
+    switch (act) {
+    case FRNN_ACT_TANH:
+        for (frnn_int i = 0; i < n; i++) g[i] = (d_out[i] + dh_next[i]) * ((real)1 - y[i] * y[i]);
+        break;
+    case FRNN_ACT_RELU:
+        for (frnn_int i = 0; i < n; i++) g[i] = y[i] > 0 ? d_out[i] + dh_next[i] : (real)0;
+        break;
+    case FRNN_ACT_SIGMOID:
+        for (frnn_int i = 0; i < n; i++) g[i] = (d_out[i] + dh_next[i]) * (y[i] * ((real)1 - y[i]));
+        break;
+    }
+}
+
+int FN(frnn_rnn_forward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int In,
+                         frnn_int H, const real *x, const real *w_ih, const real *w_hh,
+                         const real *b_ih, const real *b_hh, const real *h0, real *out,
+                         real *hn) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const frnn_int chunk = frnn_chunk_steps(T, B, H);
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(In * H + H * H + chunk * B * H));
+    if (!scratch) return FRNN_ERR_NOMEM;
+    real *w_ih_t = scratch;      /* [In, H] */
+    real *w_hh_t = w_ih_t + In * H; /* [H, H]  */
+    real *xp = w_hh_t + H * H;   /* [chunk, B, H] */
+    FN(frnn_transpose)(H, In, w_ih, w_ih_t);
+    FN(frnn_transpose)(H, H, w_hh, w_hh_t);
+
+    for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
+        const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
+        FN(frnn_project_inputs)(steps * B, In, H, x + t0 * B * In, w_ih_t, b_ih, xp);
+        for (frnn_int s = 0; s < steps; s++) {
+            const frnn_int t = t0 + s;
+            const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
+            real *h = out + t * B * H;
+            memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
+            gemm->nn(B, H, H, h_prev, H, w_hh_t, H, 1, h, H);
+            FN(activate_rows)(act, B, H, b_hh, h);
+        }
+    }
+    memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
+    free(scratch);
+    return FRNN_OK;
+}
+
+int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int In,
+                          frnn_int H, const real *x, const real *w_ih, const real *w_hh,
+                          const real *h0, const real *out, const real *d_out,
+                          const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
+                          real *db_ih, real *db_hh, real *dh0) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * H + B * H));
+    if (!scratch) return FRNN_ERR_NOMEM;
+    real *G = scratch;               /* [T, B, H] pre-activation gradients */
+    real *dh_next = G + T * B * H;   /* [B, H] gradient flowing into h_t from t+1 */
+    memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
+
+    for (frnn_int t = T - 1; t >= 0; t--) {
+        real *g = G + t * B * H;
+        FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh_next, g);
+        gemm->nn(B, H, H, g, H, w_hh, H, 0, dh_next, H);
+    }
+    memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
+
+    gemm->nn(T * B, In, H, G, H, w_ih, In, 0, dx, In);
+    gemm->tn(H, In, T * B, G, H, x, In, 0, dw_ih, In);
+    FN(frnn_recurrent_weight_grad)(T, B, H, H, G, h0, out, dw_hh);
+    FN(frnn_column_sums)(T * B, H, G, db_ih);
+    memcpy(db_hh, db_ih, sizeof(real) * (size_t)H);
+    free(scratch);
+    return FRNN_OK;
+}
+
+int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
+                      const real *x, const real *w_ih, const real *w_hh, const real *b_ih,
+                      const real *b_hh, const real *h, real *h_out) {
+    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    real *a = frnn_alloc(sizeof(real) * (size_t)(B * H)); /* [B, H] pre-activation */
+    if (!a) return FRNN_ERR_NOMEM;
+    for (frnn_int b = 0; b < B; b++) memcpy(a + b * H, b_ih, sizeof(real) * (size_t)H);
+    gemm->nt(B, H, In, x, In, w_ih, In, 1, a, H);
+    gemm->nt(B, H, H, h, H, w_hh, H, 1, a, H);
+    /* h is fully read above, so h_out may alias it. */
+    FN(activate_rows)(act, B, H, b_hh, a);
+    memcpy(h_out, a, sizeof(real) * (size_t)(B * H));
+    free(a);
+    return FRNN_OK;
+}

@@ -1,0 +1,35 @@
+"""fastrnn: Elman RNN, LSTM and GRU forward and BPTT with a compiled C core.
+
+Quick tour::
+
+    import numpy as np, fastrnn
+    lstm = fastrnn.LSTM(input_size=8, hidden_size=32, dtype=np.float32, seed=0)
+    x = np.random.default_rng(0).standard_normal((50, 4, 8), dtype=np.float32)
+    res = lstm(x, training=True)                # res.output (50, 4, 32), res.h_n, res.c_n
+    grads = lstm.backward(res, d_output=np.ones_like(res.output))
+    grads.weight_hh.shape                       # (128, 32), PyTorch layout
+
+See fastrnn.functional for the array-level API and docs/ARCHITECTURE.md for
+how the layers fit together.
+"""
+from ._validate import CELLS
+from .backends import BackendUnavailableError, available_backends, resolve_backend
+from .functional import ForwardResult, Gradients, backward, forward, step
+from .layers import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
+    "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
+    "cpu_isa", "__version__",
+]
+
+
+def cpu_isa() -> str:
+    """The instruction set of the C backend's GEMM kernels ("avx2", "baseline"), or "" without it."""
+    try:
+        from .backends import c
+    except ImportError:
+        return ""
+    return c.active_isa()

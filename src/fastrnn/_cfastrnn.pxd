@@ -1,0 +1,37 @@
+# Declarations of csrc/fastrnn.h for Cython. See that header for the meaning
+# and shape of every argument.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastrnn.h" nogil:
+    ctypedef int64_t frnn_int
+    ctypedef enum frnn_activation:
+        FRNN_ACT_TANH
+        FRNN_ACT_RELU
+        FRNN_ACT_SIGMOID
+    enum:
+        FRNN_OK
+        FRNN_ERR_NOMEM
+
+    const char *frnn_select_isa(const char *request)
+    const char *frnn_active_isa()
+
+    int frnn_rnn_forward_f32(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, float *out, float *hn)
+    int frnn_rnn_forward_f64(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, double *out, double *hn)
+    int frnn_rnn_backward_f32(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *out, const float *d_out, const float *d_hn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0)
+    int frnn_rnn_backward_f64(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *out, const double *d_out, const double *d_hn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0)
+    int frnn_rnn_step_f32(frnn_activation act, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
+    int frnn_rnn_step_f64(frnn_activation act, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)
+
+    int frnn_lstm_forward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, const float *c0, float *out, float *hn, float *cn, float *ws)
+    int frnn_lstm_forward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, const double *c0, double *out, double *hn, double *cn, double *ws)
+    int frnn_lstm_backward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *c0, const float *out, const float *ws, const float *d_out, const float *d_hn, const float *d_cn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0, float *dc0)
+    int frnn_lstm_backward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *c0, const double *out, const double *ws, const double *d_out, const double *d_hn, const double *d_cn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0, double *dc0)
+    int frnn_lstm_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, const float *c, float *h_out, float *c_out)
+    int frnn_lstm_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, const double *c, double *h_out, double *c_out)
+
+    int frnn_gru_forward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, float *out, float *hn, float *ws)
+    int frnn_gru_forward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, double *out, double *hn, double *ws)
+    int frnn_gru_backward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *out, const float *ws, const float *d_out, const float *d_hn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0)
+    int frnn_gru_backward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *out, const double *ws, const double *d_out, const double *d_hn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0)
+    int frnn_gru_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
+    int frnn_gru_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)

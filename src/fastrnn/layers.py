@@ -1,0 +1,155 @@
+"""Layer objects: parameters with PyTorch's names and initialisation.
+
+``RNN``, ``LSTM`` and ``GRU`` hold ``weight_ih``, ``weight_hh``, ``bias_ih``,
+``bias_hh`` as NumPy arrays laid out exactly like torch.nn.RNN / LSTM / GRU
+(one layer, one direction), and call :mod:`fastrnn.functional`. They are
+containers, not an autograd system: ``forward(..., training=True)`` returns
+what ``backward`` needs, and the gradients come back as a
+:class:`~fastrnn.functional.Gradients`.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from . import functional as F
+
+__all__ = ["RNN", "LSTM", "GRU"]
+
+
+class _Recurrent:
+    cell: str = ""
+    _gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                 dtype=np.float32, seed: Optional[int] = None, backend: Optional[str] = None):
+        if int(input_size) < 1 or int(hidden_size) < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.dtype, self.backend = dtype, backend
+        GH, H, I = self._gates * self.hidden_size, self.hidden_size, self.input_size
+        # PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
+        rng = np.random.default_rng(seed)
+        k = 1.0 / np.sqrt(H)
+        self.weight_ih = rng.uniform(-k, k, (GH, I)).astype(dtype)
+        self.weight_hh = rng.uniform(-k, k, (GH, H)).astype(dtype)
+        self.bias_ih = rng.uniform(-k, k, GH).astype(dtype) if bias else None
+        self.bias_hh = rng.uniform(-k, k, GH).astype(dtype) if bias else None
+
+    # -- parameters --------------------------------------------------------
+    def parameters(self) -> dict:
+        """The parameters by PyTorch name (biases omitted when absent)."""
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def state_dict(self) -> dict:
+        """Parameters under torch.nn's layer-0 keys (``weight_ih_l0`` ...)."""
+        return {f"{n}_l0": a for n, a in self.parameters().items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load torch.nn-style keys (``weight_ih_l0`` or ``weight_ih``).
+
+        Values may be arrays or torch tensors; they are converted to this
+        layer's dtype (an explicit, requested conversion) and shape-checked.
+        """
+        for name, current in self.parameters().items():
+            key = f"{name}_l0" if f"{name}_l0" in state else name
+            if key not in state:
+                raise KeyError(f"state is missing {name}_l0")
+            value = state[key]
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            value = np.array(value, dtype=self.dtype, order="C")
+            if value.shape != current.shape:
+                raise ValueError(f"{key} must have shape {current.shape}, got {value.shape}")
+            setattr(self, name, value)
+
+    @classmethod
+    def from_torch(cls, module, *, dtype=None, backend: Optional[str] = None):
+        """Build from a one-layer, unidirectional, time-major torch module."""
+        for attr, ok in (("num_layers", 1), ("bidirectional", False), ("batch_first", False)):
+            if getattr(module, attr) != ok:
+                raise ValueError(f"fastrnn layers need {attr}={ok}, the module has "
+                                 f"{attr}={getattr(module, attr)}")
+        if getattr(module, "proj_size", 0):
+            raise ValueError("LSTM with proj_size > 0 is not supported")
+        kwargs = {}
+        if cls is RNN:
+            kwargs["nonlinearity"] = module.nonlinearity
+        if dtype is None:
+            dtype = np.float64 if str(module.weight_hh_l0.dtype) == "torch.float64" else np.float32
+        layer = cls(module.input_size, module.hidden_size, bias=module.bias, dtype=dtype,
+                    backend=backend, **kwargs)
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    # -- computation -------------------------------------------------------
+    def forward(self, x, h0=None, c0=None, *, training: bool = False,
+                out: Optional[np.ndarray] = None) -> F.ForwardResult:
+        """x: (T, B, input_size) -> ForwardResult(output, h_n, c_n, saved)."""
+        return F.forward(self.cell, x, self.weight_ih, self.weight_hh, self.bias_ih,
+                         self.bias_hh, h0, c0, backend=self.backend, training=training, out=out)
+
+    __call__ = forward
+
+    def backward(self, result: F.ForwardResult, d_output=None, d_h_n=None,
+                 d_c_n=None) -> F.Gradients:
+        """Gradients of a forward(..., training=True) run (see functional.backward)."""
+        return F.backward(result, d_output, d_h_n, d_c_n)
+
+    def step(self, x, h=None, c=None, *, h_out=None, c_out=None):
+        """One time step: x (B, input_size) -> new h (or (h, c) for LSTM)."""
+        return F.step(self.cell, x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                      h, c, backend=self.backend, h_out=h_out, c_out=c_out)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
+                f"bias={self.bias_ih is not None}, dtype={self.dtype.name})")
+
+
+class RNN(_Recurrent):
+    """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    nonlinearity: "tanh" (default), "relu" or "sigmoid".
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu", "sigmoid"):
+            raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.cell = f"rnn_{nonlinearity}"
+        super().__init__(input_size, hidden_size, **kwargs)
+
+    def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
+        return super().forward(x, h0, None, training=training, out=out)
+
+    __call__ = forward
+
+    def step(self, x, h=None, *, h_out=None):
+        return super().step(x, h, None, h_out=h_out)
+
+
+class LSTM(_Recurrent):
+    """LSTM with PyTorch's gate order i, f, g, o; step returns (h, c)."""
+
+    cell = "lstm"
+    _gates = 4
+
+
+class GRU(_Recurrent):
+    """GRU as PyTorch defines it (reset gate applied to W_hn h + b_hn)."""
+
+    cell = "gru"
+    _gates = 3
+
+    def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
+        return super().forward(x, h0, None, training=training, out=out)
+
+    __call__ = forward
+
+    def step(self, x, h=None, *, h_out=None):
+        return super().step(x, h, None, h_out=h_out)
