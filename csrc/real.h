@@ -29,6 +29,7 @@ typedef float real;
 #define FN(name) FRNN_CAT(name, FRNN_DTYPE)
 
 static inline real r_sigmoid(real v) { return (real)1 / ((real)1 + r_exp(-v)); }
-static inline real r_relu(real v) { return v > 0 ? v : (real)0; }
+/* NaN < 0 is false, so NaN propagates as it does through torch.relu. */
+static inline real r_relu(real v) { return v < 0 ? (real)0 : v; }
 
 #endif

@@ -11,7 +11,9 @@ import numpy as np
 
 
 def _sigmoid(v):
-    return 1.0 / (1.0 + np.exp(-v))
+    # exp(-v) overflows to inf for v << 0, giving the correct limit 0.
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-v))
 
 
 _ACTIVATIONS = {

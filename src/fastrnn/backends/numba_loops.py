@@ -1,0 +1,556 @@
+"""The Numba backend: the C kernels' loops, compiled by Numba.
+
+Each function here mirrors its counterpart in csrc/ (rnn.c, lstm.c, gru.c,
+gemm.c, common.c) loop for loop, in the same order of floating-point
+operations: the input projection ``x W_ih^T + b_ih`` hoisted out of the time
+loop (in chunks bounded like the C core's), one recurrent product per step
+followed by the fused gate math, and in backward the gate gradients Gx (and
+Gh for GRU) collected over the whole sequence, with dx, dW_ih, dW_hh and the
+bias gradients formed as products after the loop. The matrix products are
+written out as loops (unrolled rank-1 updates over contiguous rows, as in
+gemm.c), so nothing needs BLAS or SciPy. Every temporary has the dtype of the
+inputs: float32 problems are computed in float32 throughout.
+
+Three ``@numba.njit(cache=True)`` kernels (forward, backward, step), each
+shared by all five cells through an integer cell code, are compiled lazily on
+first use, once per dtype, and cached on disk. The Python functions
+``forward``, ``backward`` and ``step`` implement the backend contract of
+docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at inference,
+the LSTM-only cell-state arrays for other cells) becomes an empty placeholder
+array plus, for ``ws``, a flag.
+
+What it deliberately is not: not parallel, not a fastmath build, no
+dtype-specific or ISA-specific variants, no argument checking (that is
+fastrnn._validate's job, done once above every backend) and no way to use
+it without the ``numba`` package - the import below fails and the backend
+registry reports the backend as unavailable.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Cell codes; the first three double as the Elman activation codes.
+_RNN_TANH = 0
+_RNN_RELU = 1
+_RNN_SIGMOID = 2
+_LSTM = 3
+_GRU = 4
+_CELL_CODES = {"rnn_tanh": _RNN_TANH, "rnn_relu": _RNN_RELU, "rnn_sigmoid": _RNN_SIGMOID,
+               "lstm": _LSTM, "gru": _GRU}
+
+# Time steps per chunk of the hoisted input projection (kernels.h).
+_PROJ_CHUNK_ELEMS = 1 << 18
+
+_njit = numba.njit(cache=True)
+
+
+# --------------------------------------------------------------------------
+# Dense products (gemm.c) and shared helpers (common.c). All arrays 2-D,
+# C-contiguous; `accumulate` selects C += ... (True) or C = ... (False).
+# --------------------------------------------------------------------------
+
+@_njit
+def _gemm_nn(A, Bm, C, accumulate):
+    """C[M, N] (+)= A[M, K] Bm[K, N]: four rank-1 updates per pass over a C row."""
+    M, K = A.shape
+    N = Bm.shape[1]
+    for i in range(M):
+        c = C[i]
+        a = A[i]
+        if not accumulate:
+            for j in range(N):
+                c[j] = 0
+        k = 0
+        while k + 4 <= K:
+            a0 = a[k]
+            a1 = a[k + 1]
+            a2 = a[k + 2]
+            a3 = a[k + 3]
+            b0 = Bm[k]
+            b1 = Bm[k + 1]
+            b2 = Bm[k + 2]
+            b3 = Bm[k + 3]
+            for j in range(N):
+                c[j] = c[j] + a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+            k += 4
+        while k < K:
+            a0 = a[k]
+            b0 = Bm[k]
+            for j in range(N):
+                c[j] = c[j] + a0 * b0[j]
+            k += 1
+
+
+@_njit
+def _gemm_tn(A, Bm, C, accumulate):
+    """C[M, N] (+)= A[K, M]^T Bm[K, N]: weight gradients, K = rows of the sequence."""
+    K, M = A.shape
+    N = Bm.shape[1]
+    if not accumulate:
+        for i in range(M):
+            for j in range(N):
+                C[i, j] = 0
+    k = 0
+    while k + 4 <= K:
+        b0 = Bm[k]
+        b1 = Bm[k + 1]
+        b2 = Bm[k + 2]
+        b3 = Bm[k + 3]
+        for i in range(M):
+            a0 = A[k, i]
+            a1 = A[k + 1, i]
+            a2 = A[k + 2, i]
+            a3 = A[k + 3, i]
+            c = C[i]
+            for j in range(N):
+                c[j] = c[j] + a0 * b0[j] + a1 * b1[j] + a2 * b2[j] + a3 * b3[j]
+        k += 4
+    while k < K:
+        b0 = Bm[k]
+        for i in range(M):
+            a0 = A[k, i]
+            c = C[i]
+            for j in range(N):
+                c[j] = c[j] + a0 * b0[j]
+        k += 1
+
+
+@_njit
+def _dot(a, b, zero):
+    """dot(a, b) with eight partial sums combined in a fixed order (gemm.c)."""
+    K = a.shape[0]
+    l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = zero
+    k = 0
+    while k + 8 <= K:
+        l0 = l0 + a[k] * b[k]
+        l1 = l1 + a[k + 1] * b[k + 1]
+        l2 = l2 + a[k + 2] * b[k + 2]
+        l3 = l3 + a[k + 3] * b[k + 3]
+        l4 = l4 + a[k + 4] * b[k + 4]
+        l5 = l5 + a[k + 5] * b[k + 5]
+        l6 = l6 + a[k + 6] * b[k + 6]
+        l7 = l7 + a[k + 7] * b[k + 7]
+        k += 8
+    tail = zero
+    while k < K:
+        tail = tail + a[k] * b[k]
+        k += 1
+    total = ((l0 + l4) + (l1 + l5)) + ((l2 + l6) + (l3 + l7))
+    return total + tail
+
+
+@_njit
+def _gemm_nt(A, Bm, C, accumulate, zero):
+    """C[M, N] (+)= A[M, K] Bm[N, K]^T: one dot product per element (single steps)."""
+    M = A.shape[0]
+    N = Bm.shape[0]
+    for i in range(M):
+        a = A[i]
+        for j in range(N):
+            d = _dot(a, Bm[j], zero)
+            if accumulate:
+                C[i, j] = C[i, j] + d
+            else:
+                C[i, j] = d
+
+
+@_njit
+def _transpose(src, dst):
+    """dst[c, r] = src[r, c], in 32 x 32 tiles."""
+    rows, cols = src.shape
+    tile = 32
+    for r0 in range(0, rows, tile):
+        r1 = min(r0 + tile, rows)
+        for c0 in range(0, cols, tile):
+            c1 = min(c0 + tile, cols)
+            for r in range(r0, r1):
+                for c in range(c0, c1):
+                    dst[c, r] = src[r, c]
+
+
+@_njit
+def _column_sums(a, y):
+    """y[N] = column sums of a[M, N]."""
+    M, N = a.shape
+    for j in range(N):
+        y[j] = 0
+    for i in range(M):
+        for j in range(N):
+            y[j] += a[i, j]
+
+
+@_njit
+def _copy2(src, dst):
+    rows, cols = src.shape
+    for r in range(rows):
+        for c in range(cols):
+            dst[r, c] = src[r, c]
+
+
+@_njit
+def _set_rows(v, dst):
+    """Every row of dst[M, N] = v[N]."""
+    M, N = dst.shape
+    for i in range(M):
+        for j in range(N):
+            dst[i, j] = v[j]
+
+
+@_njit
+def _sigmoid(v, one):
+    return one / (one + math.exp(-v))
+
+
+# --------------------------------------------------------------------------
+# Fused per-step gate math (rnn.c activate_rows, lstm.c lstm_gates,
+# gru.c gru_gates); shared by forward and step.
+# --------------------------------------------------------------------------
+
+@_njit
+def _activate_rows(act, b_hh, h, one):
+    """h[B, H] = act(h + b_hh), the activation switch outside the loops."""
+    B, H = h.shape
+    zero = one - one
+    for b in range(B):
+        row = h[b]
+        if act == _RNN_TANH:
+            for j in range(H):
+                row[j] = math.tanh(row[j] + b_hh[j])
+        elif act == _RNN_RELU:
+            for j in range(H):
+                v = row[j] + b_hh[j]
+                row[j] = v if v > 0 else zero
+        else:
+            for j in range(H):
+                row[j] = _sigmoid(row[j] + b_hh[j], one)
+
+
+@_njit
+def _lstm_gates(gates, b_hh, c, h, ws_t, write_ws, one):
+    """gates[B, 4H] (all but b_hh) -> c[B, H] updated in place, h[B, H];
+    ws_t[B, 5H] = [i f g o c_t] when write_ws."""
+    B, H = c.shape
+    for b in range(B):
+        row = gates[b]
+        cb = c[b]
+        hb = h[b]
+        for j in range(H):
+            i = _sigmoid(row[j] + b_hh[j], one)
+            f = _sigmoid(row[H + j] + b_hh[H + j], one)
+            g = math.tanh(row[2 * H + j] + b_hh[2 * H + j])
+            o = _sigmoid(row[3 * H + j] + b_hh[3 * H + j], one)
+            cn = f * cb[j] + i * g
+            cb[j] = cn
+            hb[j] = o * math.tanh(cn)
+            if write_ws:
+                w = ws_t[b]
+                w[j] = i
+                w[H + j] = f
+                w[2 * H + j] = g
+                w[3 * H + j] = o
+                w[4 * H + j] = cn
+
+
+@_njit
+def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, write_ws, one):
+    """xp[B, 3H] input side incl. b_ih, hp[B, 3H] hidden side without b_hh ->
+    h[B, H]; ws_t[B, 4H] = [r z n W_hn h + b_hn] when write_ws."""
+    B, H = h.shape
+    for b in range(B):
+        xr = xp[b]
+        hr = hp[b]
+        hpb = h_prev[b]
+        hb = h[b]
+        for j in range(H):
+            r = _sigmoid(xr[j] + (hr[j] + b_hh[j]), one)
+            z = _sigmoid(xr[H + j] + (hr[H + j] + b_hh[H + j]), one)
+            hn = hr[2 * H + j] + b_hh[2 * H + j]
+            n = math.tanh(xr[2 * H + j] + r * hn)
+            hb[j] = (one - z) * n + z * hpb[j]
+            if write_ws:
+                w = ws_t[b]
+                w[j] = r
+                w[H + j] = z
+                w[2 * H + j] = n
+                w[3 * H + j] = hn
+
+
+# --------------------------------------------------------------------------
+# The three kernels.
+# --------------------------------------------------------------------------
+
+@_njit
+def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, write_ws, one):
+    T, B, In = x.shape
+    H = h0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    chunk = max(_PROJ_CHUNK_ELEMS // (B * GH), 1)
+    chunk = min(chunk, T)
+    w_ih_t = np.empty((In, GH), dt)
+    w_hh_t = np.empty((H, GH), dt)
+    xp = np.empty((chunk * B, GH), dt)  # [chunk * B, GH] projected inputs
+    gates = np.empty((B, GH), dt)       # LSTM gates / GRU hidden-side products
+    c = np.empty((B, H), dt)            # LSTM running cell state
+    no_ws = np.empty((0, 0), dt)
+    _transpose(w_ih, w_ih_t)
+    _transpose(w_hh, w_hh_t)
+    if kind == _LSTM:
+        _copy2(c0, c)
+    x2 = x.reshape((T * B, In))
+
+    t0 = 0
+    while t0 < T:
+        steps = min(T - t0, chunk)
+        xps = xp[:steps * B]
+        _set_rows(b_ih, xps)
+        _gemm_nn(x2[t0 * B:(t0 + steps) * B], w_ih_t, xps, True)
+        for s in range(steps):
+            t = t0 + s
+            h_prev = h0 if t == 0 else out[t - 1]
+            xpt = xp[s * B:(s + 1) * B]
+            ws_t = ws[t] if write_ws else no_ws
+            if kind == _LSTM:
+                _copy2(xpt, gates)
+                _gemm_nn(h_prev, w_hh_t, gates, True)
+                _lstm_gates(gates, b_hh, c, out[t], ws_t, write_ws, one)
+            elif kind == _GRU:
+                _gemm_nn(h_prev, w_hh_t, gates, False)
+                _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws_t, write_ws, one)
+            else:
+                h = out[t]
+                _copy2(xpt, h)
+                _gemm_nn(h_prev, w_hh_t, h, True)
+                _activate_rows(kind, b_hh, h, one)
+        t0 += steps
+    _copy2(out[T - 1], hn)
+    if kind == _LSTM:
+        _copy2(c, cn)
+
+
+@_njit
+def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, one):
+    T, B, In = x.shape
+    H = h0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    zero = one - one
+    Gx = np.empty((T, B, GH), dt)  # w.r.t. x W_ih^T + b_ih
+    if kind == _GRU:
+        Gh = np.empty((T, B, GH), dt)  # w.r.t. h W_hh^T + b_hh
+    else:
+        Gh = Gx
+    dh_next = np.empty((B, H), dt)  # into h_t from step t+1
+    dc = np.empty((B, H), dt)       # into c_t from step t+1 (LSTM)
+    _copy2(d_hn, dh_next)
+    if kind == _LSTM:
+        _copy2(d_cn, dc)
+
+    for t in range(T - 1, -1, -1):
+        if kind == _LSTM:
+            for b in range(B):
+                w = ws[t, b]
+                # c_{t-1}: c0 at t = 0, else the c_t slot of the previous step.
+                if t == 0:
+                    c_prev = c0[b]
+                    off = 0
+                else:
+                    c_prev = ws[t - 1, b]
+                    off = 4 * H
+                dy = d_out[t, b]
+                g = Gx[t, b]
+                dhb = dh_next[b]
+                dcb = dc[b]
+                for j in range(H):
+                    i = w[j]
+                    f = w[H + j]
+                    gg = w[2 * H + j]
+                    o = w[3 * H + j]
+                    tc = math.tanh(w[4 * H + j])
+                    dh = dy[j] + dhb[j]
+                    dcj = dcb[j] + dh * o * (one - tc * tc)
+                    g[j] = dcj * gg * (i * (one - i))
+                    g[H + j] = dcj * c_prev[off + j] * (f * (one - f))
+                    g[2 * H + j] = dcj * i * (one - gg * gg)
+                    g[3 * H + j] = dh * tc * (o * (one - o))
+                    dcb[j] = dcj * f
+            _gemm_nn(Gx[t], w_hh, dh_next, False)
+        elif kind == _GRU:
+            h_prev = h0 if t == 0 else out[t - 1]
+            for b in range(B):
+                w = ws[t, b]
+                dy = d_out[t, b]
+                hpb = h_prev[b]
+                gx = Gx[t, b]
+                gh = Gh[t, b]
+                dhb = dh_next[b]
+                for j in range(H):
+                    r = w[j]
+                    z = w[H + j]
+                    n = w[2 * H + j]
+                    hn = w[3 * H + j]
+                    dh = dy[j] + dhb[j]
+                    dn = dh * (one - z) * (one - n * n)
+                    dz = dh * (hpb[j] - n) * (z * (one - z))
+                    dr = dn * hn * (r * (one - r))
+                    gx[j] = dr
+                    gx[H + j] = dz
+                    gx[2 * H + j] = dn
+                    gh[j] = dr
+                    gh[H + j] = dz
+                    gh[2 * H + j] = dn * r
+                    dhb[j] = dh * z  # the direct z h_{t-1} path
+            _gemm_nn(Gh[t], w_hh, dh_next, True)
+        else:
+            for b in range(B):
+                y = out[t, b]
+                dy = d_out[t, b]
+                dhb = dh_next[b]
+                g = Gx[t, b]
+                if kind == _RNN_TANH:
+                    for j in range(H):
+                        g[j] = (dy[j] + dhb[j]) * (one - y[j] * y[j])
+                elif kind == _RNN_RELU:
+                    for j in range(H):
+                        g[j] = dy[j] + dhb[j] if y[j] > 0 else zero
+                else:
+                    for j in range(H):
+                        g[j] = (dy[j] + dhb[j]) * (y[j] * (one - y[j]))
+            _gemm_nn(Gx[t], w_hh, dh_next, False)
+    _copy2(dh_next, dh0)
+    if kind == _LSTM:
+        _copy2(dc, dc0)
+
+    Gx2 = Gx.reshape((T * B, GH))
+    Gh2 = Gh.reshape((T * B, GH))
+    _gemm_nn(Gx2, w_ih, dx.reshape((T * B, In)), False)
+    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih, False)
+    # dW_hh = sum_t Gh[t]^T h_{t-1}; h0 is not contiguous with out.
+    _gemm_tn(Gh2[:B], h0, dw_hh, False)
+    if T > 1:
+        _gemm_tn(Gh2[B:], out.reshape((T * B, H))[:(T - 1) * B], dw_hh, True)
+    _column_sums(Gx2, db_ih)
+    if kind == _GRU:
+        _column_sums(Gh2, db_hh)
+    else:
+        for j in range(GH):
+            db_hh[j] = db_ih[j]
+
+
+@_njit
+def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
+    B = x.shape[0]
+    H = h.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    zero = one - one
+    no_ws = np.empty((0, 0), dt)
+    xp = np.empty((B, GH), dt)
+    h_new = np.empty((B, H), dt)
+    c_new = np.empty((B, H), dt)
+    _set_rows(b_ih, xp)
+    _gemm_nt(x, w_ih, xp, True, zero)
+    # The old state is fully read into temporaries before h_out / c_out are
+    # written, so they may alias h / c.
+    if kind == _GRU:
+        hp = np.empty((B, GH), dt)
+        _gemm_nt(h, w_hh, hp, False, zero)
+        _gru_gates(xp, hp, b_hh, h, h_new, no_ws, False, one)
+    elif kind == _LSTM:
+        _gemm_nt(h, w_hh, xp, True, zero)
+        _copy2(c, c_new)
+        _lstm_gates(xp, b_hh, c_new, h_new, no_ws, False, one)
+    else:
+        _gemm_nt(h, w_hh, xp, True, zero)
+        _activate_rows(kind, b_hh, xp, one)
+        _copy2(xp, h_new)
+    _copy2(h_new, h_out)
+    if kind == _LSTM:
+        _copy2(c_new, c_out)
+
+
+# --------------------------------------------------------------------------
+# The backend contract (docs/ARCHITECTURE.md).
+# --------------------------------------------------------------------------
+
+_placeholders: dict = {}
+
+
+def _placeholder(dtype, ndim):
+    """An empty array standing in for None, typed like the real argument."""
+    key = (np.dtype(dtype), ndim)
+    arr = _placeholders.get(key)
+    if arr is None:
+        arr = _placeholders[key] = np.empty((0,) * ndim, dtype)
+    return arr
+
+
+def _code(cell):
+    try:
+        return _CELL_CODES[cell]
+    except KeyError:
+        raise ValueError(f"cell must be one of {tuple(_CELL_CODES)}, got {cell!r}") from None
+
+
+def _readonly_view(a):
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+def _uniform(inputs):
+    """Numba specialises on read-only-ness per argument. Inputs may be
+    read-only (they are only read); if any is, pass them all as read-only
+    views, so there is at most one extra specialisation per dtype rather than
+    one per combination."""
+    for a in inputs:
+        if not a.flags.writeable:
+            return tuple(_readonly_view(b) for b in inputs)
+    return inputs
+
+
+def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+    kind = _code(cell)
+    dt = x.dtype
+    if c0 is None:
+        c0 = _placeholder(dt, 2)
+    if cn is None:
+        cn = _placeholder(dt, 2)
+    write_ws = ws is not None
+    if not write_ws:
+        ws = _placeholder(dt, 3)
+    x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _uniform((x, w_ih, w_hh, b_ih, b_hh, h0, c0))
+    _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, write_ws,
+                    dt.type(1))
+
+
+def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0):
+    kind = _code(cell)
+    dt = x.dtype
+    if c0 is None:
+        c0 = _placeholder(dt, 2)
+    if d_cn is None:
+        d_cn = _placeholder(dt, 2)
+    if dc0 is None:
+        dc0 = _placeholder(dt, 2)
+    # b_ih / b_hh do not enter the gradients (given for the contract's symmetry).
+    x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn = _uniform(
+        (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn))
+    _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, dt.type(1))
+
+
+def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):
+    kind = _code(cell)
+    dt = x.dtype
+    if c is None:
+        c = _placeholder(dt, 2)
+    if c_out is None:
+        c_out = _placeholder(dt, 2)
+    x, w_ih, w_hh, b_ih, b_hh, h, c = _uniform((x, w_ih, w_hh, b_ih, b_hh, h, c))
+    _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, dt.type(1))

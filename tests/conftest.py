@@ -1,0 +1,66 @@
+"""Shared fixtures: every backend x dtype runs the same tests.
+
+Errors are measured normwise: max|got - want| / max|want| per array, which is
+what "relative error" means in every assertion and printout here (an
+elementwise ratio is meaningless for entries that are zero in the reference).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastrnn
+from fastrnn.backends import BACKENDS
+
+# DEVELOPERS.md: float64 <= 1e-10 relative, float32 <= 1e-4 relative.
+TOLERANCE = {np.dtype(np.float32): 1e-4, np.dtype(np.float64): 1e-10}
+DTYPES = (np.float32, np.float64)
+
+
+def rel_err(got, want) -> float:
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, f"shape {got.shape} != {want.shape}"
+    if want.size == 0:
+        return 0.0
+    scale = np.max(np.abs(want))
+    diff = np.max(np.abs(got - want))
+    return float(diff / scale) if scale > 0 else float(diff)
+
+
+def _backend_params():
+    available = fastrnn.available_backends()
+    params = []
+    for name in BACKENDS:
+        marks = [] if name in available else [pytest.mark.skip(reason=f"backend {name} not available")]
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return np.dtype(request.param)
+
+
+def random_problem(cell, T, B, I, H, dtype, seed=0, bias=True):
+    """A random layer + inputs + upstream gradients as a dict of arrays."""
+    rng = np.random.default_rng(seed)
+    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    k = 1 / np.sqrt(H)
+    p = dict(
+        x=rng.standard_normal((T, B, I)),
+        weight_ih=rng.uniform(-k, k, (G * H, I)),
+        weight_hh=rng.uniform(-k, k, (G * H, H)),
+        bias_ih=rng.uniform(-k, k, G * H) if bias else None,
+        bias_hh=rng.uniform(-k, k, G * H) if bias else None,
+        h0=0.5 * rng.standard_normal((B, H)),
+        c0=0.5 * rng.standard_normal((B, H)) if cell == "lstm" else None,
+        d_output=rng.standard_normal((T, B, H)),
+        d_h_n=rng.standard_normal((B, H)),
+        d_c_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
+    )
+    return {k_: (None if a is None else a.astype(dtype)) for k_, a in p.items()}
