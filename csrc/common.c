@@ -1,21 +1,26 @@
-/* common.c - per-dtype plumbing the cells share: the active GEMM table and
+/* common.c - per-dtype plumbing the cells share: the active kernel table and
  * two small memory-bound helpers. Compiled once per dtype. */
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
+#include "kernels_export.h"
 
-static const FN(frnn_gemm_table) *active = &FRNN_CAT(FN(frnn_gemm), baseline);
+static const FN(frnn_kernel_table) *active = &FRNN_CAT(FN(frnn_kernels), baseline);
 
-const FN(frnn_gemm_table) *FN(frnn_active_gemm)(void) { return active; }
+const FN(frnn_kernel_table) *FN(frnn_active)(void) { return active; }
 
 int FN(frnn_use_isa)(const char *isa) {
     if (strcmp(isa, "baseline") == 0) {
-        active = &FRNN_CAT(FN(frnn_gemm), baseline);
+        active = &FRNN_CAT(FN(frnn_kernels), baseline);
         return 1;
     }
 #if defined(FRNN_HAVE_AVX2)
     if (strcmp(isa, "avx2") == 0) {
-        active = &FRNN_CAT(FN(frnn_gemm), avx2);
+        active = &FRNN_CAT(FN(frnn_kernels), avx2);
+        return 1;
+    }
+    if (strcmp(isa, "avx512") == 0) {
+        active = &FRNN_CAT(FN(frnn_kernels), avx512);
         return 1;
     }
 #endif
@@ -43,14 +48,21 @@ void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
 void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
                              const real *w_ih_t, const real *b_ih, real *xp) {
     for (frnn_int r = 0; r < rows; r++) memcpy(xp + r * GH, b_ih, (size_t)GH * sizeof(real));
-    FN(frnn_active_gemm)()->nn(rows, GH, In, x, In, w_ih_t, GH, 1, xp, GH);
+    FN(frnn_active)()->gemm_nn(rows, GH, In, x, In, w_ih_t, GH, 1, xp, GH);
 }
 
 void FN(frnn_recurrent_weight_grad)(frnn_int T, frnn_int B, frnn_int H, frnn_int GH,
                                     const real *G, const real *h0, const real *out,
                                     real *dw_hh) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     /* h0 is not contiguous with out, so step 0 is its own product. */
-    gemm->tn(GH, H, B, G, GH, h0, H, 0, dw_hh, H);
-    if (T > 1) gemm->tn(GH, H, (T - 1) * B, G + B * GH, GH, out, H, 1, dw_hh, H);
+    k->gemm_tn(GH, H, B, G, GH, h0, H, 0, dw_hh, H);
+    if (T > 1) k->gemm_tn(GH, H, (T - 1) * B, G + B * GH, GH, out, H, 1, dw_hh, H);
+}
+
+void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {
+    if (which == 0)
+        active->sigmoid(n, x, y);
+    else
+        active->tanh(n, x, y);
 }

@@ -18,30 +18,39 @@ static const char *active_isa = "baseline";
 static int cpu_has(const char *isa) {
     if (strcmp(isa, "baseline") == 0) return 1;
 #if defined(FRNN_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-    if (strcmp(isa, "avx2") == 0) {
-        __builtin_cpu_init();
+    __builtin_cpu_init();
+    if (strcmp(isa, "avx2") == 0)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
+    if (strcmp(isa, "avx512") == 0)
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+               __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
 #endif
     return 0;
 }
 
+/* The names we hand out are these literals, never the caller's string. */
+static const char *const known_isas[] = {"avx512", "avx2", "baseline"};
+
 static int use(const char *isa) {
-    if (!cpu_has(isa) || !frnn_use_isa_f32(isa) || !frnn_use_isa_f64(isa)) return 0;
-    active_isa = isa;
-    return 1;
+    for (size_t i = 0; i < sizeof known_isas / sizeof known_isas[0]; i++) {
+        if (strcmp(isa, known_isas[i]) != 0) continue;
+        if (!cpu_has(isa) || !frnn_use_isa_f32(isa) || !frnn_use_isa_f64(isa)) return 0;
+        active_isa = known_isas[i];
+        return 1;
+    }
+    return 0;
 }
 
 const char *frnn_select_isa(const char *request) {
-    /* Best first; baseline always succeeds. */
-    static const char *const preference[] = {"avx2", "baseline"};
     use("baseline");
     if (request != NULL && request[0] != '\0' && strcmp(request, "auto") != 0) {
         use(request);  /* unknown or unsupported: stays baseline */
         return active_isa;
     }
-    for (size_t i = 0; i < sizeof preference / sizeof preference[0]; i++)
-        if (use(preference[i])) break;
+    /* known_isas is best first; baseline always succeeds. */
+    for (size_t i = 0; i < sizeof known_isas / sizeof known_isas[0]; i++)
+        if (use(known_isas[i])) break;
     return active_isa;
 }
 

@@ -50,8 +50,9 @@ typedef enum {
 
 /* ---- GEMM dispatch (dispatch.c) -------------------------------------- */
 
-/* Choose the GEMM kernels once: request is NULL/"" / "auto" (best the CPU
- * supports), "baseline" (portable C), or an ISA name ("avx2"). An ISA the CPU
+/* Choose the GEMM and activation kernels once: request is NULL / "" / "auto"
+ * (best the CPU supports), "baseline" (portable C), or an ISA name ("avx2",
+ * "avx512"). An ISA the CPU
  * lacks falls back to baseline. Returns the name of the chosen table.
  * Not thread-safe: call before any kernel runs (the Cython module does it at
  * import). */

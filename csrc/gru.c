@@ -14,42 +14,42 @@
 #include <string.h>
 #include "kernels.h"
 
-/* xp: [B, 3H] input side incl. b_ih; hp: [B, 3H] hidden side without b_hh;
- * h_prev, h: [B, H] (h may alias h_prev); ws_t: [B, 4H] or NULL. */
-static void FN(gru_gates)(frnn_int B, frnn_int H, const real *xp, const real *hp,
-                          const real *b_hh, const real *h_prev, real *h, real *ws_t) {
+/* The gate math for one step. xp: [B, 3H] input side incl. b_ih; hp:
+ * [B, 3H] hidden side without b_hh; h_prev, h: [B, H] (h may alias h_prev);
+ * w: [B, 4H] receives r, z, n, hn (the workspace layout; scratch or ws). */
+static void FN(gru_gates)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
+                          const real *xp, const real *hp, const real *b_hh,
+                          const real *h_prev, real *h, real *w) {
     for (frnn_int b = 0; b < B; b++) {
         const real *xr = xp + b * 3 * H, *hr = hp + b * 3 * H;
-        real *w = ws_t ? ws_t + b * 4 * H : NULL;
+        real *wb = w + b * 4 * H;
+        real *r = wb, *z = wb + H, *n = wb + 2 * H, *hn = wb + 3 * H;
+        for (frnn_int j = 0; j < 2 * H; j++) wb[j] = xr[j] + (hr[j] + b_hh[j]);
+        k->sigmoid(2 * H, wb, wb); /* r, z */
         for (frnn_int j = 0; j < H; j++) {
-            const real r = r_sigmoid(xr[j] + (hr[j] + b_hh[j]));
-            const real z = r_sigmoid(xr[H + j] + (hr[H + j] + b_hh[H + j]));
-            const real hn = hr[2 * H + j] + b_hh[2 * H + j];
-            const real n = r_tanh(xr[2 * H + j] + r * hn);
-            h[b * H + j] = ((real)1 - z) * n + z * h_prev[b * H + j];
-            if (w) {
-                w[j] = r;
-                w[H + j] = z;
-                w[2 * H + j] = n;
-                w[3 * H + j] = hn;
-            }
+            hn[j] = hr[2 * H + j] + b_hh[2 * H + j];
+            n[j] = xr[2 * H + j] + r[j] * hn[j];
         }
+        k->tanh(H, n, n);
+        for (frnn_int j = 0; j < H; j++)
+            h[b * H + j] = ((real)1 - z[j]) * n[j] + z[j] * h_prev[b * H + j];
     }
 }
 
 int FN(frnn_gru_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const real *x,
                          const real *w_ih, const real *w_hh, const real *b_ih,
                          const real *b_hh, const real *h0, real *out, real *hn, real *ws) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 3 * H;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
-    real *scratch =
-        frnn_alloc(sizeof(real) * (size_t)(In * GH + H * GH + chunk * B * GH + B * GH));
+    real *scratch = frnn_alloc(sizeof(real) *
+                               (size_t)(In * GH + H * GH + chunk * B * GH + B * GH + 4 * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *w_ih_t = scratch;          /* [In, 3H] */
     real *w_hh_t = w_ih_t + In * GH; /* [H, 3H] */
     real *xp = w_hh_t + H * GH;      /* [chunk, B, 3H] */
     real *hp = xp + chunk * B * GH;  /* [B, 3H] */
+    real *gates = hp + B * GH;       /* [B, 4H] r, z, n, hn when not training */
     FN(frnn_transpose)(GH, In, w_ih, w_ih_t);
     FN(frnn_transpose)(GH, H, w_hh, w_hh_t);
 
@@ -59,9 +59,9 @@ int FN(frnn_gru_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const 
         for (frnn_int s = 0; s < steps; s++) {
             const frnn_int t = t0 + s;
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-            gemm->nn(B, GH, H, h_prev, H, w_hh_t, GH, 0, hp, GH);
-            FN(gru_gates)(B, H, xp + s * B * GH, hp, b_hh, h_prev, out + t * B * H,
-                          ws ? ws + t * B * 4 * H : NULL);
+            k->gemm_nn(B, GH, H, h_prev, H, w_hh_t, GH, 0, hp, GH);
+            FN(gru_gates)(k, B, H, xp + s * B * GH, hp, b_hh, h_prev, out + t * B * H,
+                          ws ? ws + t * B * 4 * H : gates);
         }
     }
     memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
@@ -74,7 +74,7 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
                           const real *out, const real *ws, const real *d_out,
                           const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
                           real *db_ih, real *db_hh, real *dh0) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 3 * H;
     real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * T * B * GH + B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
@@ -104,12 +104,12 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
                 dh_next[b * H + j] = dh * z; /* the direct z h_{t-1} path */
             }
         }
-        gemm->nn(B, H, GH, Gh + t * B * GH, GH, w_hh, H, 1, dh_next, H);
+        k->gemm_nn(B, H, GH, Gh + t * B * GH, GH, w_hh, H, 1, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 
-    gemm->nn(T * B, In, GH, Gx, GH, w_ih, In, 0, dx, In);
-    gemm->tn(GH, In, T * B, Gx, GH, x, In, 0, dw_ih, In);
+    k->gemm_nn(T * B, In, GH, Gx, GH, w_ih, In, 0, dx, In);
+    k->gemm_tn(GH, In, T * B, Gx, GH, x, In, 0, dw_ih, In);
     FN(frnn_recurrent_weight_grad)(T, B, H, GH, Gh, h0, out, dw_hh);
     FN(frnn_column_sums)(T * B, GH, Gx, db_ih);
     FN(frnn_column_sums)(T * B, GH, Gh, db_hh);
@@ -120,17 +120,18 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
 int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
                       const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
                       real *h_out) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 3 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * B * GH + B * H));
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * B * GH + B * H + 4 * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *xp = scratch;         /* [B, 3H] */
     real *hp = xp + B * GH;     /* [B, 3H] */
     real *h_new = hp + B * GH;  /* [B, H] */
+    real *gates = h_new + B * H; /* [B, 4H] */
     for (frnn_int b = 0; b < B; b++) memcpy(xp + b * GH, b_ih, sizeof(real) * (size_t)GH);
-    gemm->nt(B, GH, In, x, In, w_ih, In, 1, xp, GH);
-    gemm->nt(B, GH, H, h, H, w_hh, H, 0, hp, GH);
-    FN(gru_gates)(B, H, xp, hp, b_hh, h, h_new, NULL);
+    k->gemm_nt(B, GH, In, x, In, w_ih, In, 1, xp, GH);
+    k->gemm_nt(B, GH, H, h, H, w_hh, H, 0, hp, GH);
+    FN(gru_gates)(k, B, H, xp, hp, b_hh, h, h_new, gates);
     memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
     free(scratch);
     return FRNN_OK;

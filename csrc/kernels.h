@@ -1,9 +1,10 @@
-/* kernels.h - internal: the GEMM kernel table and helpers the cells share.
+/* kernels.h - internal: the per-ISA kernel table and helpers the cells share.
  *
- * GEMM kernels live in gemm.c, which CMake compiles once per dtype and per
- * ISA (baseline portable C; AVX2+FMA on x86-64). dispatch.c fills one table
- * per dtype "reference first, then override" by CPU feature. Cells call
- * through FN(frnn_active_gemm)() so they never know which ISA runs.
+ * GEMM (gemm.c) and activation (activations.c) kernels are compiled once per
+ * dtype and per ISA (baseline portable C; AVX2+FMA on x86-64). One table per
+ * dtype is active, chosen "reference first, then override" by CPU feature
+ * (dispatch.c). Cells call through FN(frnn_active)() so they never know
+ * which ISA runs.
  *
  * All matrices are row-major with explicit leading dimensions. `accumulate`
  * selects C += ... (1) or C = ... (0).
@@ -18,26 +19,30 @@
 typedef struct {
     const char *isa;
     /* C[M,N] (+)= A[M,K] B[K,N] */
-    void (*nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+    void (*gemm_nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
     /* C[M,N] (+)= A[K,M]^T B[K,N] */
-    void (*tn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+    void (*gemm_tn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
     /* C[M,N] (+)= A[M,K] B[N,K]^T */
-    void (*nt)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
-               const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
-} FN(frnn_gemm_table);
+    void (*gemm_nt)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+                    const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
+    /* y[n] = sigmoid(x[n]), tanh(x[n]); y may alias x. */
+    void (*sigmoid)(frnn_int n, const real *x, real *y);
+    void (*tanh)(frnn_int n, const real *x, real *y);
+} FN(frnn_kernel_table);
 
 /* The table chosen by frnn_select_isa (baseline until then). */
-const FN(frnn_gemm_table) *FN(frnn_active_gemm)(void);
+const FN(frnn_kernel_table) *FN(frnn_active)(void);
 
-/* Per-ISA tables defined in gemm.c, named frnn_gemm_<dtype>_<isa>. */
-extern const FN(frnn_gemm_table) FRNN_CAT(FN(frnn_gemm), baseline);
+/* Per-ISA tables defined in gemm.c, named frnn_kernels_<dtype>_<isa>. */
+extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), baseline);
 #if defined(FRNN_HAVE_AVX2)
-extern const FN(frnn_gemm_table) FRNN_CAT(FN(frnn_gemm), avx2);
+extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), avx2);
+extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), avx512);
 #endif
 
-/* Make the table for `isa` ("baseline", "avx2") the active one; returns 0
+/* Make the table for `isa` ("baseline", "avx2", "avx512") the active one; returns 0
  * if this build has no such table. Called by frnn_select_isa only. */
 int FN(frnn_use_isa)(const char *isa);
 

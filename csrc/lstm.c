@@ -11,29 +11,25 @@
 #include <string.h>
 #include "kernels.h"
 
-/* The fused gate math for one step. gates: [B, 4H] holding everything but
- * b_hh; c: [B, H] updated in place; h: [B, H] written; ws_t: [B, 5H] or NULL. */
-static void FN(lstm_gates)(frnn_int B, frnn_int H, const real *gates, const real *b_hh,
-                           real *c, real *h, real *ws_t) {
+/* The gate math for one step. gates: [B, 4H] holding everything but b_hh,
+ * turned in place into the activated i, f, g, o; c: [B, H] updated in place;
+ * h: [B, H] written; ws_t: [B, 5H] or NULL. */
+static void FN(lstm_gates)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
+                           real *gates, const real *b_hh, real *c, real *h, real *ws_t) {
     for (frnn_int b = 0; b < B; b++) {
-        const real *row = gates + b * 4 * H;
+        real *row = gates + b * 4 * H;
         real *cb = c + b * H, *hb = h + b * H;
-        real *w = ws_t ? ws_t + b * 5 * H : NULL;
-        for (frnn_int j = 0; j < H; j++) {
-            const real i = r_sigmoid(row[j] + b_hh[j]);
-            const real f = r_sigmoid(row[H + j] + b_hh[H + j]);
-            const real g = r_tanh(row[2 * H + j] + b_hh[2 * H + j]);
-            const real o = r_sigmoid(row[3 * H + j] + b_hh[3 * H + j]);
-            const real cn = f * cb[j] + i * g;
-            cb[j] = cn;
-            hb[j] = o * r_tanh(cn);
-            if (w) {
-                w[j] = i;
-                w[H + j] = f;
-                w[2 * H + j] = g;
-                w[3 * H + j] = o;
-                w[4 * H + j] = cn;
-            }
+        for (frnn_int j = 0; j < 4 * H; j++) row[j] += b_hh[j];
+        k->sigmoid(2 * H, row, row);             /* i, f */
+        k->tanh(H, row + 2 * H, row + 2 * H);    /* g */
+        k->sigmoid(H, row + 3 * H, row + 3 * H); /* o */
+        const real *i = row, *f = row + H, *g = row + 2 * H, *o = row + 3 * H;
+        for (frnn_int j = 0; j < H; j++) cb[j] = f[j] * cb[j] + i[j] * g[j];
+        k->tanh(H, cb, hb);
+        for (frnn_int j = 0; j < H; j++) hb[j] *= o[j];
+        if (ws_t) {
+            memcpy(ws_t + b * 5 * H, row, sizeof(real) * (size_t)(4 * H));
+            memcpy(ws_t + b * 5 * H + 4 * H, cb, sizeof(real) * (size_t)H);
         }
     }
 }
@@ -42,7 +38,7 @@ int FN(frnn_lstm_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
                           const real *w_ih, const real *w_hh, const real *b_ih,
                           const real *b_hh, const real *h0, const real *c0, real *out,
                           real *hn, real *cn, real *ws) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 4 * H;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
     real *scratch = frnn_alloc(sizeof(real) *
@@ -64,8 +60,8 @@ int FN(frnn_lstm_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
             const frnn_int t = t0 + s;
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
             memcpy(gates, xp + s * B * GH, sizeof(real) * (size_t)(B * GH));
-            gemm->nn(B, GH, H, h_prev, H, w_hh_t, GH, 1, gates, GH);
-            FN(lstm_gates)(B, H, gates, b_hh, c, out + t * B * H,
+            k->gemm_nn(B, GH, H, h_prev, H, w_hh_t, GH, 1, gates, GH);
+            FN(lstm_gates)(k, B, H, gates, b_hh, c, out + t * B * H,
                            ws ? ws + t * B * 5 * H : NULL);
         }
     }
@@ -81,13 +77,14 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
                            const real *d_out, const real *d_hn, const real *d_cn,
                            real *dx, real *dw_ih, real *dw_hh, real *db_ih, real *db_hh,
                            real *dh0, real *dc0) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 4 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * GH + 2 * B * H));
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * GH + 3 * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *G = scratch;              /* [T, B, 4H] gate pre-activation gradients */
     real *dh_next = G + T * B * GH; /* [B, H] into h_t from step t+1 */
     real *dc = dh_next + B * H;     /* [B, H] into c_t from step t+1 */
+    real *tanh_c = dc + B * H;      /* [H] tanh(c_t) of one batch row */
     memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
     memcpy(dc, d_cn, sizeof(real) * (size_t)(B * H));
 
@@ -97,9 +94,10 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
             const real *c_prev = t == 0 ? c0 + b * H : ws + ((t - 1) * B + b) * 5 * H + 4 * H;
             const real *dy = d_out + (t * B + b) * H;
             real *g = G + (t * B + b) * GH;
+            k->tanh(H, w + 4 * H, tanh_c);
             for (frnn_int j = 0; j < H; j++) {
                 const real i = w[j], f = w[H + j], gg = w[2 * H + j], o = w[3 * H + j];
-                const real tc = r_tanh(w[4 * H + j]);
+                const real tc = tanh_c[j];
                 const real dh = dy[j] + dh_next[b * H + j];
                 const real dcj = dc[b * H + j] + dh * o * ((real)1 - tc * tc);
                 g[j] = dcj * gg * (i * ((real)1 - i));
@@ -109,13 +107,13 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
                 dc[b * H + j] = dcj * f;
             }
         }
-        gemm->nn(B, H, GH, G + t * B * GH, GH, w_hh, H, 0, dh_next, H);
+        k->gemm_nn(B, H, GH, G + t * B * GH, GH, w_hh, H, 0, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
     memcpy(dc0, dc, sizeof(real) * (size_t)(B * H));
 
-    gemm->nn(T * B, In, GH, G, GH, w_ih, In, 0, dx, In);
-    gemm->tn(GH, In, T * B, G, GH, x, In, 0, dw_ih, In);
+    k->gemm_nn(T * B, In, GH, G, GH, w_ih, In, 0, dx, In);
+    k->gemm_tn(GH, In, T * B, G, GH, x, In, 0, dw_ih, In);
     FN(frnn_recurrent_weight_grad)(T, B, H, GH, G, h0, out, dw_hh);
     FN(frnn_column_sums)(T * B, GH, G, db_ih);
     memcpy(db_hh, db_ih, sizeof(real) * (size_t)GH);
@@ -126,7 +124,7 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
 int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
                        const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
                        const real *c, real *h_out, real *c_out) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 4 * H;
     real *scratch = frnn_alloc(sizeof(real) * (size_t)(B * GH + 2 * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
@@ -134,10 +132,10 @@ int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const
     real *c_new = gates + B * GH;   /* [B, H] */
     real *h_new = c_new + B * H;    /* [B, H] */
     for (frnn_int b = 0; b < B; b++) memcpy(gates + b * GH, b_ih, sizeof(real) * (size_t)GH);
-    gemm->nt(B, GH, In, x, In, w_ih, In, 1, gates, GH);
-    gemm->nt(B, GH, H, h, H, w_hh, H, 1, gates, GH);
+    k->gemm_nt(B, GH, In, x, In, w_ih, In, 1, gates, GH);
+    k->gemm_nt(B, GH, H, h, H, w_hh, H, 1, gates, GH);
     memcpy(c_new, c, sizeof(real) * (size_t)(B * H));
-    FN(lstm_gates)(B, H, gates, b_hh, c_new, h_new, NULL);
+    FN(lstm_gates)(k, B, H, gates, b_hh, c_new, h_new, NULL);
     /* Old state fully consumed: the outputs may alias it. */
     memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
     memcpy(c_out, c_new, sizeof(real) * (size_t)(B * H));

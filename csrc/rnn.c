@@ -10,22 +10,17 @@
 #include <string.h>
 #include "kernels.h"
 
-/* h[B, H] = act(h + b_hh); the switch sits outside the loops. */
-static void FN(activate_rows)(frnn_activation act, frnn_int B, frnn_int H,
-                              const real *b_hh, real *h) {
-    for (frnn_int b = 0; b < B; b++) {
-        real *row = h + b * H;
-        switch (act) {
-        case FRNN_ACT_TANH:
-            for (frnn_int j = 0; j < H; j++) row[j] = r_tanh(row[j] + b_hh[j]);
-            break;
-        case FRNN_ACT_RELU:
-            for (frnn_int j = 0; j < H; j++) row[j] = r_relu(row[j] + b_hh[j]);
-            break;
-        case FRNN_ACT_SIGMOID:
-            for (frnn_int j = 0; j < H; j++) row[j] = r_sigmoid(row[j] + b_hh[j]);
-            break;
-        }
+/* h[B, H] = act(h + b_hh), tanh and sigmoid through the vectorised kernels. */
+static void FN(activate_rows)(const FN(frnn_kernel_table) *k, frnn_activation act,
+                              frnn_int B, frnn_int H, const real *b_hh, real *h) {
+    for (frnn_int b = 0; b < B; b++)
+        for (frnn_int j = 0; j < H; j++) h[b * H + j] += b_hh[j];
+    switch (act) {
+    case FRNN_ACT_TANH: k->tanh(B * H, h, h); break;
+    case FRNN_ACT_SIGMOID: k->sigmoid(B * H, h, h); break;
+    case FRNN_ACT_RELU:
+        for (frnn_int i = 0; i < B * H; i++) h[i] = r_relu(h[i]);
+        break;
     }
 }
 
@@ -49,7 +44,7 @@ int FN(frnn_rnn_forward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int I
                          frnn_int H, const real *x, const real *w_ih, const real *w_hh,
                          const real *b_ih, const real *b_hh, const real *h0, real *out,
                          real *hn) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int chunk = frnn_chunk_steps(T, B, H);
     real *scratch = frnn_alloc(sizeof(real) * (size_t)(In * H + H * H + chunk * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
@@ -67,8 +62,8 @@ int FN(frnn_rnn_forward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int I
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
             real *h = out + t * B * H;
             memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
-            gemm->nn(B, H, H, h_prev, H, w_hh_t, H, 1, h, H);
-            FN(activate_rows)(act, B, H, b_hh, h);
+            k->gemm_nn(B, H, H, h_prev, H, w_hh_t, H, 1, h, H);
+            FN(activate_rows)(k, act, B, H, b_hh, h);
         }
     }
     memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
@@ -81,7 +76,7 @@ int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int 
                           const real *h0, const real *out, const real *d_out,
                           const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
                           real *db_ih, real *db_hh, real *dh0) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * H + B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *G = scratch;               /* [T, B, H] pre-activation gradients */
@@ -91,12 +86,12 @@ int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int 
     for (frnn_int t = T - 1; t >= 0; t--) {
         real *g = G + t * B * H;
         FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh_next, g);
-        gemm->nn(B, H, H, g, H, w_hh, H, 0, dh_next, H);
+        k->gemm_nn(B, H, H, g, H, w_hh, H, 0, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 
-    gemm->nn(T * B, In, H, G, H, w_ih, In, 0, dx, In);
-    gemm->tn(H, In, T * B, G, H, x, In, 0, dw_ih, In);
+    k->gemm_nn(T * B, In, H, G, H, w_ih, In, 0, dx, In);
+    k->gemm_tn(H, In, T * B, G, H, x, In, 0, dw_ih, In);
     FN(frnn_recurrent_weight_grad)(T, B, H, H, G, h0, out, dw_hh);
     FN(frnn_column_sums)(T * B, H, G, db_ih);
     memcpy(db_hh, db_ih, sizeof(real) * (size_t)H);
@@ -107,14 +102,14 @@ int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int 
 int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
                       const real *x, const real *w_ih, const real *w_hh, const real *b_ih,
                       const real *b_hh, const real *h, real *h_out) {
-    const FN(frnn_gemm_table) *gemm = FN(frnn_active_gemm)();
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     real *a = frnn_alloc(sizeof(real) * (size_t)(B * H)); /* [B, H] pre-activation */
     if (!a) return FRNN_ERR_NOMEM;
     for (frnn_int b = 0; b < B; b++) memcpy(a + b * H, b_ih, sizeof(real) * (size_t)H);
-    gemm->nt(B, H, In, x, In, w_ih, In, 1, a, H);
-    gemm->nt(B, H, H, h, H, w_hh, H, 1, a, H);
+    k->gemm_nt(B, H, In, x, In, w_ih, In, 1, a, H);
+    k->gemm_nt(B, H, H, h, H, w_hh, H, 1, a, H);
     /* h is fully read above, so h_out may alias it. */
-    FN(activate_rows)(act, B, H, b_hh, a);
+    FN(activate_rows)(k, act, B, H, b_hh, a);
     memcpy(h_out, a, sizeof(real) * (size_t)(B * H));
     free(a);
     return FRNN_OK;

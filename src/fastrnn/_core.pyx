@@ -138,3 +138,22 @@ def step(str cell,
             else:
                 rc = frnn_rnn_step_f64(act, B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
     _check(rc)
+
+
+cdef extern from "kernels_export.h" nogil:
+    void frnn_activation_f32(int which, frnn_int n, const float *x, float *y)
+    void frnn_activation_f64(int which, frnn_int n, const double *x, double *y)
+
+
+def _activation(str name, const real[::1] x, real[::1] y):
+    """Test hook: y = sigmoid(x) or tanh(x) through the active ISA's kernel."""
+    cdef int which = {"sigmoid": 0, "tanh": 1}[name]
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("x and y must have the same length")
+    if x.shape[0] == 0:
+        return
+    with nogil:
+        if real is float:
+            frnn_activation_f32(which, x.shape[0], &x[0], &y[0])
+        else:
+            frnn_activation_f64(which, x.shape[0], &x[0], &y[0])

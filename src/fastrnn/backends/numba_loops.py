@@ -17,7 +17,7 @@ first use, once per dtype, and cached on disk. The Python functions
 ``forward``, ``backward`` and ``step`` implement the backend contract of
 docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at inference,
 the LSTM-only cell-state arrays for other cells) becomes an empty placeholder
-array plus, for ``ws``, a flag.
+array of the same rank and dtype; the kernels skip an empty workspace.
 
 What it deliberately is not: not parallel, not a fastmath build, no
 dtype-specific or ISA-specific variants, no argument checking (that is
@@ -49,20 +49,18 @@ _njit = numba.njit(cache=True)
 
 # --------------------------------------------------------------------------
 # Dense products (gemm.c) and shared helpers (common.c). All arrays 2-D,
-# C-contiguous; `accumulate` selects C += ... (True) or C = ... (False).
+# C-contiguous. The products accumulate (C += ...); callers zero C first for
+# C = ... (no flag: Numba would specialise on a literal True / False).
 # --------------------------------------------------------------------------
 
 @_njit
-def _gemm_nn(A, Bm, C, accumulate):
-    """C[M, N] (+)= A[M, K] Bm[K, N]: four rank-1 updates per pass over a C row."""
+def _gemm_nn(A, Bm, C):
+    """C[M, N] += A[M, K] Bm[K, N]: four rank-1 updates per pass over a C row."""
     M, K = A.shape
     N = Bm.shape[1]
     for i in range(M):
         c = C[i]
         a = A[i]
-        if not accumulate:
-            for j in range(N):
-                c[j] = 0
         k = 0
         while k + 4 <= K:
             a0 = a[k]
@@ -85,14 +83,10 @@ def _gemm_nn(A, Bm, C, accumulate):
 
 
 @_njit
-def _gemm_tn(A, Bm, C, accumulate):
-    """C[M, N] (+)= A[K, M]^T Bm[K, N]: weight gradients, K = rows of the sequence."""
+def _gemm_tn(A, Bm, C):
+    """C[M, N] += A[K, M]^T Bm[K, N]: weight gradients, K = rows of the sequence."""
     K, M = A.shape
     N = Bm.shape[1]
-    if not accumulate:
-        for i in range(M):
-            for j in range(N):
-                C[i, j] = 0
     k = 0
     while k + 4 <= K:
         b0 = Bm[k]
@@ -143,18 +137,15 @@ def _dot(a, b, zero):
 
 
 @_njit
-def _gemm_nt(A, Bm, C, accumulate, zero):
-    """C[M, N] (+)= A[M, K] Bm[N, K]^T: one dot product per element (single steps)."""
+def _gemm_nt(A, Bm, C, zero):
+    """C[M, N] += A[M, K] Bm[N, K]^T: one dot product per element (single steps)."""
     M = A.shape[0]
     N = Bm.shape[0]
     for i in range(M):
         a = A[i]
+        c = C[i]
         for j in range(N):
-            d = _dot(a, Bm[j], zero)
-            if accumulate:
-                C[i, j] = C[i, j] + d
-            else:
-                C[i, j] = d
+            c[j] = c[j] + _dot(a, Bm[j], zero)
 
 
 @_njit
@@ -188,6 +179,14 @@ def _copy2(src, dst):
     for r in range(rows):
         for c in range(cols):
             dst[r, c] = src[r, c]
+
+
+@_njit
+def _zero2(dst):
+    rows, cols = dst.shape
+    for r in range(rows):
+        for c in range(cols):
+            dst[r, c] = 0
 
 
 @_njit
@@ -229,10 +228,11 @@ def _activate_rows(act, b_hh, h, one):
 
 
 @_njit
-def _lstm_gates(gates, b_hh, c, h, ws_t, write_ws, one):
+def _lstm_gates(gates, b_hh, c, h, ws_t, one):
     """gates[B, 4H] (all but b_hh) -> c[B, H] updated in place, h[B, H];
-    ws_t[B, 5H] = [i f g o c_t] when write_ws."""
+    ws_t[B, 5H] = [i f g o c_t] unless it is the empty placeholder."""
     B, H = c.shape
+    write_ws = ws_t.shape[0] > 0
     for b in range(B):
         row = gates[b]
         cb = c[b]
@@ -255,10 +255,12 @@ def _lstm_gates(gates, b_hh, c, h, ws_t, write_ws, one):
 
 
 @_njit
-def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, write_ws, one):
+def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, one):
     """xp[B, 3H] input side incl. b_ih, hp[B, 3H] hidden side without b_hh ->
-    h[B, H]; ws_t[B, 4H] = [r z n W_hn h + b_hn] when write_ws."""
+    h[B, H]; ws_t[B, 4H] = [r z n W_hn h + b_hn] unless it is the empty
+    placeholder."""
     B, H = h.shape
+    write_ws = ws_t.shape[0] > 0
     for b in range(B):
         xr = xp[b]
         hr = hp[b]
@@ -283,7 +285,7 @@ def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, write_ws, one):
 # --------------------------------------------------------------------------
 
 @_njit
-def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, write_ws, one):
+def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, one):
     T, B, In = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
@@ -301,13 +303,14 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, wr
     if kind == _LSTM:
         _copy2(c0, c)
     x2 = x.reshape((T * B, In))
+    write_ws = ws.shape[0] > 0  # else the empty placeholder (inference)
 
     t0 = 0
     while t0 < T:
         steps = min(T - t0, chunk)
         xps = xp[:steps * B]
         _set_rows(b_ih, xps)
-        _gemm_nn(x2[t0 * B:(t0 + steps) * B], w_ih_t, xps, True)
+        _gemm_nn(x2[t0 * B:(t0 + steps) * B], w_ih_t, xps)
         for s in range(steps):
             t = t0 + s
             h_prev = h0 if t == 0 else out[t - 1]
@@ -315,15 +318,16 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, wr
             ws_t = ws[t] if write_ws else no_ws
             if kind == _LSTM:
                 _copy2(xpt, gates)
-                _gemm_nn(h_prev, w_hh_t, gates, True)
-                _lstm_gates(gates, b_hh, c, out[t], ws_t, write_ws, one)
+                _gemm_nn(h_prev, w_hh_t, gates)
+                _lstm_gates(gates, b_hh, c, out[t], ws_t, one)
             elif kind == _GRU:
-                _gemm_nn(h_prev, w_hh_t, gates, False)
-                _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws_t, write_ws, one)
+                _zero2(gates)
+                _gemm_nn(h_prev, w_hh_t, gates)
+                _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws_t, one)
             else:
                 h = out[t]
                 _copy2(xpt, h)
-                _gemm_nn(h_prev, w_hh_t, h, True)
+                _gemm_nn(h_prev, w_hh_t, h)
                 _activate_rows(kind, b_hh, h, one)
         t0 += steps
     _copy2(out[T - 1], hn)
@@ -378,7 +382,8 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                     g[2 * H + j] = dcj * i * (one - gg * gg)
                     g[3 * H + j] = dh * tc * (o * (one - o))
                     dcb[j] = dcj * f
-            _gemm_nn(Gx[t], w_hh, dh_next, False)
+            _zero2(dh_next)
+            _gemm_nn(Gx[t], w_hh, dh_next)
         elif kind == _GRU:
             h_prev = h0 if t == 0 else out[t - 1]
             for b in range(B):
@@ -404,7 +409,7 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                     gh[H + j] = dz
                     gh[2 * H + j] = dn * r
                     dhb[j] = dh * z  # the direct z h_{t-1} path
-            _gemm_nn(Gh[t], w_hh, dh_next, True)
+            _gemm_nn(Gh[t], w_hh, dh_next)
         else:
             for b in range(B):
                 y = out[t, b]
@@ -420,19 +425,24 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                 else:
                     for j in range(H):
                         g[j] = (dy[j] + dhb[j]) * (y[j] * (one - y[j]))
-            _gemm_nn(Gx[t], w_hh, dh_next, False)
+            _zero2(dh_next)
+            _gemm_nn(Gx[t], w_hh, dh_next)
     _copy2(dh_next, dh0)
     if kind == _LSTM:
         _copy2(dc, dc0)
 
     Gx2 = Gx.reshape((T * B, GH))
     Gh2 = Gh.reshape((T * B, GH))
-    _gemm_nn(Gx2, w_ih, dx.reshape((T * B, In)), False)
-    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih, False)
+    dx2 = dx.reshape((T * B, In))
+    _zero2(dx2)
+    _gemm_nn(Gx2, w_ih, dx2)
+    _zero2(dw_ih)
+    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih)
     # dW_hh = sum_t Gh[t]^T h_{t-1}; h0 is not contiguous with out.
-    _gemm_tn(Gh2[:B], h0, dw_hh, False)
+    _zero2(dw_hh)
+    _gemm_tn(Gh2[:B], h0, dw_hh)
     if T > 1:
-        _gemm_tn(Gh2[B:], out.reshape((T * B, H))[:(T - 1) * B], dw_hh, True)
+        _gemm_tn(Gh2[B:], out.reshape((T * B, H))[:(T - 1) * B], dw_hh)
     _column_sums(Gx2, db_ih)
     if kind == _GRU:
         _column_sums(Gh2, db_hh)
@@ -453,19 +463,20 @@ def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
     h_new = np.empty((B, H), dt)
     c_new = np.empty((B, H), dt)
     _set_rows(b_ih, xp)
-    _gemm_nt(x, w_ih, xp, True, zero)
+    _gemm_nt(x, w_ih, xp, zero)
     # The old state is fully read into temporaries before h_out / c_out are
     # written, so they may alias h / c.
     if kind == _GRU:
         hp = np.empty((B, GH), dt)
-        _gemm_nt(h, w_hh, hp, False, zero)
-        _gru_gates(xp, hp, b_hh, h, h_new, no_ws, False, one)
+        _zero2(hp)
+        _gemm_nt(h, w_hh, hp, zero)
+        _gru_gates(xp, hp, b_hh, h, h_new, no_ws, one)
     elif kind == _LSTM:
-        _gemm_nt(h, w_hh, xp, True, zero)
+        _gemm_nt(h, w_hh, xp, zero)
         _copy2(c, c_new)
-        _lstm_gates(xp, b_hh, c_new, h_new, no_ws, False, one)
+        _lstm_gates(xp, b_hh, c_new, h_new, no_ws, one)
     else:
-        _gemm_nt(h, w_hh, xp, True, zero)
+        _gemm_nt(h, w_hh, xp, zero)
         _activate_rows(kind, b_hh, xp, one)
         _copy2(xp, h_new)
     _copy2(h_new, h_out)
@@ -520,12 +531,10 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
         c0 = _placeholder(dt, 2)
     if cn is None:
         cn = _placeholder(dt, 2)
-    write_ws = ws is not None
-    if not write_ws:
-        ws = _placeholder(dt, 3)
+    if ws is None:
+        ws = _placeholder(dt, 3)  # empty: the kernel skips the workspace
     x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _uniform((x, w_ih, w_hh, b_ih, b_hh, h0, c0))
-    _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, write_ws,
-                    dt.type(1))
+    _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, dt.type(1))
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
