@@ -1,5 +1,5 @@
 /* common.c - per-dtype plumbing the cells share: the active kernel table and
- * two small memory-bound helpers. Compiled once per dtype. */
+ * the small helpers every cell uses. Compiled once per dtype. */
 #include <stdlib.h>
 #include <string.h>
 #include "kernels.h"
@@ -27,18 +27,6 @@ int FN(frnn_use_isa)(const char *isa) {
     return 0;
 }
 
-void FN(frnn_transpose)(frnn_int rows, frnn_int cols, const real *src, real *dst) {
-    /* Blocked so both sides stay in cache for the GH x H weight matrices. */
-    const frnn_int tile = 32;
-    for (frnn_int r0 = 0; r0 < rows; r0 += tile)
-        for (frnn_int c0 = 0; c0 < cols; c0 += tile) {
-            const frnn_int r1 = r0 + tile < rows ? r0 + tile : rows;
-            const frnn_int c1 = c0 + tile < cols ? c0 + tile : cols;
-            for (frnn_int r = r0; r < r1; r++)
-                for (frnn_int c = c0; c < c1; c++) dst[c * rows + r] = src[r * cols + c];
-        }
-}
-
 void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
     memset(y, 0, (size_t)N * sizeof(real));
     for (frnn_int i = 0; i < M; i++)
@@ -46,9 +34,9 @@ void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
 }
 
 void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
-                             const real *w_ih_t, const real *b_ih, real *xp) {
+                             const real *w_ih_packed, const real *b_ih, real *xp) {
     for (frnn_int r = 0; r < rows; r++) memcpy(xp + r * GH, b_ih, (size_t)GH * sizeof(real));
-    FN(frnn_active)()->gemm_nn(rows, GH, In, x, In, w_ih_t, GH, 1, xp, GH);
+    FN(frnn_active)()->gemm_nn_packed(rows, GH, In, x, In, w_ih_packed, 1, xp, GH);
 }
 
 void FN(frnn_recurrent_weight_grad)(frnn_int T, frnn_int B, frnn_int H, frnn_int GH,

@@ -1,18 +1,27 @@
-/* gemm.c - the small dense matrix products the cells are built from.
+/* gemm.c - the dense matrix products the cells are built from.
  *
  * Compiled once per (dtype, ISA): CMake defines FRNN_F64 or not, and FRNN_ISA
- * (baseline, or avx2 with -mavx2 -mfma). nn and tn share one register-tiled
- * micro-kernel: a tile of MR rows x NV vectors of C is accumulated in
- * registers over a block of KC steps of k, with A read through (row, column)
- * strides so that A or its transpose use the same code. Vectors are GCC/Clang
- * vector extensions sized to the ISA (16 bytes baseline, 32 with AVX2); other
- * compilers get the scalar loops. nt (used by the single-step entry points)
- * is a dot product per element with FRNN_LANES explicit partial sums.
+ * (baseline; avx2 with -mavx2 -mfma; avx512 adding -mavx512f/dq/vl).
  *
- * No reassociation beyond what the source spells out, so results are
- * deterministic for a given ISA; FMA contraction makes avx2 differ from
- * baseline in the last bits. Not a BLAS: no alpha/beta, no packing; sizes are
- * recurrent-layer sized (GH x H with H in the hundreds or low thousands).
+ * nn and tn share one register-tiled micro-kernel: a tile of MR rows x NR
+ * columns of C stays in registers while k runs, reading
+ *   - A through (row, column) strides, so A and its transpose use one code;
+ *   - B from a packed panel: NR consecutive columns of B stored k-major and
+ *     contiguous, so the inner loop streams memory the prefetcher can see
+ *     (B rows a few KB apart defeated it: 15-20 GFLOP/s before packing).
+ * Weights that every time step multiplies (W_hh^T forward, W_hh backward)
+ * are packed once per call with pack_b and used through gemm_nn_packed; a
+ * one-off product packs each KC x NR panel on the fly into a stack buffer.
+ * Column tails are zero-padded in the panel and stored through a bounce
+ * buffer, so every tile runs the same vector code.
+ *
+ * Vectors are GCC/Clang vector extensions sized to the ISA; other compilers
+ * get VL = 1 and the same loops in scalar form. nt (single-step entry
+ * points, B = 1 GEMV-like) is a dot product per element with FRNN_LANES
+ * explicit partial sums. No reassociation beyond what the source spells
+ * out: results are deterministic per ISA; FMA contraction makes avx2/avx512
+ * differ from baseline in the last bits. Not a BLAS: no alpha/beta, and
+ * sized for recurrent layers (GH x H with H in the hundreds or thousands).
  */
 #include <string.h>
 #include "kernels.h"
@@ -25,12 +34,12 @@
 #define FRNN_STR(x) FRNN_STR_(x)
 
 #define FRNN_LANES 8
-#define KC 256   /* k-block: keeps the B panel of a tile column in L1/L2 */
+#define KC 256 /* k-block of the on-the-fly packing: one panel stays in L1 */
 
-/* Tile shape per ISA: MR rows x NV vectors of C in registers, sized so the
- * accumulators plus the B vectors and one broadcast fit the register file
- * (16 ymm for AVX2: 6x2 + 2 + 1; 32 zmm for AVX-512: 8x2 + 2 + 1) and the
- * FMA units, not the load ports, are the limit. */
+/* Tile shape per ISA: MR x NV vectors of accumulators, sized so they plus
+ * the NV B vectors and one broadcast fit the register file (16 ymm for
+ * AVX2: 6x2 + 2 + 1; 32 zmm for AVX-512: 8x2 + 2 + 1) and the FMA units,
+ * not the load ports, are the limit. */
 #if defined(__GNUC__)
 #if defined(__AVX512F__)
 #define VBYTES 64
@@ -44,95 +53,139 @@
 #endif
 typedef real vreal __attribute__((vector_size(VBYTES)));
 #define VL ((frnn_int)(VBYTES / sizeof(real)))
-#define NV 2     /* vectors of C per tile row */
+#define VZERO ((vreal){0})
+#define NV 2
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+typedef real vreal;
+#define VL ((frnn_int)1)
+#define VZERO ((real)0)
+#define MR 4
+#define NV 8
+#define ALWAYS_INLINE inline
+#endif
+#define NR (NV * VL) /* columns per tile and per packed panel */
 
-static inline vreal ISA_FN(vload)(const real *p) {
+static ALWAYS_INLINE vreal ISA_FN(vload)(const real *p) {
     vreal v;
     memcpy(&v, p, sizeof v); /* unaligned load */
     return v;
 }
 
-/* C[mr, nv*VL] (+)= sum_k a(r, k) B[k, :], a(r, k) = A[r*rs + k*cs]. With
- * mr and nv compile-time constants after inlining, acc lives in registers. */
-static inline __attribute__((always_inline)) void ISA_FN(tile)(
-    const int mr, const int nv, frnn_int K, const real *restrict A, frnn_int rs,
-    frnn_int cs, const real *restrict B, frnn_int ldb, int accumulate,
-    real *restrict C, frnn_int ldc) {
-    vreal acc[MR][NV];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) acc[r][v] = (vreal){0};
-    for (frnn_int k = 0; k < K; k++) {
-        vreal b[NV];
-        for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(B + k * ldb + v * VL);
-        for (int r = 0; r < mr; r++) {
-            const real a = A[r * rs + k * cs];
-            for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
+/* Bp = B[K, N] (B[k, n] = B[k*rs + n*cs]) as ceil(N/NR) panels of [K][NR],
+ * the last one zero-padded. */
+static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, frnn_int cs,
+                           real *Bp) {
+    for (frnn_int j0 = 0; j0 < N; j0 += NR) {
+        const frnn_int cols = N - j0 < NR ? N - j0 : NR;
+        real *panel = Bp + j0 * K;
+        for (frnn_int k = 0; k < K; k++) {
+            real *dst = panel + k * NR;
+            const real *src = B + k * rs + j0 * cs;
+            if (cs == 1) {
+                memcpy(dst, src, (size_t)cols * sizeof(real));
+            } else {
+                for (frnn_int j = 0; j < cols; j++) dst[j] = src[j * cs];
+            }
+            for (frnn_int j = cols; j < NR; j++) dst[j] = 0;
         }
     }
+}
+
+static frnn_int ISA_FN(packed_size)(frnn_int K, frnn_int N) {
+    return (N + NR - 1) / NR * NR * K;
+}
+
+/* C[mr, cols] (+)= sum_k A[r*rs + k*cs] panel[k, :], cols <= NR. With mr a
+ * compile-time constant after inlining, acc lives in registers. */
+static ALWAYS_INLINE void ISA_FN(tile)(const int mr, frnn_int K, const real *restrict A,
+                                       frnn_int rs, frnn_int cs, const real *restrict panel,
+                                       int accumulate, real *restrict C, frnn_int ldc,
+                                       frnn_int cols) {
+    vreal acc[MR][NV];
     for (int r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) {
-            real *c = C + r * ldc + v * VL;
-            vreal out = acc[r][v];
-            if (accumulate) out += ISA_FN(vload)(c);
-            memcpy(c, &out, sizeof out);
-        }
-}
-
-/* One row-tile of MR (or fewer, at the bottom edge) rows across all of N. */
-static inline __attribute__((always_inline)) void ISA_FN(row_tiles)(
-    const int mr, frnn_int N, frnn_int K, const real *A, frnn_int rs, frnn_int cs,
-    const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc) {
-    frnn_int j = 0;
-    for (; j + NV * VL <= N; j += NV * VL)
-        ISA_FN(tile)(mr, NV, K, A, rs, cs, B + j, ldb, accumulate, C + j, ldc);
-    for (; j + VL <= N; j += VL)
-        ISA_FN(tile)(mr, 1, K, A, rs, cs, B + j, ldb, accumulate, C + j, ldc);
-    for (; j < N; j++) /* fewer than VL columns left */
+        for (int v = 0; v < NV; v++) acc[r][v] = VZERO;
+    for (frnn_int k = 0; k < K; k++) {
+        vreal b[NV];
+        for (int v = 0; v < NV; v++) b[v] = ISA_FN(vload)(panel + k * NR + v * VL);
         for (int r = 0; r < mr; r++) {
-            real sum = 0;
-            for (frnn_int k = 0; k < K; k++) sum += A[r * rs + k * cs] * B[k * ldb + j];
-            C[r * ldc + j] = accumulate ? C[r * ldc + j] + sum : sum;
+            const real a = A[r * rs + k * cs];
+            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
         }
+    }
+    for (int r = 0; r < mr; r++) {
+        real *c = C + r * ldc;
+        if (cols == NR) {
+            for (int v = 0; v < NV; v++) {
+                vreal out = acc[r][v];
+                if (accumulate) out += ISA_FN(vload)(c + v * VL);
+                memcpy(c + v * VL, &out, sizeof out);
+            }
+        } else { /* right edge: bounce through a full-width row */
+            real row[NR];
+            memcpy(row, acc[r], sizeof row);
+            for (frnn_int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + row[j] : row[j];
+        }
+    }
 }
-#endif
 
-/* C[M,N] (+)= op(A) B with op(A)[i, k] = A[i*rs + k*cs], K blocked by KC. */
+/* C[M, cols] (+)= op(A)[M, K] panel[K, NR]: all row tiles of one panel. */
+static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
+                                  frnn_int cs, const real *panel, int accumulate, real *C,
+                                  frnn_int ldc, frnn_int cols) {
+    frnn_int i = 0;
+    for (; i + MR <= M; i += MR)
+        ISA_FN(tile)(MR, K, A + i * rs, rs, cs, panel, accumulate, C + i * ldc, ldc, cols);
+    /* The bottom edge: a constant row count per case, so each edge tile is
+     * specialised and keeps its accumulators in registers. */
+#define EDGE(rows)                                                                     \
+    case rows:                                                                         \
+        ISA_FN(tile)(rows < MR ? rows : 1, K, A + i * rs, rs, cs, panel, accumulate,   \
+                     C + i * ldc, ldc, cols);                                          \
+        break;
+    switch (M - i) {
+        EDGE(7) EDGE(6) EDGE(5) EDGE(4) EDGE(3) EDGE(2) EDGE(1)
+    default: break;
+    }
+#undef EDGE
+}
+
+static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C, frnn_int ldc) {
+    if (!accumulate)
+        for (frnn_int i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(real));
+}
+
+/* C[M,N] (+)= A[M,K] Bp, Bp from pack_b(K, N, ...). */
+static void ISA_FN(gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+                                   frnn_int lda, const real *Bp, int accumulate, real *C,
+                                   frnn_int ldc) {
+    if (K == 0) {
+        ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
+        return;
+    }
+    for (frnn_int j0 = 0; j0 < N; j0 += NR)
+        ISA_FN(panel_product)(M, K, A, lda, 1, Bp + j0 * K, accumulate, C + j0, ldc,
+                              N - j0 < NR ? N - j0 : NR);
+}
+
+/* C[M,N] (+)= op(A)[M,K] B[K,N], op(A)[i, k] = A[i*rs + k*cs]: each KC x NR
+ * panel of B is packed on the stack and reused by every row tile. */
 static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real *A,
                                  frnn_int rs, frnn_int cs, const real *B, frnn_int ldb,
                                  int accumulate, real *C, frnn_int ldc) {
     if (K == 0) {
-        if (!accumulate)
-            for (frnn_int i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(real));
+        ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
         return;
     }
+    real panel[KC * NR];
     for (frnn_int k0 = 0; k0 < K; k0 += KC) {
         const frnn_int kc = K - k0 < KC ? K - k0 : KC;
-        const int acc = accumulate || k0 > 0;
-        const real *Ak = A + k0 * cs, *Bk = B + k0 * ldb;
-#if defined(__GNUC__)
-        frnn_int i = 0;
-        for (; i + MR <= M; i += MR)
-            ISA_FN(row_tiles)(MR, N, kc, Ak + i * rs, rs, cs, Bk, ldb, acc, C + i * ldc, ldc);
-        /* The bottom edge: a constant row count per case so that each edge
-         * tile is specialised and keeps its accumulators in registers. */
-#define EDGE(rows)                                                                       \
-    case rows:                                                                           \
-        ISA_FN(row_tiles)(rows < MR ? rows : 1, N, kc, Ak + i * rs, rs, cs, Bk, ldb, acc, \
-                          C + i * ldc, ldc);                                             \
-        break;
-        switch (M - i) {
-            EDGE(7) EDGE(6) EDGE(5) EDGE(4) EDGE(3) EDGE(2) EDGE(1)
-        default: break;
+        for (frnn_int j0 = 0; j0 < N; j0 += NR) {
+            const frnn_int cols = N - j0 < NR ? N - j0 : NR;
+            ISA_FN(pack_b)(kc, cols, B + k0 * ldb + j0, ldb, 1, panel);
+            ISA_FN(panel_product)(M, kc, A + k0 * cs, rs, cs, panel, accumulate || k0 > 0,
+                                  C + j0, ldc, cols);
         }
-#undef EDGE
-#else
-        for (frnn_int i = 0; i < M; i++)
-            for (frnn_int j = 0; j < N; j++) {
-                real sum = 0;
-                for (frnn_int k = 0; k < kc; k++) sum += Ak[i * rs + k * cs] * Bk[k * ldb + j];
-                C[i * ldc + j] = acc ? C[i * ldc + j] + sum : sum;
-            }
-#endif
     }
 }
 
@@ -185,6 +238,9 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .gemm_nn = ISA_FN(gemm_nn),
     .gemm_tn = ISA_FN(gemm_tn),
     .gemm_nt = ISA_FN(gemm_nt),
+    .packed_size = ISA_FN(packed_size),
+    .pack_b = ISA_FN(pack_b),
+    .gemm_nn_packed = ISA_FN(gemm_nn_packed),
     .sigmoid = ISA_FN(frnn_sigmoid),
     .tanh = ISA_FN(frnn_tanh),
 };

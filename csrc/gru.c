@@ -42,24 +42,25 @@ int FN(frnn_gru_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const 
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 3 * H;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
+    const frnn_int ih_size = k->packed_size(In, GH), hh_size = k->packed_size(H, GH);
     real *scratch = frnn_alloc(sizeof(real) *
-                               (size_t)(In * GH + H * GH + chunk * B * GH + B * GH + 4 * B * H));
+                               (size_t)(ih_size + hh_size + chunk * B * GH + B * GH + 4 * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
-    real *w_ih_t = scratch;          /* [In, 3H] */
-    real *w_hh_t = w_ih_t + In * GH; /* [H, 3H] */
-    real *xp = w_hh_t + H * GH;      /* [chunk, B, 3H] */
+    real *w_ih_p = scratch;          /* W_ih^T packed */
+    real *w_hh_p = w_ih_p + ih_size; /* W_hh^T packed */
+    real *xp = w_hh_p + hh_size;     /* [chunk, B, 3H] */
     real *hp = xp + chunk * B * GH;  /* [B, 3H] */
     real *gates = hp + B * GH;       /* [B, 4H] r, z, n, hn when not training */
-    FN(frnn_transpose)(GH, In, w_ih, w_ih_t);
-    FN(frnn_transpose)(GH, H, w_hh, w_hh_t);
+    FN(frnn_pack_transposed)(k, GH, In, w_ih, w_ih_p);
+    FN(frnn_pack_transposed)(k, GH, H, w_hh, w_hh_p);
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
         const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_t, b_ih, xp);
+        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_p, b_ih, xp);
         for (frnn_int s = 0; s < steps; s++) {
             const frnn_int t = t0 + s;
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-            k->gemm_nn(B, GH, H, h_prev, H, w_hh_t, GH, 0, hp, GH);
+            k->gemm_nn_packed(B, GH, H, h_prev, H, w_hh_p, 0, hp, GH);
             FN(gru_gates)(k, B, H, xp + s * B * GH, hp, b_hh, h_prev, out + t * B * H,
                           ws ? ws + t * B * 4 * H : gates);
         }
@@ -76,11 +77,14 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
                           real *db_ih, real *db_hh, real *dh0) {
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 3 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * T * B * GH + B * H));
+    const frnn_int hh_size = k->packed_size(GH, H);
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * T * B * GH + B * H + hh_size));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *Gx = scratch;              /* [T, B, 3H] w.r.t. x W_ih^T + b_ih */
     real *Gh = Gx + T * B * GH;      /* [T, B, 3H] w.r.t. h W_hh^T + b_hh */
     real *dh_next = Gh + T * B * GH; /* [B, H] */
+    real *w_hh_p = dh_next + B * H;  /* W_hh packed */
+    FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
     memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
 
     for (frnn_int t = T - 1; t >= 0; t--) {
@@ -104,7 +108,7 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
                 dh_next[b * H + j] = dh * z; /* the direct z h_{t-1} path */
             }
         }
-        k->gemm_nn(B, H, GH, Gh + t * B * GH, GH, w_hh, H, 1, dh_next, H);
+        k->gemm_nn_packed(B, H, GH, Gh + t * B * GH, GH, w_hh_p, 1, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 

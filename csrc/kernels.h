@@ -27,6 +27,14 @@ typedef struct {
     /* C[M,N] (+)= A[M,K] B[N,K]^T */
     void (*gemm_nt)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                     const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
+    /* Elements of the packed form of a [K, N] right-hand side. */
+    frnn_int (*packed_size)(frnn_int K, frnn_int N);
+    /* Bp = B[K, N] packed, with B[k, n] = B[k*rs + n*cs] (so B may be a
+     * transposed view). Pack once, multiply every time step. */
+    void (*pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, frnn_int cs, real *Bp);
+    /* C[M,N] (+)= A[M,K] Bp */
+    void (*gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+                           const real *Bp, int accumulate, real *C, frnn_int ldc);
     /* y[n] = sigmoid(x[n]), tanh(x[n]); y may alias x. */
     void (*sigmoid)(frnn_int n, const real *x, real *y);
     void (*tanh)(frnn_int n, const real *x, real *y);
@@ -48,16 +56,25 @@ int FN(frnn_use_isa)(const char *isa);
 
 /* ---- helpers shared by the cells (common.c) -------------------------- */
 
-/* dst[c, r] = src[r, c]; src is [rows, cols]. */
-void FN(frnn_transpose)(frnn_int rows, frnn_int cols, const real *src, real *dst);
-
 /* y[N] = column sums of a[M, N]. */
 void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y);
 
-/* xp[rows, GH] = x[rows, In] W_ih^T + b_ih, with w_ih_t = W_ih^T [In, GH]:
- * the input projection hoisted out of the time loop. */
+/* xp[rows, GH] = x[rows, In] W_ih^T + b_ih, with W_ih^T packed by
+ * frnn_pack_transposed: the input projection hoisted out of the time loop. */
 void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
-                             const real *w_ih_t, const real *b_ih, real *xp);
+                             const real *w_ih_packed, const real *b_ih, real *xp);
+
+/* Pack W^T for W [rows, cols] (the forward's right-hand sides) or W itself
+ * (backward's) into the active table's panel layout; dst must hold
+ * packed_size elements. */
+static inline void FN(frnn_pack_transposed)(const FN(frnn_kernel_table) *k, frnn_int rows,
+                                            frnn_int cols, const real *w, real *dst) {
+    k->pack_b(cols, rows, w, 1, cols, dst);
+}
+static inline void FN(frnn_pack)(const FN(frnn_kernel_table) *k, frnn_int rows,
+                                 frnn_int cols, const real *w, real *dst) {
+    k->pack_b(rows, cols, w, cols, 1, dst);
+}
 
 /* dw_hh[GH, H] = sum_t G[t]^T h_{t-1}, where h_{-1} = h0 [B, H] and
  * h_t = out[t] [B, H]; G is [T, B, GH]. */

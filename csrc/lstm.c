@@ -41,26 +41,27 @@ int FN(frnn_lstm_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 4 * H;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
+    const frnn_int ih_size = k->packed_size(In, GH), hh_size = k->packed_size(H, GH);
     real *scratch = frnn_alloc(sizeof(real) *
-                               (size_t)(In * GH + H * GH + chunk * B * GH + B * GH + B * H));
+                               (size_t)(ih_size + hh_size + chunk * B * GH + B * GH + B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
-    real *w_ih_t = scratch;           /* [In, 4H] */
-    real *w_hh_t = w_ih_t + In * GH;  /* [H, 4H] */
-    real *xp = w_hh_t + H * GH;       /* [chunk, B, 4H] */
+    real *w_ih_p = scratch;            /* W_ih^T packed */
+    real *w_hh_p = w_ih_p + ih_size;   /* W_hh^T packed */
+    real *xp = w_hh_p + hh_size;       /* [chunk, B, 4H] */
     real *gates = xp + chunk * B * GH; /* [B, 4H] */
-    real *c = gates + B * GH;         /* [B, H] running cell state */
-    FN(frnn_transpose)(GH, In, w_ih, w_ih_t);
-    FN(frnn_transpose)(GH, H, w_hh, w_hh_t);
+    real *c = gates + B * GH;          /* [B, H] running cell state */
+    FN(frnn_pack_transposed)(k, GH, In, w_ih, w_ih_p);
+    FN(frnn_pack_transposed)(k, GH, H, w_hh, w_hh_p);
     memcpy(c, c0, sizeof(real) * (size_t)(B * H));
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
         const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_t, b_ih, xp);
+        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_p, b_ih, xp);
         for (frnn_int s = 0; s < steps; s++) {
             const frnn_int t = t0 + s;
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
             memcpy(gates, xp + s * B * GH, sizeof(real) * (size_t)(B * GH));
-            k->gemm_nn(B, GH, H, h_prev, H, w_hh_t, GH, 1, gates, GH);
+            k->gemm_nn_packed(B, GH, H, h_prev, H, w_hh_p, 1, gates, GH);
             FN(lstm_gates)(k, B, H, gates, b_hh, c, out + t * B * H,
                            ws ? ws + t * B * 5 * H : NULL);
         }
@@ -79,12 +80,15 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
                            real *dh0, real *dc0) {
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = 4 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * GH + 3 * B * H));
+    const frnn_int hh_size = k->packed_size(GH, H);
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * GH + 3 * B * H + hh_size));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *G = scratch;              /* [T, B, 4H] gate pre-activation gradients */
     real *dh_next = G + T * B * GH; /* [B, H] into h_t from step t+1 */
     real *dc = dh_next + B * H;     /* [B, H] into c_t from step t+1 */
     real *tanh_c = dc + B * H;      /* [H] tanh(c_t) of one batch row */
+    real *w_hh_p = tanh_c + B * H;  /* W_hh packed */
+    FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
     memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
     memcpy(dc, d_cn, sizeof(real) * (size_t)(B * H));
 
@@ -107,7 +111,7 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
                 dc[b * H + j] = dcj * f;
             }
         }
-        k->gemm_nn(B, H, GH, G + t * B * GH, GH, w_hh, H, 0, dh_next, H);
+        k->gemm_nn_packed(B, H, GH, G + t * B * GH, GH, w_hh_p, 0, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
     memcpy(dc0, dc, sizeof(real) * (size_t)(B * H));

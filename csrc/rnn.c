@@ -46,23 +46,24 @@ int FN(frnn_rnn_forward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int I
                          real *hn) {
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int chunk = frnn_chunk_steps(T, B, H);
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(In * H + H * H + chunk * B * H));
+    const frnn_int ih_size = k->packed_size(In, H), hh_size = k->packed_size(H, H);
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * H));
     if (!scratch) return FRNN_ERR_NOMEM;
-    real *w_ih_t = scratch;      /* [In, H] */
-    real *w_hh_t = w_ih_t + In * H; /* [H, H]  */
-    real *xp = w_hh_t + H * H;   /* [chunk, B, H] */
-    FN(frnn_transpose)(H, In, w_ih, w_ih_t);
-    FN(frnn_transpose)(H, H, w_hh, w_hh_t);
+    real *w_ih_p = scratch;          /* W_ih^T packed */
+    real *w_hh_p = w_ih_p + ih_size; /* W_hh^T packed */
+    real *xp = w_hh_p + hh_size;     /* [chunk, B, H] */
+    FN(frnn_pack_transposed)(k, H, In, w_ih, w_ih_p);
+    FN(frnn_pack_transposed)(k, H, H, w_hh, w_hh_p);
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
         const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, H, x + t0 * B * In, w_ih_t, b_ih, xp);
+        FN(frnn_project_inputs)(steps * B, In, H, x + t0 * B * In, w_ih_p, b_ih, xp);
         for (frnn_int s = 0; s < steps; s++) {
             const frnn_int t = t0 + s;
             const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
             real *h = out + t * B * H;
             memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
-            k->gemm_nn(B, H, H, h_prev, H, w_hh_t, H, 1, h, H);
+            k->gemm_nn_packed(B, H, H, h_prev, H, w_hh_p, 1, h, H);
             FN(activate_rows)(k, act, B, H, b_hh, h);
         }
     }
@@ -77,16 +78,19 @@ int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int 
                           const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
                           real *db_ih, real *db_hh, real *dh0) {
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * H + B * H));
+    const frnn_int hh_size = k->packed_size(H, H);
+    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * H + B * H + hh_size));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *G = scratch;               /* [T, B, H] pre-activation gradients */
     real *dh_next = G + T * B * H;   /* [B, H] gradient flowing into h_t from t+1 */
+    real *w_hh_p = dh_next + B * H;  /* W_hh packed */
+    FN(frnn_pack)(k, H, H, w_hh, w_hh_p);
     memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
 
     for (frnn_int t = T - 1; t >= 0; t--) {
         real *g = G + t * B * H;
         FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh_next, g);
-        k->gemm_nn(B, H, H, g, H, w_hh, H, 0, dh_next, H);
+        k->gemm_nn_packed(B, H, H, g, H, w_hh_p, 0, dh_next, H);
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 

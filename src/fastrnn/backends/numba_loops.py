@@ -1,28 +1,31 @@
 """The Numba backend: the C kernels' loops, compiled by Numba.
 
-Each function here mirrors its counterpart in csrc/ (rnn.c, lstm.c, gru.c,
-gemm.c, common.c) loop for loop, in the same order of floating-point
-operations: the input projection ``x W_ih^T + b_ih`` hoisted out of the time
-loop (in chunks bounded like the C core's), one recurrent product per step
-followed by the fused gate math, and in backward the gate gradients Gx (and
-Gh for GRU) collected over the whole sequence, with dx, dW_ih, dW_hh and the
-bias gradients formed as products after the loop. The matrix products are
-written out as loops (unrolled rank-1 updates over contiguous rows, as in
-gemm.c), so nothing needs BLAS or SciPy. Every temporary has the dtype of the
-inputs: float32 problems are computed in float32 throughout.
+Each function here mirrors the loop structure of its counterpart in csrc/
+(rnn.c, lstm.c, gru.c, gemm.c, common.c): the input projection ``x W_ih^T +
+b_ih`` hoisted out of the time loop (in chunks bounded like the C core's), one
+recurrent product per step followed by the fused gate math, and in backward
+the gate gradients Gx (and Gh for GRU) collected over the whole sequence, with
+dx, dW_ih, dW_hh and the bias gradients formed as products after the loop. The
+matrix products are written out as loops (unrolled rank-1 updates over
+contiguous rows, as in the C core's portable GEMM), so nothing needs BLAS or
+SciPy, and the scalar math is libm's tanh / exp (the C core's vectorised
+activation polynomials and register-tiled GEMM are not reproduced, so the two
+backends agree to rounding, not bit for bit). Every temporary has the dtype of
+the inputs: float32 problems are computed in float32 throughout.
 
 Three ``@numba.njit(cache=True)`` kernels (forward, backward, step), each
 shared by all five cells through an integer cell code, are compiled lazily on
-first use, once per dtype, and cached on disk. The Python functions
-``forward``, ``backward`` and ``step`` implement the backend contract of
-docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at inference,
-the LSTM-only cell-state arrays for other cells) becomes an empty placeholder
-array of the same rank and dtype; the kernels skip an empty workspace.
+first use, once per dtype, and cached on disk; they release the GIL. The
+Python functions ``forward``, ``backward`` and ``step`` implement the backend
+contract of docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at
+inference, the LSTM-only cell-state arrays for other cells) becomes an empty
+placeholder array of the same rank and dtype; the kernels skip an empty
+workspace.
 
-What it deliberately is not: not parallel, not a fastmath build, no
-dtype-specific or ISA-specific variants, no argument checking (that is
-fastrnn._validate's job, done once above every backend) and no way to use
-it without the ``numba`` package - the import below fails and the backend
+What it deliberately is not: not parallel, not a fastmath build, no dtype-
+specific or ISA-specific variants, no argument checking (that is
+fastrnn._validate's job, done once above every backend) and no way to use it
+without the ``numba`` package - the import below fails and the backend
 registry reports the backend as unavailable.
 """
 from __future__ import annotations
@@ -44,7 +47,9 @@ _CELL_CODES = {"rnn_tanh": _RNN_TANH, "rnn_relu": _RNN_RELU, "rnn_sigmoid": _RNN
 # Time steps per chunk of the hoisted input projection (kernels.h).
 _PROJ_CHUNK_ELEMS = 1 << 18
 
-_njit = numba.njit(cache=True)
+_njit = numba.njit(cache=True, nogil=True)
+# Helpers are only called from the kernels: no Python / C entry points to build.
+_helper = numba.njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 # --------------------------------------------------------------------------
@@ -53,7 +58,7 @@ _njit = numba.njit(cache=True)
 # C = ... (no flag: Numba would specialise on a literal True / False).
 # --------------------------------------------------------------------------
 
-@_njit
+@_helper
 def _gemm_nn(A, Bm, C):
     """C[M, N] += A[M, K] Bm[K, N]: four rank-1 updates per pass over a C row."""
     M, K = A.shape
@@ -82,7 +87,7 @@ def _gemm_nn(A, Bm, C):
             k += 1
 
 
-@_njit
+@_helper
 def _gemm_tn(A, Bm, C):
     """C[M, N] += A[K, M]^T Bm[K, N]: weight gradients, K = rows of the sequence."""
     K, M = A.shape
@@ -112,7 +117,7 @@ def _gemm_tn(A, Bm, C):
         k += 1
 
 
-@_njit
+@_helper
 def _dot(a, b, zero):
     """dot(a, b) with eight partial sums combined in a fixed order (gemm.c)."""
     K = a.shape[0]
@@ -136,7 +141,7 @@ def _dot(a, b, zero):
     return total + tail
 
 
-@_njit
+@_helper
 def _gemm_nt(A, Bm, C, zero):
     """C[M, N] += A[M, K] Bm[N, K]^T: one dot product per element (single steps)."""
     M = A.shape[0]
@@ -148,7 +153,7 @@ def _gemm_nt(A, Bm, C, zero):
             c[j] = c[j] + _dot(a, Bm[j], zero)
 
 
-@_njit
+@_helper
 def _transpose(src, dst):
     """dst[c, r] = src[r, c], in 32 x 32 tiles."""
     rows, cols = src.shape
@@ -162,7 +167,7 @@ def _transpose(src, dst):
                     dst[c, r] = src[r, c]
 
 
-@_njit
+@_helper
 def _column_sums(a, y):
     """y[N] = column sums of a[M, N]."""
     M, N = a.shape
@@ -173,7 +178,7 @@ def _column_sums(a, y):
             y[j] += a[i, j]
 
 
-@_njit
+@_helper
 def _copy2(src, dst):
     rows, cols = src.shape
     for r in range(rows):
@@ -181,7 +186,7 @@ def _copy2(src, dst):
             dst[r, c] = src[r, c]
 
 
-@_njit
+@_helper
 def _zero2(dst):
     rows, cols = dst.shape
     for r in range(rows):
@@ -189,7 +194,7 @@ def _zero2(dst):
             dst[r, c] = 0
 
 
-@_njit
+@_helper
 def _set_rows(v, dst):
     """Every row of dst[M, N] = v[N]."""
     M, N = dst.shape
@@ -198,7 +203,7 @@ def _set_rows(v, dst):
             dst[i, j] = v[j]
 
 
-@_njit
+@_helper
 def _sigmoid(v, one):
     return one / (one + math.exp(-v))
 
@@ -208,7 +213,7 @@ def _sigmoid(v, one):
 # gru.c gru_gates); shared by forward and step.
 # --------------------------------------------------------------------------
 
-@_njit
+@_helper
 def _activate_rows(act, b_hh, h, one):
     """h[B, H] = act(h + b_hh), the activation switch outside the loops."""
     B, H = h.shape
@@ -221,13 +226,13 @@ def _activate_rows(act, b_hh, h, one):
         elif act == _RNN_RELU:
             for j in range(H):
                 v = row[j] + b_hh[j]
-                row[j] = v if v > 0 else zero
+                row[j] = zero if v < 0 else v  # NaN < 0 is false: NaN propagates
         else:
             for j in range(H):
                 row[j] = _sigmoid(row[j] + b_hh[j], one)
 
 
-@_njit
+@_helper
 def _lstm_gates(gates, b_hh, c, h, ws_t, one):
     """gates[B, 4H] (all but b_hh) -> c[B, H] updated in place, h[B, H];
     ws_t[B, 5H] = [i f g o c_t] unless it is the empty placeholder."""
@@ -254,7 +259,7 @@ def _lstm_gates(gates, b_hh, c, h, ws_t, one):
                 w[4 * H + j] = cn
 
 
-@_njit
+@_helper
 def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, one):
     """xp[B, 3H] input side incl. b_ih, hp[B, 3H] hidden side without b_hh ->
     h[B, H]; ws_t[B, 4H] = [r z n W_hn h + b_hn] unless it is the empty
@@ -547,6 +552,8 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
         d_cn = _placeholder(dt, 2)
     if dc0 is None:
         dc0 = _placeholder(dt, 2)
+    if ws is None:
+        ws = _placeholder(dt, 3)  # only the Elman cells, which read no workspace
     # b_ih / b_hh do not enter the gradients (given for the contract's symmetry).
     x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn = _uniform(
         (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn))
