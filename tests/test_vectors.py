@@ -36,25 +36,26 @@ def test_every_cell_has_vectors():
     assert any("noh0" in n for n in names)
 
 
-ISAS = ("baseline", "avx2", "avx512")
+ENGINES = [("c", "baseline"), ("c", "avx2"), ("c", "avx512"), ("numba", None), ("numpy", None)]
 
 
-@pytest.fixture(params=ISAS)
-def isa(request, backend):
-    """For the C backend, run every kernel table this CPU supports: the
-    dispatched one and the ones it would fall back to (FASTRNN_ISA does the
-    same per process)."""
-    if backend != "c":
-        if request.param != "baseline":
-            pytest.skip("ISA selection only applies to the C backend")
-        yield "n/a"
+@pytest.fixture(params=ENGINES, ids=lambda e: e[0] if e[1] is None else f"c-{e[1]}")
+def engine(request):
+    """Every backend; for C, every kernel table this CPU supports (the
+    dispatched one and those it would fall back to; FASTRNN_ISA does the
+    same per process). Yields the backend name."""
+    name, isa = request.param
+    if name not in fastrnn.available_backends():
+        pytest.skip(f"backend {name} not available")
+    if isa is None:
+        yield name
         return
     from fastrnn.backends import c
     before = c.active_isa()
-    if c.select_isa(request.param) != request.param:
+    if c.select_isa(isa) != isa:
         c.select_isa(before)
-        pytest.skip(f"this CPU or build has no {request.param} kernels")
-    yield request.param
+        pytest.skip(f"this CPU or build has no {isa} kernels")
+    yield name
     c.select_isa(before)
 
 
@@ -68,9 +69,9 @@ def run_vector(v: dict, backend: str, dtype):
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
-def test_forward_backward_match_torch(path, backend, dtype, isa):
+def test_forward_backward_match_torch(path, engine, dtype):
     v = load(path)
-    res, grads = run_vector(v, backend, dtype)
+    res, grads = run_vector(v, engine, dtype)
     pairs = [("output", res.output), ("h_n", res.h_n)]
     if "c_n" in v:
         pairs.append(("c_n", res.c_n))
@@ -81,7 +82,8 @@ def test_forward_backward_match_torch(path, backend, dtype, isa):
         else:
             assert got is None, f"grad {name} should be None for this layer"
     errors = {name: rel_err(got, v[name]) for name, got in pairs}
-    print(f"\n{path.stem} [{backend}/{dtype.name}/{isa}] " +
+    label = f"c-{fastrnn.cpu_isa()}" if engine == "c" else engine
+    print(f"\n{path.stem} [{label}/{dtype.name}] " +
           " ".join(f"{k}={e:.1e}" for k, e in errors.items()))
     worst = max(errors, key=errors.get)
     assert errors[worst] <= TOLERANCE[dtype], f"{worst}: relative error {errors[worst]:.3e}"
