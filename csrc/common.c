@@ -39,13 +39,21 @@ void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real
     FN(frnn_active)()->gemm_nn_packed(rows, GH, In, x, In, w_ih_packed, 1, xp, GH);
 }
 
-void FN(frnn_recurrent_weight_grad)(frnn_int T, frnn_int B, frnn_int H, frnn_int GH,
-                                    const real *G, const real *h0, const real *out,
-                                    real *dw_hh) {
+void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, frnn_int GH,
+                              const real *Gx, const real *Gh, const real *x,
+                              const real *w_ih, const real *h0, const real *out, real *dx,
+                              real *dw_ih, real *dw_hh, real *db_ih, real *db_hh) {
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
+    k->gemm_nn(T * B, In, GH, Gx, GH, w_ih, In, 0, dx, In);
+    k->gemm_tn(GH, In, T * B, Gx, GH, x, In, 0, dw_ih, In);
     /* h0 is not contiguous with out, so step 0 is its own product. */
-    k->gemm_tn(GH, H, B, G, GH, h0, H, 0, dw_hh, H);
-    if (T > 1) k->gemm_tn(GH, H, (T - 1) * B, G + B * GH, GH, out, H, 1, dw_hh, H);
+    k->gemm_tn(GH, H, B, Gh, GH, h0, H, 0, dw_hh, H);
+    if (T > 1) k->gemm_tn(GH, H, (T - 1) * B, Gh + B * GH, GH, out, H, 1, dw_hh, H);
+    FN(frnn_column_sums)(T * B, GH, Gx, db_ih);
+    if (Gh == Gx)
+        memcpy(db_hh, db_ih, sizeof(real) * (size_t)GH);
+    else
+        FN(frnn_column_sums)(T * B, GH, Gh, db_hh);
 }
 
 void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {

@@ -112,11 +112,8 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 
-    k->gemm_nn(T * B, In, GH, Gx, GH, w_ih, In, 0, dx, In);
-    k->gemm_tn(GH, In, T * B, Gx, GH, x, In, 0, dw_ih, In);
-    FN(frnn_recurrent_weight_grad)(T, B, H, GH, Gh, h0, out, dw_hh);
-    FN(frnn_column_sums)(T * B, GH, Gx, db_ih);
-    FN(frnn_column_sums)(T * B, GH, Gh, db_hh);
+    FN(frnn_parameter_grads)(T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
+                             db_ih, db_hh);
     free(scratch);
     return FRNN_OK;
 }

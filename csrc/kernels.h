@@ -76,11 +76,15 @@ static inline void FN(frnn_pack)(const FN(frnn_kernel_table) *k, frnn_int rows,
     k->pack_b(rows, cols, w, cols, 1, dst);
 }
 
-/* dw_hh[GH, H] = sum_t G[t]^T h_{t-1}, where h_{-1} = h0 [B, H] and
- * h_t = out[t] [B, H]; G is [T, B, GH]. */
-void FN(frnn_recurrent_weight_grad)(frnn_int T, frnn_int B, frnn_int H, frnn_int GH,
-                                    const real *G, const real *h0, const real *out,
-                                    real *dw_hh);
+/* Everything backward computes after its time loop, from the gate
+ * gradients of all T steps at once (Gx: [T, B, GH] w.r.t. x W_ih^T + b_ih,
+ * Gh: the same w.r.t. h W_hh^T + b_hh; the same array except for GRU):
+ *   dx = Gx W_ih,  dw_ih = Gx^T x,  dw_hh = sum_t Gh[t]^T h_{t-1}
+ *   (h_{-1} = h0, h_t = out[t]),  db_ih = colsum(Gx),  db_hh = colsum(Gh). */
+void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, frnn_int GH,
+                              const real *Gx, const real *Gh, const real *x,
+                              const real *w_ih, const real *h0, const real *out, real *dx,
+                              real *dw_ih, real *dw_hh, real *db_ih, real *db_hh);
 
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);

@@ -116,11 +116,8 @@ int FN(frnn_lstm_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, cons
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
     memcpy(dc0, dc, sizeof(real) * (size_t)(B * H));
 
-    k->gemm_nn(T * B, In, GH, G, GH, w_ih, In, 0, dx, In);
-    k->gemm_tn(GH, In, T * B, G, GH, x, In, 0, dw_ih, In);
-    FN(frnn_recurrent_weight_grad)(T, B, H, GH, G, h0, out, dw_hh);
-    FN(frnn_column_sums)(T * B, GH, G, db_ih);
-    memcpy(db_hh, db_ih, sizeof(real) * (size_t)GH);
+    FN(frnn_parameter_grads)(T, B, In, H, GH, G, G, x, w_ih, h0, out, dx, dw_ih, dw_hh,
+                             db_ih, db_hh);
     free(scratch);
     return FRNN_OK;
 }

@@ -94,11 +94,8 @@ int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int 
     }
     memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
 
-    k->gemm_nn(T * B, In, H, G, H, w_ih, In, 0, dx, In);
-    k->gemm_tn(H, In, T * B, G, H, x, In, 0, dw_ih, In);
-    FN(frnn_recurrent_weight_grad)(T, B, H, H, G, h0, out, dw_hh);
-    FN(frnn_column_sums)(T * B, H, G, db_ih);
-    memcpy(db_hh, db_ih, sizeof(real) * (size_t)H);
+    FN(frnn_parameter_grads)(T, B, In, H, H, G, G, x, w_ih, h0, out, dx, dw_ih, dw_hh,
+                             db_ih, db_hh);
     free(scratch);
     return FRNN_OK;
 }
