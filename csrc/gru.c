@@ -9,6 +9,7 @@
  * Because r multiplies W_hn h + b_hn, the gradients w.r.t. the input-side and
  * the hidden-side pre-activations differ in the n block (Gx vs Gh).
  * Workspace per (t, b): [r z n hn], 4H values, hn = W_hn h_{t-1} + b_hn.
+ * The whole-window forward/backward around these loops is layer.c's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,57 +37,23 @@ static void FN(gru_gates)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H
     }
 }
 
-int FN(frnn_gru_forward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const real *x,
-                         const real *w_ih, const real *w_hh, const real *b_ih,
-                         const real *b_hh, const real *h0, real *out, real *hn, real *ws) {
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
+                        frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
+                        const real *h_prev0, real *out, real *ws, real *hp, real *gates) {
     const frnn_int GH = 3 * H;
-    const frnn_int chunk = frnn_chunk_steps(T, B, GH);
-    const frnn_int ih_size = k->packed_size(In, GH), hh_size = k->packed_size(H, GH);
-    real *scratch = frnn_alloc(sizeof(real) *
-                               (size_t)(ih_size + hh_size + chunk * B * GH + B * GH + 4 * B * H));
-    if (!scratch) return FRNN_ERR_NOMEM;
-    real *w_ih_p = scratch;          /* W_ih^T packed */
-    real *w_hh_p = w_ih_p + ih_size; /* W_hh^T packed */
-    real *xp = w_hh_p + hh_size;     /* [chunk, B, 3H] */
-    real *hp = xp + chunk * B * GH;  /* [B, 3H] */
-    real *gates = hp + B * GH;       /* [B, 4H] r, z, n, hn when not training */
-    FN(frnn_pack_transposed)(k, GH, In, w_ih, w_ih_p);
-    FN(frnn_pack_transposed)(k, GH, H, w_hh, w_hh_p);
-
-    for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
-        const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_p, b_ih, xp);
-        for (frnn_int s = 0; s < steps; s++) {
-            const frnn_int t = t0 + s;
-            const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-            k->gemm_nn_packed(B, GH, H, h_prev, H, w_hh_p, 0, hp, GH);
-            FN(gru_gates)(k, B, H, xp + s * B * GH, hp, b_hh, h_prev, out + t * B * H,
-                          ws ? ws + t * B * 4 * H : gates);
-        }
+    for (frnn_int s = 0; s < steps; s++) {
+        const real *h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
+        k->gemm_nn_packed(B, GH, H, h_prev, H, w_hh_p, 0, hp, GH);
+        FN(gru_gates)(k, B, H, xp + s * B * GH, hp, b_hh, h_prev, out + s * B * H,
+                      ws ? ws + s * B * 4 * H : gates);
     }
-    memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
-    free(scratch);
-    return FRNN_OK;
 }
 
-int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const real *x,
-                          const real *w_ih, const real *w_hh, const real *h0,
-                          const real *out, const real *ws, const real *d_out,
-                          const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
-                          real *db_ih, real *db_hh, real *dh0) {
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
+                             frnn_int H, const real *w_hh_p, const real *h0, const real *out,
+                             const real *ws, const real *d_out, real *dh_next, real *Gx,
+                             real *Gh) {
     const frnn_int GH = 3 * H;
-    const frnn_int hh_size = k->packed_size(GH, H);
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * T * B * GH + B * H + hh_size));
-    if (!scratch) return FRNN_ERR_NOMEM;
-    real *Gx = scratch;              /* [T, B, 3H] w.r.t. x W_ih^T + b_ih */
-    real *Gh = Gx + T * B * GH;      /* [T, B, 3H] w.r.t. h W_hh^T + b_hh */
-    real *dh_next = Gh + T * B * GH; /* [B, H] */
-    real *w_hh_p = dh_next + B * H;  /* W_hh packed */
-    FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
-    memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
-
     for (frnn_int t = T - 1; t >= 0; t--) {
         const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
         for (frnn_int b = 0; b < B; b++) {
@@ -110,12 +77,6 @@ int FN(frnn_gru_backward)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const
         }
         k->gemm_nn_packed(B, H, GH, Gh + t * B * GH, GH, w_hh_p, 1, dh_next, H);
     }
-    memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
-
-    FN(frnn_parameter_grads)(T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
-                             db_ih, db_hh);
-    free(scratch);
-    return FRNN_OK;
 }
 
 int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,

@@ -86,6 +86,65 @@ void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, f
                               const real *w_ih, const real *h0, const real *out, real *dx,
                               real *dw_ih, real *dw_hh, real *db_ih, real *db_hh);
 
+/* ---- the per-cell time loops (rnn.c, lstm.c, gru.c) ------------------ */
+/* *_steps: the forward over `steps` steps from the state h_prev0 [B, H]
+ *   (and c [B, H], updated in place, for LSTM); xp [steps, B, GH] is the
+ *   input projection including b_ih; w_hh_p is W_hh^T packed
+ *   (frnn_pack_transposed); out [steps, B, H]; ws [steps, B, W] or NULL.
+ * *_gate_grads: the backward time loop over T steps, t = T-1 .. 0: given
+ *   the saved out/ws and d_out [T, B, H], and the gradient flowing into the
+ *   last state in dh (and dc), writes the gate gradients G (Gx, Gh for GRU)
+ *   [T, B, GH] and leaves dh (dc) = the gradient w.r.t. the initial state;
+ *   w_hh_p is W_hh itself packed (frnn_pack). */
+void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
+                        frnn_int B, frnn_int H, const real *xp, const real *w_hh_p,
+                        const real *b_hh, const real *h_prev0, real *out);
+void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
+                             frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
+                             const real *d_out, real *dh, real *G);
+/* gates: scratch [B, 4H]; tanh_c: scratch [H] */
+void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
+                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
+                         const real *h_prev0, real *c, real *out, real *ws, real *gates);
+void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
+                              frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
+                              const real *d_out, real *dh_next, real *dc, real *G,
+                              real *tanh_c);
+/* hp: scratch [B, 3H]; gates: scratch [B, 4H] used when ws is NULL */
+void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
+                        frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
+                        const real *h_prev0, real *out, real *ws, real *hp, real *gates);
+void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
+                             frnn_int H, const real *w_hh_p, const real *h0, const real *out,
+                             const real *ws, const real *d_out, real *dh_next, real *Gx,
+                             real *Gh);
+
+/* ---- any cell through one interface (layer.c) ------------------------- */
+typedef enum { FRNN_KIND_RNN, FRNN_KIND_LSTM, FRNN_KIND_GRU } frnn_kind;
+typedef struct {
+    frnn_kind kind;
+    frnn_activation act; /* Elman only */
+    frnn_int H, GH, W;   /* hidden, gates * hidden, workspace width */
+} frnn_cell;
+
+static inline frnn_cell frnn_make_cell(frnn_kind kind, frnn_activation act, frnn_int H) {
+    frnn_cell c = {kind, act, H, H, 0};
+    if (kind == FRNN_KIND_LSTM) { c.GH = 4 * H; c.W = FRNN_LSTM_WS(H); }
+    if (kind == FRNN_KIND_GRU) { c.GH = 3 * H; c.W = FRNN_GRU_WS(H); }
+    return c;
+}
+/* Elements of scratch frnn_cell_steps / frnn_cell_gate_grads need. */
+frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
+void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
+                         frnn_int B, const real *xp, const real *w_hh_p, const real *b_hh,
+                         const real *h_prev0, real *c, real *out, real *ws, real *scratch);
+/* Gh may be Gx's buffer for Elman and LSTM (they are equal); GRU needs both. */
+void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
+                              frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
+                              const real *c0, const real *out, const real *ws,
+                              const real *d_out, real *dh, real *dc, real *Gx, real *Gh,
+                              real *scratch);
+
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);
 

@@ -4,7 +4,9 @@
  *   h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)
  * No workspace: the activation derivatives are functions of the outputs
  * (tanh' = 1 - h^2, relu' = [h > 0], sigmoid' = h (1 - h)), so backward
- * needs only `out` and h0. Compiled once per dtype (see real.h).
+ * needs only `out` and h0. Compiled once per dtype (see real.h). The whole-
+ * window forward/backward around these loops is layer.c's, shared by all
+ * cells; this file has the per-step math and the single-step entry point.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,64 +42,26 @@ static void FN(activation_grad)(frnn_activation act, frnn_int n, const real *y,
     }
 }
 
-int FN(frnn_rnn_forward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int In,
-                         frnn_int H, const real *x, const real *w_ih, const real *w_hh,
-                         const real *b_ih, const real *b_hh, const real *h0, real *out,
-                         real *hn) {
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int chunk = frnn_chunk_steps(T, B, H);
-    const frnn_int ih_size = k->packed_size(In, H), hh_size = k->packed_size(H, H);
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * H));
-    if (!scratch) return FRNN_ERR_NOMEM;
-    real *w_ih_p = scratch;          /* W_ih^T packed */
-    real *w_hh_p = w_ih_p + ih_size; /* W_hh^T packed */
-    real *xp = w_hh_p + hh_size;     /* [chunk, B, H] */
-    FN(frnn_pack_transposed)(k, H, In, w_ih, w_ih_p);
-    FN(frnn_pack_transposed)(k, H, H, w_hh, w_hh_p);
-
-    for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
-        const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, H, x + t0 * B * In, w_ih_p, b_ih, xp);
-        for (frnn_int s = 0; s < steps; s++) {
-            const frnn_int t = t0 + s;
-            const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-            real *h = out + t * B * H;
-            memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
-            k->gemm_nn_packed(B, H, H, h_prev, H, w_hh_p, 1, h, H);
-            FN(activate_rows)(k, act, B, H, b_hh, h);
-        }
+void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
+                        frnn_int B, frnn_int H, const real *xp, const real *w_hh_p,
+                        const real *b_hh, const real *h_prev0, real *out) {
+    for (frnn_int s = 0; s < steps; s++) {
+        const real *h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
+        real *h = out + s * B * H;
+        memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
+        k->gemm_nn_packed(B, H, H, h_prev, H, w_hh_p, 1, h, H);
+        FN(activate_rows)(k, act, B, H, b_hh, h);
     }
-    memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
-    free(scratch);
-    return FRNN_OK;
 }
 
-int FN(frnn_rnn_backward)(frnn_activation act, frnn_int T, frnn_int B, frnn_int In,
-                          frnn_int H, const real *x, const real *w_ih, const real *w_hh,
-                          const real *h0, const real *out, const real *d_out,
-                          const real *d_hn, real *dx, real *dw_ih, real *dw_hh,
-                          real *db_ih, real *db_hh, real *dh0) {
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int hh_size = k->packed_size(H, H);
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(T * B * H + B * H + hh_size));
-    if (!scratch) return FRNN_ERR_NOMEM;
-    real *G = scratch;               /* [T, B, H] pre-activation gradients */
-    real *dh_next = G + T * B * H;   /* [B, H] gradient flowing into h_t from t+1 */
-    real *w_hh_p = dh_next + B * H;  /* W_hh packed */
-    FN(frnn_pack)(k, H, H, w_hh, w_hh_p);
-    memcpy(dh_next, d_hn, sizeof(real) * (size_t)(B * H));
-
+void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
+                             frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
+                             const real *d_out, real *dh, real *G) {
     for (frnn_int t = T - 1; t >= 0; t--) {
         real *g = G + t * B * H;
-        FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh_next, g);
-        k->gemm_nn_packed(B, H, H, g, H, w_hh_p, 0, dh_next, H);
+        FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh, g);
+        k->gemm_nn_packed(B, H, H, g, H, w_hh_p, 0, dh, H);
     }
-    memcpy(dh0, dh_next, sizeof(real) * (size_t)(B * H));
-
-    FN(frnn_parameter_grads)(T, B, In, H, H, G, G, x, w_ih, h0, out, dx, dw_ih, dw_hh,
-                             db_ih, db_hh);
-    free(scratch);
-    return FRNN_OK;
 }
 
 int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
