@@ -112,6 +112,65 @@ FRNN_DECLARE(float, f32)
 FRNN_DECLARE(double, f64)
 #undef FRNN_DECLARE
 
+/* ---- training over a sequence (train.c; semantics: docs/TRAINING.md) -- */
+
+enum { FRNN_ERR_UNSUPPORTED = 2 };
+
+typedef enum {
+    FRNN_CELL_RNN_TANH = 0,
+    FRNN_CELL_RNN_RELU = 1,
+    FRNN_CELL_RNN_SIGMOID = 2,
+    FRNN_CELL_LSTM = 3,
+    FRNN_CELL_GRU = 4
+} frnn_cell_type;
+typedef enum { FRNN_HEAD_SOFTMAX_CE = 0, FRNN_HEAD_SIGMOID_BCE = 1, FRNN_HEAD_MSE = 2 } frnn_head;
+typedef enum { FRNN_CLIP_NONE = 0, FRNN_CLIP_VALUE = 1, FRNN_CLIP_NORM = 2 } frnn_clip;
+typedef enum {
+    FRNN_OPT_NONE = 0, /* gradients only: grad = sum of clipped window gradients */
+    FRNN_OPT_SGD = 1,
+    FRNN_OPT_ADAGRAD = 2,
+    FRNN_OPT_RMSPROP = 3,
+    FRNN_OPT_ADAM = 4
+} frnn_optimizer;
+
+typedef struct {
+    frnn_cell_type cell;
+    frnn_int T, B, In, H, O;  /* In = vocabulary size for index input */
+    int has_bias;             /* bias_ih and bias_hh in theta */
+    int has_head_bias;        /* bias_y in theta */
+    int index_input;          /* idx [T, B] instead of x [T, B, In] */
+    int many_to_one;          /* loss at t = T-1 only */
+    int reduce_mean;          /* else sum */
+    frnn_head head;
+    frnn_int k1, k2;          /* TBPTT(k1, k2), 1 <= k1 <= k2 */
+    frnn_clip clip;
+    double clip_value;
+    frnn_optimizer opt;
+    double lr, momentum, alpha, beta1, beta2, eps;
+    int nesterov;
+} frnn_train_config;
+
+/* Train over one sequence window by window (docs/TRAINING.md).
+ *   theta: [P] flat parameters (weight_ih, weight_hh, [bias_ih, bias_hh],
+ *          weight_hy, [bias_y]), updated in place
+ *   grad:  [P] out: the last window's clipped gradient (FRNN_OPT_NONE: the
+ *          sum over windows)
+ *   m, v:  [P] optimizer state (unused entries may be NULL: SGD uses m,
+ *          Adagrad m, RMSprop v, Adam both); *step counts updates
+ *   x:     [T, B, In] (dense) or NULL;  idx: [T, B] (index input) or NULL
+ *   target_idx: [T, B] or [B] (softmax_ce); target: [T, B, O] or [B, O]
+ *   h, c:  [B, H] initial state in, final state out (c: LSTM only)
+ *   losses: [ceil(T / k1)] the reduced loss of every window
+ * Returns FRNN_OK, FRNN_ERR_NOMEM, or FRNN_ERR_UNSUPPORTED (bad config). */
+int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
+                   float *v, int64_t *step, const float *x, const int64_t *idx,
+                   const int64_t *target_idx, const float *target, float *h, float *c,
+                   double *losses);
+int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
+                   double *v, int64_t *step, const double *x, const int64_t *idx,
+                   const int64_t *target_idx, const double *target, double *h, double *c,
+                   double *losses);
+
 #ifdef __cplusplus
 }
 #endif

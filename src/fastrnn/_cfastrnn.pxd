@@ -35,3 +35,28 @@ cdef extern from "fastrnn.h" nogil:
     int frnn_gru_backward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *out, const double *ws, const double *d_out, const double *d_hn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0)
     int frnn_gru_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
     int frnn_gru_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)
+
+    enum:
+        FRNN_ERR_UNSUPPORTED
+    ctypedef enum frnn_cell_type:
+        FRNN_CELL_RNN_TANH
+    ctypedef enum frnn_head:
+        FRNN_HEAD_SOFTMAX_CE
+    ctypedef enum frnn_clip:
+        FRNN_CLIP_NONE
+    ctypedef enum frnn_optimizer:
+        FRNN_OPT_NONE
+    ctypedef struct frnn_train_config:
+        frnn_cell_type cell
+        frnn_int T, B, In, H, O
+        int has_bias, has_head_bias, index_input, many_to_one, reduce_mean
+        frnn_head head
+        frnn_int k1, k2
+        frnn_clip clip
+        double clip_value
+        frnn_optimizer opt
+        double lr, momentum, alpha, beta1, beta2, eps
+        int nesterov
+
+    int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m, float *v, int64_t *step, const float *x, const int64_t *idx, const int64_t *target_idx, const float *target, float *h, float *c, double *losses)
+    int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m, double *v, int64_t *step, const double *x, const int64_t *idx, const int64_t *target_idx, const double *target, double *h, double *c, double *losses)

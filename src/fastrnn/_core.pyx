@@ -9,6 +9,7 @@ call has one dtype, float32 or float64.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
+from libc.stdint cimport int64_t
 from ._cfastrnn cimport *
 
 ctypedef fused real:
@@ -157,3 +158,55 @@ def _activation(str name, const real[::1] x, real[::1] y):
             frnn_activation_f32(which, x.shape[0], &x[0], &y[0])
         else:
             frnn_activation_f64(which, x.shape[0], &x[0], &y[0])
+
+
+_CELL_TYPES = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_sigmoid": 2, "lstm": 3, "gru": 4}
+_HEADS = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+_CLIPS = {"none": 0, "value": 1, "norm": 2}
+_OPTS = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
+
+
+cdef inline real *_ptr1(real[::1] a) noexcept:
+    return &a[0] if a.shape[0] > 0 else NULL
+
+
+def train(dict config, real[::1] theta, real[::1] grad, real[::1] m, real[::1] v, int64_t step,
+          const real[:, :, ::1] x, const int64_t[:, ::1] idx, const int64_t[::1] target_idx,
+          const real[::1] target, real[:, ::1] h, real[:, ::1] c, double[::1] losses):
+    """The sequence trainer (frnn_train_*). Arrays that a configuration does
+    not use are passed empty (never None), so the fused type always resolves.
+    Returns the new optimizer step count."""
+    cdef frnn_train_config cfg
+    cfg.cell = <frnn_cell_type>_CELL_TYPES[config["cell"]]
+    cfg.T, cfg.B, cfg.In = config["T"], config["B"], config["In"]
+    cfg.H, cfg.O = config["H"], config["O"]
+    cfg.has_bias, cfg.has_head_bias = config["has_bias"], config["has_head_bias"]
+    cfg.index_input, cfg.many_to_one = config["index_input"], config["many_to_one"]
+    cfg.reduce_mean = config["reduce_mean"]
+    cfg.head = <frnn_head>_HEADS[config["head"]]
+    cfg.k1, cfg.k2 = config["k1"], config["k2"]
+    cfg.clip = <frnn_clip>_CLIPS[config["clip"]]
+    cfg.clip_value = config["clip_value"]
+    cfg.opt = <frnn_optimizer>_OPTS[config["opt"]]
+    cfg.lr, cfg.momentum, cfg.alpha = config["lr"], config["momentum"], config["alpha"]
+    cfg.beta1, cfg.beta2, cfg.eps = config["beta1"], config["beta2"], config["eps"]
+    cfg.nesterov = config["nesterov"]
+    if losses.shape[0] < (cfg.T + cfg.k1 - 1) // cfg.k1:
+        raise ValueError("losses has no room for every window")
+    cdef const real *xp = &x[0, 0, 0] if x.shape[0] > 0 else NULL
+    cdef const int64_t *ip = &idx[0, 0] if idx.shape[0] > 0 else NULL
+    cdef const int64_t *tip = &target_idx[0] if target_idx.shape[0] > 0 else NULL
+    cdef const real *tvp = &target[0] if target.shape[0] > 0 else NULL
+    cdef real *cp = &c[0, 0] if c.shape[0] > 0 else NULL
+    cdef real *mp = _ptr1(m)
+    cdef real *vp = _ptr1(v)
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0])
+        else:
+            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0])
+    if rc == FRNN_ERR_UNSUPPORTED:
+        raise ValueError("the C trainer does not support this configuration")
+    _check(rc)
+    return step

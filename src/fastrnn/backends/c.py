@@ -17,3 +17,37 @@ backward = _core.backward
 step = _core.step
 active_isa = _core.active_isa
 select_isa = _core.select_isa
+
+
+def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
+    """The training contract of fastrnn.training on the C trainer (train.c)."""
+    import numpy as np
+
+    if spec.depth is not None:
+        raise NotImplementedError("per-output depth truncation is not in the C trainer yet")
+    lay, dtype = spec.layout, theta.dtype
+    T, B = inputs.shape[:2]
+    opt = spec.optimizer
+    config = dict(
+        cell=lay.cell, T=T, B=B, In=lay.input_size, H=lay.hidden_size, O=lay.output_size,
+        has_bias=lay.bias, has_head_bias=lay.head_bias, index_input=spec.index_input,
+        many_to_one=spec.many_to_one, reduce_mean=spec.reduction == "mean", head=spec.head,
+        k1=spec.k1, k2=spec.window, clip=spec.clip.kind, clip_value=float(spec.clip.value),
+        opt=None if opt is None else opt.kind, lr=float(getattr(opt, "lr", 0.0)),
+        momentum=float(getattr(opt, "momentum", 0.0)), alpha=float(getattr(opt, "alpha", 0.0)),
+        beta1=float(getattr(opt, "beta1", 0.0)), beta2=float(getattr(opt, "beta2", 0.0)),
+        eps=float(getattr(opt, "eps", 0.0)), nesterov=bool(getattr(opt, "nesterov", False)),
+    )
+    empty3 = np.zeros((0, 0, 0), dtype)
+    empty_i2 = np.zeros((0, 0), np.int64)
+    x = empty3 if spec.index_input else inputs
+    idx = inputs if spec.index_input else empty_i2
+    if spec.head == "softmax_ce":
+        target_idx, target = targets.reshape(-1), np.zeros(0, dtype)
+    else:
+        target_idx, target = np.zeros(0, np.int64), targets.reshape(-1)
+    c_arr = c if c is not None else np.zeros((0, 0), dtype)
+    m = m if m.size else np.zeros(0, dtype)
+    v = v if v.size else np.zeros(0, dtype)
+    return _core.train(config, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
+                       c_arr, losses)
