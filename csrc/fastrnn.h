@@ -143,6 +143,7 @@ typedef struct {
     int reduce_mean;          /* else sum */
     frnn_head head;
     frnn_int k1, k2;          /* TBPTT(k1, k2), 1 <= k1 <= k2 */
+    frnn_int depth;           /* >= 0: per-output depth instead of TBPTT; -1: TBPTT */
     frnn_clip clip;
     double clip_value;
     frnn_optimizer opt;
@@ -160,7 +161,7 @@ typedef struct {
  *   x:     [T, B, In] (dense) or NULL;  idx: [T, B] (index input) or NULL
  *   target_idx: [T, B] or [B] (softmax_ce); target: [T, B, O] or [B, O]
  *   h, c:  [B, H] initial state in, final state out (c: LSTM only)
- *   losses: [ceil(T / k1)] the reduced loss of every window
+ *   losses: [ceil(T / k1)] the reduced loss of every window ([1] by depth)
  * Returns FRNN_OK, FRNN_ERR_NOMEM, or FRNN_ERR_UNSUPPORTED (bad config). */
 int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                    float *v, int64_t *step, const float *x, const int64_t *idx,

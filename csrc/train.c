@@ -8,8 +8,9 @@
  * run and differentiated one at a time, and the only state kept between
  * them is the carried (B, H) state. Compiled once per dtype.
  *
- * Not here (yet): per-output depth-k truncation (the NumPy reference has
- * it); threads.
+ * Per-output depth K (wildml's bptt_truncate) runs the whole sequence as one
+ * window, so its memory is O(T B G H + K B G H) like full BPTT. Not here:
+ * threads.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -138,6 +139,159 @@ static void FN(optimizer_step)(const frnn_train_config *cfg, frnn_int P, real *t
     }
 }
 
+/* Everything a trainer needs for one window, carved out of one allocation. */
+typedef struct {
+    frnn_cell cell;
+    const FN(frnn_kernel_table) *k;
+    FN(params) p, g;                   /* theta and the window gradient gw */
+    const real *b_ih, *b_hh;           /* theta's biases or zeros */
+    real *gw, *xp, *out, *ws, *Gx, *Gh, *d_out, *zdz;
+    real *w_hh_tp, *w_hh_p, *w_ih_tp, *w_hy_tp, *cell_scratch;
+} FN(window);
+
+/* Head forward, loss and head backward for the `rows` hidden states starting
+ * at step `first` of a window that starts at step s with L steps: fills
+ * g.w_hy, g.b_y and d_out (zero outside the loss steps). Returns the
+ * reduced loss. */
+static double FN(head_step)(const frnn_train_config *cfg, FN(window) *w, frnn_int s,
+                            frnn_int L, frnn_int first, frnn_int last,
+                            const int64_t *target_idx, const real *target) {
+    const FN(frnn_kernel_table) *k = w->k;
+    const frnn_int B = cfg->B, H = cfg->H, O = cfg->O;
+    const frnn_int rows = (last - first) * B;
+    const real *h_rows = w->out + (first - s) * B * H;
+    const frnn_int terms = cfg->head == FRNN_HEAD_SOFTMAX_CE ? rows : rows * O;
+    const real scale = cfg->reduce_mean ? (real)1 / (real)terms : (real)1;
+    FN(frnn_pack_transposed)(k, O, H, w->p.w_hy, w->w_hy_tp);
+    for (frnn_int r = 0; r < rows; r++) {
+        if (w->p.b_y) memcpy(w->zdz + r * O, w->p.b_y, sizeof(real) * (size_t)O);
+        else memset(w->zdz + r * O, 0, sizeof(real) * (size_t)O);
+    }
+    k->gemm_nn_packed(rows, O, H, h_rows, H, w->w_hy_tp, 1, w->zdz, O);
+    const int64_t *tidx = target_idx ? target_idx + (cfg->many_to_one ? 0 : first * B) : NULL;
+    const real *tval = target ? target + (cfg->many_to_one ? 0 : first * B * O) : NULL;
+    double loss = FN(head_loss)(cfg, rows, tidx, tval, scale, w->zdz);
+    if (cfg->reduce_mean) loss /= (double)terms;
+    k->gemm_tn(O, H, rows, w->zdz, O, h_rows, H, 0, w->g.w_hy, H);
+    if (w->g.b_y) FN(frnn_column_sums)(rows, O, w->zdz, w->g.b_y);
+    memset(w->d_out, 0, sizeof(real) * (size_t)(L * B * H));
+    k->gemm_nn(rows, H, O, w->zdz, O, w->p.w_hy, H, 0, w->d_out + (first - s) * B * H, H);
+    return loss;
+}
+
+/* The layer's weight gradients of a window [s, s+L) from its gate gradients
+ * (Gx, Gh: [L, B, GH]) and the state it started from. */
+static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, frnn_int s,
+                                   frnn_int L, const real *x, const int64_t *idx,
+                                   const real *h_start) {
+    const FN(frnn_kernel_table) *k = w->k;
+    const frnn_int B = cfg->B, In = cfg->In, H = cfg->H, GH = w->cell.GH;
+    if (cfg->index_input) { /* scatter-add: the transpose of the lookup */
+        memset(w->g.w_ih, 0, sizeof(real) * (size_t)(GH * In));
+        for (frnn_int r = 0; r < L * B; r++) {
+            const int64_t col = idx[s * B + r];
+            const real *gr = w->Gx + r * GH;
+            for (frnn_int gi = 0; gi < GH; gi++) w->g.w_ih[gi * In + col] += gr[gi];
+        }
+    } else {
+        k->gemm_tn(GH, In, L * B, w->Gx, GH, x + s * B * In, In, 0, w->g.w_ih, In);
+    }
+    k->gemm_tn(GH, H, B, w->Gh, GH, h_start, H, 0, w->g.w_hh, H);
+    if (L > 1) k->gemm_tn(GH, H, (L - 1) * B, w->Gh + B * GH, GH, w->out, H, 1, w->g.w_hh, H);
+    if (w->g.b_ih) {
+        FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
+        FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
+    }
+}
+
+/* Clip the window gradient, then step the optimizer (or accumulate). */
+static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
+                              real *theta, real *grad, real *m, real *v, int64_t *step) {
+    FN(clip)(cfg, P, w->gw);
+    if (cfg->opt == FRNN_OPT_NONE) {
+        for (frnn_int i = 0; i < P; i++) grad[i] += w->gw[i];
+    } else {
+        memcpy(grad, w->gw, sizeof(real) * (size_t)P);
+        *step += 1;
+        FN(optimizer_step)(cfg, P, theta, w->gw, m, v, *step);
+    }
+}
+
+/* Input projection of steps [s, s+L) into w->xp (weights change every update). */
+static void FN(project_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int s,
+                               frnn_int L, const real *x, const int64_t *idx) {
+    const frnn_int B = cfg->B, In = cfg->In, GH = w->cell.GH;
+    if (cfg->index_input) {
+        for (frnn_int r = 0; r < L * B; r++) {
+            const int64_t col = idx[s * B + r];
+            real *row = w->xp + r * GH;
+            for (frnn_int gi = 0; gi < GH; gi++) row[gi] = w->b_ih[gi] + w->p.w_ih[gi * In + col];
+        }
+    } else {
+        FN(frnn_pack_transposed)(w->k, GH, In, w->p.w_ih, w->w_ih_tp);
+        FN(frnn_project_inputs)(L * B, In, GH, x + s * B * In, w->w_ih_tp, w->b_ih, w->xp);
+    }
+}
+
+/* Per-output depth K (docs/TRAINING.md): the whole sequence is one window and
+ * the loss at step t reaches steps t .. t-K only. Deltas of every age
+ * a = 0..K (a = steps back from the output that caused them) are stacked as
+ * (K+1) * B rows, so each step is one batched gate-gradient call: age 0 is
+ * fed d_out[t], age a the age a-1 delta propagated from step t+1, and age K
+ * is not propagated further. The gate gradients of all ages sum into G[t]. */
+static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn_int T,
+                               const real *h0, const real *c0, real *age_buf) {
+    const FN(frnn_kernel_table) *k = w->k;
+    const frnn_cell *cell = &w->cell;
+    const frnn_int B = cfg->B, H = cfg->H, GH = cell->GH, Wd = cell->W;
+    const frnn_int A = cfg->depth + 1, R = A * B; /* ages, stacked rows */
+    const int two = cell->kind == FRNN_KIND_GRU;
+    real *ws_rep = age_buf;             /* [R, W] ws[t] per age */
+    real *prev_rep = ws_rep + R * Wd;   /* [R, H] h_{t-1} (GRU) or c_{t-1} (LSTM) */
+    real *h_rep = prev_rep + R * H;     /* [R, H] h_t (Elman) */
+    real *zero = h_rep + R * H;         /* [R, H] */
+    real *dh = zero + R * H;            /* [R, H] incoming, then propagated */
+    real *dc = dh + R * H;              /* [R, H] */
+    real *gx = dc + R * H;              /* [R, GH] */
+    real *gh = two ? gx + R * GH : gx;  /* [R, GH] */
+    real *scratch = gx + (1 + two) * R * GH;
+    memset(zero, 0, sizeof(real) * (size_t)(R * H));
+    memset(dh, 0, sizeof(real) * (size_t)(R * H));
+    memset(dc, 0, sizeof(real) * (size_t)(R * H));
+    const size_t rowH = sizeof(real) * (size_t)(B * H);
+    for (frnn_int t = T - 1; t >= 0; t--) {
+        /* ages 1..K take the propagated deltas of ages 0..K-1; age 0 d_out[t] */
+        memmove(dh + B * H, dh, rowH * (size_t)(A - 1));
+        memcpy(dh, w->d_out + t * B * H, rowH);
+        memmove(dc + B * H, dc, rowH * (size_t)(A - 1));
+        memset(dc, 0, rowH);
+        const real *h_prev = t == 0 ? h0 : w->out + (t - 1) * B * H;
+        for (frnn_int a = 0; a < A; a++) {
+            if (Wd) memcpy(ws_rep + a * B * Wd, w->ws + t * B * Wd, sizeof(real) * (size_t)(B * Wd));
+            memcpy(h_rep + a * B * H, w->out + t * B * H, rowH);
+            if (cell->kind == FRNN_KIND_GRU) {
+                memcpy(prev_rep + a * B * H, h_prev, rowH);
+            } else if (cell->kind == FRNN_KIND_LSTM) {
+                for (frnn_int b = 0; b < B; b++)
+                    memcpy(prev_rep + (a * B + b) * H,
+                           t == 0 ? c0 + b * H : w->ws + ((t - 1) * B + b) * Wd + 4 * H,
+                           sizeof(real) * (size_t)H);
+            }
+        }
+        FN(frnn_cell_gate_grads)(cell, k, 1, R, w->w_hh_p, prev_rep, prev_rep, h_rep, ws_rep,
+                                 zero, dh, dc, gx, gh, scratch);
+        real *Gx_t = w->Gx + t * B * GH, *Gh_t = w->Gh + t * B * GH;
+        memcpy(Gx_t, gx, sizeof(real) * (size_t)(B * GH));
+        for (frnn_int a = 1; a < A; a++)
+            for (frnn_int i = 0; i < B * GH; i++) Gx_t[i] += gx[a * B * GH + i];
+        if (two) {
+            memcpy(Gh_t, gh, sizeof(real) * (size_t)(B * GH));
+            for (frnn_int a = 1; a < A; a++)
+                for (frnn_int i = 0; i < B * GH; i++) Gh_t[i] += gh[a * B * GH + i];
+        }
+    }
+}
+
 int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *m, real *v,
                    int64_t *step, const real *x, const int64_t *idx,
                    const int64_t *target_idx, const real *target, real *h, real *c,
@@ -146,21 +300,27 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                                       FRNN_KIND_LSTM, FRNN_KIND_GRU};
     static const frnn_activation acts[] = {FRNN_ACT_TANH, FRNN_ACT_RELU, FRNN_ACT_SIGMOID,
                                            FRNN_ACT_TANH, FRNN_ACT_TANH};
-    if ((int)cfg->cell < 0 || (int)cfg->cell > 4 || cfg->k1 < 1 || cfg->k2 < cfg->k1)
+    const int by_depth = cfg->depth >= 0;
+    if ((int)cfg->cell < 0 || (int)cfg->cell > 4 || cfg->T < 1 || cfg->B < 1 ||
+        (!by_depth && (cfg->k1 < 1 || cfg->k2 < cfg->k1)))
         return FRNN_ERR_UNSUPPORTED;
-    const frnn_cell cell = frnn_make_cell(kinds[cfg->cell], acts[cfg->cell], cfg->H);
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+    FN(window) w;
+    w.cell = frnn_make_cell(kinds[cfg->cell], acts[cfg->cell], cfg->H);
+    w.k = FN(frnn_active)();
+    const FN(frnn_kernel_table) *k = w.k;
     const frnn_int T = cfg->T, B = cfg->B, In = cfg->In, H = cfg->H, O = cfg->O;
-    const frnn_int GH = cell.GH, W = cfg->k2 < T ? cfg->k2 : T;
+    const frnn_int GH = w.cell.GH, Wd = w.cell.W;
+    const frnn_int W = by_depth ? T : (cfg->k2 < T ? cfg->k2 : T); /* longest window */
     const frnn_int P = param_count(cfg, GH);
-    const int lstm = cell.kind == FRNN_KIND_LSTM, two = cell.kind == FRNN_KIND_GRU;
+    const int lstm = w.cell.kind == FRNN_KIND_LSTM, two = w.cell.kind == FRNN_KIND_GRU;
     const frnn_int loss_rows_max = cfg->many_to_one ? B : W * B;
+    const frnn_int R = by_depth ? (cfg->depth + 1) * B : 0; /* stacked age rows */
 
     const frnn_int sizes[] = {
         P,                                   /* gw: this window's gradient */
         W * B * GH,                          /* xp */
         W * B * H,                           /* out */
-        W * B * cell.W,                      /* ws */
+        W * B * Wd,                          /* ws */
         (1 + two) * W * B * GH,              /* Gx (, Gh) */
         W * B * H,                           /* d_out */
         loss_rows_max * O,                   /* z / dz */
@@ -171,124 +331,87 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         4 * B * H,                           /* c_run, carried h and c, dh */
         B * H,                               /* dc */
         2 * GH,                              /* zero biases */
-        frnn_cell_scratch(&cell, B),
+        frnn_cell_scratch(&w.cell, R > B ? R : B),
+        R * (Wd + 5 * H + (1 + two) * GH),   /* depth: stacked ages */
     };
     frnn_int total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
     real *scratch = frnn_alloc(sizeof(real) * (size_t)total);
     if (!scratch) return FRNN_ERR_NOMEM;
-    real *gw = scratch, *xp = gw + P, *out = xp + W * B * GH, *ws = out + W * B * H;
-    real *Gx = ws + W * B * cell.W, *Gh = two ? Gx + W * B * GH : Gx;
-    real *d_out = Gx + (1 + two) * W * B * GH, *zdz = d_out + W * B * H;
-    real *w_hh_tp = zdz + loss_rows_max * O, *w_hh_p = w_hh_tp + k->packed_size(H, GH);
-    real *w_ih_tp = w_hh_p + k->packed_size(GH, H);
-    real *w_hy_tp = w_ih_tp + (cfg->index_input ? 0 : k->packed_size(In, GH));
-    real *c_run = w_hy_tp + k->packed_size(H, O), *h_carry = c_run + B * H;
+    w.gw = scratch;
+    w.xp = w.gw + P;
+    w.out = w.xp + W * B * GH;
+    w.ws = w.out + W * B * H;
+    w.Gx = w.ws + W * B * Wd;
+    w.Gh = two ? w.Gx + W * B * GH : w.Gx;
+    w.d_out = w.Gx + (1 + two) * W * B * GH;
+    w.zdz = w.d_out + W * B * H;
+    w.w_hh_tp = w.zdz + loss_rows_max * O;
+    w.w_hh_p = w.w_hh_tp + k->packed_size(H, GH);
+    w.w_ih_tp = w.w_hh_p + k->packed_size(GH, H);
+    w.w_hy_tp = w.w_ih_tp + (cfg->index_input ? 0 : k->packed_size(In, GH));
+    real *c_run = w.w_hy_tp + k->packed_size(H, O), *h_carry = c_run + B * H;
     real *c_carry = h_carry + B * H, *dh = c_carry + B * H, *dc = dh + B * H;
-    real *zeros = dc + B * H, *cell_scratch = zeros + 2 * GH;
+    real *zeros = dc + B * H;
+    w.cell_scratch = zeros + 2 * GH;
+    real *age_buf = w.cell_scratch + frnn_cell_scratch(&w.cell, R > B ? R : B);
     memset(zeros, 0, sizeof(real) * (size_t)(2 * GH));
 
-    const FN(params) p = FN(split)(cfg, GH, theta), g = FN(split)(cfg, GH, gw);
-    const real *b_ih = p.b_ih ? p.b_ih : zeros, *b_hh = p.b_hh ? p.b_hh : zeros + GH;
+    w.p = FN(split)(cfg, GH, theta);
+    w.g = FN(split)(cfg, GH, w.gw);
+    w.b_ih = w.p.b_ih ? w.p.b_ih : zeros;
+    w.b_hh = w.p.b_hh ? w.p.b_hh : zeros + GH;
     memcpy(h_carry, h, sizeof(real) * (size_t)(B * H));
     if (lstm) memcpy(c_carry, c, sizeof(real) * (size_t)(B * H));
     if (cfg->opt == FRNN_OPT_NONE) memset(grad, 0, sizeof(real) * (size_t)P);
 
+    /* Per-output depth: one window, the whole sequence. TBPTT(k1, k2): windows
+     * ending every k1 steps, each reaching back k2 steps. */
+    const frnn_int k1 = by_depth ? T : cfg->k1, k2 = by_depth ? T : cfg->k2;
     frnn_int n = 0;
     for (frnn_int t_prev = 0; t_prev < T; n++) {
-        const frnn_int t = t_prev + cfg->k1 < T ? t_prev + cfg->k1 : T;
-        const frnn_int s = t - cfg->k2 > 0 ? t - cfg->k2 : 0, L = t - s;
-        const frnn_int t_next = t + cfg->k1 < T ? t + cfg->k1 : T;
-        const frnn_int s_next = t_next - cfg->k2 > 0 ? t_next - cfg->k2 : 0;
+        const frnn_int t = t_prev + k1 < T ? t_prev + k1 : T;
+        const frnn_int s = t - k2 > 0 ? t - k2 : 0, L = t - s;
+        const frnn_int t_next = t + k1 < T ? t + k1 : T;
+        const frnn_int s_next = t_next - k2 > 0 ? t_next - k2 : 0;
 
-        /* 1. input projection of the window (weights change every update) */
-        if (cfg->index_input) {
-            for (frnn_int r = 0; r < L * B; r++) {
-                const int64_t col = idx[s * B + r];
-                real *row = xp + r * GH;
-                for (frnn_int gi = 0; gi < GH; gi++) row[gi] = b_ih[gi] + p.w_ih[gi * In + col];
-            }
-        } else {
-            FN(frnn_pack_transposed)(k, GH, In, p.w_ih, w_ih_tp);
-            FN(frnn_project_inputs)(L * B, In, GH, x + s * B * In, w_ih_tp, b_ih, xp);
-        }
-        /* 2. forward from the carried state */
-        FN(frnn_pack_transposed)(k, GH, H, p.w_hh, w_hh_tp);
+        /* forward over the window from the carried state */
+        FN(project_window)(cfg, &w, s, L, x, idx);
+        FN(frnn_pack_transposed)(k, GH, H, w.p.w_hh, w.w_hh_tp);
         if (lstm) memcpy(c_run, c_carry, sizeof(real) * (size_t)(B * H));
-        FN(frnn_cell_steps)(&cell, k, L, B, xp, w_hh_tp, b_hh, h_carry, c_run, out, ws,
-                            cell_scratch);
+        FN(frnn_cell_steps)(&w.cell, k, L, B, w.xp, w.w_hh_tp, w.b_hh, h_carry, c_run, w.out,
+                            w.ws, w.cell_scratch);
 
-        /* 3. head and loss over the window's loss steps */
-        const int has_loss = !cfg->many_to_one || t == T;
+        /* loss, backward through the window (never into the carried state),
+         * clip, update */
         double loss = 0;
-        if (has_loss) {
-            const frnn_int first = cfg->many_to_one ? T - 1 : t_prev; /* first loss step */
-            const frnn_int rows = (t - first) * B;
-            const real *h_rows = out + (first - s) * B * H;
-            const frnn_int terms = cfg->head == FRNN_HEAD_SOFTMAX_CE ? rows : rows * O;
-            const real scale = cfg->reduce_mean ? (real)1 / (real)terms : (real)1;
-            FN(frnn_pack_transposed)(k, O, H, p.w_hy, w_hy_tp);
-            for (frnn_int r = 0; r < rows; r++) {
-                if (p.b_y) memcpy(zdz + r * O, p.b_y, sizeof(real) * (size_t)O);
-                else memset(zdz + r * O, 0, sizeof(real) * (size_t)O);
-            }
-            k->gemm_nn_packed(rows, O, H, h_rows, H, w_hy_tp, 1, zdz, O);
-            const int64_t *tidx = target_idx ? target_idx + (cfg->many_to_one ? 0 : first * B) : NULL;
-            const real *tval = target ? target + (cfg->many_to_one ? 0 : first * B * O) : NULL;
-            loss = FN(head_loss)(cfg, rows, tidx, tval, scale, zdz);
-            if (cfg->reduce_mean) loss /= (double)terms;
-
-            /* 4. head gradients and the gradient into the window's outputs */
-            k->gemm_tn(O, H, rows, zdz, O, h_rows, H, 0, g.w_hy, H);
-            if (g.b_y) FN(frnn_column_sums)(rows, O, zdz, g.b_y);
-            memset(d_out, 0, sizeof(real) * (size_t)(L * B * H));
-            k->gemm_nn(rows, H, O, zdz, O, p.w_hy, H, 0, d_out + (first - s) * B * H, H);
-
-            /* 5. backward through the window, never into the carried state */
-            FN(frnn_pack)(k, GH, H, p.w_hh, w_hh_p);
-            memset(dh, 0, sizeof(real) * (size_t)(B * H));
-            memset(dc, 0, sizeof(real) * (size_t)(B * H));
-            FN(frnn_cell_gate_grads)(&cell, k, L, B, w_hh_p, h_carry, c_carry, out, ws, d_out,
-                                     dh, dc, Gx, Gh, cell_scratch);
-            if (cfg->index_input) {
-                memset(g.w_ih, 0, sizeof(real) * (size_t)(GH * In));
-                for (frnn_int r = 0; r < L * B; r++) {
-                    const int64_t col = idx[s * B + r];
-                    const real *gr = Gx + r * GH;
-                    for (frnn_int gi = 0; gi < GH; gi++) g.w_ih[gi * In + col] += gr[gi];
-                }
+        if (!cfg->many_to_one || t == T) {
+            const frnn_int first = cfg->many_to_one ? T - 1 : t_prev;
+            loss = FN(head_step)(cfg, &w, s, L, first, t, target_idx, target);
+            FN(frnn_pack)(k, GH, H, w.p.w_hh, w.w_hh_p);
+            if (by_depth) {
+                FN(depth_backward)(cfg, &w, T, h_carry, c_carry, age_buf);
             } else {
-                k->gemm_tn(GH, In, L * B, Gx, GH, x + s * B * In, In, 0, g.w_ih, In);
+                memset(dh, 0, sizeof(real) * (size_t)(B * H));
+                memset(dc, 0, sizeof(real) * (size_t)(B * H));
+                FN(frnn_cell_gate_grads)(&w.cell, k, L, B, w.w_hh_p, h_carry, c_carry, w.out,
+                                         w.ws, w.d_out, dh, dc, w.Gx, w.Gh, w.cell_scratch);
             }
-            k->gemm_tn(GH, H, B, Gh, GH, h_carry, H, 0, g.w_hh, H);
-            if (L > 1) k->gemm_tn(GH, H, (L - 1) * B, Gh + B * GH, GH, out, H, 1, g.w_hh, H);
-            if (g.b_ih) {
-                FN(frnn_column_sums)(L * B, GH, Gx, g.b_ih);
-                FN(frnn_column_sums)(L * B, GH, Gh, g.b_hh);
-            }
-
-            /* 6. clip, then update (or accumulate the gradient) */
-            FN(clip)(cfg, P, gw);
-            if (cfg->opt == FRNN_OPT_NONE) {
-                for (frnn_int i = 0; i < P; i++) grad[i] += gw[i];
-            } else {
-                memcpy(grad, gw, sizeof(real) * (size_t)P);
-                *step += 1;
-                FN(optimizer_step)(cfg, P, theta, gw, m, v, *step);
-            }
+            FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
+            FN(finish_window)(cfg, &w, P, theta, grad, m, v, step);
         }
         losses[n] = loss;
 
-        /* 7. carry: the state this forward reached at s_next (or at T) */
+        /* carry: the state this forward reached at s_next (or at T) */
         if (t == T) {
-            memcpy(h, out + (L - 1) * B * H, sizeof(real) * (size_t)(B * H));
+            memcpy(h, w.out + (L - 1) * B * H, sizeof(real) * (size_t)(B * H));
             if (lstm) memcpy(c, c_run, sizeof(real) * (size_t)(B * H));
         } else if (s_next > s) {
-            const frnn_int o = s_next - s - 1; /* step index whose output is h_{s_next} */
-            memcpy(h_carry, out + o * B * H, sizeof(real) * (size_t)(B * H));
+            const frnn_int o = s_next - s - 1; /* the step whose output is h_{s_next} */
+            memcpy(h_carry, w.out + o * B * H, sizeof(real) * (size_t)(B * H));
             if (lstm)
                 for (frnn_int b = 0; b < B; b++)
-                    memcpy(c_carry + b * H, ws + (o * B + b) * cell.W + 4 * H,
+                    memcpy(c_carry + b * H, w.ws + (o * B + b) * Wd + 4 * H,
                            sizeof(real) * (size_t)H);
         }
         t_prev = t;

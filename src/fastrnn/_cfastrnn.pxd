@@ -51,7 +51,7 @@ cdef extern from "fastrnn.h" nogil:
         frnn_int T, B, In, H, O
         int has_bias, has_head_bias, index_input, many_to_one, reduce_mean
         frnn_head head
-        frnn_int k1, k2
+        frnn_int k1, k2, depth
         frnn_clip clip
         double clip_value
         frnn_optimizer opt

@@ -185,13 +185,14 @@ def train(dict config, real[::1] theta, real[::1] grad, real[::1] m, real[::1] v
     cfg.reduce_mean = config["reduce_mean"]
     cfg.head = <frnn_head>_HEADS[config["head"]]
     cfg.k1, cfg.k2 = config["k1"], config["k2"]
+    cfg.depth = config["depth"]
     cfg.clip = <frnn_clip>_CLIPS[config["clip"]]
     cfg.clip_value = config["clip_value"]
     cfg.opt = <frnn_optimizer>_OPTS[config["opt"]]
     cfg.lr, cfg.momentum, cfg.alpha = config["lr"], config["momentum"], config["alpha"]
     cfg.beta1, cfg.beta2, cfg.eps = config["beta1"], config["beta2"], config["eps"]
     cfg.nesterov = config["nesterov"]
-    if losses.shape[0] < (cfg.T + cfg.k1 - 1) // cfg.k1:
+    if cfg.depth < 0 and losses.shape[0] < (cfg.T + cfg.k1 - 1) // cfg.k1 or losses.shape[0] < 1:
         raise ValueError("losses has no room for every window")
     cdef const real *xp = &x[0, 0, 0] if x.shape[0] > 0 else NULL
     cdef const int64_t *ip = &idx[0, 0] if idx.shape[0] > 0 else NULL

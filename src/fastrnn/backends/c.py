@@ -23,8 +23,6 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """The training contract of fastrnn.training on the C trainer (train.c)."""
     import numpy as np
 
-    if spec.depth is not None:
-        raise NotImplementedError("per-output depth truncation is not in the C trainer yet")
     lay, dtype = spec.layout, theta.dtype
     T, B = inputs.shape[:2]
     opt = spec.optimizer
@@ -32,7 +30,8 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
         cell=lay.cell, T=T, B=B, In=lay.input_size, H=lay.hidden_size, O=lay.output_size,
         has_bias=lay.bias, has_head_bias=lay.head_bias, index_input=spec.index_input,
         many_to_one=spec.many_to_one, reduce_mean=spec.reduction == "mean", head=spec.head,
-        k1=spec.k1, k2=spec.window, clip=spec.clip.kind, clip_value=float(spec.clip.value),
+        k1=spec.k1, k2=spec.window, depth=-1 if spec.depth is None else int(spec.depth),
+        clip=spec.clip.kind, clip_value=float(spec.clip.value),
         opt=None if opt is None else opt.kind, lr=float(getattr(opt, "lr", 0.0)),
         momentum=float(getattr(opt, "momentum", 0.0)), alpha=float(getattr(opt, "alpha", 0.0)),
         beta1=float(getattr(opt, "beta1", 0.0)), beta2=float(getattr(opt, "beta2", 0.0)),
