@@ -95,6 +95,16 @@ static inline real ISA_FN(expm1_reduced)(real x) {
     return (scale - (real)1) + scale * p;
 }
 
+/* exp(x) for x <= 0 (the softmax's shifted logits); below EXP_ARG_MIN the
+ * result is that of EXP_ARG_MIN (~1e-38 / 1e-308) instead of a subnormal. */
+void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y) {
+    for (frnn_int i = 0; i < n; i++) {
+        real v = x[i];
+        v = v < (real)EXP_ARG_MIN ? (real)EXP_ARG_MIN : v;
+        y[i] = ISA_FN(exp_reduced)(v);
+    }
+}
+
 void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y) {
     for (frnn_int i = 0; i < n; i++) {
         const real v = x[i];

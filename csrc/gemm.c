@@ -79,15 +79,26 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
     for (frnn_int j0 = 0; j0 < N; j0 += NR) {
         const frnn_int cols = N - j0 < NR ? N - j0 : NR;
         real *panel = Bp + j0 * K;
-        for (frnn_int k = 0; k < K; k++) {
-            real *dst = panel + k * NR;
-            const real *src = B + k * rs + j0 * cs;
-            if (cs == 1) {
-                memcpy(dst, src, (size_t)cols * sizeof(real));
-            } else {
-                for (frnn_int j = 0; j < cols; j++) dst[j] = src[j * cs];
+        if (cols < NR)
+            for (frnn_int k = 0; k < K; k++)
+                for (frnn_int j = cols; j < NR; j++) panel[k * NR + j] = 0;
+        if (rs == 1) {
+            /* B is a transposed view (W^T of a row-major W): read W's rows
+             * contiguously and scatter into the panel, rather than gather
+             * down W's columns. */
+            for (frnn_int j = 0; j < cols; j++) {
+                const real *src = B + (j0 + j) * cs;
+                for (frnn_int k = 0; k < K; k++) panel[k * NR + j] = src[k];
             }
-            for (frnn_int j = cols; j < NR; j++) dst[j] = 0;
+        } else {
+            for (frnn_int k = 0; k < K; k++) {
+                const real *src = B + k * rs + j0 * cs;
+                real *dst = panel + k * NR;
+                if (cs == 1)
+                    memcpy(dst, src, (size_t)cols * sizeof(real));
+                else
+                    for (frnn_int j = 0; j < cols; j++) dst[j] = src[j * cs];
+            }
         }
     }
 }
@@ -105,7 +116,24 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, frnn_int K, const real *res
     vreal acc[MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = VZERO;
-    for (frnn_int k = 0; k < K; k++) {
+    frnn_int k = 0;
+    if (mr == 1) {
+        /* A single row (batch 1: the recurrent matrix-vector product) has
+         * only NV accumulators, too few to hide the FMA latency: keep four
+         * independent groups over k mod 4 and combine them at the end. */
+        vreal part[4][NV];
+        for (int u = 0; u < 4; u++)
+            for (int v = 0; v < NV; v++) part[u][v] = VZERO;
+        for (; k + 4 <= K; k += 4)
+            for (int u = 0; u < 4; u++) {
+                const real a = A[(k + u) * cs];
+                for (int v = 0; v < NV; v++)
+                    part[u][v] += a * ISA_FN(vload)(panel + (k + u) * NR + v * VL);
+            }
+        for (int v = 0; v < NV; v++)
+            acc[0][v] = (part[0][v] + part[1][v]) + (part[2][v] + part[3][v]);
+    }
+    for (; k < K; k++) {
         vreal b[NV];
         for (int v = 0; v < NV; v++) b[v] = ISA_FN(vload)(panel + k * NR + v * VL);
         for (int r = 0; r < mr; r++) {
@@ -229,9 +257,19 @@ static void ISA_FN(gemm_nt)(frnn_int M, frnn_int N, frnn_int K,
         }
 }
 
-/* This ISA's row of the kernel table (activations.c supplies the rest). */
+/* This ISA's row of the kernel table (activations.c and optim.c supply the rest). */
 void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_tanh)(frnn_int n, const real *x, real *y);
+void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y);
+void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
+double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g);
+void ISA_FN(frnn_scale)(frnn_int n, real *g, real a);
+void ISA_FN(frnn_sgd)(frnn_int n, real *p, const real *g, real *m, real lr, real mu, int nesterov);
+void ISA_FN(frnn_adagrad)(frnn_int n, real *p, const real *g, real *m, real lr, real eps);
+void ISA_FN(frnn_rmsprop)(frnn_int n, real *p, const real *g, real *v, real lr, real alpha,
+                          real eps);
+void ISA_FN(frnn_adam)(frnn_int n, real *p, const real *g, real *m, real *v, real lr, real b1,
+                       real b2, real c1, real c2, real eps);
 
 const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .isa = FRNN_STR(FRNN_ISA),
@@ -243,4 +281,12 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .gemm_nn_packed = ISA_FN(gemm_nn_packed),
     .sigmoid = ISA_FN(frnn_sigmoid),
     .tanh = ISA_FN(frnn_tanh),
+    .exp_nonpositive = ISA_FN(frnn_exp_nonpositive),
+    .clip_value = ISA_FN(frnn_clip_value),
+    .sum_squares = ISA_FN(frnn_sum_squares),
+    .scale = ISA_FN(frnn_scale),
+    .sgd = ISA_FN(frnn_sgd),
+    .adagrad = ISA_FN(frnn_adagrad),
+    .rmsprop = ISA_FN(frnn_rmsprop),
+    .adam = ISA_FN(frnn_adam),
 };

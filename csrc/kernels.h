@@ -38,6 +38,17 @@ typedef struct {
     /* y[n] = sigmoid(x[n]), tanh(x[n]); y may alias x. */
     void (*sigmoid)(frnn_int n, const real *x, real *y);
     void (*tanh)(frnn_int n, const real *x, real *y);
+    /* y[n] = exp(x[n]) for x <= 0; y may alias x. */
+    void (*exp_nonpositive)(frnn_int n, const real *x, real *y);
+    /* Training step over flat vectors (optim.c, docs/TRAINING.md). */
+    void (*clip_value)(frnn_int n, real *g, real c);
+    double (*sum_squares)(frnn_int n, const real *g);
+    void (*scale)(frnn_int n, real *g, real a);
+    void (*sgd)(frnn_int n, real *p, const real *g, real *m, real lr, real mu, int nesterov);
+    void (*adagrad)(frnn_int n, real *p, const real *g, real *m, real lr, real eps);
+    void (*rmsprop)(frnn_int n, real *p, const real *g, real *v, real lr, real alpha, real eps);
+    void (*adam)(frnn_int n, real *p, const real *g, real *m, real *v, real lr, real b1,
+                 real b2, real c1, real c2, real eps);
 } FN(frnn_kernel_table);
 
 /* The table chosen by frnn_select_isa (baseline until then). */

@@ -41,8 +41,9 @@ static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *fla
 
 /* The head over `rows` hidden states: z = h W_hy^T + b_y, the loss terms and
  * dz = dl/dz * scale. Returns the summed (unscaled) loss. z_dz: [rows, O]. */
-static double FN(head_loss)(const frnn_train_config *cfg, frnn_int rows, const int64_t *tidx,
-                            const real *tval, real scale, real *z_dz) {
+static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg,
+                            frnn_int rows, const int64_t *tidx, const real *tval, real scale,
+                            real *z_dz) {
     const frnn_int O = cfg->O;
     double loss = 0;
     for (frnn_int r = 0; r < rows; r++) {
@@ -51,11 +52,15 @@ static double FN(head_loss)(const frnn_train_config *cfg, frnn_int rows, const i
         case FRNN_HEAD_SOFTMAX_CE: {
             real zmax = z[0];
             for (frnn_int o = 1; o < O; o++) zmax = z[o] > zmax ? z[o] : zmax;
-            double sum = 0;
-            for (frnn_int o = 0; o < O; o++) sum += exp((double)(z[o] - zmax));
             const frnn_int y = (frnn_int)tidx[r];
-            loss += log(sum) + (double)zmax - (double)z[y];
-            for (frnn_int o = 0; o < O; o++) z[o] = (real)(exp((double)(z[o] - zmax)) / sum) * scale;
+            const real zy = z[y] - zmax;
+            for (frnn_int o = 0; o < O; o++) z[o] -= zmax;
+            k->exp_nonpositive(O, z, z);
+            double sum = 0;
+            for (frnn_int o = 0; o < O; o++) sum += (double)z[o];
+            loss += log(sum) - (double)zy;
+            const real inv = (real)(1 / sum) * scale;
+            for (frnn_int o = 0; o < O; o++) z[o] *= inv;
             z[y] -= scale;
             break;
         }
@@ -79,62 +84,29 @@ static double FN(head_loss)(const frnn_train_config *cfg, frnn_int rows, const i
     return loss;
 }
 
-static void FN(clip)(const frnn_train_config *cfg, frnn_int P, real *g) {
+static void FN(clip)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg, frnn_int P,
+                     real *g) {
     if (cfg->clip == FRNN_CLIP_VALUE) {
-        const real c = (real)cfg->clip_value;
-        for (frnn_int i = 0; i < P; i++) g[i] = g[i] > c ? c : (g[i] < -c ? -c : g[i]);
+        k->clip_value(P, g, (real)cfg->clip_value);
     } else if (cfg->clip == FRNN_CLIP_NORM) {
-        double sq = 0;
-        for (frnn_int i = 0; i < P; i++) sq += (double)g[i] * (double)g[i];
-        const double norm = sqrt(sq);
-        if (norm > cfg->clip_value) {
-            const real coef = (real)(cfg->clip_value / (norm + 1e-6));
-            for (frnn_int i = 0; i < P; i++) g[i] *= coef;
-        }
+        const double norm = sqrt(k->sum_squares(P, g));
+        if (norm > cfg->clip_value) k->scale(P, g, (real)(cfg->clip_value / (norm + 1e-6)));
     }
 }
 
-static void FN(optimizer_step)(const frnn_train_config *cfg, frnn_int P, real *theta,
-                               const real *g, real *m, real *v, int64_t step) {
+static void FN(optimizer_step)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg,
+                               frnn_int P, real *theta, const real *g, real *m, real *v,
+                               int64_t step) {
     const real lr = (real)cfg->lr, eps = (real)cfg->eps;
     switch (cfg->opt) {
-    case FRNN_OPT_SGD: {
-        const real mu = (real)cfg->momentum;
-        if (mu == 0) {
-            for (frnn_int i = 0; i < P; i++) theta[i] -= lr * g[i];
-            break;
-        }
-        for (frnn_int i = 0; i < P; i++) {
-            m[i] = mu * m[i] + g[i];
-            theta[i] -= lr * (cfg->nesterov ? g[i] + mu * m[i] : m[i]);
-        }
+    case FRNN_OPT_SGD: k->sgd(P, theta, g, m, lr, (real)cfg->momentum, cfg->nesterov); break;
+    case FRNN_OPT_ADAGRAD: k->adagrad(P, theta, g, m, lr, eps); break;
+    case FRNN_OPT_RMSPROP: k->rmsprop(P, theta, g, v, lr, (real)cfg->alpha, eps); break;
+    case FRNN_OPT_ADAM:
+        k->adam(P, theta, g, m, v, lr, (real)cfg->beta1, (real)cfg->beta2,
+                (real)(1 - pow(cfg->beta1, (double)step)), (real)(1 - pow(cfg->beta2, (double)step)),
+                eps);
         break;
-    }
-    case FRNN_OPT_ADAGRAD:
-        for (frnn_int i = 0; i < P; i++) {
-            m[i] += g[i] * g[i];
-            theta[i] -= lr * g[i] / (real)sqrt((double)(m[i] + eps));
-        }
-        break;
-    case FRNN_OPT_RMSPROP: {
-        const real a = (real)cfg->alpha;
-        for (frnn_int i = 0; i < P; i++) {
-            v[i] = a * v[i] + (1 - a) * g[i] * g[i];
-            theta[i] -= lr * g[i] / ((real)sqrt((double)v[i]) + eps);
-        }
-        break;
-    }
-    case FRNN_OPT_ADAM: {
-        const real b1 = (real)cfg->beta1, b2 = (real)cfg->beta2;
-        const real c1 = (real)(1 - pow(cfg->beta1, (double)step));
-        const real c2 = (real)(1 - pow(cfg->beta2, (double)step));
-        for (frnn_int i = 0; i < P; i++) {
-            m[i] = b1 * m[i] + (1 - b1) * g[i];
-            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-            theta[i] -= lr * (m[i] / c1) / ((real)sqrt((double)(v[i] / c2)) + eps);
-        }
-        break;
-    }
     default: break;
     }
 }
@@ -170,7 +142,7 @@ static double FN(head_step)(const frnn_train_config *cfg, FN(window) *w, frnn_in
     k->gemm_nn_packed(rows, O, H, h_rows, H, w->w_hy_tp, 1, w->zdz, O);
     const int64_t *tidx = target_idx ? target_idx + (cfg->many_to_one ? 0 : first * B) : NULL;
     const real *tval = target ? target + (cfg->many_to_one ? 0 : first * B * O) : NULL;
-    double loss = FN(head_loss)(cfg, rows, tidx, tval, scale, w->zdz);
+    double loss = FN(head_loss)(k, cfg, rows, tidx, tval, scale, w->zdz);
     if (cfg->reduce_mean) loss /= (double)terms;
     k->gemm_tn(O, H, rows, w->zdz, O, h_rows, H, 0, w->g.w_hy, H);
     if (w->g.b_y) FN(frnn_column_sums)(rows, O, w->zdz, w->g.b_y);
@@ -207,13 +179,13 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
 /* Clip the window gradient, then step the optimizer (or accumulate). */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
                               real *theta, real *grad, real *m, real *v, int64_t *step) {
-    FN(clip)(cfg, P, w->gw);
+    FN(clip)(w->k, cfg, P, w->gw);
     if (cfg->opt == FRNN_OPT_NONE) {
         for (frnn_int i = 0; i < P; i++) grad[i] += w->gw[i];
     } else {
         memcpy(grad, w->gw, sizeof(real) * (size_t)P);
         *step += 1;
-        FN(optimizer_step)(cfg, P, theta, w->gw, m, v, *step);
+        FN(optimizer_step)(w->k, cfg, P, theta, w->gw, m, v, *step);
     }
 }
 
