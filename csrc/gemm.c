@@ -83,12 +83,16 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
             for (frnn_int k = 0; k < K; k++)
                 for (frnn_int j = cols; j < NR; j++) panel[k * NR + j] = 0;
         if (rs == 1) {
-            /* B is a transposed view (W^T of a row-major W): read W's rows
-             * contiguously and scatter into the panel, rather than gather
-             * down W's columns. */
-            for (frnn_int j = 0; j < cols; j++) {
-                const real *src = B + (j0 + j) * cs;
-                for (frnn_int k = 0; k < K; k++) panel[k * NR + j] = src[k];
+            /* B is a transposed view (W^T of a row-major W): a blocked
+             * transpose, reading KB-long runs of W's rows while the KB x NR
+             * slice of the panel being written stays in L1. */
+            enum { KB = 64 };
+            for (frnn_int k0 = 0; k0 < K; k0 += KB) {
+                const frnn_int k1 = K - k0 < KB ? K : k0 + KB;
+                for (frnn_int j = 0; j < cols; j++) {
+                    const real *src = B + (j0 + j) * cs;
+                    for (frnn_int k = k0; k < k1; k++) panel[k * NR + j] = src[k];
+                }
             }
         } else {
             for (frnn_int k = 0; k < K; k++) {
