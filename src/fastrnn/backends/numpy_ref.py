@@ -32,77 +32,92 @@ def _activation_grad(cell, y):
     return y * (1 - y)
 
 
-def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
-    T, H = x.shape[0], h0.shape[1]
-    xp = x @ w_ih.T + b_ih  # input projection for every step at once: [T, B, GH]
-    h = h0
+def cell_step(cell, xp_t, h, c, w_hh, b_hh):
+    """One step of the recurrence from the projected input ``xp_t = x_t W_ih^T + b_ih``.
+
+    Returns ``(h, c, ws_t)``: the new state (``c`` None except for LSTM) and
+    what the backward needs of this step (LSTM ``[i, f, g, o, c]``, GRU
+    ``[r, z, n, W_hn h + b_hn]``, None for Elman, whose output is enough).
+    """
+    H = h.shape[-1]
     if cell == "lstm":
-        c = c0
-        for t in range(T):
-            gates = xp[t] + h @ w_hh.T + b_hh
-            i = _sigmoid(gates[:, :H])
-            f = _sigmoid(gates[:, H:2 * H])
-            g = np.tanh(gates[:, 2 * H:3 * H])
-            o = _sigmoid(gates[:, 3 * H:])
-            c = f * c + i * g
-            h = o * np.tanh(c)
-            out[t] = h
-            if ws is not None:
-                ws[t] = np.concatenate([i, f, g, o, c], axis=1)
-        cn[...] = c
-    elif cell == "gru":
-        for t in range(T):
-            hp = h @ w_hh.T + b_hh
-            r = _sigmoid(xp[t, :, :H] + hp[:, :H])
-            z = _sigmoid(xp[t, :, H:2 * H] + hp[:, H:2 * H])
-            n = np.tanh(xp[t, :, 2 * H:] + r * hp[:, 2 * H:])
-            h = (1 - z) * n + z * h
-            out[t] = h
-            if ws is not None:
-                ws[t] = np.concatenate([r, z, n, hp[:, 2 * H:]], axis=1)
-    else:
-        act = _ACTIVATIONS[cell]
-        for t in range(T):
-            h = act(xp[t] + h @ w_hh.T + b_hh)
-            out[t] = h
+        gates = xp_t + h @ w_hh.T + b_hh
+        i = _sigmoid(gates[..., :H])
+        f = _sigmoid(gates[..., H:2 * H])
+        g = np.tanh(gates[..., 2 * H:3 * H])
+        o = _sigmoid(gates[..., 3 * H:])
+        c = f * c + i * g
+        h = o * np.tanh(c)
+        return h, c, np.concatenate([i, f, g, o, c], axis=-1)
+    if cell == "gru":
+        hp = h @ w_hh.T + b_hh
+        r = _sigmoid(xp_t[..., :H] + hp[..., :H])
+        z = _sigmoid(xp_t[..., H:2 * H] + hp[..., H:2 * H])
+        n = np.tanh(xp_t[..., 2 * H:] + r * hp[..., 2 * H:])
+        h = (1 - z) * n + z * h
+        return h, None, np.concatenate([r, z, n, hp[..., 2 * H:]], axis=-1)
+    return _ACTIVATIONS[cell](xp_t + h @ w_hh.T + b_hh), None, None
+
+
+def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
+    """Backward through one step, given ``dh`` = dL/dh_t (all paths) and, for
+    LSTM, ``dc`` = dL/dc_t arriving from step t+1.
+
+    Returns ``(gx, gh, dh_prev, dc_prev)``: the gradients of the input-side and
+    hidden-side pre-activations (the same array except for GRU, whose reset
+    gate scales the hidden side of n) and the gradients passed on to h_{t-1}
+    (and c_{t-1}). Leading dimensions broadcast, so a stack of deltas (the
+    per-output-depth trainer's ages) runs through in one call.
+    """
+    H = h_t.shape[-1]
+    if cell == "lstm":
+        i, f, g, o, c = (ws_t[..., k * H:(k + 1) * H] for k in range(5))
+        tc = np.tanh(c)
+        dc = dc + dh * o * (1 - tc * tc)
+        gx = np.concatenate([dc * g * i * (1 - i), dc * c_prev * f * (1 - f),
+                             dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=-1)
+        return gx, gx, gx @ w_hh, dc * f
+    if cell == "gru":
+        r, z, n, hn = (ws_t[..., k * H:(k + 1) * H] for k in range(4))
+        dn = dh * (1 - z) * (1 - n * n)
+        dz = dh * (h_prev - n) * z * (1 - z)
+        dr = dn * hn * r * (1 - r)
+        gx = np.concatenate([dr, dz, dn], axis=-1)
+        gh = np.concatenate([dr, dz, dn * r], axis=-1)
+        return gx, gh, dh * z + gh @ w_hh, None
+    gx = dh * _activation_grad(cell, h_t)
+    return gx, gx, gx @ w_hh, None
+
+
+def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+    xp = x @ w_ih.T + b_ih  # input projection for every step at once: [T, B, GH]
+    h, c = h0, c0
+    for t in range(x.shape[0]):
+        h, c, ws_t = cell_step(cell, xp[t], h, c, w_hh, b_hh)
+        out[t] = h
+        if ws is not None and ws_t is not None:
+            ws[t] = ws_t
     hn[...] = h
+    if cell == "lstm":
+        cn[...] = c
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
              dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0):
     T, H = x.shape[0], h0.shape[1]
     h_prev = np.concatenate([h0[None], out[:-1]], axis=0)  # h_{t-1} for every t
+    c_prev = np.concatenate([c0[None], ws[:-1, :, 4 * H:]], axis=0) if cell == "lstm" else [None] * T
     gx = np.empty((T,) + h0.shape[:1] + (w_ih.shape[0],), dtype=x.dtype)
     gh = gx if cell != "gru" else np.empty_like(gx)
     dh_next = d_hn.copy()
-    if cell == "lstm":
-        dc = d_cn.copy()
-        c_prev = np.concatenate([c0[None], ws[:-1, :, 4 * H:]], axis=0)
-        for t in range(T - 1, -1, -1):
-            i, f, g, o, c = (ws[t, :, k * H:(k + 1) * H] for k in range(5))
-            tc = np.tanh(c)
-            dh = d_out[t] + dh_next
-            dc = dc + dh * o * (1 - tc * tc)
-            gx[t] = np.concatenate([dc * g * i * (1 - i), dc * c_prev[t] * f * (1 - f),
-                                    dc * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
-            dc = dc * f
-            dh_next = gx[t] @ w_hh
-        dc0[...] = dc
-    elif cell == "gru":
-        for t in range(T - 1, -1, -1):
-            r, z, n, hn = (ws[t, :, k * H:(k + 1) * H] for k in range(4))
-            dh = d_out[t] + dh_next
-            dn = dh * (1 - z) * (1 - n * n)
-            dz = dh * (h_prev[t] - n) * z * (1 - z)
-            dr = dn * hn * r * (1 - r)
-            gx[t] = np.concatenate([dr, dz, dn], axis=1)
-            gh[t] = np.concatenate([dr, dz, dn * r], axis=1)
-            dh_next = dh * z + gh[t] @ w_hh
-    else:
-        for t in range(T - 1, -1, -1):
-            gx[t] = (d_out[t] + dh_next) * _activation_grad(cell, out[t])
-            dh_next = gx[t] @ w_hh
+    dc = d_cn.copy() if cell == "lstm" else None
+    for t in range(T - 1, -1, -1):
+        ws_t = None if ws is None or ws.shape[2] == 0 else ws[t]
+        gx[t], gh[t], dh_next, dc = step_gate_grads(cell, w_hh, out[t], ws_t, h_prev[t], c_prev[t],
+                                                    d_out[t] + dh_next, dc)
     dh0[...] = dh_next
+    if cell == "lstm":
+        dc0[...] = dc
 
     gx2 = gx.reshape(-1, gx.shape[2])
     gh2 = gh.reshape(-1, gh.shape[2])

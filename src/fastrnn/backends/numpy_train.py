@@ -1,0 +1,222 @@
+"""The NumPy reference sequence trainer: docs/TRAINING.md written as plainly as possible.
+
+Same contract and same algorithm as the C trainer (csrc/train.c), step for
+step, so that reading this file explains that one: windows of TBPTT(k1, k2)
+cut from the sequence, each projected (a column lookup for index input),
+run forward from the carried state, scored by the head, differentiated back
+to its start (never into the carried state), clipped and applied; per-output
+depth k as one backward recurrence over k + 1 stacked "ages" of deltas. The
+cell math is numpy_ref's (``cell_step``, ``step_gate_grads``), shared with
+the plain forward/backward.
+
+It is the fallback when nothing compiled is available and the readable
+statement of the semantics; it is not fast (one small matrix product per
+step, Python between steps) and not an autograd: the tests hold it to an
+independent brute force (tests/test_training_reference.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .numpy_ref import cell_step, step_gate_grads
+
+
+def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
+    """The backend contract of fastrnn.training: see its module docstring."""
+    lay = spec.layout
+    cell, H = lay.cell, lay.hidden_size
+    T = inputs.shape[0]
+    P = lay.views(theta)  # views: every update to theta is seen by the next window
+    zeros = np.zeros(lay.gates * H, theta.dtype)
+    b_ih, b_hh = P.get("bias_ih", zeros), P.get("bias_hh", zeros)
+    by_depth = spec.depth is not None
+    k1, k2 = (T, T) if by_depth else (spec.k1, spec.window)
+    if spec.optimizer is None:
+        grad[...] = 0
+    window_grad = np.zeros_like(theta)
+    G = lay.views(window_grad)
+
+    h_carry, c_carry = h.copy(), (None if c is None else c.copy())
+    t_prev, n = 0, 0
+    while t_prev < T:
+        t = min(t_prev + k1, T)
+        s = max(0, t - k2)
+        s_next = max(0, min(t + k1, T) - k2)
+
+        # forward over the window [s, t) from the carried state
+        if spec.index_input:
+            xp = P["weight_ih"].T[inputs[s:t]] + b_ih  # the one-hot product, as a lookup
+        else:
+            xp = inputs[s:t] @ P["weight_ih"].T + b_ih
+        out, ws, h_run, c_run = _forward(cell, xp, P["weight_hh"], b_hh, h_carry, c_carry)
+
+        loss = 0.0
+        if not spec.many_to_one or t == T:
+            first = T - 1 if spec.many_to_one else t_prev  # outputs [first, t) carry the loss
+            rows = targets if spec.many_to_one else targets[first:t]
+            loss, d_out = _head(spec, P, out, first - s, rows, G)
+            h_prev = np.concatenate([h_carry[None], out[:-1]])
+            c_prev = None if c is None else np.concatenate([c_carry[None], ws[:-1, :, 4 * H:]])
+            if by_depth:
+                gx, gh = _depth_gate_grads(spec, cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
+            else:
+                gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
+            _layer_weight_grads(spec, G, gx, gh, h_prev, inputs[s:t])
+            _clip(spec.clip, window_grad)
+            if spec.optimizer is None:
+                grad += window_grad
+            else:
+                grad[...] = window_grad
+                step += 1
+                _optimizer_step(spec.optimizer, theta, window_grad, m, v, step)
+        losses[n] = loss
+
+        # carry the state this forward reached at s_next (or at T)
+        if t == T:
+            h[...] = h_run
+            if c is not None:
+                c[...] = c_run
+        elif s_next > s:
+            h_carry = out[s_next - s - 1].copy()
+            if c is not None:
+                c_carry = ws[s_next - s - 1, :, 4 * H:].copy()
+        t_prev, n = t, n + 1
+    return step
+
+
+def _forward(cell, xp, w_hh, b_hh, h, c):
+    """Run the recurrence over a projected window; keep every output and ws."""
+    out = np.empty(xp.shape[:2] + h.shape[-1:], xp.dtype)
+    ws = []
+    for t in range(xp.shape[0]):
+        h, c, ws_t = cell_step(cell, xp[t], h, c, w_hh, b_hh)
+        out[t] = h
+        ws.append(ws_t)
+    return out, (None if ws[0] is None else np.stack(ws)), h, c
+
+
+def _head(spec, P, out, first, rows, G):
+    """Loss of the outputs out[first:] against ``rows``; fills G's head
+    gradients and returns (loss as a float, d_out for the whole window)."""
+    hs = out[-1] if spec.many_to_one else out[first:]
+    z = hs @ P["weight_hy"].T
+    if "bias_y" in P:
+        z = z + P["bias_y"]
+    if spec.head == "softmax_ce":
+        zmax = z.max(axis=-1, keepdims=True)
+        e = np.exp(z - zmax)
+        total = e.sum(axis=-1, keepdims=True)
+        zy = np.take_along_axis(z, rows[..., None], axis=-1)
+        loss = float(np.sum(np.log(total.astype(np.float64)) + zmax - zy))
+        dz = e / total
+        np.put_along_axis(dz, rows[..., None], np.take_along_axis(dz, rows[..., None], -1) - 1, -1)
+        terms = rows.size
+    elif spec.head == "sigmoid_bce":
+        z64 = z.astype(np.float64)
+        loss = float(np.sum(np.maximum(z64, 0) - z64 * rows + np.log1p(np.exp(-np.abs(z64)))))
+        dz = (0.5 * (1 + np.tanh(0.5 * z64)) - rows).astype(z.dtype)  # sigmoid without overflow
+        terms = rows.size
+    else:
+        diff = z - rows
+        loss = float(np.sum(diff.astype(np.float64) ** 2))
+        dz = 2 * diff
+        terms = rows.size
+    if spec.reduction == "mean":
+        loss /= terms
+        dz = dz / z.dtype.type(terms)
+    O, H = P["weight_hy"].shape
+    G["weight_hy"][...] = dz.reshape(-1, O).T @ hs.reshape(-1, H)
+    if "bias_y" in G:
+        G["bias_y"][...] = dz.reshape(-1, O).sum(axis=0)
+    d_out = np.zeros_like(out)
+    if spec.many_to_one:
+        d_out[-1] = dz @ P["weight_hy"]
+    else:
+        d_out[first:] = dz @ P["weight_hy"]
+    return loss, d_out
+
+
+def _window_gate_grads(cell, w_hh, out, ws, h_prev, c_prev, d_out):
+    """Backward through the whole window; the carried state gets no gradient."""
+    gx, gh = [None] * len(out), [None] * len(out)
+    dh_next = np.zeros_like(out[0])
+    dc = None if c_prev is None else np.zeros_like(out[0])
+    for t in range(len(out) - 1, -1, -1):
+        gx[t], gh[t], dh_next, dc = step_gate_grads(
+            cell, w_hh, out[t], None if ws is None else ws[t], h_prev[t],
+            None if c_prev is None else c_prev[t], d_out[t] + dh_next, dc)
+    return np.stack(gx), np.stack(gh)
+
+
+def _depth_gate_grads(spec, cell, w_hh, out, ws, h_prev, c_prev, d_out):
+    """Per-output depth K: the loss at step t reaches steps t .. t-K only.
+
+    ``dh[a]`` is the delta that entered K+1 steps' worth of history a steps
+    ago ("age" a): at each step age 0 takes d_out[t], age a the age a-1 delta
+    propagated from step t+1, and what age K would propagate is dropped. All
+    ages run through one step_gate_grads call (a leading axis), and their gate
+    gradients sum.
+    """
+    A = spec.depth + 1
+    dh_prop = np.zeros((A,) + out.shape[1:], out.dtype)
+    dc_prop = None if c_prev is None else np.zeros_like(dh_prop)
+    gx, gh = [None] * len(out), [None] * len(out)
+    for t in range(len(out) - 1, -1, -1):
+        dh = np.concatenate([d_out[t][None], dh_prop[:-1]])
+        dc = None if dc_prop is None else np.concatenate([np.zeros_like(d_out[t])[None], dc_prop[:-1]])
+        gx_a, gh_a, dh_prop, dc_prop = step_gate_grads(
+            cell, w_hh, out[t], None if ws is None else ws[t], h_prev[t],
+            None if c_prev is None else c_prev[t], dh, dc)
+        gx[t], gh[t] = gx_a.sum(axis=0), gh_a.sum(axis=0)
+    return np.stack(gx), np.stack(gh)
+
+
+def _layer_weight_grads(spec, G, gx, gh, h_prev, x):
+    GH = gx.shape[-1]
+    gx2, gh2 = gx.reshape(-1, GH), gh.reshape(-1, GH)
+    if spec.index_input:  # the transpose of the lookup: scatter-add into columns
+        G["weight_ih"][...] = 0
+        np.add.at(G["weight_ih"].T, x.reshape(-1), gx2)
+    else:
+        G["weight_ih"][...] = gx2.T @ x.reshape(-1, x.shape[-1])
+    G["weight_hh"][...] = gh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
+    if "bias_ih" in G:
+        G["bias_ih"][...] = gx2.sum(axis=0)
+        G["bias_hh"][...] = gh2.sum(axis=0)
+
+
+def _clip(clip, g):
+    if clip.kind == "value":
+        np.clip(g, -clip.value, clip.value, out=g)
+    elif clip.kind == "norm":
+        norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
+        if norm > clip.value:
+            g *= g.dtype.type(clip.value / (norm + 1e-6))
+
+
+def _optimizer_step(opt, theta, g, m, v, step):
+    """One update in place (docs/TRAINING.md's formulas; m, v the state)."""
+    real = theta.dtype.type
+    lr = real(opt.lr)
+    if opt.kind == "sgd":
+        if opt.momentum:
+            m *= real(opt.momentum)
+            m += g
+            theta -= lr * (g + real(opt.momentum) * m if opt.nesterov else m)
+        else:
+            theta -= lr * g
+    elif opt.kind == "adagrad":
+        m += g * g
+        theta -= lr * g / np.sqrt(m + real(opt.eps))
+    elif opt.kind == "rmsprop":
+        v *= real(opt.alpha)
+        v += real(1 - opt.alpha) * g * g
+        theta -= lr * g / (np.sqrt(v) + real(opt.eps))
+    else:
+        m *= real(opt.beta1)
+        m += real(1 - opt.beta1) * g
+        v *= real(opt.beta2)
+        v += real(1 - opt.beta2) * g * g
+        m_hat = m / real(1 - opt.beta1 ** step)
+        v_hat = v / real(1 - opt.beta2 ** step)
+        theta -= lr * m_hat / (np.sqrt(v_hat) + real(opt.eps))
