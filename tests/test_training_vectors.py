@@ -1,0 +1,85 @@
+"""Every sequence trainer against PyTorch: tests/vectors/training/*.npz.
+
+The files come from tests/vectors/generate_training_vectors.py: torch.nn
+modules trained in float64 with ``detach`` between windows, torch's loss
+functions, clip_grad_value_ / clip_grad_norm_ and torch.optim (min-char-rnn's
+Adagrad written out), covering windowed training, TBPTT(k1, k2) with
+k1 < k2, per-output depth, every head, both reductions, many-to-one, and
+gradients-only runs. Each backend's trainer, in float32 and float64, must
+reproduce the per-window losses, the final parameters, the final state and
+the returned gradient (max|diff| / max|ref| per array: 1e-10 in float64,
+1e-4 in float32).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastrnn import training as tr
+
+from conftest import TOLERANCE, rel_err
+from test_training_reference import trainer  # noqa: F401  (the backend fixture)
+
+VECTOR_DIR = Path(__file__).parent / "vectors" / "training"
+VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
+
+
+def load(path):
+    with np.load(path) as f:
+        data = {k: f[k] for k in f.files}
+    return json.loads(str(data.pop("spec"))), data
+
+
+def build_spec(s):
+    layout = tr.Layout(s["cell"], s["input_size"], s["hidden_size"], s["output_size"])
+    opt = None
+    if s["optimizer"] is not None:
+        kind, hp = s["optimizer"]
+        opt = {"sgd": tr.SGD, "adagrad": tr.Adagrad, "rmsprop": tr.RMSprop, "adam": tr.Adam}[kind](**hp)
+    scheme = dict(depth=s["depth"]) if s["depth"] is not None else dict(k1=s["k1"], k2=s["k2"])
+    return tr.TrainSpec(layout, head=s["head"], index_input=s["index_input"], many_to_one=s["many_to_one"],
+                        reduction=s["reduction"], clip=tr.Clip(*s["clip"]), optimizer=opt, **scheme)
+
+
+def test_the_vectors_cover_every_scheme_head_and_optimizer():
+    specs = [load(p)[0] for p in VECTOR_FILES]
+    assert len(specs) >= 10
+    assert {s["cell"] for s in specs} == {"rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "gru"}
+    assert {s["head"] for s in specs} == set(tr.HEADS)
+    assert {s["reduction"] for s in specs} == set(tr.REDUCTIONS)
+    assert {s["optimizer"][0] for s in specs if s["optimizer"]} == {"sgd", "adagrad", "rmsprop", "adam"}
+    assert any(s["depth"] is not None for s in specs)
+    assert any(s["k1"] is not None and s["k1"] < s["k2"] for s in specs)  # true TBPTT(k1, k2)
+    assert any(s["k1"] is not None and s["k1"] == s["k2"] for s in specs)  # windowed
+    assert any(s["many_to_one"] for s in specs) and any(s["optimizer"] is None for s in specs)
+    assert {s["clip"][0] for s in specs} == {"none", "value", "norm"}
+    for path in VECTOR_FILES:  # a clip that never binds would test nothing
+        s, v = load(path)
+        assert bool(v["clipped"]) == (s["clip"][0] != "none"), path.stem
+
+
+@pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
+def test_trainer_matches_torch(path, trainer, dtype):  # noqa: F811
+    s, v = load(path)
+    spec = build_spec(s)
+    theta = v["theta0"].astype(dtype)
+    inputs = v["inputs"] if spec.index_input else v["inputs"].astype(dtype)
+    targets = v["targets"] if v["targets"].dtype.kind == "i" else v["targets"].astype(dtype)
+    h0 = v["h0"].astype(dtype)
+    c0 = v["c0"].astype(dtype) if "c0" in v else None
+    if spec.optimizer is None:
+        res = tr.sequence_gradients(spec, theta, inputs, targets, h0=h0, c0=c0, backend=trainer)
+        np.testing.assert_array_equal(theta, v["theta0"].astype(dtype))
+    else:
+        res = tr.fit_sequence(spec, theta, inputs, targets, h0=h0, c0=c0, backend=trainer)
+    errors = {"losses": rel_err(res.losses, v["losses"]), "theta": rel_err(theta, v["theta"]),
+              "h_n": rel_err(res.h_n, v["h_n"]), "grad": rel_err(res.grad, v["grad"])}
+    if "c_n" in v:
+        errors["c_n"] = rel_err(res.c_n, v["c_n"])
+    print(f"\n[{trainer}/{np.dtype(dtype).name}] {path.stem}: "
+          + " ".join(f"{k}={e:.1e}" for k, e in errors.items()))
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= TOLERANCE[np.dtype(dtype)], f"{worst}: {errors[worst]:.3e}"
