@@ -79,14 +79,22 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
     for (frnn_int j0 = 0; j0 < N; j0 += NR) {
         const frnn_int cols = N - j0 < NR ? N - j0 : NR;
         real *panel = Bp + j0 * K;
-        if (cols < NR)
+        if (cols == NR && cs == 1) {
+            /* whole rows of a row-major B: vector copies of a constant size
+             * (a memcpy call per 128-byte row cost more than the copy) */
             for (frnn_int k = 0; k < K; k++)
-                for (frnn_int j = cols; j < NR; j++) panel[k * NR + j] = 0;
-        if (rs == 1) {
-            /* B is a transposed view (W^T of a row-major W): a blocked
-             * transpose, reading KB-long runs of W's rows while the KB x NR
-             * slice of the panel being written stays in L1. */
+                for (int v = 0; v < NV; v++) {
+                    const vreal row = ISA_FN(vload)(B + k * rs + j0 + v * VL);
+                    memcpy(panel + k * NR + v * VL, &row, sizeof row);
+                }
+        } else if (rs == 1) {
+            /* a transposed view (W^T of a row-major W): a blocked transpose,
+             * reading KB-long runs of W's rows while the KB x NR slice of
+             * the panel being written stays in L1; edge columns zero-padded */
             enum { KB = 64 };
+            if (cols < NR)
+                for (frnn_int k = 0; k < K; k++)
+                    for (frnn_int j = cols; j < NR; j++) panel[k * NR + j] = 0;
             for (frnn_int k0 = 0; k0 < K; k0 += KB) {
                 const frnn_int k1 = K - k0 < KB ? K : k0 + KB;
                 for (frnn_int j = 0; j < cols; j++) {
@@ -94,14 +102,11 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
                     for (frnn_int k = k0; k < k1; k++) panel[k * NR + j] = src[k];
                 }
             }
-        } else {
+        } else { /* the right edge of a row-major B, or general strides: zero-padded */
             for (frnn_int k = 0; k < K; k++) {
-                const real *src = B + k * rs + j0 * cs;
-                real *dst = panel + k * NR;
-                if (cs == 1)
-                    memcpy(dst, src, (size_t)cols * sizeof(real));
-                else
-                    for (frnn_int j = 0; j < cols; j++) dst[j] = src[j * cs];
+                real row[NR] = {0};
+                for (frnn_int j = 0; j < cols; j++) row[j] = B[k * rs + (j0 + j) * cs];
+                memcpy(panel + k * NR, row, sizeof row);
             }
         }
     }
