@@ -226,7 +226,6 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
     real *dc = dh + R * H;              /* [R, H] */
     real *gx = dc + R * H;              /* [R, GH] */
     real *gh = two ? gx + R * GH : gx;  /* [R, GH] */
-    real *scratch = gx + (1 + two) * R * GH;
     memset(zero, 0, sizeof(real) * (size_t)(R * H));
     memset(dh, 0, sizeof(real) * (size_t)(R * H));
     memset(dc, 0, sizeof(real) * (size_t)(R * H));
@@ -251,7 +250,7 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
             }
         }
         FN(frnn_cell_gate_grads)(cell, k, 1, R, w->w_hh_p, prev_rep, prev_rep, h_rep, ws_rep,
-                                 zero, dh, dc, gx, gh, scratch);
+                                 zero, dh, dc, gx, gh, w->cell_scratch);
         real *Gx_t = w->Gx + t * B * GH, *Gh_t = w->Gh + t * B * GH;
         memcpy(Gx_t, gx, sizeof(real) * (size_t)(B * GH));
         for (frnn_int a = 1; a < A; a++)
@@ -303,8 +302,8 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         4 * B * H,                           /* c_run, carried h and c, dh */
         B * H,                               /* dc */
         2 * GH,                              /* zero biases */
-        frnn_cell_scratch(&w.cell, R > B ? R : B),
-        R * (Wd + 5 * H + (1 + two) * GH),   /* depth: stacked ages */
+        frnn_cell_scratch(&w.cell, R > B ? R : B), /* cell_scratch: batch or stacked ages */
+        R * (Wd + 5 * H + (1 + two) * GH),   /* depth: stacked ages (age_buf) */
     };
     frnn_int total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
