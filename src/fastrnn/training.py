@@ -227,8 +227,11 @@ def _trainer(backend: Optional[str]):
     module = None
     try:
         module = importlib.import_module(_TRAINERS[name])
-    except ImportError:
-        pass
+    except ModuleNotFoundError as exc:
+        # an optional dependency (numba) or the module itself missing is a
+        # fallback; any other import failure is a bug and must surface
+        if exc.name not in ("numba", _TRAINERS[name]):
+            raise
     if module is None or not hasattr(module, "train"):
         if backend not in (None, "auto"):
             raise NotImplementedError(f"backend {name!r} has no sequence trainer yet")
