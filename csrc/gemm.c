@@ -13,7 +13,10 @@
  * are packed once per call with pack_b and used through gemm_nn_packed; a
  * one-off product packs each KC x NR panel on the fly into a stack buffer.
  * Column tails are zero-padded in the panel and stored through a bounce
- * buffer, so every tile runs the same vector code.
+ * buffer, so every tile runs the same vector code; a tail of at most one
+ * vector gets a one-vector panel (PANEL_WIDTH), which matters at the small
+ * sizes recurrent layers have (H = 100 in f32 on AVX-512: 112 columns of
+ * work instead of 128; the batch-1 step is bandwidth-bound on the panel).
  *
  * Vectors are GCC/Clang vector extensions sized to the ISA; other compilers
  * get VL = 1 and the same loops in scalar form. nt (single-step entry
@@ -66,6 +69,11 @@ typedef real vreal;
 #endif
 #define NR (NV * VL) /* columns per tile and per packed panel */
 
+/* The width of the panel holding `cols` <= NR columns: NR, except that an
+ * edge of at most one vector gets a one-vector panel, so that N = 100 costs
+ * 112 columns of work and bandwidth instead of 128 (f32, AVX-512). */
+#define PANEL_WIDTH(cols) ((cols) <= VL ? VL : NR)
+
 static ALWAYS_INLINE vreal ISA_FN(vload)(const real *p) {
     vreal v;
     memcpy(&v, p, sizeof v); /* unaligned load */
@@ -73,11 +81,11 @@ static ALWAYS_INLINE vreal ISA_FN(vload)(const real *p) {
 }
 
 /* Bp = B[K, N] (B[k, n] = B[k*rs + n*cs]) as ceil(N/NR) panels of [K][NR],
- * the last one zero-padded. */
+ * the last one of PANEL_WIDTH and zero-padded. */
 static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, frnn_int cs,
                            real *Bp) {
     for (frnn_int j0 = 0; j0 < N; j0 += NR) {
-        const frnn_int cols = N - j0 < NR ? N - j0 : NR;
+        const frnn_int cols = N - j0 < NR ? N - j0 : NR, pw = PANEL_WIDTH(cols);
         real *panel = Bp + j0 * K;
         if (cols == NR && cs == 1) {
             /* whole rows of a row-major B: vector copies of a constant size
@@ -92,36 +100,38 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
              * reading KB-long runs of W's rows while the KB x NR slice of
              * the panel being written stays in L1; edge columns zero-padded */
             enum { KB = 64 };
-            if (cols < NR)
-                for (frnn_int k = 0; k < K; k++)
-                    for (frnn_int j = cols; j < NR; j++) panel[k * NR + j] = 0;
+            if (cols < pw) memset(panel, 0, sizeof(real) * (size_t)(K * pw)); /* the padding */
             for (frnn_int k0 = 0; k0 < K; k0 += KB) {
                 const frnn_int k1 = K - k0 < KB ? K : k0 + KB;
                 for (frnn_int j = 0; j < cols; j++) {
                     const real *src = B + (j0 + j) * cs;
-                    for (frnn_int k = k0; k < k1; k++) panel[k * NR + j] = src[k];
+                    for (frnn_int k = k0; k < k1; k++) panel[k * pw + j] = src[k];
                 }
             }
         } else { /* the right edge of a row-major B, or general strides: zero-padded */
             for (frnn_int k = 0; k < K; k++) {
                 real row[NR] = {0};
                 for (frnn_int j = 0; j < cols; j++) row[j] = B[k * rs + (j0 + j) * cs];
-                memcpy(panel + k * NR, row, sizeof row);
+                memcpy(panel + k * pw, row, sizeof(real) * (size_t)pw);
             }
         }
     }
 }
 
 static frnn_int ISA_FN(packed_size)(frnn_int K, frnn_int N) {
-    return (N + NR - 1) / NR * NR * K;
+    const frnn_int edge = N % NR;
+    return (N / NR * NR + (edge ? PANEL_WIDTH(edge) : 0)) * K;
 }
 
-/* C[mr, cols] (+)= sum_k A[r*rs + k*cs] panel[k, :], cols <= NR. With mr a
- * compile-time constant after inlining, acc lives in registers. */
-static ALWAYS_INLINE void ISA_FN(tile)(const int mr, frnn_int K, const real *restrict A,
+/* C[mr, cols] (+)= sum_k A[r*rs + k*cs] panel[k, :], cols <= nv * VL, the
+ * panel nv vectors wide. With mr and nv compile-time constants after
+ * inlining, acc lives in registers. */
+static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
+                                       const real *restrict A,
                                        frnn_int rs, frnn_int cs, const real *restrict panel,
                                        int accumulate, real *restrict C, frnn_int ldc,
                                        frnn_int cols) {
+    const frnn_int pw = nv * VL; /* the panel's row stride */
     vreal acc[MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = VZERO;
@@ -136,55 +146,67 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, frnn_int K, const real *res
         for (; k + 4 <= K; k += 4)
             for (int u = 0; u < 4; u++) {
                 const real a = A[(k + u) * cs];
-                for (int v = 0; v < NV; v++)
-                    part[u][v] += a * ISA_FN(vload)(panel + (k + u) * NR + v * VL);
+                for (int v = 0; v < nv; v++)
+                    part[u][v] += a * ISA_FN(vload)(panel + (k + u) * pw + v * VL);
             }
-        for (int v = 0; v < NV; v++)
+        for (int v = 0; v < nv; v++)
             acc[0][v] = (part[0][v] + part[1][v]) + (part[2][v] + part[3][v]);
     }
     for (; k < K; k++) {
         vreal b[NV];
-        for (int v = 0; v < NV; v++) b[v] = ISA_FN(vload)(panel + k * NR + v * VL);
+        for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(panel + k * pw + v * VL);
         for (int r = 0; r < mr; r++) {
             const real a = A[r * rs + k * cs];
-            for (int v = 0; v < NV; v++) acc[r][v] += a * b[v];
+            for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
         }
     }
     for (int r = 0; r < mr; r++) {
         real *c = C + r * ldc;
-        if (cols == NR) {
-            for (int v = 0; v < NV; v++) {
+        if (cols == pw) {
+            for (int v = 0; v < nv; v++) {
                 vreal out = acc[r][v];
                 if (accumulate) out += ISA_FN(vload)(c + v * VL);
                 memcpy(c + v * VL, &out, sizeof out);
             }
         } else { /* right edge: bounce through a full-width row */
             real row[NR];
-            memcpy(row, acc[r], sizeof row);
+            memcpy(row, acc[r], sizeof(real) * (size_t)pw);
             for (frnn_int j = 0; j < cols; j++) c[j] = accumulate ? c[j] + row[j] : row[j];
         }
     }
 }
 
-/* C[M, cols] (+)= op(A)[M, K] panel[K, NR]: all row tiles of one panel. */
-static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
-                                  frnn_int cs, const real *panel, int accumulate, real *C,
-                                  frnn_int ldc, frnn_int cols) {
+/* C[M, cols] (+)= op(A)[M, K] panel[K, nv * VL]: all row tiles of one panel. */
+static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int K,
+                                             const real *A, frnn_int rs, frnn_int cs,
+                                             const real *panel, int accumulate, real *C,
+                                             frnn_int ldc, frnn_int cols) {
     frnn_int i = 0;
     for (; i + MR <= M; i += MR)
-        ISA_FN(tile)(MR, K, A + i * rs, rs, cs, panel, accumulate, C + i * ldc, ldc, cols);
+        ISA_FN(tile)(MR, nv, K, A + i * rs, rs, cs, panel, accumulate, C + i * ldc, ldc, cols);
     /* The bottom edge: a constant row count per case, so each edge tile is
      * specialised and keeps its accumulators in registers. */
 #define EDGE(rows)                                                                     \
     case rows:                                                                         \
-        ISA_FN(tile)(rows < MR ? rows : 1, K, A + i * rs, rs, cs, panel, accumulate,   \
-                     C + i * ldc, ldc, cols);                                          \
+        ISA_FN(tile)(rows < MR ? rows : 1, nv, K, A + i * rs, rs, cs, panel,           \
+                     accumulate, C + i * ldc, ldc, cols);                              \
         break;
     switch (M - i) {
         EDGE(7) EDGE(6) EDGE(5) EDGE(4) EDGE(3) EDGE(2) EDGE(1)
     default: break;
     }
 #undef EDGE
+}
+
+/* The same for a panel of PANEL_WIDTH(cols): full panels and one-vector edges
+ * each get their own specialised copy. */
+static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
+                                  frnn_int cs, const real *panel, int accumulate, real *C,
+                                  frnn_int ldc, frnn_int cols) {
+    if (PANEL_WIDTH(cols) == NR)
+        ISA_FN(panel_rows)(NV, M, K, A, rs, cs, panel, accumulate, C, ldc, cols);
+    else
+        ISA_FN(panel_rows)(1, M, K, A, rs, cs, panel, accumulate, C, ldc, cols);
 }
 
 static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C, frnn_int ldc) {
