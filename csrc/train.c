@@ -39,6 +39,31 @@ static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *fla
     return p;
 }
 
+/* max and (float64) sum of a row of logits, in LANES independent chains: one
+ * chain is a latency-bound loop as long as the vocabulary, per output step.
+ * The max is exact in any order; the sum's fixed order keeps it deterministic. */
+enum { LANES = 8 };
+static real FN(row_max)(frnn_int n, const real *z) {
+    real lane[LANES];
+    for (int l = 0; l < LANES; l++) lane[l] = z[0];
+    frnn_int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] = z[i + l] > lane[l] ? z[i + l] : lane[l];
+    for (; i < n; i++) lane[0] = z[i] > lane[0] ? z[i] : lane[0];
+    real m = lane[0];
+    for (int l = 1; l < LANES; l++) m = lane[l] > m ? lane[l] : m;
+    return m;
+}
+
+static double FN(row_sum)(frnn_int n, const real *z) {
+    double lane[LANES] = {0};
+    frnn_int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int l = 0; l < LANES; l++) lane[l] += (double)z[i + l];
+    for (; i < n; i++) lane[0] += (double)z[i];
+    return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+}
+
 /* The head over `rows` hidden states: z = h W_hy^T + b_y, the loss terms and
  * dz = dl/dz * scale. Returns the summed (unscaled) loss. z_dz: [rows, O]. */
 static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg,
@@ -50,14 +75,12 @@ static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_con
         real *z = z_dz + r * O;
         switch (cfg->head) {
         case FRNN_HEAD_SOFTMAX_CE: {
-            real zmax = z[0];
-            for (frnn_int o = 1; o < O; o++) zmax = z[o] > zmax ? z[o] : zmax;
+            const real zmax = FN(row_max)(O, z);
             const frnn_int y = (frnn_int)tidx[r];
             const real zy = z[y] - zmax;
             for (frnn_int o = 0; o < O; o++) z[o] -= zmax;
             k->exp_nonpositive(O, z, z);
-            double sum = 0;
-            for (frnn_int o = 0; o < O; o++) sum += (double)z[o];
+            const double sum = FN(row_sum)(O, z);
             loss += log(sum) - (double)zy;
             const real inv = (real)(1 / sum) * scale;
             for (frnn_int o = 0; o < O; o++) z[o] *= inv;
@@ -176,14 +199,15 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
     }
 }
 
-/* Clip the window gradient, then step the optimizer (or accumulate). */
+/* Clip the window gradient, then step the optimizer (or accumulate). With
+ * an optimizer, gw keeps the last window's gradient until the caller copies
+ * it to `grad` once, after the last window. */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
                               real *theta, real *grad, real *m, real *v, int64_t *step) {
     FN(clip)(w->k, cfg, P, w->gw);
     if (cfg->opt == FRNN_OPT_NONE) {
         for (frnn_int i = 0; i < P; i++) grad[i] += w->gw[i];
     } else {
-        memcpy(grad, w->gw, sizeof(real) * (size_t)P);
         *step += 1;
         FN(optimizer_step)(w->k, cfg, P, theta, w->gw, m, v, *step);
     }
@@ -339,7 +363,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     /* Per-output depth: one window, the whole sequence. TBPTT(k1, k2): windows
      * ending every k1 steps, each reaching back k2 steps. */
     const frnn_int k1 = by_depth ? T : cfg->k1, k2 = by_depth ? T : cfg->k2;
-    frnn_int n = 0;
+    frnn_int n = 0, n_updates = 0;
     for (frnn_int t_prev = 0; t_prev < T; n++) {
         const frnn_int t = t_prev + k1 < T ? t_prev + k1 : T;
         const frnn_int s = t - k2 > 0 ? t - k2 : 0, L = t - s;
@@ -370,6 +394,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
             }
             FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
             FN(finish_window)(cfg, &w, P, theta, grad, m, v, step);
+            n_updates++;
         }
         losses[n] = loss;
 
@@ -386,6 +411,10 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                            sizeof(real) * (size_t)H);
         }
         t_prev = t;
+    }
+    if (cfg->opt != FRNN_OPT_NONE) {
+        if (n_updates) memcpy(grad, w.gw, sizeof(real) * (size_t)P);
+        else memset(grad, 0, sizeof(real) * (size_t)P);
     }
     free(scratch);
     return FRNN_OK;
