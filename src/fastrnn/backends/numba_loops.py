@@ -340,6 +340,85 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, on
         _copy2(c, cn)
 
 
+@_helper
+def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, gh,
+                     propagate_rows, one):
+    """One step back through a cell: the whole backward's inner loop, shared
+    by _backward_kernel and the trainers (numba_train). dh [R, H]: the whole
+    delta arriving at h_t, R = a multiple of B (row a*B + b reads batch b's
+    state: the trainer's per-output depth stacks ages as rows); dc [R, H]:
+    into c_t (LSTM). Writes the gate gradients gx (and gh, GRU) [R, GH], then dh and
+    dc become the deltas into h_{t-1} and c_{t-1} - for the first
+    ``propagate_rows`` rows only as far as dh is concerned: rows nobody reads
+    (the window's first step, the oldest age) skip the product with W_hh."""
+    R, H = dh.shape
+    B = h_t.shape[0]
+    zero = one - one
+    for a in range(R // B):
+        for b in range(B):
+            r = a * B + b
+            dhr = dh[r]
+            if kind == _LSTM:
+                w = ws_t[b]
+                cp = c_prev[b]
+                dcr = dc[r]
+                g = gx[r]
+                for j in range(H):
+                    i = w[j]
+                    f = w[H + j]
+                    gg = w[2 * H + j]
+                    o = w[3 * H + j]
+                    tc = math.tanh(w[4 * H + j])
+                    d = dhr[j]
+                    dcj = dcr[j] + d * o * (one - tc * tc)
+                    g[j] = dcj * gg * (i * (one - i))
+                    g[H + j] = dcj * cp[c_off + j] * (f * (one - f))
+                    g[2 * H + j] = dcj * i * (one - gg * gg)
+                    g[3 * H + j] = d * tc * (o * (one - o))
+                    dcr[j] = dcj * f
+            elif kind == _GRU:
+                w = ws_t[b]
+                hpb = h_prev[b]
+                gxr = gx[r]
+                ghr = gh[r]
+                for j in range(H):
+                    rg = w[j]
+                    z = w[H + j]
+                    n = w[2 * H + j]
+                    hn = w[3 * H + j]
+                    d = dhr[j]
+                    dn = d * (one - z) * (one - n * n)
+                    dz = d * (hpb[j] - n) * (z * (one - z))
+                    dr = dn * hn * (rg * (one - rg))
+                    gxr[j] = dr
+                    gxr[H + j] = dz
+                    gxr[2 * H + j] = dn
+                    ghr[j] = dr
+                    ghr[H + j] = dz
+                    ghr[2 * H + j] = dn * rg
+                    dhr[j] = d * z  # the direct z h_{t-1} path; W_hh's part is added below
+            else:
+                y = h_t[b]
+                g = gx[r]
+                if kind == _RNN_TANH:
+                    for j in range(H):
+                        g[j] = dhr[j] * (one - y[j] * y[j])
+                elif kind == _RNN_RELU:
+                    for j in range(H):
+                        g[j] = dhr[j] if y[j] > 0 else zero
+                else:
+                    for j in range(H):
+                        g[j] = dhr[j] * (y[j] * (one - y[j]))
+    if propagate_rows > 0:
+        dh_prop = dh[:propagate_rows]
+        if kind == _GRU:
+            _gemm_nn(gh[:propagate_rows], w_hh, dh_prop)
+        else:
+            _zero2(dh_prop)
+            _gemm_nn(gx[:propagate_rows], w_hh, dh_prop)
+
+
+
 @_njit
 def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                      dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, one):
@@ -347,7 +426,6 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
     H = h0.shape[1]
     GH = w_ih.shape[0]
     dt = x.dtype
-    zero = one - one
     Gx = np.empty((T, B, GH), dt)  # w.r.t. x W_ih^T + b_ih
     if kind == _GRU:
         Gh = np.empty((T, B, GH), dt)  # w.r.t. h W_hh^T + b_hh
@@ -359,79 +437,26 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
     if kind == _LSTM:
         _copy2(d_cn, dc)
 
+    dh = np.empty((B, H), dt)  # the whole delta into h_t
     for t in range(T - 1, -1, -1):
-        if kind == _LSTM:
-            for b in range(B):
-                w = ws[t, b]
-                # c_{t-1}: c0 at t = 0, else the c_t slot of the previous step.
-                if t == 0:
-                    c_prev = c0[b]
-                    off = 0
-                else:
-                    c_prev = ws[t - 1, b]
-                    off = 4 * H
-                dy = d_out[t, b]
-                g = Gx[t, b]
-                dhb = dh_next[b]
-                dcb = dc[b]
-                for j in range(H):
-                    i = w[j]
-                    f = w[H + j]
-                    gg = w[2 * H + j]
-                    o = w[3 * H + j]
-                    tc = math.tanh(w[4 * H + j])
-                    dh = dy[j] + dhb[j]
-                    dcj = dcb[j] + dh * o * (one - tc * tc)
-                    g[j] = dcj * gg * (i * (one - i))
-                    g[H + j] = dcj * c_prev[off + j] * (f * (one - f))
-                    g[2 * H + j] = dcj * i * (one - gg * gg)
-                    g[3 * H + j] = dh * tc * (o * (one - o))
-                    dcb[j] = dcj * f
-            _zero2(dh_next)
-            _gemm_nn(Gx[t], w_hh, dh_next)
-        elif kind == _GRU:
-            h_prev = h0 if t == 0 else out[t - 1]
-            for b in range(B):
-                w = ws[t, b]
-                dy = d_out[t, b]
-                hpb = h_prev[b]
-                gx = Gx[t, b]
-                gh = Gh[t, b]
-                dhb = dh_next[b]
-                for j in range(H):
-                    r = w[j]
-                    z = w[H + j]
-                    n = w[2 * H + j]
-                    hn = w[3 * H + j]
-                    dh = dy[j] + dhb[j]
-                    dn = dh * (one - z) * (one - n * n)
-                    dz = dh * (hpb[j] - n) * (z * (one - z))
-                    dr = dn * hn * (r * (one - r))
-                    gx[j] = dr
-                    gx[H + j] = dz
-                    gx[2 * H + j] = dn
-                    gh[j] = dr
-                    gh[H + j] = dz
-                    gh[2 * H + j] = dn * r
-                    dhb[j] = dh * z  # the direct z h_{t-1} path
-            _gemm_nn(Gh[t], w_hh, dh_next)
+        dy = d_out[t]
+        for b in range(B):
+            for j in range(H):
+                dh[b, j] = dy[b, j] + dh_next[b, j]
+        h_prev = h0 if t == 0 else out[t - 1]
+        if kind == _LSTM or kind == _GRU:
+            ws_t = ws[t]
         else:
-            for b in range(B):
-                y = out[t, b]
-                dy = d_out[t, b]
-                dhb = dh_next[b]
-                g = Gx[t, b]
-                if kind == _RNN_TANH:
-                    for j in range(H):
-                        g[j] = (dy[j] + dhb[j]) * (one - y[j] * y[j])
-                elif kind == _RNN_RELU:
-                    for j in range(H):
-                        g[j] = dy[j] + dhb[j] if y[j] > 0 else zero
-                else:
-                    for j in range(H):
-                        g[j] = (dy[j] + dhb[j]) * (y[j] * (one - y[j]))
-            _zero2(dh_next)
-            _gemm_nn(Gx[t], w_hh, dh_next)
+            ws_t = out[t]  # unread: the Elman cells need only their output
+        if kind == _LSTM:  # c_{t-1}: c0 at t = 0, else the c_t slot of the previous step
+            c_prev = c0 if t == 0 else ws[t - 1]
+            c_off = 0 if t == 0 else 4 * H
+        else:
+            c_prev = h_prev
+            c_off = 0
+        _step_gate_grads(kind, w_hh, out[t], ws_t, h_prev, c_prev, c_off, dh, dc, Gx[t], Gh[t],
+                         B, one)
+        dh, dh_next = dh_next, dh  # dh now holds the delta into h_{t-1}
     _copy2(dh_next, dh0)
     if kind == _LSTM:
         _copy2(dc, dc0)

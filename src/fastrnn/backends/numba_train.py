@@ -38,7 +38,7 @@ import numpy as np
 
 from .numba_loops import (_CELL_CODES, _GRU, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows,
                           _column_sums, _copy2, _gemm_nn, _gemm_tn, _gru_gates, _lstm_gates,
-                          _set_rows, _transpose, _zero2)
+                          _set_rows, _step_gate_grads, _transpose, _zero2)
 
 _HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
 _SOFTMAX_CE, _SIGMOID_BCE, _MSE = 0, 1, 2
@@ -223,85 +223,9 @@ def _head_step(head, reduce_mean, many_to_one, s, L, first, last, target_idx, ta
 
 
 # --------------------------------------------------------------------------
-# Backward: gate gradients (numba_loops._backward_kernel's step, rows
+# Backward through a window (numba_loops._step_gate_grads per step; rows
 # possibly stacked ages of the same batch)
 # --------------------------------------------------------------------------
-
-@_helper
-def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, gh,
-                     propagate_rows, one):
-    """One step back. dh [R, H]: the whole delta arriving at h_t, R = a
-    multiple of B (row a*B + b reads batch b's state); dc [R, H]: into c_t
-    (LSTM). Writes the gate gradients gx (and gh, GRU) [R, GH], then dh and
-    dc become the deltas into h_{t-1} and c_{t-1} - for the first
-    ``propagate_rows`` rows only as far as dh is concerned: rows nobody reads
-    (the window's first step, the oldest age) skip the product with W_hh."""
-    R, H = dh.shape
-    B = h_t.shape[0]
-    zero = one - one
-    for a in range(R // B):
-        for b in range(B):
-            r = a * B + b
-            dhr = dh[r]
-            if kind == _LSTM:
-                w = ws_t[b]
-                cp = c_prev[b]
-                dcr = dc[r]
-                g = gx[r]
-                for j in range(H):
-                    i = w[j]
-                    f = w[H + j]
-                    gg = w[2 * H + j]
-                    o = w[3 * H + j]
-                    tc = math.tanh(w[4 * H + j])
-                    d = dhr[j]
-                    dcj = dcr[j] + d * o * (one - tc * tc)
-                    g[j] = dcj * gg * (i * (one - i))
-                    g[H + j] = dcj * cp[c_off + j] * (f * (one - f))
-                    g[2 * H + j] = dcj * i * (one - gg * gg)
-                    g[3 * H + j] = d * tc * (o * (one - o))
-                    dcr[j] = dcj * f
-            elif kind == _GRU:
-                w = ws_t[b]
-                hpb = h_prev[b]
-                gxr = gx[r]
-                ghr = gh[r]
-                for j in range(H):
-                    rg = w[j]
-                    z = w[H + j]
-                    n = w[2 * H + j]
-                    hn = w[3 * H + j]
-                    d = dhr[j]
-                    dn = d * (one - z) * (one - n * n)
-                    dz = d * (hpb[j] - n) * (z * (one - z))
-                    dr = dn * hn * (rg * (one - rg))
-                    gxr[j] = dr
-                    gxr[H + j] = dz
-                    gxr[2 * H + j] = dn
-                    ghr[j] = dr
-                    ghr[H + j] = dz
-                    ghr[2 * H + j] = dn * rg
-                    dhr[j] = d * z  # the direct z h_{t-1} path; W_hh's part is added below
-            else:
-                y = h_t[b]
-                g = gx[r]
-                if kind == _RNN_TANH:
-                    for j in range(H):
-                        g[j] = dhr[j] * (one - y[j] * y[j])
-                elif kind == _RNN_RELU:
-                    for j in range(H):
-                        g[j] = dhr[j] if y[j] > 0 else zero
-                else:
-                    for j in range(H):
-                        g[j] = dhr[j] * (y[j] * (one - y[j]))
-    if propagate_rows > 0:
-        dh_prop = dh[:propagate_rows]
-        if kind == _GRU:
-            _gemm_nn(gh[:propagate_rows], w_hh, dh_prop)
-        else:
-            _zero2(dh_prop)
-            _gemm_nn(gx[:propagate_rows], w_hh, dh_prop)
-
 
 @_helper
 def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, Gx, Gh, one):
