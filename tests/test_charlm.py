@@ -55,8 +55,10 @@ def test_vocab_encodes_any_unicode_text_like_a_dictionary_lookup():
 
 def test_the_embedded_corpus_is_the_projects_own_text():
     text = charlm.default_corpus()
-    assert len(text) > 50_000 and text.isascii()
-    assert "==> README.md <==" in text and "fastrnn" in text
+    assert 100_000 <= len(text) <= 300_000 and text.isascii()
+    assert text.startswith("==> README.md <==\n") and "==> docs/TRAINING.md <==" in text
+    assert "bench_minchar.py <==" not in text  # its baseline ports someone else's code
+    assert len(Vocab.from_text(text)) <= 96
 
 
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
@@ -140,11 +142,14 @@ def test_save_load_round_trip_and_resume_equals_uninterrupted(tmp_path):
     assert (loaded.opt.step, loaded.chars_total, loaded.position) == (lm.opt.step, lm.chars_total, lm.position)
     assert loaded.vocab == lm.vocab and loaded.cell == "lstm" and loaded.dtype == lm.dtype
     assert (loaded.batch, loaded.window, loaded.lr, loaded.clip) == (lm.batch, lm.window, lm.lr, lm.clip)
-    # continuing the loaded copy equals continuing the original
-    lm.train(TEXT, chars=2_000)
+    # continuing the loaded copy equals training without the interruption
+    # (the same chunks, one pass's wrap-around included, in one call)
     loaded.train(TEXT, chars=2_000)
-    np.testing.assert_array_equal(loaded.theta, lm.theta)
-    np.testing.assert_array_equal(loaded.h, lm.h)
+    uninterrupted = small_lm("lstm")
+    uninterrupted.train(TEXT, chars=loaded.chars_total)
+    for name, arr in uninterrupted._arrays():
+        np.testing.assert_array_equal(dict(loaded._arrays())[name], arr, err_msg=name)
+    assert (loaded.opt.step, loaded.chars_total) == (uninterrupted.opt.step, uninterrupted.chars_total)
 
 
 def test_training_on_indices_equals_training_on_the_text():
@@ -159,9 +164,10 @@ def test_training_is_chunked_and_reports_progress():
     lm = small_lm()  # batch 4 x window 10, 4 windows per chunk = 160 characters a chunk
     seen = []
     losses = lm.train(TEXT, chars=1_000, callback=seen.append)
-    assert len(seen) == len(losses) == 7  # ceil(1000 / 160)
-    assert [p.chars for p in seen] == [160 * (i + 1) for i in range(7)]
-    assert seen[-1].chars_total == lm.chars_total == 1120 and seen[-1].step == lm.opt.step == 28
+    # 6 whole chunks, then the 40 characters (one window) still needed of the 1,000
+    assert len(seen) == len(losses) == 7
+    assert [p.chars for p in seen] == [160, 320, 480, 640, 800, 960, 1000]
+    assert seen[-1].chars_total == lm.chars_total == 1000 and seen[-1].step == lm.opt.step == 25
     # the callback returning False stops after that chunk
     assert len(lm.train(TEXT, chars=10_000, callback=lambda p: p.chars < 320)) == 2
     # without a budget: one pass's worth; the streams wrap around with a fresh state
@@ -169,6 +175,21 @@ def test_training_is_chunked_and_reports_progress():
     before = lm.chars_total
     lm.train(TEXT)
     assert lm.chars_total - before >= 4 * L
+
+
+def test_the_result_does_not_depend_on_how_training_is_split():
+    # 1,920 characters: 4 streams of L = 479 steps, so every pass ends in a
+    # 9-step window; 3 passes and a bit, split in different ways
+    for chunk_windows, calls in [(1, [6_000]), (7, [6_000]), (4, [130, 2_000, 3_870]),
+                                 (2, [1_916, 1_916, 2_168])]:
+        lm = small_lm("lstm")
+        for chars in calls:
+            lm.train(TEXT, chars=chars, chunk_windows=chunk_windows)
+        ref = small_lm("lstm")
+        ref.train(TEXT, chars=lm.chars_total)
+        assert ref.chars_total == lm.chars_total > 6_000 and ref.position == lm.position
+        np.testing.assert_array_equal(lm.theta, ref.theta, err_msg=str((chunk_windows, calls)))
+        np.testing.assert_array_equal(lm.c, ref.c)
 
 
 def test_float64_models_keep_their_dtype(tmp_path):

@@ -1,8 +1,10 @@
 """The `fastrnn` command, run as a user runs it: `python -m fastrnn ...` in a subprocess."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -47,8 +49,22 @@ def test_train_sample_resume(tmp_path, corpus):
 def test_train_without_arguments_uses_the_embedded_corpus(tmp_path):
     r = run("train", "--chars", 3200, "--hidden", 8, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "the embedded corpus" in r.stdout
-    assert (tmp_path / "fastrnn-charlm.frnn").exists()
+    assert "the embedded corpus" in r.stdout and "model: gru, hidden 8" in r.stdout
+    assert "batch 32 x window 50, Adam lr 0.003, clip norm 5" in r.stdout  # the defaults
+    lm = CharLM.load(tmp_path / "fastrnn-charlm.frnn")
+    assert len(lm.vocab) > 80 and lm.chars_total == 3200  # whole windows: 2 x 32 x 50
+
+
+def test_train_in_process_with_main(tmp_path, corpus, capsys):
+    from fastrnn.__main__ import main
+    model = tmp_path / "m.frnn"
+    assert main(["train", corpus, "--chars", 800, "--hidden", 8, "--batch", 4, "--window", 10,
+                 "--checkpoint", model, "--sample-every", 0.001, "--sample-chars", 20]) == 0
+    out = capsys.readouterr().out
+    assert out.count("--- ") >= 2 and "nats/char ---" in out  # periodic samples
+    assert main(["sample", model, "--chars", 5, "--seed", 0]) == 0
+    assert main(["train", "missing.txt"]) == 2
+    assert capsys.readouterr().err.strip() == "fastrnn train: error: no such file: missing.txt"
 
 
 @pytest.mark.parametrize("args, message", [
@@ -58,6 +74,13 @@ def test_train_without_arguments_uses_the_embedded_corpus(tmp_path):
     (("sample", "missing.frnn"), "cannot read"),
     (("sample", "corpus.txt"), "not a fastrnn character model"),
     (("train", "corpus.txt", "--resume", "corpus.txt"), "not a fastrnn character model"),
+    (("train", "corpus.txt", "--hidden", "0"), "--hidden must be a positive integer"),
+    (("train", "corpus.txt", "--lr", "nan"), "--lr must be a finite number > 0"),
+    (("train", "corpus.txt", "--chars", "0"), "--chars must be >= 1"),
+    (("train", "corpus.txt", "--sample-chars", "-1"), "--sample-chars must be >= 0"),
+    (("train", "corpus.txt", "--checkpoint", "no/such/dir/m.frnn"), "directory no/such/dir does not exist"),
+    (("train", "."), "is a directory"),
+    (("sample", "missing.frnn", "--temperature", "0"), "--temperature must be > 0"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, corpus, args, message):
     r = run(*args, cwd=corpus.parent)
@@ -66,14 +89,47 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, corpus, args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_resume_on_text_outside_the_vocabulary(tmp_path, corpus):
+def test_resume_checks_vocabulary_and_options(tmp_path, corpus):
     model = tmp_path / "m.frnn"
     assert run("train", corpus, "--chars", 500, "--hidden", 8, "--batch", 2, "--checkpoint", model,
                cwd=tmp_path).returncode == 0
+    before = model.read_bytes()
     other = tmp_path / "other.txt"
     other.write_text("Zebras! " * 20, encoding="utf-8")
     r = run("train", other, "--resume", model, cwd=tmp_path)
-    assert r.returncode == 2 and "not in the vocabulary" in r.stderr
+    assert r.returncode == 2 and "'Z' is not in the vocabulary" in r.stderr
+    r = run("train", corpus, "--resume", model, "--hidden", 16, cwd=tmp_path)
+    assert r.returncode == 2 and "--hidden 16 does not match" in r.stderr
+    assert model.read_bytes() == before  # refused runs leave the model alone
+    r = run("sample", model, "--prime", "Zebra", cwd=tmp_path)
+    assert r.returncode == 2 and "--prime" in r.stderr and "'Z'" in r.stderr
+    # the learning rate may change on resume
+    r = run("train", corpus, "--resume", model, "--lr", "1e-4", "--chars", 100, cwd=tmp_path)
+    assert r.returncode == 0 and "lr 0.0001" in r.stdout
+    assert CharLM.load(model).lr == 1e-4
+
+
+def test_ctrl_c_stops_training_and_saves(tmp_path, corpus):
+    model = tmp_path / "m.frnn"
+    p = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", str(corpus), "--seconds", "120",
+                          "--hidden", "16", "--batch", "4", "--checkpoint", str(model),
+                          "--checkpoint-every", "0", "--sample-every", "0"],
+                         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in p.stdout:  # training starts after this line
+            if line.startswith("stops after"):
+                break
+        time.sleep(1.0)
+        assert not model.exists() and p.poll() is None
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert time.monotonic() - t0 < 30
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "interrupted after" in out and f"saved {model}" in out
+    assert CharLM.load(model).chars_total > 0
 
 
 def test_argparse_errors_exit_2(tmp_path):
