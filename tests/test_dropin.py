@@ -7,6 +7,8 @@ with dictionaries of states, a reversed loop carrying ``dhnext``, then
 ``np.clip(..., -5, 5)`` on every summed gradient; for wildml's bptt the
 forward with an extra zero row as the state before step 0, and the nested
 loop that, for each output t, walks back through steps t .. max(0, t-k).
+(min-char-rnn.py is Andrej Karpathy's, BSD License; the RNNLM is Denny
+Britz's WildML "Recurrent Neural Networks Tutorial", rnn-tutorial-rnnlm.)
 They run in float64 (float32 problems are upcast for the reference), and
 each backend with a sequence trainer must match them: float64 to 1e-10
 relative, float32 to 1e-4 (max|diff| / max|ref| per array).

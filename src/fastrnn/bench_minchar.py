@@ -39,6 +39,11 @@ products (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin it).
 
 ``run_comparison(...)`` returns the numbers (for ``fastrnn bench``); it needs
 only NumPy and fastrnn.
+
+Attribution: ``numpy_original`` below ports the training loop of
+min-char-rnn.py, "Minimal character-level Vanilla RNN model. Written by
+Andrej Karpathy (@karpathy)", BSD License; a benchmark against that program
+has to run its loop as written.
 """
 from __future__ import annotations
 
