@@ -41,6 +41,20 @@ def backend(request):
     return request.param
 
 
+def _trainer_params():
+    from fastrnn import training as tr
+    available = tr.available_trainers()
+    return [pytest.param(name, id=name, marks=[] if name in available else
+                         [pytest.mark.skip(reason=f"backend {name} has no sequence trainer here")])
+            for name in BACKENDS]
+
+
+@pytest.fixture(params=_trainer_params())
+def trainer(request):
+    """Every backend with a sequence trainer (fastrnn.training.available_trainers)."""
+    return request.param
+
+
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)

@@ -19,28 +19,8 @@ import numpy as np
 import pytest
 
 from fastrnn import dropin
-from fastrnn import training as tr
-from fastrnn.backends import BACKENDS
 
 from conftest import TOLERANCE, rel_err
-
-
-def _trainer_params():
-    params = []
-    for name in BACKENDS:
-        reason = None
-        try:
-            tr._trainer(name)
-        except (NotImplementedError, ImportError) as exc:
-            reason = f"backend {name} has no sequence trainer ({exc})"
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(name, marks=marks, id=name))
-    return params
-
-
-@pytest.fixture(params=_trainer_params())
-def trainer(request):
-    return request.param
 
 
 # ------------------------------------------------- the tutorials, as written

@@ -10,34 +10,13 @@ relative (max|diff| / max|ref| per array), float32 to 1e-4.
 """
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
-import fastrnn
 from fastrnn import functional as F
 from fastrnn import training as tr
 
 from conftest import TOLERANCE, rel_err
-
-TRAINER_MODULES = {"c": "fastrnn.backends.c", "numba": "fastrnn.backends.numba_train",
-                   "numpy": "fastrnn.backends.numpy_train"}
-
-
-@pytest.fixture(params=sorted(TRAINER_MODULES))
-def trainer(request):
-    name = request.param
-    if name not in fastrnn.available_backends():
-        pytest.skip(f"backend {name} not available")
-    try:
-        module = importlib.import_module(TRAINER_MODULES[name])
-    except ImportError:
-        pytest.skip(f"backend {name} has no trainer module")
-    if not hasattr(module, "train"):
-        pytest.skip(f"backend {name} has no trainer")
-    return name
-
 
 # ---------------------------------------------------------------- reference
 

@@ -21,7 +21,6 @@ import pytest
 from fastrnn import training as tr
 
 from conftest import TOLERANCE, rel_err
-from test_training_reference import trainer  # noqa: F401  (the backend fixture)
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "training"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
@@ -62,7 +61,7 @@ def test_the_vectors_cover_every_scheme_head_and_optimizer():
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
-def test_trainer_matches_torch(path, trainer, dtype):  # noqa: F811
+def test_trainer_matches_torch(path, trainer, dtype):
     s, v = load(path)
     spec = build_spec(s)
     theta = v["theta0"].astype(dtype)

@@ -159,18 +159,6 @@ def numpy_original(data_ix: Sequence[int], vocab_size: int, hidden_size: int, se
 
 # ------------------------------------------------------------------ fastrnn
 
-def trainer_backends() -> list:
-    """The backends that have a sequence trainer on this installation."""
-    names = []
-    for name in BACKENDS:
-        try:
-            tr._trainer(name)
-        except (NotImplementedError, ImportError):
-            continue
-        names.append(name)
-    return names
-
-
 def fastrnn_setup(params: dict, seq_length: int, learning_rate: float):
     """(spec, theta) for min-char-rnn's model and loop, from its parameters."""
     H, V = params["Wxh"].shape
@@ -221,7 +209,7 @@ def run_comparison(chars: int = 50_000, hidden: int = 100, seq_length: int = 25,
     data = np.array(data_ix, np.int64)
     inputs, targets = data[:-1, None], data[1:, None]
     if backends is None:
-        backends = trainer_backends()
+        backends = tr.available_trainers()
     config = dict(vocab_size=vocab_size, hidden=hidden, seq_length=seq_length, chars=n_chars,
                   windows=n_windows, learning_rate=learning_rate, repeat=repeat,
                   backends=list(backends), dtypes=list(dtypes))
@@ -296,7 +284,7 @@ def main(argv=None, prog: Optional[str] = None) -> dict:
         ap.error("--chars, --hidden, --seq-length and --repeat must be >= 1")
     backends = args.backends
     if backends is not None:
-        have = trainer_backends()
+        have = tr.available_trainers()
         missing = [b for b in backends if b not in have]
         if missing:
             ap.error(f"no sequence trainer for backend(s) {', '.join(missing)} (have: {', '.join(have) or 'none'})")

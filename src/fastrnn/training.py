@@ -36,11 +36,11 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _validate as v
-from .backends import resolve_backend
+from .backends import available_backends, resolve_backend
 
 __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
            "OptimizerState", "FitResult", "fit_sequence", "sequence_gradients",
-           "HEADS", "REDUCTIONS"]
+           "available_trainers", "HEADS", "REDUCTIONS"]
 
 HEADS = ("softmax_ce", "sigmoid_bce", "mse")
 REDUCTIONS = ("sum", "mean")
@@ -237,6 +237,19 @@ def _trainer(backend: Optional[str]):
             raise NotImplementedError(f"backend {name!r} has no sequence trainer yet")
         module = importlib.import_module(_TRAINERS["numpy"])
     return module
+
+
+def available_trainers() -> list:
+    """The available backends (fastrnn.available_backends()) that have a
+    sequence trainer, in the same order."""
+    names = []
+    for name in available_backends():
+        try:
+            _trainer(name)
+        except NotImplementedError:
+            continue
+        names.append(name)
+    return names
 
 
 def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0):
