@@ -145,33 +145,54 @@ def test_min_char_rnn_cases_exercise_the_clip():
     assert any(clipped) and not all(clipped)
 
 
-def test_min_char_rnn_training_loop(trainer):
-    """Three windows of the tutorial's main loop (hprev carried, Adagrad on the
-    clipped gradients) with the drop-in in place of lossFun."""
-    V, H, seq_length, lr = 9, 7, 6, 0.1
-    rng = np.random.default_rng(3)
-    data = rng.integers(0, V, 3 * seq_length + 1)
+def tutorial_training_loop(loss_fun, data, init, seq_length, lr, windows):
+    """min-char-rnn's main loop for ``windows`` windows (hprev carried, Adagrad
+    on the clipped gradients), with ``loss_fun`` as its lossFun."""
+    params = [init[n].copy() for n in MINCHAR_NAMES]
+    mems = [np.zeros_like(a) for a in params]
+    hprev, losses = np.zeros((init["Whh"].shape[0], 1)), []
+    for p in range(0, windows * seq_length, seq_length):
+        inputs, targets = list(data[p:p + seq_length]), list(data[p + 1:p + seq_length + 1])
+        loss, *grads, hprev = loss_fun(inputs, targets, hprev, *params)
+        losses.append(loss)
+        for param, dparam, mem in zip(params, grads, mems):
+            mem += dparam * dparam
+            param += -lr * dparam / np.sqrt(mem + 1e-8)
+    return np.array(losses), hprev, dict(zip(MINCHAR_NAMES, params))
+
+
+def loop_problem(V=9, H=7, seq_length=6, windows=3, seed=3):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, V, windows * seq_length + 1)
     init = {"Wxh": 0.5 * rng.standard_normal((H, V)), "Whh": 0.5 * rng.standard_normal((H, H)),
             "Why": 0.5 * rng.standard_normal((V, H)), "bh": np.zeros((H, 1)), "by": np.zeros((V, 1))}
-    finals = []
-    for loss_fun in (ref_min_char_rnn_loss,
-                     lambda *a: dropin.min_char_rnn_loss(*a, backend=trainer)):
-        params = [init[n].copy() for n in MINCHAR_NAMES]
-        mems = [np.zeros_like(a) for a in params]
-        hprev, losses = np.zeros((H, 1)), []
-        for p in range(0, 3 * seq_length, seq_length):
-            inputs, targets = list(data[p:p + seq_length]), list(data[p + 1:p + seq_length + 1])
-            loss, *grads, hprev = loss_fun(inputs, targets, hprev, *params)
-            losses.append(loss)
-            for param, dparam, mem in zip(params, grads, mems):
-                mem += dparam * dparam
-                param += -lr * dparam / np.sqrt(mem + 1e-8)
-        finals.append((losses, hprev, params))
-    (l0, h0, p0), (l1, h1, p1) = finals
-    assert rel_err(np.array(l1), np.array(l0)) <= 1e-10
+    return data, init
+
+
+def test_min_char_rnn_training_loop(trainer):
+    """Three windows of the tutorial's main loop with the drop-in in place of lossFun."""
+    data, init = loop_problem()
+    l0, h0, p0 = tutorial_training_loop(ref_min_char_rnn_loss, data, init, 6, 0.1, 3)
+    l1, h1, p1 = tutorial_training_loop(lambda *a: dropin.min_char_rnn_loss(*a, backend=trainer),
+                                        data, init, 6, 0.1, 3)
+    assert rel_err(l1, l0) <= 1e-10
     assert rel_err(h1, h0) <= 1e-10
-    for name, a, b in zip(MINCHAR_NAMES, p1, p0):
-        assert rel_err(a, b) <= 1e-10, name
+    for name in MINCHAR_NAMES:
+        assert rel_err(p1[name], p0[name]) <= 1e-10, name
+
+
+def test_the_benchmark_baseline_is_the_tutorial_loop():
+    """fastrnn bench times bench_minchar.numpy_original as min-char-rnn's own
+    loop: in float64 it must be exactly the loop written out above."""
+    from fastrnn.bench_minchar import numpy_original
+    data, init = loop_problem(V=11, H=8, seq_length=5, windows=4)
+    want_losses, want_h, want_p = tutorial_training_loop(ref_min_char_rnn_loss, data, init, 5, 0.1, 4)
+    params = {n: a.copy() for n, a in init.items()}
+    got = numpy_original(list(data), 11, 8, 5, 0.1, params, np.float64)
+    np.testing.assert_array_equal(got["losses"], want_losses)
+    np.testing.assert_array_equal(got["hprev"], want_h)
+    for name in MINCHAR_NAMES:
+        np.testing.assert_array_equal(params[name], want_p[name], err_msg=name)
 
 
 WILDML_SIZES = [(4, 3, 1), (8, 5, 2), (10, 6, 7), (30, 12, 20), (3, 16, 33)]  # (vocab, H, T)
