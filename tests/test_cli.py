@@ -59,7 +59,7 @@ def test_train_in_process_with_main(tmp_path, corpus, capsys):
     from fastrnn.__main__ import main
     model = tmp_path / "m.frnn"
     assert main(["train", corpus, "--chars", 800, "--hidden", 8, "--batch", 4, "--window", 10,
-                 "--checkpoint", model, "--sample-every", 0.001, "--sample-chars", 20]) == 0
+                 "--checkpoint", model, "--sample-every", 1e-9, "--sample-chars", 20]) == 0
     out = capsys.readouterr().out
     assert out.count("--- ") >= 2 and "nats/char ---" in out  # periodic samples
     assert main(["sample", model, "--chars", 5, "--seed", 0]) == 0
