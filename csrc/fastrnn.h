@@ -48,6 +48,16 @@ typedef enum {
 #define FRNN_LSTM_WS(H) (5 * (H))
 #define FRNN_GRU_WS(H) (4 * (H))
 
+/* ---- threads (threads.c) ---------------------------------------------- */
+
+/* The number of threads the kernels may use, >= 1 (n <= 0 means 1). A call
+ * uses them only where a step has enough work to pay for the hand-off
+ * (docs/ARCHITECTURE.md, "Threads"); results do not depend on the count.
+ * Workers block rather than spin when idle. Not to be called while a kernel
+ * runs in another thread. */
+void frnn_set_num_threads(int n);
+int frnn_get_num_threads(void);
+
 /* ---- GEMM dispatch (dispatch.c) -------------------------------------- */
 
 /* Choose the GEMM and activation kernels once: request is NULL / "" / "auto"

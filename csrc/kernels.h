@@ -144,8 +144,17 @@ static inline frnn_cell frnn_make_cell(frnn_kind kind, frnn_activation act, frnn
     if (kind == FRNN_KIND_GRU) { c.GH = 3 * H; c.W = FRNN_GRU_WS(H); }
     return c;
 }
+/* W_hh^T packed the way frnn_cell_steps reads it (the forward's recurrent
+ * right-hand side): each gate's [H, H] block packed on its own, so a block
+ * of hidden units finds the columns of all its gates in whole panels.
+ * dst must hold frnn_recurrent_packed_size elements. */
+frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k);
+void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
+                             const real *w_hh, real *dst);
 /* Elements of scratch frnn_cell_steps / frnn_cell_gate_grads need. */
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
+/* The forward over `steps` steps (see *_steps above), with w_hh_p from
+ * frnn_pack_recurrent. out must not alias h_prev0. */
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
                          frnn_int B, const real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *scratch);

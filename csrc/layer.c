@@ -22,6 +22,15 @@ frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B) {
 }
 #endif
 
+frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k) {
+    return k->packed_size(cell->H, cell->GH);
+}
+
+void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
+                             const real *w_hh, real *dst) {
+    FN(frnn_pack_transposed)(k, cell->GH, cell->H, w_hh, dst);
+}
+
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
                          frnn_int B, const real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *scratch) {
@@ -63,7 +72,8 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int H = cell->H, GH = cell->GH;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
-    const frnn_int ih_size = k->packed_size(In, GH), hh_size = k->packed_size(H, GH);
+    const frnn_int ih_size = k->packed_size(In, GH);
+    const frnn_int hh_size = FN(frnn_recurrent_packed_size)(cell, k);
     real *scratch = frnn_alloc(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * GH +
                                                        B * H + frnn_cell_scratch(cell, B)));
     if (!scratch) return FRNN_ERR_NOMEM;
@@ -73,7 +83,7 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     real *c = xp + chunk * B * GH;     /* [B, H] running cell state (LSTM) */
     real *cell_scratch = c + B * H;
     FN(frnn_pack_transposed)(k, GH, In, w_ih, w_ih_p);
-    FN(frnn_pack_transposed)(k, GH, H, w_hh, w_hh_p);
+    FN(frnn_pack_recurrent)(cell, k, w_hh, w_hh_p);
     if (c0) memcpy(c, c0, sizeof(real) * (size_t)(B * H));
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {

@@ -319,7 +319,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         (1 + two) * W * B * GH,              /* Gx (, Gh) */
         W * B * H,                           /* d_out */
         loss_rows_max * O,                   /* z / dz */
-        k->packed_size(H, GH),               /* W_hh^T packed */
+        FN(frnn_recurrent_packed_size)(&w.cell, k), /* W_hh^T packed */
         k->packed_size(GH, H),               /* W_hh packed */
         cfg->index_input ? 0 : k->packed_size(In, GH), /* W_ih^T packed */
         k->packed_size(H, O),                /* W_hy^T packed */
@@ -342,7 +342,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     w.d_out = w.Gx + (1 + two) * W * B * GH;
     w.zdz = w.d_out + W * B * H;
     w.w_hh_tp = w.zdz + loss_rows_max * O;
-    w.w_hh_p = w.w_hh_tp + k->packed_size(H, GH);
+    w.w_hh_p = w.w_hh_tp + FN(frnn_recurrent_packed_size)(&w.cell, k);
     w.w_ih_tp = w.w_hh_p + k->packed_size(GH, H);
     w.w_hy_tp = w.w_ih_tp + (cfg->index_input ? 0 : k->packed_size(In, GH));
     real *c_run = w.w_hy_tp + k->packed_size(H, O), *h_carry = c_run + B * H;
@@ -372,7 +372,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
 
         /* forward over the window from the carried state */
         FN(project_window)(cfg, &w, s, L, x, idx);
-        FN(frnn_pack_transposed)(k, GH, H, w.p.w_hh, w.w_hh_tp);
+        FN(frnn_pack_recurrent)(&w.cell, k, w.p.w_hh, w.w_hh_tp);
         if (lstm) memcpy(c_run, c_carry, sizeof(real) * (size_t)(B * H));
         FN(frnn_cell_steps)(&w.cell, k, L, B, w.xp, w.w_hh_tp, w.b_hh, h_carry, c_run, w.out,
                             w.ws, w.cell_scratch);

@@ -19,10 +19,12 @@ from .layers import GRU, LSTM, RNN
 
 __version__ = "0.1.0"
 
+from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __version__)
+
 __all__ = [
     "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
-    "cpu_isa", "__version__",
+    "cpu_isa", "set_num_threads", "get_num_threads", "__version__",
 ]
 
 

@@ -31,6 +31,16 @@ def active_isa():
     return frnn_active_isa().decode("ascii")
 
 
+def set_num_threads(int n):
+    """Threads the kernels may use (fastrnn.set_num_threads validates n)."""
+    frnn_set_num_threads(n)
+
+
+def get_num_threads():
+    """Threads the kernels may use."""
+    return frnn_get_num_threads()
+
+
 cdef inline int _check(int rc) except -1:
     if rc == FRNN_ERR_NOMEM:
         raise MemoryError("fastrnn: the C kernel could not allocate its scratch memory")
