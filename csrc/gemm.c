@@ -304,6 +304,7 @@ void ISA_FN(frnn_adam)(frnn_int n, real *p, const real *g, real *m, real *v, rea
 
 const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .isa = FRNN_STR(FRNN_ISA),
+    .nr = NR,
     .gemm_nn = ISA_FN(gemm_nn),
     .gemm_tn = ISA_FN(gemm_tn),
     .gemm_nt = ISA_FN(gemm_nt),

@@ -15,37 +15,106 @@
 #include <string.h>
 #include "kernels.h"
 
-/* The gate math for one step. xp: [B, 3H] input side incl. b_ih; hp:
- * [B, 3H] hidden side without b_hh; h_prev, h: [B, H] (h may alias h_prev);
- * w: [B, 4H] receives r, z, n, hn (the workspace layout; scratch or ws). */
-static void FN(gru_gates)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
-                          const real *xp, const real *hp, const real *b_hh,
-                          const real *h_prev, real *h, real *w) {
+/* The gate math for units [j0, j0 + cols) of every batch row. xp: [B, 3H]
+ * input side incl. b_ih; hp: [B, 3H] hidden side without b_hh; h_prev, h:
+ * [B, H] (h may alias h_prev); w: [B, 4H] receives r, z, n, hn (the
+ * workspace layout; scratch or ws). */
+static void FN(gru_gate_math)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
+                              frnn_int j0, frnn_int cols, const real *xp, const real *hp,
+                              const real *b_hh, const real *h_prev, real *h, real *w) {
     for (frnn_int b = 0; b < B; b++) {
-        const real *xr = xp + b * 3 * H, *hr = hp + b * 3 * H;
-        real *wb = w + b * 4 * H;
+        const real *xr = xp + b * 3 * H + j0, *hr = hp + b * 3 * H + j0, *bh = b_hh + j0;
+        real *wb = w + b * 4 * H + j0;
         real *r = wb, *z = wb + H, *n = wb + 2 * H, *hn = wb + 3 * H;
-        for (frnn_int j = 0; j < 2 * H; j++) wb[j] = xr[j] + (hr[j] + b_hh[j]);
-        k->sigmoid(2 * H, wb, wb); /* r, z */
-        for (frnn_int j = 0; j < H; j++) {
-            hn[j] = hr[2 * H + j] + b_hh[2 * H + j];
-            n[j] = xr[2 * H + j] + r[j] * hn[j];
+        for (frnn_int u = 0; u < cols; u++) {
+            r[u] = xr[u] + (hr[u] + bh[u]);
+            z[u] = xr[H + u] + (hr[H + u] + bh[H + u]);
         }
-        k->tanh(H, n, n);
-        for (frnn_int j = 0; j < H; j++)
-            h[b * H + j] = ((real)1 - z[j]) * n[j] + z[j] * h_prev[b * H + j];
+        k->sigmoid(cols, r, r);
+        k->sigmoid(cols, z, z);
+        for (frnn_int u = 0; u < cols; u++) {
+            hn[u] = hr[2 * H + u] + bh[2 * H + u];
+            n[u] = xr[2 * H + u] + r[u] * hn[u];
+        }
+        k->tanh(cols, n, n);
+        const real *hp_b = h_prev + b * H + j0;
+        real *h_b = h + b * H + j0;
+        for (frnn_int u = 0; u < cols; u++) h_b[u] = ((real)1 - z[u]) * n[u] + z[u] * hp_b[u];
     }
+}
+
+/* One step on one block of hidden units (see lstm.c: the same scheme). */
+typedef struct {
+    const FN(frnn_kernel_table) *k;
+    frnn_int B, H, block, gate_size;
+    const real *xp, *w_hh_p, *b_hh, *h_prev; /* xp: [B, 3H] this step's */
+    real *hp, *h, *w;                        /* hp: [B, 3H] scratch; w: [B, 4H] ws or scratch */
+} FN(gru_step_job);
+
+static void FN(gru_step_block)(void *arg, frnn_int task) {
+    const FN(gru_step_job) *j = arg;
+    const frnn_int B = j->B, H = j->H, GH = 3 * H, j0 = task * j->block;
+    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    for (int g = 0; g < 3; g++)
+        j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 0,
+                             j->hp + g * H + j0, GH);
+    FN(gru_gate_math)(j->k, B, H, j0, cols, j->xp, j->hp, j->b_hh, j->h_prev, j->h, j->w);
 }
 
 void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
                         const real *h_prev0, real *out, real *ws, real *hp, real *gates) {
     const frnn_int GH = 3 * H;
+    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
+    FN(gru_step_job) job = {k, B, H, frnn_step_block(H, k->nr, threads), k->packed_size(H, H),
+                            NULL, w_hh_p, b_hh, NULL, hp, NULL, NULL};
+    const frnn_int tasks = (H + job.block - 1) / job.block;
     for (frnn_int s = 0; s < steps; s++) {
-        const real *h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
-        k->gemm_nn_packed(B, GH, H, h_prev, H, w_hh_p, 0, hp, GH);
-        FN(gru_gates)(k, B, H, xp + s * B * GH, hp, b_hh, h_prev, out + s * B * H,
-                      ws ? ws + s * B * 4 * H : gates);
+        job.xp = xp + s * B * GH;
+        job.h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
+        job.h = out + s * B * H;
+        job.w = ws ? ws + s * B * 4 * H : gates;
+        frnn_parallel_for(tasks, threads, FN(gru_step_block), &job);
+    }
+}
+
+/* One backward iteration on one block (see lstm.c): dh += Gh[t+1] W_hh for
+ * the block's columns, then the gate gradients of step t. */
+typedef struct {
+    const FN(frnn_kernel_table) *k;
+    frnn_int T, B, H, block, t;
+    const real *w_hh_p, *h0, *out, *ws, *d_out;
+    real *dh_next, *Gx, *Gh;
+} FN(gru_grad_job);
+
+static void FN(gru_grad_block)(void *arg, frnn_int task) {
+    const FN(gru_grad_job) *j = arg;
+    const frnn_int B = j->B, H = j->H, GH = 3 * H, t = j->t, j0 = task * j->block;
+    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    if (t + 1 < j->T)
+        j->k->gemm_nn_packed(B, cols, GH, j->Gh + (t + 1) * B * GH, GH, j->w_hh_p + j0 * GH, 1,
+                             j->dh_next + j0, H);
+    if (t < 0) return;
+    const real *h_prev = t == 0 ? j->h0 : j->out + (t - 1) * B * H;
+    for (frnn_int b = 0; b < B; b++) {
+        const real *w = j->ws + (t * B + b) * 4 * H + j0;
+        const real *dy = j->d_out + (t * B + b) * H + j0, *hp = h_prev + b * H + j0;
+        real *gx = j->Gx + (t * B + b) * GH + j0, *gh = j->Gh + (t * B + b) * GH + j0;
+        real *dh_next = j->dh_next + b * H + j0;
+        for (frnn_int u = 0; u < cols; u++) {
+            const real r = w[u], z = w[H + u], n = w[2 * H + u], hn = w[3 * H + u];
+            const real dh = dy[u] + dh_next[u];
+            const real dn = dh * ((real)1 - z) * ((real)1 - n * n);
+            const real dz = dh * (hp[u] - n) * (z * ((real)1 - z));
+            const real dr = dn * hn * (r * ((real)1 - r));
+            gx[u] = dr;
+            gx[H + u] = dz;
+            gx[2 * H + u] = dn;
+            gh[u] = dr;
+            gh[H + u] = dz;
+            gh[2 * H + u] = dn * r;
+            dh_next[u] = dh * z; /* the direct z h_{t-1} path */
+        }
     }
 }
 
@@ -54,29 +123,12 @@ void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_in
                              const real *ws, const real *d_out, real *dh_next, real *Gx,
                              real *Gh) {
     const frnn_int GH = 3 * H;
-    for (frnn_int t = T - 1; t >= 0; t--) {
-        const real *h_prev = t == 0 ? h0 : out + (t - 1) * B * H;
-        for (frnn_int b = 0; b < B; b++) {
-            const real *w = ws + (t * B + b) * 4 * H;
-            const real *dy = d_out + (t * B + b) * H;
-            real *gx = Gx + (t * B + b) * GH, *gh = Gh + (t * B + b) * GH;
-            for (frnn_int j = 0; j < H; j++) {
-                const real r = w[j], z = w[H + j], n = w[2 * H + j], hn = w[3 * H + j];
-                const real dh = dy[j] + dh_next[b * H + j];
-                const real dn = dh * ((real)1 - z) * ((real)1 - n * n);
-                const real dz = dh * (h_prev[b * H + j] - n) * (z * ((real)1 - z));
-                const real dr = dn * hn * (r * ((real)1 - r));
-                gx[j] = dr;
-                gx[H + j] = dz;
-                gx[2 * H + j] = dn;
-                gh[j] = dr;
-                gh[H + j] = dz;
-                gh[2 * H + j] = dn * r;
-                dh_next[b * H + j] = dh * z; /* the direct z h_{t-1} path */
-            }
-        }
-        k->gemm_nn_packed(B, H, GH, Gh + t * B * GH, GH, w_hh_p, 1, dh_next, H);
-    }
+    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
+    FN(gru_grad_job) job = {k, T, B, H, frnn_step_block(H, k->nr, threads), 0,
+                            w_hh_p, h0, out, ws, d_out, dh_next, Gx, Gh};
+    const frnn_int tasks = (H + job.block - 1) / job.block;
+    for (job.t = T - 1; job.t >= -1; job.t--)
+        frnn_parallel_for(tasks, threads, FN(gru_grad_block), &job);
 }
 
 int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
@@ -93,7 +145,7 @@ int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const 
     for (frnn_int b = 0; b < B; b++) memcpy(xp + b * GH, b_ih, sizeof(real) * (size_t)GH);
     k->gemm_nt(B, GH, In, x, In, w_ih, In, 1, xp, GH);
     k->gemm_nt(B, GH, H, h, H, w_hh, H, 0, hp, GH);
-    FN(gru_gates)(k, B, H, xp, hp, b_hh, h, h_new, gates);
+    FN(gru_gate_math)(k, B, H, 0, H, xp, hp, b_hh, h, h_new, gates);
     memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
     free(scratch);
     return FRNN_OK;

@@ -15,9 +15,13 @@
 #include <stddef.h>
 #include "fastrnn.h"
 #include "real.h"
+#include "threads.h"
 
 typedef struct {
     const char *isa;
+    /* Columns per packed panel: column blocks that start at a multiple of
+     * nr find whole panels (the per-block time step relies on it). */
+    frnn_int nr;
     /* C[M,N] (+)= A[M,K] B[K,N] */
     void (*gemm_nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc);
@@ -167,6 +171,17 @@ void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table)
 
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);
+
+/* Hidden units per task of a threaded time step: whole panels, about four
+ * tasks per thread (claimed dynamically, so a slow thread takes fewer);
+ * all of H on one thread. */
+static inline frnn_int frnn_step_block(frnn_int H, frnn_int nr, int threads) {
+    if (threads <= 1) return H;
+    const frnn_int panels = (H + nr - 1) / nr;
+    frnn_int tasks = 4 * (frnn_int)threads;
+    if (tasks > panels) tasks = panels;
+    return (panels + tasks - 1) / tasks * nr;
+}
 
 /* Time steps per chunk of the hoisted input projection: bounds the scratch
  * for x W_ih^T to about FRNN_PROJ_CHUNK_ELEMS elements whatever T is. */

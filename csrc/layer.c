@@ -23,12 +23,14 @@ frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B) {
 #endif
 
 frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k) {
-    return k->packed_size(cell->H, cell->GH);
+    return cell->GH / cell->H * k->packed_size(cell->H, cell->H);
 }
 
 void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                              const real *w_hh, real *dst) {
-    FN(frnn_pack_transposed)(k, cell->GH, cell->H, w_hh, dst);
+    const frnn_int H = cell->H, gate_size = k->packed_size(H, H);
+    for (frnn_int g = 0; g < cell->GH / H; g++)
+        FN(frnn_pack_transposed)(k, H, H, w_hh + g * H * H, dst + g * gate_size);
 }
 
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,

@@ -42,26 +42,74 @@ static void FN(activation_grad)(frnn_activation act, frnn_int n, const real *y,
     }
 }
 
+/* One step on one block of hidden units (see lstm.c: the same scheme). */
+typedef struct {
+    const FN(frnn_kernel_table) *k;
+    frnn_activation act;
+    frnn_int B, H, block;
+    const real *xp, *w_hh_p, *b_hh, *h_prev;
+    real *h;
+} FN(rnn_step_job);
+
+static void FN(rnn_step_block)(void *arg, frnn_int task) {
+    const FN(rnn_step_job) *j = arg;
+    const frnn_int B = j->B, H = j->H, j0 = task * j->block;
+    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    for (frnn_int b = 0; b < B; b++)
+        memcpy(j->h + b * H + j0, j->xp + b * H + j0, sizeof(real) * (size_t)cols);
+    j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + j0 * H, 1, j->h + j0, H);
+    for (frnn_int b = 0; b < B; b++)
+        FN(activate_rows)(j->k, j->act, 1, cols, j->b_hh + j0, j->h + b * H + j0);
+}
+
 void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
                         frnn_int B, frnn_int H, const real *xp, const real *w_hh_p,
                         const real *b_hh, const real *h_prev0, real *out) {
+    const int threads = frnn_threads_for(2.0 * (double)(B * H) * (double)H, (H + k->nr - 1) / k->nr);
+    FN(rnn_step_job) job = {k, act, B, H, frnn_step_block(H, k->nr, threads), NULL, w_hh_p, b_hh,
+                            NULL, NULL};
+    const frnn_int tasks = (H + job.block - 1) / job.block;
     for (frnn_int s = 0; s < steps; s++) {
-        const real *h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
-        real *h = out + s * B * H;
-        memcpy(h, xp + s * B * H, sizeof(real) * (size_t)(B * H));
-        k->gemm_nn_packed(B, H, H, h_prev, H, w_hh_p, 1, h, H);
-        FN(activate_rows)(k, act, B, H, b_hh, h);
+        job.xp = xp + s * B * H;
+        job.h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
+        job.h = out + s * B * H;
+        frnn_parallel_for(tasks, threads, FN(rnn_step_block), &job);
+    }
+}
+
+/* One backward iteration on one block (see lstm.c). */
+typedef struct {
+    const FN(frnn_kernel_table) *k;
+    frnn_activation act;
+    frnn_int T, B, H, block, t;
+    const real *w_hh_p, *out, *d_out;
+    real *dh, *G;
+} FN(rnn_grad_job);
+
+static void FN(rnn_grad_block)(void *arg, frnn_int task) {
+    const FN(rnn_grad_job) *j = arg;
+    const frnn_int B = j->B, H = j->H, t = j->t, j0 = task * j->block;
+    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    if (t + 1 < j->T)
+        j->k->gemm_nn_packed(B, cols, H, j->G + (t + 1) * B * H, H, j->w_hh_p + j0 * H, 0,
+                             j->dh + j0, H);
+    if (t < 0) return;
+    for (frnn_int b = 0; b < B; b++) {
+        const frnn_int at = (t * B + b) * H + j0;
+        FN(activation_grad)(j->act, cols, j->out + at, j->d_out + at, j->dh + b * H + j0,
+                            j->G + at);
     }
 }
 
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
                              frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
                              const real *d_out, real *dh, real *G) {
-    for (frnn_int t = T - 1; t >= 0; t--) {
-        real *g = G + t * B * H;
-        FN(activation_grad)(act, B * H, out + t * B * H, d_out + t * B * H, dh, g);
-        k->gemm_nn_packed(B, H, H, g, H, w_hh_p, 0, dh, H);
-    }
+    const int threads = frnn_threads_for(2.0 * (double)(B * H) * (double)H, (H + k->nr - 1) / k->nr);
+    FN(rnn_grad_job) job = {k, act, T, B, H, frnn_step_block(H, k->nr, threads), 0, w_hh_p, out,
+                            d_out, dh, G};
+    const frnn_int tasks = (H + job.block - 1) / job.block;
+    for (job.t = T - 1; job.t >= -1; job.t--)
+        frnn_parallel_for(tasks, threads, FN(rnn_grad_block), &job);
 }
 
 int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
