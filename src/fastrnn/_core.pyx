@@ -41,6 +41,11 @@ def get_num_threads():
     return frnn_get_num_threads()
 
 
+def _set_thread_min_flops(double flops):
+    """The work threshold of a threaded job (< 0: the default; 0: thread everything)."""
+    frnn_set_thread_min_flops(flops)
+
+
 cdef inline int _check(int rc) except -1:
     if rc == FRNN_ERR_NOMEM:
         raise MemoryError("fastrnn: the C kernel could not allocate its scratch memory")

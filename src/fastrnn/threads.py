@@ -96,7 +96,7 @@ def set_num_threads(n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
-        raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n}")
     n = min(n, 1024)  # more threads than this would only be a mistake
     if _core is not None:
         _core.set_num_threads(n)
@@ -106,6 +106,14 @@ def set_num_threads(n: int) -> None:
 def get_num_threads() -> int:
     """The number of threads the C kernels may use."""
     return _core.get_num_threads() if _core is not None else _fallback_count
+
+
+def _set_min_flops(flops: float) -> None:
+    """Tests only: the work threshold below which a job runs on one thread
+    (0 threads everything, so small test shapes take the threaded path;
+    a negative value restores the default)."""
+    if _core is not None:
+        _core._set_thread_min_flops(float(flops))
 
 
 def _register_threadpoolctl() -> None:
