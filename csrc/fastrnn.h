@@ -186,6 +186,61 @@ int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, do
                    const int64_t *target_idx, const double *target, double *h, double *c,
                    double *losses);
 
+/* ---- streaming: one step at a time with prepared weights (stream.c) --- */
+
+/* A stream holds one layer's weights prepared for single steps: W_ih^T and
+ * W_hh^T packed once, copies of the biases, and all the scratch a step needs,
+ * in one allocation. A step allocates nothing. The stream copies what it
+ * needs at creation: the caller's weight arrays may be freed or changed
+ * afterwards (and changes are not seen). The state (h, c) is the caller's
+ * and is passed to every step.
+ *
+ * The packed layouts belong to the kernel table that was active (see
+ * frnn_select_isa) when the stream was created; the stream keeps using that
+ * table for every step, so selecting another ISA later does not affect an
+ * existing stream (results stay correct; new streams use the new table).
+ *
+ * A stream is not thread-safe: one step at a time per stream (it owns
+ * scratch). Different streams may step concurrently from different threads.
+ *
+ * Shapes as above, with G and GH = G*H from cell_type. */
+typedef struct frnn_stream_f32 frnn_stream_f32;
+typedef struct frnn_stream_f64 frnn_stream_f64;
+
+/* Create a stream.
+ *   cell_type: a frnn_cell_type (FRNN_CELL_RNN_TANH / _RELU / _SIGMOID,
+ *              FRNN_CELL_LSTM, FRNN_CELL_GRU)
+ *   B:         batch rows stepped together, >= 1
+ *   In:        input size, >= 1
+ *   H:         hidden size, >= 1
+ *   w_ih:      [GH, In] input weights (PyTorch layout), copied (packed)
+ *   w_hh:      [GH, H] recurrent weights (PyTorch layout), copied (packed)
+ *   b_ih:      [GH] input bias, copied; NULL means zeros
+ *   b_hh:      [GH] recurrent bias, copied; NULL means zeros
+ * Returns the stream, or NULL if allocation failed, cell_type is unknown,
+ * a size is < 1 or > 2^24, or w_ih / w_hh is NULL. */
+frnn_stream_f32 *frnn_stream_create_f32(int cell_type, frnn_int B, frnn_int In, frnn_int H,
+                                        const float *w_ih, const float *w_hh,
+                                        const float *b_ih, const float *b_hh);
+frnn_stream_f64 *frnn_stream_create_f64(int cell_type, frnn_int B, frnn_int In, frnn_int H,
+                                        const double *w_ih, const double *w_hh,
+                                        const double *b_ih, const double *b_hh);
+
+/* Advance the state by one time step, in place.
+ *   s: a stream from frnn_stream_create_*
+ *   x: [B, In] the input of this step; may not overlap h or c
+ *   h: [B, H] hidden state: h_{t-1} in, h_t out
+ *   c: [B, H] cell state: c_{t-1} in, c_t out (LSTM); ignored, may be NULL,
+ *      for the other cells
+ * Returns FRNN_OK, or FRNN_ERR_UNSUPPORTED (nothing done) if s, x or h is
+ * NULL or c is NULL for an LSTM. */
+int frnn_stream_step_f32(frnn_stream_f32 *s, const float *x, float *h, float *c);
+int frnn_stream_step_f64(frnn_stream_f64 *s, const double *x, double *h, double *c);
+
+/* Free a stream and everything it holds; s may be NULL. */
+void frnn_stream_destroy_f32(frnn_stream_f32 *s);
+void frnn_stream_destroy_f64(frnn_stream_f64 *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -63,3 +63,15 @@ cdef extern from "fastrnn.h" nogil:
 
     int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m, float *v, int64_t *step, const float *x, const int64_t *idx, const int64_t *target_idx, const float *target, float *h, float *c, double *losses)
     int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m, double *v, int64_t *step, const double *x, const int64_t *idx, const int64_t *target_idx, const double *target, double *h, double *c, double *losses)
+
+    # streaming (stream.c): opaque per-dtype objects
+    ctypedef struct frnn_stream_f32:
+        pass
+    ctypedef struct frnn_stream_f64:
+        pass
+    frnn_stream_f32 *frnn_stream_create_f32(int cell_type, frnn_int B, frnn_int In, frnn_int H, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh)
+    frnn_stream_f64 *frnn_stream_create_f64(int cell_type, frnn_int B, frnn_int In, frnn_int H, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh)
+    int frnn_stream_step_f32(frnn_stream_f32 *s, const float *x, float *h, float *c)
+    int frnn_stream_step_f64(frnn_stream_f64 *s, const double *x, double *h, double *c)
+    void frnn_stream_destroy_f32(frnn_stream_f32 *s)
+    void frnn_stream_destroy_f64(frnn_stream_f64 *s)

@@ -6,6 +6,16 @@
 containers, not an autograd system: ``forward(..., training=True)`` returns
 what ``backward`` needs, and the gradients come back as a
 :class:`~fastrnn.functional.Gradients`.
+
+Streaming: ``layer.stream(batch=1, h0=None, c0=None)`` returns a
+:class:`fastrnn.stream.Stream` for step-by-step inference: ``s = lstm.stream()``
+then ``h = s(x_t)`` for each x_t of shape (batch, input_size). The stream
+owns the state (``s.h``, and ``s.c`` for LSTM), updates it in place and
+returns ``s.h`` itself every call. The weights are copied (on the C backend,
+packed) when the stream is created, so later changes to the layer's
+parameters are not seen by an existing stream. On the C backend a step costs
+about a microsecond for a small layer, against several for :meth:`step`,
+which validates every argument on every call; see :mod:`fastrnn.stream`.
 """
 from __future__ import annotations
 
@@ -14,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from . import functional as F
+from . import stream as _stream
 
 __all__ = ["RNN", "LSTM", "GRU"]
 
@@ -106,6 +117,21 @@ class _Recurrent:
         return F.step(self.cell, x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                       h, c, backend=self.backend, h_out=h_out, c_out=c_out)
 
+    def stream(self, batch: int = 1, h0=None, c0=None) -> _stream.Stream:
+        """A :class:`fastrnn.stream.Stream` stepping this layer one input at a time.
+
+        batch: rows per step; h0, c0: (batch, hidden_size) initial state,
+        zeros if None (c0: LSTM only). ``s(x)`` with x (batch, input_size)
+        advances the state in place and returns ``s.h`` (the same array every
+        call); ``s.c`` holds the LSTM cell state. The parameters are copied
+        now: later changes to this layer are not seen by the stream. On the
+        C backend the weights are packed once and a step costs about a
+        microsecond; on numba / numpy the same interface runs through
+        :func:`fastrnn.functional.step`.
+        """
+        return _stream.create(self.cell, self.weight_ih, self.weight_hh, self.bias_ih,
+                              self.bias_hh, batch=batch, h0=h0, c0=c0, backend=self.backend)
+
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}, "
                 f"bias={self.bias_ih is not None}, dtype={self.dtype.name})")
@@ -132,6 +158,11 @@ class RNN(_Recurrent):
     def step(self, x, h=None, *, h_out=None):
         return super().step(x, h, None, h_out=h_out)
 
+    def stream(self, batch: int = 1, h0=None) -> _stream.Stream:
+        return super().stream(batch, h0, None)
+
+    stream.__doc__ = _Recurrent.stream.__doc__
+
 
 class LSTM(_Recurrent):
     """LSTM with PyTorch's gate order i, f, g, o; step returns (h, c)."""
@@ -153,3 +184,8 @@ class GRU(_Recurrent):
 
     def step(self, x, h=None, *, h_out=None):
         return super().step(x, h, None, h_out=h_out)
+
+    def stream(self, batch: int = 1, h0=None) -> _stream.Stream:
+        return super().stream(batch, h0, None)
+
+    stream.__doc__ = _Recurrent.stream.__doc__

@@ -1,0 +1,126 @@
+/* stream.c - a persistent single-step ("streaming") object for any cell.
+ *
+ * The *_step entry points of fastrnn.h take the weights as they are and pay
+ * for it on every call: scratch is allocated, and the products are formed
+ * from unpacked weights. A stream does that work once: frnn_stream_create
+ * packs W_ih^T and W_hh^T (the latter in whatever layout frnn_cell_steps
+ * reads, through frnn_pack_recurrent), copies the biases, and sizes every
+ * buffer a step needs, all in one allocation. A step is then the input
+ * projection, one call of frnn_cell_steps with steps = 1, and a [B, H] copy:
+ * no allocation, no re-packing.
+ *
+ * The kernel table: the packed layouts belong to the table that packed
+ * them, so the stream remembers that table (`k`) and every step uses it,
+ * whatever frnn_select_isa chooses later. The tables are static const, so
+ * the pointer stays valid for the life of the process. For the same reason
+ * the input projection is formed here with k->gemm_nn_packed rather than
+ * through frnn_project_inputs, which always reads the *active* table.
+ *
+ * Compiled once per dtype (real.h).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kernels.h"
+
+struct FN(frnn_stream) {
+    const FN(frnn_kernel_table) *k; /* the table that packed w_ih_p / w_hh_p */
+    frnn_cell cell;
+    frnn_int B, In;
+    real *w_ih_p;  /* W_ih^T packed by k (frnn_pack_transposed) */
+    real *w_hh_p;  /* W_hh^T packed by frnn_pack_recurrent */
+    real *b_ih;    /* [GH] */
+    real *b_hh;    /* [GH] */
+    real *xp;      /* [B, GH] x W_ih^T + b_ih */
+    real *h_new;   /* [B, H] frnn_cell_steps' out, which must not alias h */
+    real *scratch; /* [frnn_cell_scratch(cell, B)] */
+};
+
+/* Every array starts on a 64-byte boundary (a cache line, an AVX-512 vector). */
+#define FRNN_STREAM_ALIGN 64
+static size_t FN(stream_round)(size_t bytes) {
+    return (bytes + FRNN_STREAM_ALIGN - 1) / FRNN_STREAM_ALIGN * FRNN_STREAM_ALIGN;
+}
+
+FN(frnn_stream) *FN(frnn_stream_create)(int cell_type, frnn_int B, frnn_int In, frnn_int H,
+                                        const real *w_ih, const real *w_hh, const real *b_ih,
+                                        const real *b_hh) {
+    frnn_kind kind;
+    frnn_activation act = FRNN_ACT_TANH;
+    switch (cell_type) {
+    case FRNN_CELL_RNN_TANH: kind = FRNN_KIND_RNN; act = FRNN_ACT_TANH; break;
+    case FRNN_CELL_RNN_RELU: kind = FRNN_KIND_RNN; act = FRNN_ACT_RELU; break;
+    case FRNN_CELL_RNN_SIGMOID: kind = FRNN_KIND_RNN; act = FRNN_ACT_SIGMOID; break;
+    case FRNN_CELL_LSTM: kind = FRNN_KIND_LSTM; break;
+    case FRNN_CELL_GRU: kind = FRNN_KIND_GRU; break;
+    default: return NULL;
+    }
+    /* Sizes a caller could not mean; the 2^24 bound keeps every product
+     * below far from overflowing 64 bits. */
+    const frnn_int limit = (frnn_int)1 << 24;
+    if (B < 1 || In < 1 || H < 1 || B > limit || In > limit || H > limit) return NULL;
+    if (!w_ih || !w_hh) return NULL;
+
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+    const frnn_cell cell = frnn_make_cell(kind, act, H);
+    const frnn_int GH = cell.GH;
+    const frnn_int ih_size = k->packed_size(In, GH);
+    const frnn_int hh_size = FN(frnn_recurrent_packed_size)(&cell, k);
+    const frnn_int scratch_size = frnn_cell_scratch(&cell, B);
+    const size_t r = sizeof(real);
+    /* offsets, in bytes, from the (aligned) start of the data region */
+    size_t off = 0;
+    const size_t o_ih = off; off += FN(stream_round)(r * (size_t)ih_size);
+    const size_t o_hh = off; off += FN(stream_round)(r * (size_t)hh_size);
+    const size_t o_bih = off; off += FN(stream_round)(r * (size_t)GH);
+    const size_t o_bhh = off; off += FN(stream_round)(r * (size_t)GH);
+    const size_t o_xp = off; off += FN(stream_round)(r * (size_t)(B * GH));
+    const size_t o_hn = off; off += FN(stream_round)(r * (size_t)(B * H));
+    const size_t o_sc = off; off += FN(stream_round)(r * (size_t)(scratch_size > 0 ? scratch_size : 1));
+    const size_t head = FN(stream_round)(sizeof(struct FN(frnn_stream)));
+
+    /* One allocation: the struct, then the data region at an aligned address
+     * (malloc guarantees less than FRNN_STREAM_ALIGN). The struct sits at the
+     * start, so free(s) releases everything. */
+    unsigned char *raw = frnn_alloc(head + off + FRNN_STREAM_ALIGN);
+    if (!raw) return NULL;
+    FN(frnn_stream) *s = (FN(frnn_stream) *)raw;
+    uintptr_t data_addr = (uintptr_t)(raw + head);
+    data_addr = (data_addr + FRNN_STREAM_ALIGN - 1) / FRNN_STREAM_ALIGN * FRNN_STREAM_ALIGN;
+    unsigned char *data = (unsigned char *)data_addr;
+
+    s->k = k;
+    s->cell = cell;
+    s->B = B;
+    s->In = In;
+    s->w_ih_p = (real *)(data + o_ih);
+    s->w_hh_p = (real *)(data + o_hh);
+    s->b_ih = (real *)(data + o_bih);
+    s->b_hh = (real *)(data + o_bhh);
+    s->xp = (real *)(data + o_xp);
+    s->h_new = (real *)(data + o_hn);
+    s->scratch = (real *)(data + o_sc);
+
+    FN(frnn_pack_transposed)(k, GH, In, w_ih, s->w_ih_p);
+    FN(frnn_pack_recurrent)(&cell, k, w_hh, s->w_hh_p);
+    if (b_ih) memcpy(s->b_ih, b_ih, r * (size_t)GH);
+    else memset(s->b_ih, 0, r * (size_t)GH);
+    if (b_hh) memcpy(s->b_hh, b_hh, r * (size_t)GH);
+    else memset(s->b_hh, 0, r * (size_t)GH);
+    return s;
+}
+
+int FN(frnn_stream_step)(FN(frnn_stream) *s, const real *x, real *h, real *c) {
+    if (!s || !x || !h || (s->cell.kind == FRNN_KIND_LSTM && !c)) return FRNN_ERR_UNSUPPORTED;
+    const FN(frnn_kernel_table) *k = s->k;
+    const frnn_int B = s->B, H = s->cell.H, GH = s->cell.GH;
+    /* xp = x W_ih^T + b_ih, with the table that packed W_ih^T */
+    for (frnn_int b = 0; b < B; b++) memcpy(s->xp + b * GH, s->b_ih, sizeof(real) * (size_t)GH);
+    k->gemm_nn_packed(B, GH, s->In, x, s->In, s->w_ih_p, 1, s->xp, GH);
+    FN(frnn_cell_steps)(&s->cell, k, 1, B, s->xp, s->w_hh_p, s->b_hh, h,
+                        s->cell.kind == FRNN_KIND_LSTM ? c : NULL, s->h_new, NULL, s->scratch);
+    memcpy(h, s->h_new, sizeof(real) * (size_t)(B * H));
+    return FRNN_OK;
+}
+
+void FN(frnn_stream_destroy)(FN(frnn_stream) *s) { free(s); }

@@ -1,0 +1,235 @@
+"""Streaming: one time step per call, with the weights prepared once.
+
+A *stream* is a recurrent layer frozen for step-by-step inference (online
+audio, control loops, token-by-token generation): it owns the state and
+advances it one input at a time::
+
+    lstm = fastrnn.LSTM(32, 32, seed=0)
+    s = lstm.stream()                 # batch=1, state starts at zeros
+    for x_t in frames:                # x_t: (1, 32) float32, C-contiguous
+        h = s(x_t)                    # the new hidden state, (1, 32)
+    s.c                               # LSTM: the cell state, (1, 32)
+    s.reset()                         # back to zeros (or s.reset(h, c))
+
+Semantics, for every backend:
+
+* ``s(x)`` / ``s.step(x)`` takes x of shape (batch, input_size), C-contiguous
+  and of the stream's dtype (never converted: a wrong dtype is a TypeError,
+  a wrong shape or a non-contiguous x a ValueError, each naming ``x``);
+* it returns ``s.h`` itself - the same array object on every call, updated
+  in place; copy it (``h.copy()``) to keep a step's value;
+* ``s.h`` and ``s.c`` (LSTM; None otherwise) are the state arrays, writable
+  in place (``s.h[...] = 0``); assigning ``s.h = value`` copies into them;
+* the weights are copied when the stream is created: later changes to the
+  layer's parameters are not seen by an existing stream (create a new one);
+* a stream is not thread-safe: use one stream per thread (the C stream
+  raises RuntimeError if two threads step it at once).
+
+Backends. On the C backend, :func:`create` returns a
+:class:`fastrnn._core.Stream`: the weights are packed once for the GEMM
+kernels (W_ih^T and W_hh^T), every buffer is preallocated, and a call costs
+about a microsecond for a small LSTM - it checks only x's shape, dtype and
+contiguity and releases the GIL around the C step. The packed weights belong
+to the ISA that was active at creation (``s.isa``), which the stream keeps
+using even if :func:`fastrnn.backends.c.select_isa` picks another later. On
+the numba and numpy backends it returns a :class:`PyStream` with the same
+interface built on :func:`fastrnn.functional.step` (correct, but paying that
+function's full validation on every call). Both are instances of
+:class:`Stream`.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Optional
+
+import numpy as np
+
+from . import _validate as v
+from . import functional as F
+from .backends import get_backend, resolve_backend
+
+__all__ = ["Stream", "PyStream", "create"]
+
+
+class Stream(abc.ABC):
+    """What every stream provides (see the module docstring).
+
+    Attributes: ``cell``, ``batch``, ``input_size``, ``hidden_size``,
+    ``dtype``, ``backend``, ``isa`` (C: the kernel table in use; None
+    otherwise), ``h``, ``c``. Methods: ``__call__(x)`` / ``step(x)`` -> h,
+    ``reset(h=None, c=None)``.
+    """
+
+    @abc.abstractmethod
+    def step(self, x) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def reset(self, h=None, c=None) -> None: ...
+
+
+class PyStream(Stream):
+    """A stream on any backend through :func:`fastrnn.functional.step`.
+
+    Used for the numba and numpy backends; same interface and semantics as
+    the C stream, at the cost of functional.step's per-call validation.
+    """
+
+    isa = None
+
+    def __init__(self, cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0,
+                 backend: str):
+        self.cell, self.backend = cell, backend
+        # copies: later changes to the caller's arrays are not seen
+        self._w = tuple(None if a is None else np.array(a, order="C", copy=True)
+                        for a in (weight_ih, weight_hh, bias_ih, bias_hh))
+        self.dtype = self._w[0].dtype
+        self.batch, self.hidden_size = batch, self._w[1].shape[1]
+        self.input_size = self._w[0].shape[1]
+        self._h = np.zeros((batch, self.hidden_size), self.dtype)
+        self._c = np.zeros_like(self._h) if cell == "lstm" else None
+        self.reset(h0, c0)
+
+    def _check_x(self, x):
+        a = np.asarray(x)
+        if a.dtype != self.dtype:
+            raise TypeError(
+                f"x must have dtype {self.dtype} (the stream's dtype), got {a.dtype}; "
+                f"fastrnn does not convert dtypes implicitly: use x.astype(np.{self.dtype})")
+        if a.shape != (self.batch, self.input_size):
+            raise ValueError(f"x must have shape (batch, input_size) = "
+                             f"({self.batch}, {self.input_size}), got {a.shape}")
+        if not a.flags.c_contiguous:
+            raise ValueError("x must be C-contiguous (a stream does not copy its input): "
+                             "use np.ascontiguousarray(x)")
+        if np.may_share_memory(a, self._h) or (self._c is not None
+                                               and np.may_share_memory(a, self._c)):
+            a = a.copy()
+        return a
+
+    def step(self, x) -> np.ndarray:
+        """Advance one step with x (batch, input_size), in place; returns ``self.h``."""
+        x = self._check_x(x)
+        w_ih, w_hh, b_ih, b_hh = self._w
+        if self.cell == "lstm":
+            F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h, self._c,
+                   backend=self.backend, h_out=self._h, c_out=self._c)
+        else:
+            F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h,
+                   backend=self.backend, h_out=self._h)
+        return self._h
+
+    __call__ = step
+
+    @property
+    def h(self) -> np.ndarray:
+        """The hidden state (batch, hidden_size), updated in place by every step."""
+        return self._h
+
+    @h.setter
+    def h(self, value):
+        self._h[...] = _state("h", value, self.batch, self.hidden_size, self.dtype)
+
+    @property
+    def c(self) -> Optional[np.ndarray]:
+        """The LSTM cell state (batch, hidden_size), updated in place; None otherwise."""
+        return self._c
+
+    @c.setter
+    def c(self, value):
+        if self._c is None:
+            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        self._c[...] = _state("c", value, self.batch, self.hidden_size, self.dtype)
+
+    def reset(self, h=None, c=None) -> None:
+        """Set the state to h / c (batch, hidden_size), zeros where None."""
+        if c is not None and self._c is None:
+            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        if h is None:
+            self._h[...] = 0
+        else:
+            self.h = h
+        if self._c is not None:
+            if c is None:
+                self._c[...] = 0
+            else:
+                self.c = c
+
+    def __repr__(self) -> str:
+        return (f"fastrnn.stream.PyStream({self.cell!r}, batch={self.batch}, "
+                f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
+                f"dtype={self.dtype.name}, backend={self.backend!r})")
+
+
+def _as(name, value, ndim, dtype):
+    """v.as_input, with a dtype mismatch explained against the parameters."""
+    a = v.as_input(name, value, ndim)
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the stream's dtype (its parameters') is {dtype}; "
+            f"fastrnn does not mix dtypes: convert with .astype(np.{dtype})")
+    return a
+
+
+def _state(name, value, B, H, dtype):
+    a = _as(name, value, 2, dtype)
+    v.expect_shape(name, a, (B, H), "(batch, hidden_size)")
+    return a
+
+
+def create(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, batch: int = 1,
+           h0=None, c0=None, backend: Optional[str] = None) -> Stream:
+    """A :class:`Stream` for one layer's parameters (PyTorch layout, as in
+    :func:`fastrnn.functional.forward`).
+
+    batch: rows stepped together (>= 1). h0, c0: (batch, hidden_size) initial
+    state, zeros if None (c0: LSTM only). The parameters are copied. backend:
+    as everywhere (None: FASTRNN_BACKEND or the fastest available); "c" gives
+    the fast :class:`fastrnn._core.Stream`, the others a :class:`PyStream`.
+    """
+    v.check_cell(cell)
+    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)):
+        raise TypeError(f"batch must be an int, got {type(batch).__name__}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    batch = int(batch)
+    weight_hh = v.as_input("weight_hh", weight_hh, 2)
+    dtype = weight_hh.dtype
+    G = v.GATES[cell]
+    GH, H = weight_hh.shape
+    if H < 1 or GH != G * H:
+        raise ValueError(
+            f"weight_hh must have shape (gates*hidden_size, hidden_size) = ({G}*H, H) "
+            f"with H >= 1 for cell {cell!r}, got {weight_hh.shape}")
+    weight_ih = _as("weight_ih", weight_ih, 2, dtype)
+    if weight_ih.shape[0] != GH or weight_ih.shape[1] < 1:
+        raise ValueError(f"weight_ih must have shape (gates*hidden_size, input_size) = "
+                         f"({GH}, input_size >= 1), got {weight_ih.shape}")
+    biases = []
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None:
+            bias = _as(name, bias, 1, dtype)
+            v.expect_shape(name, bias, (GH,), "(gates*hidden_size,)")
+        biases.append(bias)
+    if h0 is not None:
+        h0 = _state("h0", h0, batch, H, dtype)
+    if c0 is not None:
+        if cell != "lstm":
+            raise ValueError(f"c0 is only meaningful for cell 'lstm', not {cell!r}")
+        c0 = _state("c0", c0, batch, H, dtype)
+    name = resolve_backend(backend)
+    if name == "c":
+        get_backend("c")  # loaded, so the ISA is chosen (FASTRNN_ISA) before packing
+        from . import _core
+        return _core.Stream(cell, weight_ih, weight_hh, biases[0], biases[1], batch, h0, c0)
+    return PyStream(cell, weight_ih, weight_hh, biases[0], biases[1], batch, h0, c0, name)
+
+
+def _register():
+    try:
+        from . import _core
+    except ImportError:
+        return
+    Stream.register(_core.Stream)
+
+
+_register()
