@@ -1,4 +1,4 @@
-"""The min-char-rnn workload (same as ``fastrnn bench``): see fastrnn/bench_minchar.py.
+"""The min-char-rnn workload (same as ``fastrnn bench minchar``): see fastrnn/bench_minchar.py.
 
     python bench/minchar.py --chars 50000 --repeat 3
 """

@@ -1,56 +1,85 @@
 """pytest-benchmark workloads (run: ``pytest bench/``; not part of the test suite).
 
-One forward + full BPTT per (cell, backend) at the compare.py default size,
-plus torch's CPU module as a peer when torch is installed. Compare within
-one run: ``pytest bench/ --benchmark-group-by=param:cell``.
+* ``test_matrix_fastrnn`` / ``test_matrix_torch``: fastrnn[c] and torch's CPU
+  module on the shapes of ``fastrnn bench`` (fastrnn.bench_matrix), per
+  cell and mode (inference, or one training step), float32, one thread.
+  Shapes above "small" run only with ``FASTRNN_BENCH_ALL=1`` so that a plain
+  ``pytest bench/`` stays quick.
+* ``test_train_step`` / ``test_train_step_torch``: one training step per
+  (cell, backend) at bench/compare.py's default size, every backend.
+
+The problems, the torch peers and the FLOP convention are bench_matrix's
+(one implementation). Compare within one run, e.g.
+``pytest bench/ --benchmark-group-by=param:shape,param:cell,param:mode``.
+For the interleaved comparison with ratios and targets, use ``fastrnn bench``.
 """
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import functional as F
+from fastrnn import bench_matrix as bm
 
-T, B, I, H = 100, 16, 64, 128
-CELLS = ["rnn_tanh", "lstm", "gru"]
-GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}
-
-
-def problem(cell, dtype=np.float32):
-    rng = np.random.default_rng(0)
-    G, k = GATES[cell], 1 / np.sqrt(H)
-    params = [rng.uniform(-k, k, s).astype(dtype) for s in ((G * H, I), (G * H, H), (G * H,), (G * H,))]
-    x = rng.standard_normal((T, B, I)).astype(dtype)
-    d_out = rng.standard_normal((T, B, H)).astype(dtype)
-    return x, params, d_out
+ALL_SHAPES = os.environ.get("FASTRNN_BENCH_ALL") == "1"
+QUICK_SHAPES = ("tiny", "small")
+COMPARE_SHAPE = bm.Shape("compare", B=16, T=100, I=64, H=128)  # bench/compare.py's default
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("backend", [b for b in fastrnn.available_backends()])
-def test_train_step(benchmark, cell, backend):
-    x, params, d_out = problem(cell)
-
-    def run():
-        res = F.forward(cell, x, *params, backend=backend, training=True)
-        return F.backward(res, d_out)
-
-    benchmark(run)
+def _shape_params():
+    return [pytest.param(name, id=name, marks=[] if ALL_SHAPES or name in QUICK_SHAPES else
+                         [pytest.mark.skip(reason="set FASTRNN_BENCH_ALL=1 for shapes above small")])
+            for name in bm.SHAPES]
 
 
-@pytest.mark.parametrize("cell", CELLS)
-def test_train_step_torch(benchmark, cell):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
-    x, params, d_out = problem(cell)
-    module = {"rnn_tanh": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](I, H)
-    with torch.no_grad():
-        for name, p in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), params):
-            getattr(module, name).copy_(torch.from_numpy(p))
-    xt, dt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(d_out)
+@pytest.fixture
+def torch():
+    return pytest.importorskip("torch")
 
-    def run():
-        module.zero_grad(set_to_none=True)
-        module(xt)[0].backward(dt)
 
-    benchmark(run)
+@pytest.fixture
+def one_thread(request):
+    """fastrnn (and torch, when imported) on one thread; previous counts restored."""
+    torch = request.getfixturevalue("torch") if "torch" in request.fixturenames else None
+    with bm.thread_counts(1, torch):
+        yield
+
+
+def _flops_info(benchmark, shape: bm.Shape, cell: str, mode: str) -> None:
+    benchmark.extra_info["flops"] = bm.step_flops(shape, cell, mode)
+    benchmark.extra_info["shape"] = [shape.B, shape.T, shape.I, shape.H]
+
+
+@pytest.mark.parametrize("mode", bm.MODES)
+@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("shape", _shape_params())
+def test_matrix_fastrnn(benchmark, one_thread, shape, cell, mode):
+    if "c" not in fastrnn.available_backends():
+        pytest.skip("the compiled core is not available")
+    problem = bm.make_problem(cell, bm.SHAPES[shape], np.float32)
+    _flops_info(benchmark, problem.shape, cell, mode)
+    benchmark(bm.fastrnn_callable(problem, "c", mode))
+
+
+@pytest.mark.parametrize("mode", bm.MODES)
+@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("shape", _shape_params())
+def test_matrix_torch(benchmark, torch, one_thread, shape, cell, mode):
+    problem = bm.make_problem(cell, bm.SHAPES[shape], np.float32)
+    _flops_info(benchmark, problem.shape, cell, mode)
+    benchmark(bm.torch_callable(problem, mode, torch))
+
+
+@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("backend", fastrnn.available_backends())
+def test_train_step(benchmark, one_thread, cell, backend):
+    problem = bm.make_problem(cell, COMPARE_SHAPE, np.float32)
+    benchmark(bm.fastrnn_callable(problem, backend, "train"))
+
+
+@pytest.mark.parametrize("cell", bm.CELLS)
+def test_train_step_torch(benchmark, torch, one_thread, cell):
+    problem = bm.make_problem(cell, COMPARE_SHAPE, np.float32)
+    benchmark(bm.torch_callable(problem, "train", torch))

@@ -137,11 +137,79 @@ def test_argparse_errors_exit_2(tmp_path):
     assert r.returncode == 2 and "invalid choice" in r.stderr
 
 
-def test_bench_runs_the_min_char_workload(tmp_path):
-    r = run("bench", "--chars", 100, "--repeat", 1, "--dtype", "float64", "--backends", "numpy",
-            cwd=tmp_path)
+def test_bench_minchar_runs_the_min_char_workload(tmp_path):
+    r = run("bench", "minchar", "--chars", 100, "--repeat", 1, "--dtype", "float64",
+            "--backends", "numpy", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert "min-char-rnn workload" in r.stdout
     assert "numpy original" in r.stdout and "fastrnn[numpy]" in r.stdout
+    assert not (tmp_path / "fastrnn-bench.json").exists()  # the matrix did not run
+
+
+def _markdown_rows(stdout: str, first_column: str) -> list:
+    """The body rows of the markdown table whose header starts with ``first_column``."""
+    rows, inside = [], False
+    for line in stdout.splitlines():
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if cells[0] == first_column:
+                inside = True
+            elif inside and not set(cells[0]) <= {"-", ":"}:
+                rows.append(cells)
+        elif inside:
+            break
+    return rows
+
+
+def test_bench_quick_matrix_table_and_json(tmp_path):
+    import json
+
+    import fastrnn
+
+    r = run("bench", "--quick", "--repeat", 1, "--threads", 1, "--cells", "gru", "--modes",
+            "inference", "--no-torch", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    header = r.stdout.splitlines()[0]
+    assert header.startswith(f"fastrnn {fastrnn.__version__}") and "logical CPUs" in header
+    rows = _markdown_rows(r.stdout, "shape")
+    contenders = [f"fastrnn[{b}]" for b in fastrnn.available_backends()]  # all: tiny and small
+    # float32 at tiny and small, float64 at small only (the documented default)
+    expected = {(shape, dtype, c) for shape, dtype in
+                (("tiny", "float32"), ("small", "float32"), ("small", "float64"))
+                for c in contenders}
+    assert {(row[0], row[3], row[5]) for row in rows} == expected and len(rows) == len(expected)
+    assert all(row[1] == "gru" and row[2] == "inference" and row[4] == "1" for row in rows)
+    assert all(row[9] == "–" for row in rows)  # no torch, no ratio
+    assert "torch" not in {row[5] for row in rows}
+
+    doc = json.loads((tmp_path / "fastrnn-bench.json").read_text(encoding="utf-8"))
+    assert set(doc) >= {"machine", "sgemm_gflops", "results", "stream", "targets"}
+    assert doc["machine"]["fastrnn"] == fastrnn.__version__ and doc["sgemm_gflops"] > 0
+    assert len(doc["results"]) == len(rows)
+    for res in doc["results"]:
+        assert len(res["samples_s"]) == 1 and all(t > 0 for t in res["samples_s"])
+        assert 0 < res["min_s"] <= res["median_s"] <= res["max_s"]
+        assert res["gflops"] > 0 and res["x_torch"] is None
+    assert doc["stream"]["fastrnn"]["us_per_call"] > 0 and "torch" not in doc["stream"]
+    api = doc["stream"]["fastrnn"]["api"]
+    assert [t["target"] for t in doc["targets"]] == [f"streaming LSTM step ({api})"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--shapes", "bogus"), "argument --shapes: invalid choice: 'bogus'"),
+    (("--threads", "0"), "argument --threads: must be >= 1"),
+    (("--repeat", "x"), "argument --repeat: not an integer"),
+    (("--backends", "c", "--all-backends"), "not allowed with argument"),
+    (("--json", "no/such/dir/out.json"), "--json: directory no/such/dir does not exist"),
+])
+def test_bench_bad_arguments_exit_2(tmp_path, args, message):
+    r = run("bench", *args, cwd=tmp_path)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.startswith("usage: fastrnn bench")
+    assert not (tmp_path / "fastrnn-bench.json").exists()
 
 
 def test_info_and_help(tmp_path):

@@ -4,14 +4,19 @@
 (fastrnn.charlm) on a text file, or without one on the embedded corpus (the
 project's own docs and sources), with a progress bar, periodic samples and
 checkpoints; ``fastrnn sample MODEL`` generates text from a saved model.
-``fastrnn bench`` times the min-char-rnn workload against its NumPy original
-(fastrnn.bench_minchar). ``fastrnn check`` (the default) runs the slide
-walk-through with hand-derived numbers on every available backend and a
-float64 finite-difference gradient check of each cell. ``fastrnn info``
-prints the version, backends and the C kernels' ISA.
+``fastrnn bench`` runs the benchmark matrix: fastrnn vs torch over shapes,
+cells, training / inference, thread counts and dtypes, with a targets table
+and a JSON file (fastrnn.bench_matrix); ``fastrnn bench minchar`` times the
+min-char-rnn workload against its NumPy original (fastrnn.bench_minchar).
+``fastrnn check`` (the default) runs the slide walk-through with hand-derived
+numbers on every available backend and a float64 finite-difference gradient
+check of each cell. ``fastrnn info`` prints the version, backends and the C
+kernels' ISA.
 
 Bad arguments or files end with a one-line message on stderr and exit status 2
-(1 when writing a checkpoint fails, 130 when aborted by a second Ctrl-C).
+(1 when writing a checkpoint fails, 130 when aborted by a second Ctrl-C;
+``fastrnn bench`` exits 130 after a Ctrl-C, having printed and saved what it
+measured).
 """
 from __future__ import annotations
 
@@ -411,8 +416,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="(default: a fresh one each run)")
     s.add_argument("--prime", default="", help="text to start from (printed first)")
     s.add_argument("--backend", default=None, choices=backends)
-    sub.add_parser("bench", help="min-char-rnn workload: fastrnn vs the NumPy original "
-                                 "(fastrnn bench --help)", add_help=False)
+    sub.add_parser("bench", help="benchmark matrix, fastrnn vs torch (fastrnn bench --help); "
+                                 "'fastrnn bench minchar': the min-char-rnn workload",
+                   add_help=False)
     sub.add_parser("check", help="hand-derived and finite-difference self-checks (default)")
     sub.add_parser("info", help="version, backends, ISA")
     return parser
@@ -421,10 +427,14 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        if argv[:1] == ["bench"]:  # its own options: bench_minchar's parser
-            from fastrnn.bench_minchar import main as bench_main
-            bench_main(argv[1:], prog="fastrnn bench")
+        # `bench` and `bench minchar` have their own parsers (their modules' main)
+        if argv[:2] == ["bench", "minchar"]:
+            from fastrnn.bench_minchar import main as minchar_main
+            minchar_main(argv[2:], prog="fastrnn bench minchar")
             return 0
+        if argv[:1] == ["bench"]:
+            from fastrnn.bench_matrix import main as matrix_main
+            return matrix_main(argv[1:], prog="fastrnn bench")
         args = _parser().parse_args(argv)
         try:
             if args.command == "train":

@@ -1,6 +1,6 @@
 """The min-char-rnn workload: the original NumPy training loop vs fastrnn, in one run.
 
-    fastrnn bench                                # 50,000 chars, float32 and float64
+    fastrnn bench minchar                        # 50,000 chars, float32 and float64
     python bench/minchar.py --chars 200000 --dtype float32 --backends c
 
 Both contenders train the same character-level vanilla RNN (V = 65
@@ -37,7 +37,7 @@ whatever else the machine is doing: compare ratios within one run. The
 NumPy port's speed depends on NumPy's BLAS for its tiny matrix-vector
 products (set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to pin it).
 
-``run_comparison(...)`` returns the numbers (for ``fastrnn bench``); it needs
+``run_comparison(...)`` returns the numbers (for ``fastrnn bench minchar``); it needs
 only NumPy and fastrnn.
 
 Attribution: ``numpy_original`` below ports the training loop of
