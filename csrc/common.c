@@ -73,7 +73,7 @@ void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real
  * i.e. columns of the gate gradients). Every output element is computed
  * by exactly the same sequence of operations whatever the split. */
 typedef struct {
-    frnn_int T, B, In, H, GH, dx_per_task, dx_tasks, dw_per_task;
+    frnn_int T, B, In, H, GH, dx_per_task, dw_per_task, dw_tasks;
     const real *Gx, *Gh, *x, *w_ih, *h0, *out;
     real *dx, *dw_ih, *dw_hh, *db_ih, *db_hh;
 } FN(grads_job);
@@ -90,13 +90,16 @@ static void FN(grads_block)(void *arg, frnn_int task) {
     const FN(grads_job) *j = arg;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int TB = j->T * j->B, In = j->In, H = j->H, GH = j->GH;
-    if (task < j->dx_tasks) {
-        const frnn_int r0 = task * j->dx_per_task;
+    /* The weight-gradient blocks (each a K = T*B product for two matrices)
+     * are the larger tasks: they come first so that claiming ends on the
+     * small dx blocks and the threads finish together. */
+    if (task >= j->dw_tasks) {
+        const frnn_int r0 = (task - j->dw_tasks) * j->dx_per_task;
         const frnn_int n = TB - r0 < j->dx_per_task ? TB - r0 : j->dx_per_task;
         k->gemm_nn(n, In, GH, j->Gx + r0 * GH, GH, j->w_ih, In, 0, j->dx + r0 * In, In);
         return;
     }
-    const frnn_int g0 = (task - j->dx_tasks) * j->dw_per_task;
+    const frnn_int g0 = task * j->dw_per_task;
     const frnn_int n = GH - g0 < j->dw_per_task ? GH - g0 : j->dw_per_task;
     k->gemm_tn(n, In, TB, j->Gx + g0, GH, j->x, In, 0, j->dw_ih + g0 * In, In);
     /* h0 is not contiguous with out, so step 0 is its own product. */
@@ -118,12 +121,11 @@ void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, f
     const frnn_int TB = T * B;
     const double flops = 2.0 * (double)TB * (double)GH * (2.0 * (double)In + (double)H);
     const int threads = frnn_threads_for(flops, TB / 64 + GH / 64);
-    FN(grads_job) job = {T, B, In, H, GH, FN(rows_per_task)(TB), 0,
-                         FN(rows_per_task)(GH), Gx, Gh, x, w_ih, h0, out,
-                         dx, dw_ih, dw_hh, db_ih, db_hh};
-    job.dx_tasks = (TB + job.dx_per_task - 1) / job.dx_per_task;
-    const frnn_int dw_tasks = (GH + job.dw_per_task - 1) / job.dw_per_task;
-    frnn_parallel_for(job.dx_tasks + dw_tasks, threads, FN(grads_block), &job);
+    FN(grads_job) job = {T, B, In, H, GH, FN(rows_per_task)(TB), FN(rows_per_task)(GH), 0,
+                         Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh, db_ih, db_hh};
+    job.dw_tasks = (GH + job.dw_per_task - 1) / job.dw_per_task;
+    const frnn_int dx_tasks = (TB + job.dx_per_task - 1) / job.dx_per_task;
+    frnn_parallel_for(job.dw_tasks + dx_tasks, threads, FN(grads_block), &job);
 }
 
 void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {

@@ -62,6 +62,12 @@ int frnn_get_num_threads(void);
  * path at small sizes). Same caveat as frnn_set_num_threads. */
 void frnn_set_thread_min_flops(double flops);
 
+/* Whole-window calls keep their scratch memory (tens of MB for a large
+ * layer) per calling thread for the next call instead of paying fresh pages
+ * each time; a thread's block is freed when it exits. This frees the
+ * calling thread's block now. */
+void frnn_release_scratch(void);
+
 /* ---- GEMM dispatch (dispatch.c) -------------------------------------- */
 
 /* Choose the GEMM and activation kernels once: request is NULL / "" / "auto"

@@ -171,6 +171,10 @@ void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table)
 
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);
+/* The same for the large scratch of a whole-window call, from the calling
+ * thread's cached block (scratch.c); give it back with frnn_scratch_release. */
+void *frnn_scratch_acquire(size_t bytes);
+void frnn_scratch_release(void *p);
 
 /* Hidden units per task of a threaded time step: whole panels, about four
  * tasks per thread (claimed dynamically, so a slow thread takes fewer);

@@ -76,7 +76,7 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
     const frnn_int ih_size = k->packed_size(In, GH);
     const frnn_int hh_size = FN(frnn_recurrent_packed_size)(cell, k);
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * GH +
+    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * GH +
                                                        B * H + frnn_cell_scratch(cell, B)));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *w_ih_p = scratch;            /* W_ih^T packed */
@@ -97,7 +97,7 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     }
     memcpy(hn, out + (T - 1) * B * H, sizeof(real) * (size_t)(B * H));
     if (cn) memcpy(cn, c, sizeof(real) * (size_t)(B * H));
-    free(scratch);
+    frnn_scratch_release(scratch);
     return FRNN_OK;
 }
 
@@ -111,7 +111,7 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
     const frnn_int H = cell->H, GH = cell->GH;
     const frnn_int hh_size = k->packed_size(GH, H);
     const int two = cell->kind == FRNN_KIND_GRU; /* separate Gh */
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)((1 + two) * T * B * GH + hh_size +
+    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)((1 + two) * T * B * GH + hh_size +
                                                        frnn_cell_scratch(cell, B)));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *Gx = scratch;                        /* [T, B, GH] */
@@ -127,7 +127,7 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
                              cell_scratch);
     FN(frnn_parameter_grads)(T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
                              db_ih, db_hh);
-    free(scratch);
+    frnn_scratch_release(scratch);
     return FRNN_OK;
 }
 

@@ -331,7 +331,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     };
     frnn_int total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)total);
+    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)total);
     if (!scratch) return FRNN_ERR_NOMEM;
     w.gw = scratch;
     w.xp = w.gw + P;
@@ -416,6 +416,6 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         if (n_updates) memcpy(grad, w.gw, sizeof(real) * (size_t)P);
         else memset(grad, 0, sizeof(real) * (size_t)P);
     }
-    free(scratch);
+    frnn_scratch_release(scratch);
     return FRNN_OK;
 }

@@ -174,3 +174,23 @@ def test_forked_child_runs_threaded_kernels():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
+
+
+def test_scratch_kept_between_calls_gives_the_same_results(thread_settings):
+    """Whole-window calls reuse the calling thread's scratch block (scratch.c):
+    a call after a larger and a smaller one, after release_memory(), and in
+    another Python thread must equal a fresh process's first call."""
+    import threading
+    small = _train("lstm", np.float64, 6, 3, 5, 70, seed=1)
+    large = _train("gru", np.float64, 30, 8, 40, 130, seed=2)
+    first = small("c")
+    large("c")
+    assert all(np.array_equal(a, b) for a, b in zip(first, small("c")))
+    fastrnn.release_memory()
+    fastrnn.release_memory()  # twice: nothing left to free is fine
+    assert all(np.array_equal(a, b) for a, b in zip(first, small("c")))
+    results = []
+    worker = threading.Thread(target=lambda: results.append(small("c")))
+    worker.start()
+    worker.join()
+    assert all(np.array_equal(a, b) for a, b in zip(first, results[0]))

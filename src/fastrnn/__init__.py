@@ -24,7 +24,7 @@ from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __ver
 __all__ = [
     "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
-    "cpu_isa", "set_num_threads", "get_num_threads", "__version__",
+    "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",
 ]
 
 
@@ -35,3 +35,21 @@ def cpu_isa() -> str:
     except ImportError:
         return ""
     return c.active_isa()
+
+
+def release_memory() -> None:
+    """Free the working memory the C kernels keep for the calling thread.
+
+    A whole-window forward or backward keeps its scratch block (the packed
+    weights, the gate gradients of every step: tens of MB for a large layer)
+    for the thread's next call, because fresh pages from the OS cost about a
+    tenth of a large training step. A thread's block is freed when the thread
+    ends; call this to free the current thread's block sooner. A no-op
+    without the C backend.
+    """
+    try:
+        from . import _core
+    except ImportError:
+        return
+    _core.release_scratch()
+

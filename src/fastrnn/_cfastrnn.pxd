@@ -17,6 +17,7 @@ cdef extern from "fastrnn.h" nogil:
     void frnn_set_num_threads(int n)
     int frnn_get_num_threads()
     void frnn_set_thread_min_flops(double flops)
+    void frnn_release_scratch()
 
     int frnn_rnn_forward_f32(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, float *out, float *hn)
     int frnn_rnn_forward_f64(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, double *out, double *hn)

@@ -41,6 +41,11 @@ def get_num_threads():
     return frnn_get_num_threads()
 
 
+def release_scratch():
+    """Free the scratch memory the kernels keep for the calling thread."""
+    frnn_release_scratch()
+
+
 def _set_thread_min_flops(double flops):
     """The work threshold of a threaded job (< 0: the default; 0: thread everything)."""
     frnn_set_thread_min_flops(flops)
