@@ -176,13 +176,13 @@ void *frnn_alloc(size_t bytes);
 void *frnn_scratch_acquire(size_t bytes);
 void frnn_scratch_release(void *p);
 
-/* Hidden units per task of a threaded time step: whole panels, about four
+/* Hidden units per task of a threaded time step: whole panels, about eight
  * tasks per thread (claimed dynamically, so a slow thread takes fewer);
  * all of H on one thread. */
 static inline frnn_int frnn_step_block(frnn_int H, frnn_int nr, int threads) {
     if (threads <= 1) return H;
     const frnn_int panels = (H + nr - 1) / nr;
-    frnn_int tasks = 4 * (frnn_int)threads;
+    frnn_int tasks = 8 * (frnn_int)threads;
     if (tasks > panels) tasks = panels;
     return (panels + tasks - 1) / tasks * nr;
 }
