@@ -288,10 +288,27 @@ static void ISA_FN(gemm_nt)(frnn_int M, frnn_int N, frnn_int K,
         }
 }
 
-/* This ISA's row of the kernel table (activations.c and optim.c supply the rest). */
+/* This ISA's row of the kernel table (activations.c, gates.c and optim.c supply the rest). */
 void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_tanh)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y);
+void ISA_FN(frnn_rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
+                                   frnn_int cols, const real *b_hh, real *h);
+void ISA_FN(frnn_rnn_backward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
+                                    frnn_int cols, const real *y, const real *d_out,
+                                    const real *dh, real *g);
+void ISA_FN(frnn_lstm_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                                    const real *gates, const real *b_hh, real *c, real *h,
+                                    real *ws);
+void ISA_FN(frnn_lstm_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                                     const real *ws, const real *c_prev, frnn_int c_prev_stride,
+                                     const real *d_out, const real *dh, real *dc, real *G);
+void ISA_FN(frnn_gru_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                                   const real *xp, const real *hp, const real *b_hh,
+                                   const real *h_prev, real *h, real *w);
+void ISA_FN(frnn_gru_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                                    const real *ws, const real *h_prev, const real *d_out,
+                                    real *dh, real *Gx, real *Gh);
 void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
 double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g);
 void ISA_FN(frnn_scale)(frnn_int n, real *g, real a);
@@ -314,6 +331,12 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .sigmoid = ISA_FN(frnn_sigmoid),
     .tanh = ISA_FN(frnn_tanh),
     .exp_nonpositive = ISA_FN(frnn_exp_nonpositive),
+    .rnn_forward_math = ISA_FN(frnn_rnn_forward_math),
+    .rnn_backward_math = ISA_FN(frnn_rnn_backward_math),
+    .lstm_forward_math = ISA_FN(frnn_lstm_forward_math),
+    .lstm_backward_math = ISA_FN(frnn_lstm_backward_math),
+    .gru_forward_math = ISA_FN(frnn_gru_forward_math),
+    .gru_backward_math = ISA_FN(frnn_gru_backward_math),
     .clip_value = ISA_FN(frnn_clip_value),
     .sum_squares = ISA_FN(frnn_sum_squares),
     .scale = ISA_FN(frnn_scale),

@@ -15,34 +15,6 @@
 #include <string.h>
 #include "kernels.h"
 
-/* The gate math for units [j0, j0 + cols) of every batch row. xp: [B, 3H]
- * input side incl. b_ih; hp: [B, 3H] hidden side without b_hh; h_prev, h:
- * [B, H] (h may alias h_prev); w: [B, 4H] receives r, z, n, hn (the
- * workspace layout; scratch or ws). */
-static void FN(gru_gate_math)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
-                              frnn_int j0, frnn_int cols, const real *xp, const real *hp,
-                              const real *b_hh, const real *h_prev, real *h, real *w) {
-    for (frnn_int b = 0; b < B; b++) {
-        const real *xr = xp + b * 3 * H + j0, *hr = hp + b * 3 * H + j0, *bh = b_hh + j0;
-        real *wb = w + b * 4 * H + j0;
-        real *r = wb, *z = wb + H, *n = wb + 2 * H, *hn = wb + 3 * H;
-        for (frnn_int u = 0; u < cols; u++) {
-            r[u] = xr[u] + (hr[u] + bh[u]);
-            z[u] = xr[H + u] + (hr[H + u] + bh[H + u]);
-        }
-        k->sigmoid(cols, r, r);
-        k->sigmoid(cols, z, z);
-        for (frnn_int u = 0; u < cols; u++) {
-            hn[u] = hr[2 * H + u] + bh[2 * H + u];
-            n[u] = xr[2 * H + u] + r[u] * hn[u];
-        }
-        k->tanh(cols, n, n);
-        const real *hp_b = h_prev + b * H + j0;
-        real *h_b = h + b * H + j0;
-        for (frnn_int u = 0; u < cols; u++) h_b[u] = ((real)1 - z[u]) * n[u] + z[u] * hp_b[u];
-    }
-}
-
 /* One step on one block of hidden units (see lstm.c: the same scheme). */
 typedef struct {
     const FN(frnn_kernel_table) *k;
@@ -58,7 +30,7 @@ static void FN(gru_step_block)(void *arg, frnn_int task) {
     for (int g = 0; g < 3; g++)
         j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 0,
                              j->hp + g * H + j0, GH);
-    FN(gru_gate_math)(j->k, B, H, j0, cols, j->xp, j->hp, j->b_hh, j->h_prev, j->h, j->w);
+    j->k->gru_forward_math(B, H, j0, cols, j->xp, j->hp, j->b_hh, j->h_prev, j->h, j->w);
 }
 
 void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
@@ -96,26 +68,8 @@ static void FN(gru_grad_block)(void *arg, frnn_int task) {
                              j->dh_next + j0, H);
     if (t < 0) return;
     const real *h_prev = t == 0 ? j->h0 : j->out + (t - 1) * B * H;
-    for (frnn_int b = 0; b < B; b++) {
-        const real *w = j->ws + (t * B + b) * 4 * H + j0;
-        const real *dy = j->d_out + (t * B + b) * H + j0, *hp = h_prev + b * H + j0;
-        real *gx = j->Gx + (t * B + b) * GH + j0, *gh = j->Gh + (t * B + b) * GH + j0;
-        real *dh_next = j->dh_next + b * H + j0;
-        for (frnn_int u = 0; u < cols; u++) {
-            const real r = w[u], z = w[H + u], n = w[2 * H + u], hn = w[3 * H + u];
-            const real dh = dy[u] + dh_next[u];
-            const real dn = dh * ((real)1 - z) * ((real)1 - n * n);
-            const real dz = dh * (hp[u] - n) * (z * ((real)1 - z));
-            const real dr = dn * hn * (r * ((real)1 - r));
-            gx[u] = dr;
-            gx[H + u] = dz;
-            gx[2 * H + u] = dn;
-            gh[u] = dr;
-            gh[H + u] = dz;
-            gh[2 * H + u] = dn * r;
-            dh_next[u] = dh * z; /* the direct z h_{t-1} path */
-        }
-    }
+    j->k->gru_backward_math(B, H, j0, cols, j->ws + t * B * 4 * H, h_prev, j->d_out + t * B * H,
+                            j->dh_next, j->Gx + t * B * GH, j->Gh + t * B * GH);
 }
 
 void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
@@ -145,7 +99,7 @@ int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const 
     for (frnn_int b = 0; b < B; b++) memcpy(xp + b * GH, b_ih, sizeof(real) * (size_t)GH);
     k->gemm_nt(B, GH, In, x, In, w_ih, In, 1, xp, GH);
     k->gemm_nt(B, GH, H, h, H, w_hh, H, 0, hp, GH);
-    FN(gru_gate_math)(k, B, H, 0, H, xp, hp, b_hh, h, h_new, gates);
+    k->gru_forward_math(B, H, 0, H, xp, hp, b_hh, h, h_new, gates);
     memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
     free(scratch);
     return FRNN_OK;

@@ -44,6 +44,24 @@ typedef struct {
     void (*tanh)(frnn_int n, const real *x, real *y);
     /* y[n] = exp(x[n]) for x <= 0; y may alias x. */
     void (*exp_nonpositive)(frnn_int n, const real *x, real *y);
+    /* The cells' gate math on hidden units [j0, j0 + cols) of all B rows,
+     * one fused pass each (gates.c documents the arguments). */
+    void (*rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
+                             frnn_int cols, const real *b_hh, real *h);
+    void (*rnn_backward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
+                              frnn_int cols, const real *y, const real *d_out, const real *dh,
+                              real *g);
+    void (*lstm_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                              const real *gates, const real *b_hh, real *c, real *h, real *ws);
+    void (*lstm_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
+                               const real *ws, const real *c_prev, frnn_int c_prev_stride,
+                               const real *d_out, const real *dh, real *dc, real *G);
+    void (*gru_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols, const real *xp,
+                             const real *hp, const real *b_hh, const real *h_prev, real *h,
+                             real *w);
+    void (*gru_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols, const real *ws,
+                              const real *h_prev, const real *d_out, real *dh, real *Gx,
+                              real *Gh);
     /* Training step over flat vectors (optim.c, docs/TRAINING.md). */
     void (*clip_value)(frnn_int n, real *g, real c);
     double (*sum_squares)(frnn_int n, const real *g);
@@ -117,14 +135,13 @@ void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frn
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
                              frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
                              const real *d_out, real *dh, real *G);
-/* gates: scratch [B, 4H]; tanh_c: scratch [H] */
+/* gates: scratch [B, 4H] */
 void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
                          frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *gates);
 void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
                               frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
-                              const real *d_out, real *dh_next, real *dc, real *G,
-                              real *tanh_c);
+                              const real *d_out, real *dh_next, real *dc, real *G);
 /* hp: scratch [B, 3H]; gates: scratch [B, 4H] used when ws is NULL */
 void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
@@ -155,7 +172,7 @@ static inline frnn_cell frnn_make_cell(frnn_kind kind, frnn_activation act, frnn
 frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k);
 void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                              const real *w_hh, real *dst);
-/* Elements of scratch frnn_cell_steps / frnn_cell_gate_grads need. */
+/* Elements of scratch frnn_cell_steps needs. */
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
 /* The forward over `steps` steps (see *_steps above), with w_hh_p from
  * frnn_pack_recurrent. out must not alias h_prev0. */
@@ -166,8 +183,7 @@ void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, 
 void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                               frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
                               const real *c0, const real *out, const real *ws,
-                              const real *d_out, real *dh, real *dc, real *Gx, real *Gh,
-                              real *scratch);
+                              const real *d_out, real *dh, real *dc, real *Gx, real *Gh);
 
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);

@@ -15,7 +15,7 @@
 #ifndef FRNN_F64
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B) {
     switch (cell->kind) {
-    case FRNN_KIND_LSTM: return B * cell->GH + cell->H; /* gates, tanh(c) row */
+    case FRNN_KIND_LSTM: return B * cell->GH; /* gates */
     case FRNN_KIND_GRU: return B * cell->GH + B * cell->W; /* hp, gates */
     default: return 0;
     }
@@ -52,12 +52,10 @@ void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, 
 void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                               frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
                               const real *c0, const real *out, const real *ws,
-                              const real *d_out, real *dh, real *dc, real *Gx, real *Gh,
-                              real *scratch) {
+                              const real *d_out, real *dh, real *dc, real *Gx, real *Gh) {
     switch (cell->kind) {
     case FRNN_KIND_LSTM:
-        FN(frnn_lstm_gate_grads)(k, T, B, cell->H, w_hh_p, c0, ws, d_out, dh, dc, Gx,
-                                 scratch + B * cell->GH);
+        FN(frnn_lstm_gate_grads)(k, T, B, cell->H, w_hh_p, c0, ws, d_out, dh, dc, Gx);
         break;
     case FRNN_KIND_GRU:
         FN(frnn_gru_gate_grads)(k, T, B, cell->H, w_hh_p, h0, out, ws, d_out, dh, Gx, Gh);
@@ -111,20 +109,17 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
     const frnn_int H = cell->H, GH = cell->GH;
     const frnn_int hh_size = k->packed_size(GH, H);
     const int two = cell->kind == FRNN_KIND_GRU; /* separate Gh */
-    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)((1 + two) * T * B * GH + hh_size +
-                                                       frnn_cell_scratch(cell, B)));
+    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)((1 + two) * T * B * GH + hh_size));
     if (!scratch) return FRNN_ERR_NOMEM;
     real *Gx = scratch;                        /* [T, B, GH] */
     real *Gh = two ? Gx + T * B * GH : Gx;     /* [T, B, GH] */
     real *w_hh_p = Gx + (1 + two) * T * B * GH; /* W_hh packed */
-    real *cell_scratch = w_hh_p + hh_size;
     FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
     /* dh0 / dc0 carry the gradient into the last state and come out as the
      * gradient w.r.t. the initial one. */
     memcpy(dh0, d_hn, sizeof(real) * (size_t)(B * H));
     if (dc0) memcpy(dc0, d_cn, sizeof(real) * (size_t)(B * H));
-    FN(frnn_cell_gate_grads)(cell, k, T, B, w_hh_p, h0, c0, out, ws, d_out, dh0, dc0, Gx, Gh,
-                             cell_scratch);
+    FN(frnn_cell_gate_grads)(cell, k, T, B, w_hh_p, h0, c0, out, ws, d_out, dh0, dc0, Gx, Gh);
     FN(frnn_parameter_grads)(T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
                              db_ih, db_hh);
     frnn_scratch_release(scratch);

@@ -12,36 +12,6 @@
 #include <string.h>
 #include "kernels.h"
 
-/* The gate math for units [j0, j0 + cols) of every batch row. gates:
- * [B, 4H] holding everything but b_hh, turned in place into the activated
- * i, f, g, o; c: [B, H] updated in place; h: [B, H] written; ws: [B, 5H] or
- * NULL. */
-static void FN(lstm_gate_math)(const FN(frnn_kernel_table) *k, frnn_int B, frnn_int H,
-                               frnn_int j0, frnn_int cols, real *gates, const real *b_hh,
-                               real *c, real *h, real *ws) {
-    const frnn_int GH = 4 * H;
-    for (frnn_int b = 0; b < B; b++) {
-        real *row = gates + b * GH;
-        real *i = row + j0, *f = row + H + j0, *g = row + 2 * H + j0, *o = row + 3 * H + j0;
-        real *cb = c + b * H + j0, *hb = h + b * H + j0;
-        for (int q = 0; q < 4; q++)
-            for (frnn_int u = 0; u < cols; u++) row[q * H + j0 + u] += b_hh[q * H + j0 + u];
-        k->sigmoid(cols, i, i);
-        k->sigmoid(cols, f, f);
-        k->tanh(cols, g, g);
-        k->sigmoid(cols, o, o);
-        for (frnn_int u = 0; u < cols; u++) cb[u] = f[u] * cb[u] + i[u] * g[u];
-        k->tanh(cols, cb, hb);
-        for (frnn_int u = 0; u < cols; u++) hb[u] *= o[u];
-        if (ws) {
-            real *w = ws + b * 5 * H + j0;
-            for (int q = 0; q < 4; q++)
-                memcpy(w + q * H, row + q * H + j0, sizeof(real) * (size_t)cols);
-            memcpy(w + 4 * H, cb, sizeof(real) * (size_t)cols);
-        }
-    }
-}
-
 /* One step's work on one block of hidden units: what a task of the
  * threaded step does (threads.h). Units [j0, j0 + cols) of all four gates
  * depend only on h_{t-1} and the same units of c, so blocks are independent
@@ -66,7 +36,7 @@ static void FN(lstm_step_block)(void *arg, frnn_int task) {
         k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 1,
                           j->gates + g * H + j0, GH);
     }
-    FN(lstm_gate_math)(k, B, H, j0, cols, j->gates, j->b_hh, j->c, j->h, j->ws);
+    k->lstm_forward_math(B, H, j0, cols, j->gates, j->b_hh, j->c, j->h, j->ws);
 }
 
 void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
@@ -94,7 +64,7 @@ typedef struct {
     const FN(frnn_kernel_table) *k;
     frnn_int T, B, H, block, t;
     const real *w_hh_p, *c0, *ws, *d_out;
-    real *dh_next, *dc, *G, *tanh_c; /* tanh_c: [H] scratch, one slice per block */
+    real *dh_next, *dc, *G;
 } FN(lstm_grad_job);
 
 static void FN(lstm_grad_block)(void *arg, frnn_int task) {
@@ -106,36 +76,18 @@ static void FN(lstm_grad_block)(void *arg, frnn_int task) {
         k->gemm_nn_packed(B, cols, GH, j->G + (t + 1) * B * GH, GH, j->w_hh_p + j0 * GH, 0,
                           j->dh_next + j0, H);
     if (t < 0) return;
-    real *tanh_c = j->tanh_c + j0;
-    for (frnn_int b = 0; b < B; b++) {
-        const real *w = j->ws + (t * B + b) * 5 * H + j0;
-        const real *c_prev = t == 0 ? j->c0 + b * H + j0 : j->ws + ((t - 1) * B + b) * 5 * H + 4 * H + j0;
-        const real *dy = j->d_out + (t * B + b) * H + j0;
-        real *g = j->G + (t * B + b) * GH + j0;
-        real *dh_next = j->dh_next + b * H + j0, *dc = j->dc + b * H + j0;
-        k->tanh(cols, w + 4 * H, tanh_c);
-        for (frnn_int u = 0; u < cols; u++) {
-            const real i = w[u], f = w[H + u], gg = w[2 * H + u], o = w[3 * H + u];
-            const real tc = tanh_c[u];
-            const real dh = dy[u] + dh_next[u];
-            const real dcj = dc[u] + dh * o * ((real)1 - tc * tc);
-            g[u] = dcj * gg * (i * ((real)1 - i));
-            g[H + u] = dcj * c_prev[u] * (f * ((real)1 - f));
-            g[2 * H + u] = dcj * i * ((real)1 - gg * gg);
-            g[3 * H + u] = dh * tc * (o * ((real)1 - o));
-            dc[u] = dcj * f;
-        }
-    }
+    const real *c_prev = t == 0 ? j->c0 : j->ws + (t - 1) * B * 5 * H + 4 * H;
+    k->lstm_backward_math(B, H, j0, cols, j->ws + t * B * 5 * H, c_prev, t == 0 ? H : 5 * H,
+                          j->d_out + t * B * H, j->dh_next, j->dc, j->G + t * B * GH);
 }
 
 void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
                               frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
-                              const real *d_out, real *dh_next, real *dc, real *G,
-                              real *tanh_c) {
+                              const real *d_out, real *dh_next, real *dc, real *G) {
     const frnn_int GH = 4 * H;
     const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
     FN(lstm_grad_job) job = {k, T, B, H, frnn_step_block(H, k->nr, threads), 0,
-                             w_hh_p, c0, ws, d_out, dh_next, dc, G, tanh_c};
+                             w_hh_p, c0, ws, d_out, dh_next, dc, G};
     const frnn_int tasks = (H + job.block - 1) / job.block;
     for (job.t = T - 1; job.t >= -1; job.t--)
         frnn_parallel_for(tasks, threads, FN(lstm_grad_block), &job);
@@ -155,7 +107,7 @@ int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const
     k->gemm_nt(B, GH, In, x, In, w_ih, In, 1, gates, GH);
     k->gemm_nt(B, GH, H, h, H, w_hh, H, 1, gates, GH);
     memcpy(c_new, c, sizeof(real) * (size_t)(B * H));
-    FN(lstm_gate_math)(k, B, H, 0, H, gates, b_hh, c_new, h_new, NULL);
+    k->lstm_forward_math(B, H, 0, H, gates, b_hh, c_new, h_new, NULL);
     /* Old state fully consumed: the outputs may alias it. */
     memcpy(h_out, h_new, sizeof(real) * (size_t)(B * H));
     memcpy(c_out, c_new, sizeof(real) * (size_t)(B * H));

@@ -12,36 +12,6 @@
 #include <string.h>
 #include "kernels.h"
 
-/* h[B, H] = act(h + b_hh), tanh and sigmoid through the vectorised kernels. */
-static void FN(activate_rows)(const FN(frnn_kernel_table) *k, frnn_activation act,
-                              frnn_int B, frnn_int H, const real *b_hh, real *h) {
-    for (frnn_int b = 0; b < B; b++)
-        for (frnn_int j = 0; j < H; j++) h[b * H + j] += b_hh[j];
-    switch (act) {
-    case FRNN_ACT_TANH: k->tanh(B * H, h, h); break;
-    case FRNN_ACT_SIGMOID: k->sigmoid(B * H, h, h); break;
-    case FRNN_ACT_RELU:
-        for (frnn_int i = 0; i < B * H; i++) h[i] = r_relu(h[i]);
-        break;
-    }
-}
-
-/* g[n] = dh[n] * act'(y[n]), dh = d_out + dh_next. */
-static void FN(activation_grad)(frnn_activation act, frnn_int n, const real *y,
-                                const real *d_out, const real *dh_next, real *g) {
-    switch (act) {
-    case FRNN_ACT_TANH:
-        for (frnn_int i = 0; i < n; i++) g[i] = (d_out[i] + dh_next[i]) * ((real)1 - y[i] * y[i]);
-        break;
-    case FRNN_ACT_RELU:
-        for (frnn_int i = 0; i < n; i++) g[i] = y[i] > 0 ? d_out[i] + dh_next[i] : (real)0;
-        break;
-    case FRNN_ACT_SIGMOID:
-        for (frnn_int i = 0; i < n; i++) g[i] = (d_out[i] + dh_next[i]) * (y[i] * ((real)1 - y[i]));
-        break;
-    }
-}
-
 /* One step on one block of hidden units (see lstm.c: the same scheme). */
 typedef struct {
     const FN(frnn_kernel_table) *k;
@@ -58,8 +28,7 @@ static void FN(rnn_step_block)(void *arg, frnn_int task) {
     for (frnn_int b = 0; b < B; b++)
         memcpy(j->h + b * H + j0, j->xp + b * H + j0, sizeof(real) * (size_t)cols);
     j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + j0 * H, 1, j->h + j0, H);
-    for (frnn_int b = 0; b < B; b++)
-        FN(activate_rows)(j->k, j->act, 1, cols, j->b_hh + j0, j->h + b * H + j0);
+    j->k->rnn_forward_math(j->act, B, H, j0, cols, j->b_hh, j->h);
 }
 
 void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
@@ -94,11 +63,8 @@ static void FN(rnn_grad_block)(void *arg, frnn_int task) {
         j->k->gemm_nn_packed(B, cols, H, j->G + (t + 1) * B * H, H, j->w_hh_p + j0 * H, 0,
                              j->dh + j0, H);
     if (t < 0) return;
-    for (frnn_int b = 0; b < B; b++) {
-        const frnn_int at = (t * B + b) * H + j0;
-        FN(activation_grad)(j->act, cols, j->out + at, j->d_out + at, j->dh + b * H + j0,
-                            j->G + at);
-    }
+    const frnn_int at = t * B * H;
+    j->k->rnn_backward_math(j->act, B, H, j0, cols, j->out + at, j->d_out + at, j->dh, j->G + at);
 }
 
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
@@ -122,7 +88,7 @@ int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
     k->gemm_nt(B, H, In, x, In, w_ih, In, 1, a, H);
     k->gemm_nt(B, H, H, h, H, w_hh, H, 1, a, H);
     /* h is fully read above, so h_out may alias it. */
-    FN(activate_rows)(k, act, B, H, b_hh, a);
+    k->rnn_forward_math(act, B, H, 0, H, b_hh, a);
     memcpy(h_out, a, sizeof(real) * (size_t)(B * H));
     free(a);
     return FRNN_OK;

@@ -274,7 +274,7 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
             }
         }
         FN(frnn_cell_gate_grads)(cell, k, 1, R, w->w_hh_p, prev_rep, prev_rep, h_rep, ws_rep,
-                                 zero, dh, dc, gx, gh, w->cell_scratch);
+                                 zero, dh, dc, gx, gh);
         real *Gx_t = w->Gx + t * B * GH, *Gh_t = w->Gh + t * B * GH;
         memcpy(Gx_t, gx, sizeof(real) * (size_t)(B * GH));
         for (frnn_int a = 1; a < A; a++)
@@ -390,7 +390,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                 memset(dh, 0, sizeof(real) * (size_t)(B * H));
                 memset(dc, 0, sizeof(real) * (size_t)(B * H));
                 FN(frnn_cell_gate_grads)(&w.cell, k, L, B, w.w_hh_p, h_carry, c_carry, w.out,
-                                         w.ws, w.d_out, dh, dc, w.Gx, w.Gh, w.cell_scratch);
+                                         w.ws, w.d_out, dh, dc, w.Gx, w.Gh);
             }
             FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
             FN(finish_window)(cfg, &w, P, theta, grad, m, v, step);
