@@ -33,16 +33,26 @@ void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
         for (frnn_int j = 0; j < N; j++) y[j] += a[i * N + j];
 }
 
-/* Rows per task of a threaded product over M rows: a multiple of 8 rows
- * (whole micro-tiles on every ISA; never a lone row, which the kernel sums
- * in a different order), at least 64 so that the panels each task packs on
- * its own are amortised, and about eight tasks in all. It depends on M
- * alone, not on the thread count, so results do not either. */
-static frnn_int FN(rows_per_task)(frnn_int M) {
-    frnn_int rows = (M + 7) / 8;
-    if (rows < 64) rows = 64;
-    return (rows + 7) / 8 * 8;
+/* Blocks of a threaded product. One thread computes each product whole;
+ * with more, a product is cut into about two blocks per thread, at
+ * boundaries that leave every element's arithmetic unchanged, so results
+ * do not depend on the thread count:
+ *   - rows at multiples of 24, a multiple of every ISA's micro-tile height
+ *     (8, 6, 4), so each row lands in the same kind of tile as uncut;
+ *   - columns at multiples of the panel width, so each column lands in the
+ *     same panel; a column cut also never repacks an operand twice (a row
+ *     cut of a product with an unpacked right-hand side packs it once per
+ *     block, which costs about as much as 45 rows of multiply-adds). */
+enum { ROW_ALIGN = 24 };
+
+static frnn_int FN(block_size)(frnn_int n, int threads, frnn_int align) {
+    if (threads <= 1) return n > 0 ? n : 1;
+    frnn_int size = (n + 2 * threads - 1) / (2 * threads);
+    size = (size + align - 1) / align * align;
+    return size > 0 ? size : align;
 }
+
+static frnn_int FN(count_blocks)(frnn_int n, frnn_int size) { return n > 0 ? (n + size - 1) / size : 1; }
 
 typedef struct {
     frnn_int rows, per_task, In, GH;
@@ -62,70 +72,72 @@ static void FN(projection_rows)(void *arg, frnn_int task) {
 
 void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
                              const real *w_ih_packed, const real *b_ih, real *xp) {
-    const int threads = frnn_threads_for(2.0 * (double)rows * (double)In * (double)GH, rows / 64);
-    FN(projection_job) job = {rows, FN(rows_per_task)(rows), In, GH, x, w_ih_packed,
-                              b_ih, xp};
-    frnn_parallel_for((rows + job.per_task - 1) / job.per_task, threads, FN(projection_rows), &job);
+    const int threads = frnn_threads_for(2.0 * (double)rows * (double)In * (double)GH,
+                                         rows / ROW_ALIGN);
+    FN(projection_job) job = {rows, FN(block_size)(rows, threads, ROW_ALIGN), In, GH, x,
+                              w_ih_packed, b_ih, xp};
+    frnn_parallel_for(FN(count_blocks)(rows, job.per_task), threads, FN(projection_rows), &job);
 }
 
-/* frnn_parameter_grads as one job of two kinds of task: blocks of rows of
- * dx (over T*B) and blocks of rows of dw_ih, dw_hh, db_ih, db_hh (over GH,
- * i.e. columns of the gate gradients). Every output element is computed
- * by exactly the same sequence of operations whatever the split. */
+/* frnn_parameter_grads as one job whose tasks are, in claiming order (the
+ * largest first, so the threads finish together): column blocks of dw_hh,
+ * column blocks of dw_ih, row blocks of dx, and the bias gradients. */
 typedef struct {
-    frnn_int T, B, In, H, GH, dx_per_task, dw_per_task, dw_tasks;
+    frnn_int T, B, In, H, GH;
+    frnn_int hh_cols, hh_tasks, ih_cols, ih_tasks, dx_rows, dx_tasks;
     const real *Gx, *Gh, *x, *w_ih, *h0, *out;
     real *dx, *dw_ih, *dw_hh, *db_ih, *db_hh;
 } FN(grads_job);
-
-/* y[j] = sum_i a[i, j] for j in [0, n) of a [M, lda], rows summed in order. */
-static void FN(column_sums_strided)(frnn_int M, frnn_int n, const real *a, frnn_int lda,
-                                    real *y) {
-    memset(y, 0, (size_t)n * sizeof(real));
-    for (frnn_int i = 0; i < M; i++)
-        for (frnn_int j = 0; j < n; j++) y[j] += a[i * lda + j];
-}
 
 static void FN(grads_block)(void *arg, frnn_int task) {
     const FN(grads_job) *j = arg;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int TB = j->T * j->B, In = j->In, H = j->H, GH = j->GH;
-    /* The weight-gradient blocks (each a K = T*B product for two matrices)
-     * are the larger tasks: they come first so that claiming ends on the
-     * small dx blocks and the threads finish together. */
-    if (task >= j->dw_tasks) {
-        const frnn_int r0 = (task - j->dw_tasks) * j->dx_per_task;
-        const frnn_int n = TB - r0 < j->dx_per_task ? TB - r0 : j->dx_per_task;
+    if (task < j->hh_tasks) { /* dw_hh[:, c0:c0+n] = sum_t Gh[t]^T h_{t-1}[:, c0:c0+n] */
+        const frnn_int c0 = task * j->hh_cols, n = H - c0 < j->hh_cols ? H - c0 : j->hh_cols;
+        /* h0 is not contiguous with out, so step 0 is its own product. */
+        k->gemm_tn(GH, n, j->B, j->Gh, GH, j->h0 + c0, H, 0, j->dw_hh + c0, H);
+        if (j->T > 1)
+            k->gemm_tn(GH, n, (j->T - 1) * j->B, j->Gh + j->B * GH, GH, j->out + c0, H, 1,
+                       j->dw_hh + c0, H);
+        return;
+    }
+    task -= j->hh_tasks;
+    if (task < j->ih_tasks) { /* dw_ih[:, c0:c0+n] = Gx^T x[:, c0:c0+n] */
+        const frnn_int c0 = task * j->ih_cols, n = In - c0 < j->ih_cols ? In - c0 : j->ih_cols;
+        k->gemm_tn(GH, n, TB, j->Gx, GH, j->x + c0, In, 0, j->dw_ih + c0, In);
+        return;
+    }
+    task -= j->ih_tasks;
+    if (task < j->dx_tasks) { /* dx[r0:r0+n] = Gx[r0:r0+n] W_ih */
+        const frnn_int r0 = task * j->dx_rows, n = TB - r0 < j->dx_rows ? TB - r0 : j->dx_rows;
         k->gemm_nn(n, In, GH, j->Gx + r0 * GH, GH, j->w_ih, In, 0, j->dx + r0 * In, In);
         return;
     }
-    const frnn_int g0 = task * j->dw_per_task;
-    const frnn_int n = GH - g0 < j->dw_per_task ? GH - g0 : j->dw_per_task;
-    k->gemm_tn(n, In, TB, j->Gx + g0, GH, j->x, In, 0, j->dw_ih + g0 * In, In);
-    /* h0 is not contiguous with out, so step 0 is its own product. */
-    k->gemm_tn(n, H, j->B, j->Gh + g0, GH, j->h0, H, 0, j->dw_hh + g0 * H, H);
-    if (j->T > 1)
-        k->gemm_tn(n, H, (j->T - 1) * j->B, j->Gh + j->B * GH + g0, GH, j->out, H, 1,
-                   j->dw_hh + g0 * H, H);
-    FN(column_sums_strided)(TB, n, j->Gx + g0, GH, j->db_ih + g0);
+    FN(frnn_column_sums)(TB, GH, j->Gx, j->db_ih);
     if (j->Gh == j->Gx)
-        memcpy(j->db_hh + g0, j->db_ih + g0, sizeof(real) * (size_t)n);
+        memcpy(j->db_hh, j->db_ih, sizeof(real) * (size_t)GH);
     else
-        FN(column_sums_strided)(TB, n, j->Gh + g0, GH, j->db_hh + g0);
+        FN(frnn_column_sums)(TB, GH, j->Gh, j->db_hh);
 }
 
 void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, frnn_int GH,
                               const real *Gx, const real *Gh, const real *x,
                               const real *w_ih, const real *h0, const real *out, real *dx,
                               real *dw_ih, real *dw_hh, real *db_ih, real *db_hh) {
-    const frnn_int TB = T * B;
+    const frnn_int TB = T * B, nr = FN(frnn_active)()->nr;
     const double flops = 2.0 * (double)TB * (double)GH * (2.0 * (double)In + (double)H);
-    const int threads = frnn_threads_for(flops, TB / 64 + GH / 64);
-    FN(grads_job) job = {T, B, In, H, GH, FN(rows_per_task)(TB), FN(rows_per_task)(GH), 0,
-                         Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh, db_ih, db_hh};
-    job.dw_tasks = (GH + job.dw_per_task - 1) / job.dw_per_task;
-    const frnn_int dx_tasks = (TB + job.dx_per_task - 1) / job.dx_per_task;
-    frnn_parallel_for(job.dw_tasks + dx_tasks, threads, FN(grads_block), &job);
+    const int threads = frnn_threads_for(flops, 4);
+    FN(grads_job) job = {T, B, In, H, GH, 0, 0, 0, 0, 0, 0, Gx, Gh, x, w_ih, h0, out,
+                         dx, dw_ih, dw_hh, db_ih, db_hh};
+    job.hh_cols = FN(block_size)(H, threads, nr);
+    job.hh_tasks = FN(count_blocks)(H, job.hh_cols);
+    job.ih_cols = FN(block_size)(In, threads, nr);
+    job.ih_tasks = FN(count_blocks)(In, job.ih_cols);
+    job.dx_rows = FN(block_size)(TB, threads, ROW_ALIGN);
+    job.dx_tasks = FN(count_blocks)(TB, job.dx_rows);
+    frnn_parallel_for(job.hh_tasks + job.ih_tasks + job.dx_tasks + 1, threads, FN(grads_block),
+                      &job);
 }
 
 void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {
