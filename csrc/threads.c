@@ -32,12 +32,15 @@ static int num_threads = 1;
 void frnn_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int frnn_get_num_threads(void) { return num_threads; }
 
-/* A job below this many flops runs on one thread: waking a worker and
- * handing the job back costs a few microseconds, and a step of a recurrent
- * layer has to be worth several times that (measured: small shapes lose). */
-static double min_flops = 4.0e6;
+/* A job below this many flops (about 5 us of one core) runs on one thread:
+ * handing a job to a spinning worker and back costs about a microsecond,
+ * to a sleeping one more. Measured on 2 cores (bench/thresholds in the
+ * commit log): the small shape's steps, 0.5-2 MFLOP, gain 20-25% from two
+ * threads; 4 MFLOP as the threshold left them on one. */
+#define DEFAULT_MIN_FLOPS 5.0e5
+static double min_flops = DEFAULT_MIN_FLOPS;
 
-void frnn_set_thread_min_flops(double flops) { min_flops = flops < 0 ? 4.0e6 : flops; }
+void frnn_set_thread_min_flops(double flops) { min_flops = flops < 0 ? DEFAULT_MIN_FLOPS : flops; }
 
 int frnn_threads_for(double flops, frnn_int ntasks) {
     const int n = num_threads;
