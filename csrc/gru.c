@@ -27,9 +27,12 @@ static void FN(gru_step_block)(void *arg, frnn_int task) {
     const FN(gru_step_job) *j = arg;
     const frnn_int B = j->B, H = j->H, GH = 3 * H, j0 = task * j->block;
     const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
-    for (int g = 0; g < 3; g++)
-        j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 0,
-                             j->hp + g * H + j0, GH);
+    if (cols == H && H % j->k->nr == 0) /* the gates' panels are one [H, 3H] packing */
+        j->k->gemm_nn_packed(B, GH, H, j->h_prev, H, j->w_hh_p, 0, j->hp, GH);
+    else
+        for (int g = 0; g < 3; g++)
+            j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H,
+                                 0, j->hp + g * H + j0, GH);
     j->k->gru_forward_math(B, H, j0, cols, j->xp, j->hp, j->b_hh, j->h_prev, j->h, j->w);
 }
 

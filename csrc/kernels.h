@@ -135,10 +135,10 @@ void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frn
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
                              frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
                              const real *d_out, real *dh, real *G);
-/* gates: scratch [B, 4H] */
+/* xp is consumed: the recurrent products accumulate onto it in place. */
 void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
-                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
-                         const real *h_prev0, real *c, real *out, real *ws, real *gates);
+                         frnn_int H, real *xp, const real *w_hh_p, const real *b_hh,
+                         const real *h_prev0, real *c, real *out, real *ws);
 void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
                               frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
                               const real *d_out, real *dh_next, real *dc, real *G);
@@ -175,9 +175,10 @@ void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) 
 /* Elements of scratch frnn_cell_steps needs. */
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
 /* The forward over `steps` steps (see *_steps above), with w_hh_p from
- * frnn_pack_recurrent. out must not alias h_prev0. */
+ * frnn_pack_recurrent. out must not alias h_prev0. xp is consumed (the
+ * LSTM overwrites it); callers project the inputs afresh for every call. */
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
-                         frnn_int B, const real *xp, const real *w_hh_p, const real *b_hh,
+                         frnn_int B, real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *scratch);
 /* Gh may be Gx's buffer for Elman and LSTM (they are equal); GRU needs both. */
 void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,

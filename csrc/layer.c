@@ -15,7 +15,6 @@
 #ifndef FRNN_F64
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B) {
     switch (cell->kind) {
-    case FRNN_KIND_LSTM: return B * cell->GH; /* gates */
     case FRNN_KIND_GRU: return B * cell->GH + B * cell->W; /* hp, gates */
     default: return 0;
     }
@@ -34,11 +33,11 @@ void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) 
 }
 
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
-                         frnn_int B, const real *xp, const real *w_hh_p, const real *b_hh,
+                         frnn_int B, real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *scratch) {
     switch (cell->kind) {
     case FRNN_KIND_LSTM:
-        FN(frnn_lstm_steps)(k, steps, B, cell->H, xp, w_hh_p, b_hh, h_prev0, c, out, ws, scratch);
+        FN(frnn_lstm_steps)(k, steps, B, cell->H, xp, w_hh_p, b_hh, h_prev0, c, out, ws);
         break;
     case FRNN_KIND_GRU:
         FN(frnn_gru_steps)(k, steps, B, cell->H, xp, w_hh_p, b_hh, h_prev0, out, ws, scratch,

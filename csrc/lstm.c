@@ -20,8 +20,8 @@
 typedef struct {
     const FN(frnn_kernel_table) *k;
     frnn_int B, H, block, gate_size; /* gate_size: one gate's packed W_hh^T */
-    const real *xp, *w_hh_p, *b_hh, *h_prev; /* xp: [B, 4H] this step's */
-    real *gates, *c, *h, *ws;                /* gates: [B, 4H] scratch; ws: [B, 5H] or NULL */
+    const real *w_hh_p, *b_hh, *h_prev;
+    real *xp, *c, *h, *ws; /* xp: [B, 4H] this step's, consumed; ws: [B, 5H] or NULL */
 } FN(lstm_step_job);
 
 static void FN(lstm_step_block)(void *arg, frnn_int task) {
@@ -29,23 +29,25 @@ static void FN(lstm_step_block)(void *arg, frnn_int task) {
     const FN(frnn_kernel_table) *k = j->k;
     const frnn_int B = j->B, H = j->H, GH = 4 * H, j0 = task * j->block;
     const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
-    for (int g = 0; g < 4; g++) {
-        for (frnn_int b = 0; b < B; b++)
-            memcpy(j->gates + b * GH + g * H + j0, j->xp + b * GH + g * H + j0,
-                   sizeof(real) * (size_t)cols);
-        k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 1,
-                          j->gates + g * H + j0, GH);
-    }
-    k->lstm_forward_math(B, H, j0, cols, j->gates, j->b_hh, j->c, j->h, j->ws);
+    /* The products accumulate onto the input projection in place: it is
+     * this step's and needed nowhere else, and a copy of it per step cost
+     * as much as the gate math at large sizes. */
+    if (cols == H && H % k->nr == 0) /* the gates' panels are one [H, 4H] packing */
+        k->gemm_nn_packed(B, GH, H, j->h_prev, H, j->w_hh_p, 1, j->xp, GH);
+    else
+        for (int g = 0; g < 4; g++)
+            k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + g * j->gate_size + j0 * H, 1,
+                              j->xp + g * H + j0, GH);
+    k->lstm_forward_math(B, H, j0, cols, j->xp, j->b_hh, j->c, j->h, j->ws);
 }
 
 void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
-                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
-                         const real *h_prev0, real *c, real *out, real *ws, real *gates) {
+                         frnn_int H, real *xp, const real *w_hh_p, const real *b_hh,
+                         const real *h_prev0, real *c, real *out, real *ws) {
     const frnn_int GH = 4 * H;
     const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
     FN(lstm_step_job) job = {k, B, H, frnn_step_block(H, k->nr, threads), k->packed_size(H, H),
-                             NULL, w_hh_p, b_hh, NULL, gates, c, NULL, NULL};
+                             w_hh_p, b_hh, NULL, NULL, c, NULL, NULL};
     const frnn_int tasks = (H + job.block - 1) / job.block;
     for (frnn_int s = 0; s < steps; s++) {
         job.xp = xp + s * B * GH;
