@@ -260,3 +260,13 @@ def test_thread_variables_below_the_asked_counts_are_noted(monkeypatch):
     (note,) = bm.thread_env_warnings([1, 2])
     assert note.startswith("note: OMP_NUM_THREADS=1 is set, below --threads 2")
     assert bm.machine_facts(None)["env"] == {"OMP_NUM_THREADS": "1"}
+
+
+def test_round_robin_settles_before_every_sample(monkeypatch):
+    slept = []
+    monkeypatch.setattr(bm.time, "sleep", lambda s: slept.append(s))
+    bm.time_round_robin({"a": lambda: None, "b": lambda: None}, 3, {"a": 1, "b": 1}, settle_s=0.02)
+    assert slept == [0.02] * 6
+    slept.clear()
+    bm.time_round_robin({"a": lambda: None}, 2, {"a": 1})
+    assert slept == []

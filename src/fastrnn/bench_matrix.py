@@ -33,7 +33,10 @@ round-robin, for ``--repeat`` rounds, each round starting one contender
 further along, so that machine noise and slow drifts fall on all of them
 alike. A sample is one call, or for calls under 10 ms enough back-to-back
 calls to fill 10 ms (timer resolution and call jitter would dominate
-otherwise); the samples are recorded as seconds per call. Reported per
+otherwise); the samples are recorded as seconds per call. In multi-thread
+cells every sample starts after 20 ms of idle time (SETTLE_S), so that a
+thread pool the previous contender left spinning does not take the cores
+this one needs. Reported per
 contender: median, min and max, achieved GFLOP/s, and "x torch" = torch's
 median / the contender's median (> 1: faster than torch).
 
@@ -163,6 +166,14 @@ STREAM_TARGET_US = 2.0  # streaming LSTM step, microseconds per call
 MIN_SAMPLE_S = 0.010  # a sample lasts at least this long (several calls when they are short)
 MAX_CALLS_PER_SAMPLE = 10_000
 SIZING_CALL_LIMIT_S = 1.0  # warm-ups longer than this are not followed by a sizing call
+# Idle time before each sample of a multi-thread cell: the contender that ran
+# just before may leave its pool spinning (torch's OpenMP threads spin for a
+# few ms after a parallel region, fastrnn's workers for 0.1 ms), and a
+# spinning thread holds the core the next contender's second thread needs.
+# Measured on 2 cores (small LSTM training step, fastrnn 2 threads right
+# after torch 2 threads): 14.0 ms with no pause, 10.5 after 2 ms, 8.5 after
+# 10 ms, the same as with no torch around.
+SETTLE_S = 0.020
 SGEMM_N = 1024
 SGEMM_SAMPLES = 5
 STREAM_I, STREAM_H = 32, 32
@@ -311,13 +322,15 @@ def warm_up(fn: Callable[[], object]) -> int:
 
 
 def time_round_robin(calls: Mapping[str, Callable[[], object]], repeat: int,
-                     calls_per_sample: Mapping[str, int]) -> Dict[str, List[float]]:
+                     calls_per_sample: Mapping[str, int],
+                     settle_s: float = 0.0) -> Dict[str, List[float]]:
     """``repeat`` samples of seconds per call for every contender, taken in rounds.
 
     Each round times every contender once, starting one contender further
     along than the previous round, so that drifts (clock frequency, other
     load) and any after-effect of the contender that ran just before
-    (caches, turbo headroom) are shared out evenly.
+    (caches, turbo headroom) are shared out evenly. ``settle_s`` of idle
+    time precede every sample (SETTLE_S for multi-thread cells).
     """
     names = list(calls)
     samples: Dict[str, List[float]] = {name: [] for name in names}
@@ -325,6 +338,8 @@ def time_round_robin(calls: Mapping[str, Callable[[], object]], repeat: int,
         for k in range(len(names)):
             name = names[(r + k) % len(names)]
             fn, n = calls[name], calls_per_sample[name]
+            if settle_s > 0:
+                time.sleep(settle_s)
             t0 = time.perf_counter()
             for _ in range(n):
                 fn()
@@ -426,7 +441,8 @@ def measure_matrix_cell(problem: Problem, mode: str, threads: int, backends: Seq
             calls[label] = (torch_callable(problem, mode, torch) if backend is None else
                             fastrnn_callable(problem, backend, mode))
         per_sample = {name: warm_up(fn) for name, fn in calls.items()}
-        samples = time_round_robin(calls, repeat, per_sample)
+        samples = time_round_robin(calls, repeat, per_sample,
+                                   settle_s=SETTLE_S if threads > 1 else 0.0)
     results = [summarize(problem, mode, threads, name, samples[name], per_sample[name])
                for name in calls]
     torch_median = next((r.median_s for r in results if r.contender == TORCH), None)
