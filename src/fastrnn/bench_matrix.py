@@ -17,8 +17,9 @@ thread count) times each contender on the same problem, in this process:
 * dtypes: by default float32 at every shape plus float64 at the small shape
   only (``--dtypes`` replaces that with the given list at every shape);
 * threads: 1 and 2 (``fastrnn.set_num_threads`` and ``torch.set_num_threads``
-  together, NumPy's BLAS through threadpoolctl when it is installed; the
-  previous counts are restored afterwards).
+  together; NumPy's BLAS stays on one thread, through threadpoolctl when it
+  is installed, see thread_counts; the previous counts are restored
+  afterwards).
 
 Contenders: fastrnn[c] always (when the compiled core loads) and torch (when
 it imports; its module gets the very same parameters, in the same dtype),
@@ -283,8 +284,16 @@ def torch_callable(problem: Problem, mode: str, torch: Any,
 
 @contextlib.contextmanager
 def thread_counts(n: int, torch: Any = None) -> Iterator[None]:
-    """Run the body with ``n`` threads for fastrnn's C core, torch and NumPy's BLAS;
-    restore the previous counts afterwards, also on Ctrl-C."""
+    """Run the body with ``n`` threads for fastrnn's C core and torch, and NumPy's
+    BLAS pinned to one; restore the previous counts afterwards, also on Ctrl-C.
+
+    NumPy's BLAS stays at one thread at every thread count: OpenBLAS's idle
+    workers spin for about 0.1 s after each call (seen in perf as
+    blas_thread_server), so with two of them the numpy contender would hold
+    the second core through the next contender's sample (a fastrnn call
+    that never uses a second thread, tiny LSTM inference, took 1.5x as long
+    right after it). The numpy backend's two-thread rows therefore show it
+    on one BLAS thread."""
     previous_fastrnn = fastrnn.get_num_threads()
     previous_torch = torch.get_num_threads() if torch is not None else None
     with contextlib.ExitStack() as stack:
@@ -293,7 +302,7 @@ def thread_counts(n: int, torch: Any = None) -> Iterator[None]:
         except ImportError:  # NumPy's BLAS keeps its own count; only the numpy backend notices
             pass
         else:
-            stack.enter_context(threadpool_limits(limits=n, user_api="blas"))
+            stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
         try:
             fastrnn.set_num_threads(n)
             if torch is not None:
