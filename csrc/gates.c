@@ -79,6 +79,8 @@ void ISA_FN(frnn_lstm_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_in
     for (frnn_int b = 0; b < B; b++) {
         const real *gi = gates + b * 4 * H + j0, *gf = gi + H, *gg = gi + 2 * H, *go = gi + 3 * H;
         real *cb = c + b * H + j0, *hb = h + b * H + j0;
+        /* Two copies of one loop: with the stores to ws made conditional
+         * inside it, GCC 12 no longer vectorises it. */
         if (ws) {
             real *wi = ws + b * 5 * H + j0, *wf = wi + H, *wg = wi + 2 * H, *wo = wi + 3 * H,
                  *wc = wi + 4 * H;

@@ -78,3 +78,27 @@ def random_problem(cell, T, B, I, H, dtype, seed=0, bias=True):
         d_c_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
     )
     return {k_: (None if a is None else a.astype(dtype)) for k_, a in p.items()}
+
+
+ENGINES = [("c", "baseline"), ("c", "avx2"), ("c", "avx512"), ("numba", None), ("numpy", None)]
+
+
+@pytest.fixture(params=ENGINES, ids=lambda e: e[0] if e[1] is None else f"c-{e[1]}")
+def engine(request):
+    """Every backend; for C, every kernel table this CPU supports (the
+    dispatched one and those it would fall back to; FASTRNN_ISA does the
+    same per process), restored afterwards. Yields the backend name."""
+    name, isa = request.param
+    if name not in fastrnn.available_backends():
+        pytest.skip(f"backend {name} not available")
+    if isa is None:
+        yield name
+        return
+    from fastrnn.backends import c
+    before = c.active_isa()
+    if c.select_isa(isa) != isa:
+        c.select_isa(before)
+        pytest.skip(f"this CPU or build has no {isa} kernels")
+    yield name
+    c.select_isa(before)
+

@@ -25,32 +25,6 @@ HAVE_C = "c" in fastrnn.available_backends()
 needs_c = pytest.mark.skipif(not HAVE_C, reason="no compiled core")
 VECTOR_FILES = sorted((Path(__file__).parent / "vectors").glob("*.npz"))
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-ENGINES = [("c", "baseline"), ("c", "avx2"), ("c", "avx512"), ("numba", None), ("numpy", None)]
-
-
-def _select(isa):
-    from fastrnn.backends import c
-    return c.select_isa(isa)
-
-
-@pytest.fixture(params=ENGINES, ids=lambda e: e[0] if e[1] is None else f"c-{e[1]}")
-def engine(request):
-    """Every backend; for C every kernel table this CPU supports, restored after."""
-    name, isa = request.param
-    if name not in fastrnn.available_backends():
-        pytest.skip(f"backend {name} not available")
-    if isa is None:
-        yield name
-        return
-    from fastrnn.backends import c
-    before = c.active_isa()
-    if _select(isa) != isa:
-        _select(before)
-        pytest.skip(f"this CPU or build has no {isa} kernels")
-    yield name
-    _select(before)
-
-
 def _layer(cell, I, H, dtype, backend, seed=0, bias=True):
     if cell.startswith("rnn_"):
         return fastrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=seed, bias=bias,

@@ -36,29 +36,6 @@ def test_every_cell_has_vectors():
     assert any("noh0" in n for n in names)
 
 
-ENGINES = [("c", "baseline"), ("c", "avx2"), ("c", "avx512"), ("numba", None), ("numpy", None)]
-
-
-@pytest.fixture(params=ENGINES, ids=lambda e: e[0] if e[1] is None else f"c-{e[1]}")
-def engine(request):
-    """Every backend; for C, every kernel table this CPU supports (the
-    dispatched one and those it would fall back to; FASTRNN_ISA does the
-    same per process). Yields the backend name."""
-    name, isa = request.param
-    if name not in fastrnn.available_backends():
-        pytest.skip(f"backend {name} not available")
-    if isa is None:
-        yield name
-        return
-    from fastrnn.backends import c
-    before = c.active_isa()
-    if c.select_isa(isa) != isa:
-        c.select_isa(before)
-        pytest.skip(f"this CPU or build has no {isa} kernels")
-    yield name
-    c.select_isa(before)
-
-
 def run_vector(v: dict, backend: str, dtype):
     cell = str(v["cell"])
     cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731

@@ -403,21 +403,8 @@ cdef class Stream:
         the right dtype that overlaps the state, or a buffer with another
         spelling of the same format) step on a private copy."""
         import numpy as np
-        try:
-            a = np.asarray(x)
-        except Exception as exc:
-            raise TypeError(f"x must be a {self.dtype} array of shape (batch, input_size) = "
-                            f"({self._B}, {self._In}), got {type(x).__name__}") from exc
-        if a.dtype != self.dtype:
-            raise TypeError(
-                f"x must have dtype {self.dtype} (the stream's dtype), got {a.dtype}; "
-                f"fastrnn does not convert dtypes implicitly: use x.astype(np.{self.dtype})")
-        if a.shape != (self._B, self._In):
-            raise ValueError(f"x must have shape (batch, input_size) = ({self._B}, {self._In}), "
-                             f"got {a.shape}")
-        if not a.flags.c_contiguous:
-            raise ValueError("x must be C-contiguous (a stream does not copy its input): "
-                             "use np.ascontiguousarray(x)")
+        from fastrnn.stream import check_input  # the rules and messages of every stream
+        a = check_input(x, self.dtype, self._B, self._In)
         # right dtype, shape and order: unaligned, overlapping the state, or
         # a format spelt differently (e.g. "<f"); a fresh copy takes the fast path
         return self._step(np.array(a, order="C", copy=True))

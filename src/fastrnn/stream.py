@@ -67,6 +67,28 @@ class Stream(abc.ABC):
     def reset(self, h=None, c=None) -> None: ...
 
 
+def check_input(x, dtype, batch: int, input_size: int) -> np.ndarray:
+    """x as an array of the stream's dtype, shape (batch, input_size), C order,
+    or the exception that names what is wrong (every stream's rules: no
+    dtype conversion, no copy of a non-contiguous input)."""
+    try:
+        a = np.asarray(x)
+    except Exception as exc:
+        raise TypeError(f"x must be a {dtype} array of shape (batch, input_size) = "
+                        f"({batch}, {input_size}), got {type(x).__name__}") from exc
+    if a.dtype != dtype:
+        raise TypeError(
+            f"x must have dtype {dtype} (the stream's dtype), got {a.dtype}; "
+            f"fastrnn does not convert dtypes implicitly: use x.astype(np.{dtype})")
+    if a.shape != (batch, input_size):
+        raise ValueError(f"x must have shape (batch, input_size) = ({batch}, {input_size}), "
+                         f"got {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError("x must be C-contiguous (a stream does not copy its input): "
+                         "use np.ascontiguousarray(x)")
+    return a
+
+
 class PyStream(Stream):
     """A stream on any backend through :func:`fastrnn.functional.step`.
 
@@ -90,17 +112,7 @@ class PyStream(Stream):
         self.reset(h0, c0)
 
     def _check_x(self, x):
-        a = np.asarray(x)
-        if a.dtype != self.dtype:
-            raise TypeError(
-                f"x must have dtype {self.dtype} (the stream's dtype), got {a.dtype}; "
-                f"fastrnn does not convert dtypes implicitly: use x.astype(np.{self.dtype})")
-        if a.shape != (self.batch, self.input_size):
-            raise ValueError(f"x must have shape (batch, input_size) = "
-                             f"({self.batch}, {self.input_size}), got {a.shape}")
-        if not a.flags.c_contiguous:
-            raise ValueError("x must be C-contiguous (a stream does not copy its input): "
-                             "use np.ascontiguousarray(x)")
+        a = check_input(x, self.dtype, self.batch, self.input_size)
         if np.may_share_memory(a, self._h) or (self._c is not None
                                                and np.may_share_memory(a, self._c)):
             a = a.copy()
