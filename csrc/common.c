@@ -54,6 +54,45 @@ static frnn_int FN(block_size)(frnn_int n, int threads, frnn_int align) {
 
 static frnn_int FN(count_blocks)(frnn_int n, frnn_int size) { return n > 0 ? (n + size - 1) / size : 1; }
 
+/* frnn_pack_items: task t packs panels [first, first + per) of one item. */
+typedef struct {
+    const FN(frnn_kernel_table) *k;
+    const FN(frnn_pack_item) *items;
+    int n;
+    frnn_int per, first_task[FRNN_MAX_PACK_ITEMS + 1];
+} FN(pack_job);
+
+static void FN(pack_panels)(void *arg, frnn_int task) {
+    const FN(pack_job) *j = arg;
+    int i = 0;
+    while (task >= j->first_task[i + 1]) i++;
+    const FN(frnn_pack_item) *it = &j->items[i];
+    const frnn_int j0 = (task - j->first_task[i]) * j->per * j->k->nr;
+    const frnn_int cols = it->N - j0 < j->per * j->k->nr ? it->N - j0 : j->per * j->k->nr;
+    /* the panels from column j0 on start at j0 * K in the packed form */
+    j->k->pack_b(it->K, cols, it->B + j0 * it->cs, it->rs, it->cs, it->Bp + j0 * it->K);
+}
+
+void FN(frnn_pack_items)(const FN(frnn_kernel_table) *k, int n, const FN(frnn_pack_item) *items) {
+    const frnn_int nr = k->nr;
+    double elements = 0;
+    frnn_int panels = 0;
+    for (int i = 0; i < n; i++) {
+        elements += (double)items[i].K * (double)items[i].N;
+        panels += (items[i].N + nr - 1) / nr;
+    }
+    /* a copy, not arithmetic: weigh an element like a multiply-add */
+    const int threads = frnn_threads_for(2.0 * elements, panels);
+    FN(pack_job) job = {k, items, n, 0, {0}};
+    job.per = threads > 1 ? (panels + 4 * threads - 1) / (4 * threads) : panels;
+    if (job.per < 1) job.per = 1;
+    for (int i = 0; i < n; i++) {
+        const frnn_int item_panels = (items[i].N + nr - 1) / nr;
+        job.first_task[i + 1] = job.first_task[i] + (item_panels + job.per - 1) / job.per;
+    }
+    frnn_parallel_for(job.first_task[n], threads, FN(pack_panels), &job);
+}
+
 typedef struct {
     frnn_int rows, per_task, In, GH;
     const real *x, *w_ih_packed, *b_ih;

@@ -97,6 +97,18 @@ void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y);
 void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
                              const real *w_ih_packed, const real *b_ih, real *xp);
 
+/* Several packings (k->pack_b arguments) done as one threaded job over
+ * ranges of whole panels; at most FRNN_MAX_PACK_ITEMS. The same bytes as
+ * calling pack_b on each. */
+#define FRNN_MAX_PACK_ITEMS 8
+typedef struct {
+    frnn_int K, N;
+    const real *B;
+    frnn_int rs, cs;
+    real *Bp;
+} FN(frnn_pack_item);
+void FN(frnn_pack_items)(const FN(frnn_kernel_table) *k, int n, const FN(frnn_pack_item) *items);
+
 /* Pack W^T for W [rows, cols] (the forward's right-hand sides) or W itself
  * (backward's) into the active table's panel layout; dst must hold
  * packed_size elements. */
@@ -168,8 +180,12 @@ static inline frnn_cell frnn_make_cell(frnn_kind kind, frnn_activation act, frnn
 /* W_hh^T packed the way frnn_cell_steps reads it (the forward's recurrent
  * right-hand side): each gate's [H, H] block packed on its own, so a block
  * of hidden units finds the columns of all its gates in whole panels.
- * dst must hold frnn_recurrent_packed_size elements. */
+ * dst must hold frnn_recurrent_packed_size elements. frnn_recurrent_pack_items
+ * describes that packing as items for frnn_pack_items (returns how many,
+ * at most 4), so a caller can fold it into a job with other packings. */
 frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k);
+int FN(frnn_recurrent_pack_items)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
+                                  const real *w_hh, real *dst, FN(frnn_pack_item) *items);
 void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                              const real *w_hh, real *dst);
 /* Elements of scratch frnn_cell_steps needs. */

@@ -25,11 +25,19 @@ frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_ker
     return cell->GH / cell->H * k->packed_size(cell->H, cell->H);
 }
 
+int FN(frnn_recurrent_pack_items)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
+                                  const real *w_hh, real *dst, FN(frnn_pack_item) *items) {
+    const frnn_int H = cell->H, gate_size = k->packed_size(H, H);
+    const int gates = (int)(cell->GH / H);
+    for (int g = 0; g < gates; g++) /* gate g's W^T: [H, H], B[k, n] = w[(g H + n) H + k] */
+        items[g] = (FN(frnn_pack_item)){H, H, w_hh + g * H * H, 1, H, dst + g * gate_size};
+    return gates;
+}
+
 void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                              const real *w_hh, real *dst) {
-    const frnn_int H = cell->H, gate_size = k->packed_size(H, H);
-    for (frnn_int g = 0; g < cell->GH / H; g++)
-        FN(frnn_pack_transposed)(k, H, H, w_hh + g * H * H, dst + g * gate_size);
+    FN(frnn_pack_item) items[4];
+    FN(frnn_pack_items)(k, FN(frnn_recurrent_pack_items)(cell, k, w_hh, dst, items), items);
 }
 
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
@@ -81,8 +89,9 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     real *xp = w_hh_p + hh_size;       /* [chunk, B, GH] */
     real *c = xp + chunk * B * GH;     /* [B, H] running cell state (LSTM) */
     real *cell_scratch = c + B * H;
-    FN(frnn_pack_transposed)(k, GH, In, w_ih, w_ih_p);
-    FN(frnn_pack_recurrent)(cell, k, w_hh, w_hh_p);
+    FN(frnn_pack_item) packs[5] = {{In, GH, w_ih, 1, In, w_ih_p}}; /* W_ih^T, then W_hh^T */
+    FN(frnn_pack_items)(k, 1 + FN(frnn_recurrent_pack_items)(cell, k, w_hh, w_hh_p, packs + 1),
+                        packs);
     if (c0) memcpy(c, c0, sizeof(real) * (size_t)(B * H));
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
@@ -113,7 +122,8 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
     real *Gx = scratch;                        /* [T, B, GH] */
     real *Gh = two ? Gx + T * B * GH : Gx;     /* [T, B, GH] */
     real *w_hh_p = Gx + (1 + two) * T * B * GH; /* W_hh packed */
-    FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
+    const FN(frnn_pack_item) pack = {GH, H, w_hh, H, 1, w_hh_p}; /* W_hh itself */
+    FN(frnn_pack_items)(k, 1, &pack);
     /* dh0 / dc0 carry the gradient into the last state and come out as the
      * gradient w.r.t. the initial one. */
     memcpy(dh0, d_hn, sizeof(real) * (size_t)(B * H));
