@@ -122,7 +122,7 @@ def _register_threadpoolctl() -> None:
         import threadpoolctl
     except ImportError:
         return
-    if not hasattr(threadpoolctl, "register") or _core is None:  # threadpoolctl < 3.5
+    if not hasattr(threadpoolctl, "register") or _core is None:  # register() came in 3.5
         return
 
     class FastrnnController(threadpoolctl.LibController):
