@@ -58,8 +58,9 @@ typedef enum {
 void frnn_set_num_threads(int n);
 int frnn_get_num_threads(void);
 /* The work threshold: a job of fewer flops runs on one thread. flops < 0
- * restores the default; 0 threads every job (for tests of the threaded
- * path at small sizes). Same caveat as frnn_set_num_threads. */
+ * restores the default; 0 threads every job, even while the pool is
+ * backing off from a contended machine (for tests of the threaded path at
+ * small sizes). Same caveat as frnn_set_num_threads. */
 void frnn_set_thread_min_flops(double flops);
 
 /* Whole-window calls keep their scratch memory (tens of MB for a large

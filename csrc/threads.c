@@ -32,12 +32,15 @@ static int num_threads = 1;
 void frnn_set_num_threads(int n) { num_threads = n < 1 ? 1 : n; }
 int frnn_get_num_threads(void) { return num_threads; }
 
-/* A job below this many flops (about 5 us of one core) runs on one thread:
- * handing a job to a spinning worker and back costs about a microsecond,
- * to a sleeping one more. Measured on 2 cores (bench/thresholds in the
- * commit log): the small shape's steps, 0.5-2 MFLOP, gain 20-25% from two
- * threads; 4 MFLOP as the threshold left them on one. */
-#define DEFAULT_MIN_FLOPS 5.0e5
+/* A job below this many flops (about 40 us of one core) runs on one thread.
+ * Handing a job to a spinning worker and back costs about a microsecond,
+ * but on a shared machine a worker descheduled while it holds a task
+ * stalls the job for a scheduler time slice, and short jobs meet that
+ * often: with the other core busy, two threads on the small shape's steps
+ * (0.5-2 MFLOP) took up to 1.5x the one-thread time at a 0.5 MFLOP
+ * threshold, and at most 1.12x at this one, while an idle machine gives up
+ * their 1.6x (bench/oversubscription.py, measured 2026-11-29). */
+#define DEFAULT_MIN_FLOPS 4.0e6
 static double min_flops = DEFAULT_MIN_FLOPS;
 
 void frnn_set_thread_min_flops(double flops) { min_flops = flops < 0 ? DEFAULT_MIN_FLOPS : flops; }
@@ -84,6 +87,9 @@ static _Atomic frnn_int done;   /* tasks finished in this generation */
 static atomic_int sleepers;     /* workers blocked on `wake` */
 static atomic_int busy;         /* a job is in flight */
 static uint32_t generation;     /* the caller's: last published */
+
+/* When each worker's current task started (0: none), for stall detection. */
+static _Atomic int64_t task_started[MAX_WORKERS + 1];
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -141,7 +147,9 @@ static void *worker_main(void *p) {
         void *arg = atomic_load_explicit(&job_arg, memory_order_relaxed);
         frnn_int task;
         while (claim(seen, &task)) {
+            atomic_store_explicit(&task_started[id], now_ns(), memory_order_relaxed);
             fn(arg, task);
+            atomic_store_explicit(&task_started[id], 0, memory_order_relaxed);
             atomic_fetch_add(&done, 1);
         }
     }
@@ -177,17 +185,43 @@ static int ensure_workers(int want) {
     return nworkers;
 }
 
+/* Backing off on a shared machine. If a worker's task runs far longer than
+ * the caller's own tasks of the same job took, the worker was descheduled
+ * while holding it: the cores are oversubscribed, and until the scheduler
+ * runs the worker again (milliseconds) the caller can only wait, so two
+ * threads are slower than one. Jobs then run on the caller alone for a
+ * while (below) before two threads are tried again. The clock starts when the
+ * worker claims the task, so a worker that merely woke up late is not
+ * mistaken for a stalled one. Measured on 2 cores with the other one busy
+ * (bench/oversubscription.py, small shape): two threads took up to 1.5x the
+ * one-thread time without this, 1.1x with it. */
+#define STALL_FACTOR 4           /* a task this many times the caller's longest, */
+#define STALL_MIN_NS 1000000     /* and at least this (a scheduler time slice, not a
+                                    page fault: zeroing a fresh huge page takes ~0.2 ms) */
+/* How long jobs stay on one thread after a stall: 20 ms after an isolated
+ * one (any machine has the odd hiccup), doubling up to 0.1 s while stalls
+ * keep coming within STALL_MEMORY_NS of each other (a busy machine). */
+#define BACKOFF_MIN_NS 20000000
+#define BACKOFF_MAX_NS 100000000
+#define STALL_MEMORY_NS 200000000
+static int64_t backoff_until, backoff_ns, last_stall; /* caller-only (one caller at a time) */
+
 void frnn_parallel_for(frnn_int ntasks, int threads, frnn_task_fn fn, void *arg) {
     if (threads > ntasks) threads = (int)ntasks;
     if (threads <= 1 || (uint64_t)ntasks > MAX_TASKS || atomic_exchange(&busy, 1)) {
         run_inline(ntasks, fn, arg);
         return;
     }
+    if (min_flops > 0 && now_ns() < backoff_until) { /* min_flops 0 (tests): always thread */
+        atomic_store(&busy, 0);
+        run_inline(ntasks, fn, arg);
+        return;
+    }
     const int workers = ensure_workers(threads - 1);
+    const int used = workers + 1 < threads ? workers + 1 : threads;
     atomic_store_explicit(&job_fn, fn, memory_order_relaxed);
     atomic_store_explicit(&job_arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&job_threads, workers + 1 < threads ? workers + 1 : threads,
-                          memory_order_relaxed);
+    atomic_store_explicit(&job_threads, used, memory_order_relaxed);
     atomic_store(&done, 0);
     generation = (generation + 1) & ((1u << (64 - 2 * TASK_BITS)) - 1);
     const uint32_t gen = generation;
@@ -198,16 +232,40 @@ void frnn_parallel_for(frnn_int ntasks, int threads, frnn_task_fn fn, void *arg)
         pthread_mutex_unlock(&lock);
     }
     frnn_int task, mine = 0;
+    int64_t longest = 0, t0 = now_ns();
     while (claim(gen, &task)) {
         fn(arg, task);
+        const int64_t t1 = now_ns();
+        if (t1 - t0 > longest) longest = t1 - t0;
+        t0 = t1;
         mine++;
     }
     /* Wait for the tasks workers hold; yield rather than spin once it takes
      * long, so a descheduled worker sharing this core can finish. */
     atomic_fetch_add(&done, mine);
+    int stalled = 0;
     for (int i = 1; atomic_load(&done) < ntasks; i++) {
-        if (i < 4096) cpu_relax();
-        else sched_yield();
+        if (i < 4096) {
+            cpu_relax();
+            continue;
+        }
+        sched_yield();
+        if (stalled || mine == 0 || min_flops <= 0 || i % 64) continue;
+        const int64_t now = now_ns();
+        const int64_t limit = STALL_FACTOR * longest > STALL_MIN_NS ? STALL_FACTOR * longest
+                                                                    : STALL_MIN_NS;
+        for (int w = 1; w < used; w++) {
+            const int64_t began = atomic_load_explicit(&task_started[w], memory_order_relaxed);
+            if (began > 0 && now - began > limit) stalled = 1;
+        }
+    }
+    if (stalled) {
+        const int64_t now = now_ns();
+        backoff_ns = last_stall > 0 && now - last_stall < STALL_MEMORY_NS
+                         ? (2 * backoff_ns < BACKOFF_MAX_NS ? 2 * backoff_ns : BACKOFF_MAX_NS)
+                         : BACKOFF_MIN_NS;
+        last_stall = now;
+        backoff_until = now + backoff_ns;
     }
     atomic_store(&busy, 0);
 }
