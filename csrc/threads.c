@@ -14,6 +14,10 @@
  *   - Idle workers spin for about SPIN_NS (consecutive time steps come
  *     microseconds apart) and then block on a condition variable; they
  *     never spin indefinitely, so oversubscription degrades gracefully.
+ *   - A worker descheduled while it holds a task is detected by how long
+ *     the task has run, and the pool then backs off to one thread for a
+ *     while (frnn_parallel_for): on a busy machine two threads must not be
+ *     slower than one.
  *   - POSIX threads, not OpenMP: the pool is ours to size, and a forked
  *     child simply starts with no workers (pthread_atfork).
  * Not here: nested jobs, more than one concurrent caller (a second caller
