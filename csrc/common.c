@@ -94,6 +94,7 @@ void FN(frnn_pack_items)(const FN(frnn_kernel_table) *k, int n, const FN(frnn_pa
 }
 
 typedef struct {
+    const FN(frnn_kernel_table) *k;
     frnn_int rows, per_task, In, GH;
     const real *x, *w_ih_packed, *b_ih;
     real *xp;
@@ -105,15 +106,15 @@ static void FN(projection_rows)(void *arg, frnn_int task) {
     const frnn_int n = j->rows - r0 < j->per_task ? j->rows - r0 : j->per_task;
     real *xp = j->xp + r0 * j->GH;
     for (frnn_int r = 0; r < n; r++) memcpy(xp + r * j->GH, j->b_ih, (size_t)j->GH * sizeof(real));
-    FN(frnn_active)()->gemm_nn_packed(n, j->GH, j->In, j->x + r0 * j->In, j->In, j->w_ih_packed, 1,
-                                      xp, j->GH);
+    j->k->gemm_nn_packed(n, j->GH, j->In, j->x + r0 * j->In, j->In, j->w_ih_packed, 1, xp, j->GH);
 }
 
-void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
-                             const real *w_ih_packed, const real *b_ih, real *xp) {
+void FN(frnn_project_inputs)(const FN(frnn_kernel_table) *k, frnn_int rows, frnn_int In,
+                             frnn_int GH, const real *x, const real *w_ih_packed, const real *b_ih,
+                             real *xp) {
     const int threads = frnn_threads_for(2.0 * (double)rows * (double)In * (double)GH,
                                          rows / ROW_ALIGN);
-    FN(projection_job) job = {rows, FN(block_size)(rows, threads, ROW_ALIGN), In, GH, x,
+    FN(projection_job) job = {k, rows, FN(block_size)(rows, threads, ROW_ALIGN), In, GH, x,
                               w_ih_packed, b_ih, xp};
     frnn_parallel_for(FN(count_blocks)(rows, job.per_task), threads, FN(projection_rows), &job);
 }

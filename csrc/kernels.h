@@ -93,9 +93,11 @@ int FN(frnn_use_isa)(const char *isa);
 void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y);
 
 /* xp[rows, GH] = x[rows, In] W_ih^T + b_ih, with W_ih^T packed by
- * frnn_pack_transposed: the input projection hoisted out of the time loop. */
-void FN(frnn_project_inputs)(frnn_int rows, frnn_int In, frnn_int GH, const real *x,
-                             const real *w_ih_packed, const real *b_ih, real *xp);
+ * frnn_pack_transposed with the same table k: the input projection hoisted
+ * out of the time loop. */
+void FN(frnn_project_inputs)(const FN(frnn_kernel_table) *k, frnn_int rows, frnn_int In,
+                             frnn_int GH, const real *x, const real *w_ih_packed, const real *b_ih,
+                             real *xp);
 
 /* Several packings (k->pack_b arguments) done as one threaded job over
  * ranges of whole panels; at most FRNN_MAX_PACK_ITEMS. The same bytes as

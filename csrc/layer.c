@@ -96,7 +96,7 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
 
     for (frnn_int t0 = 0; t0 < T; t0 += chunk) {
         const frnn_int steps = T - t0 < chunk ? T - t0 : chunk;
-        FN(frnn_project_inputs)(steps * B, In, GH, x + t0 * B * In, w_ih_p, b_ih, xp);
+        FN(frnn_project_inputs)(k, steps * B, In, GH, x + t0 * B * In, w_ih_p, b_ih, xp);
         FN(frnn_cell_steps)(cell, k, steps, B, xp, w_hh_p, b_hh,
                             t0 == 0 ? h0 : out + (t0 - 1) * B * H, c, out + t0 * B * H,
                             ws ? ws + t0 * B * cell->W : NULL, cell_scratch);

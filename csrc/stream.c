@@ -12,9 +12,8 @@
  * The kernel table: the packed layouts belong to the table that packed
  * them, so the stream remembers that table (`k`) and every step uses it,
  * whatever frnn_select_isa chooses later. The tables are static const, so
- * the pointer stays valid for the life of the process. For the same reason
- * the input projection is formed here with k->gemm_nn_packed rather than
- * through frnn_project_inputs, which always reads the *active* table.
+ * the pointer stays valid for the life of the process; the input
+ * projection is given the same table (frnn_project_inputs takes it).
  *
  * Compiled once per dtype (real.h).
  */
@@ -114,9 +113,7 @@ int FN(frnn_stream_step)(FN(frnn_stream) *s, const real *x, real *h, real *c) {
     if (!s || !x || !h || (s->cell.kind == FRNN_KIND_LSTM && !c)) return FRNN_ERR_UNSUPPORTED;
     const FN(frnn_kernel_table) *k = s->k;
     const frnn_int B = s->B, H = s->cell.H, GH = s->cell.GH;
-    /* xp = x W_ih^T + b_ih, with the table that packed W_ih^T */
-    for (frnn_int b = 0; b < B; b++) memcpy(s->xp + b * GH, s->b_ih, sizeof(real) * (size_t)GH);
-    k->gemm_nn_packed(B, GH, s->In, x, s->In, s->w_ih_p, 1, s->xp, GH);
+    FN(frnn_project_inputs)(k, B, s->In, GH, x, s->w_ih_p, s->b_ih, s->xp);
     FN(frnn_cell_steps)(&s->cell, k, 1, B, s->xp, s->w_hh_p, s->b_hh, h,
                         s->cell.kind == FRNN_KIND_LSTM ? c : NULL, s->h_new, NULL, s->scratch);
     memcpy(h, s->h_new, sizeof(real) * (size_t)(B * H));

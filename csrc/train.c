@@ -225,7 +225,7 @@ static void FN(project_window)(const frnn_train_config *cfg, FN(window) *w, frnn
         }
     } else {
         FN(frnn_pack_transposed)(w->k, GH, In, w->p.w_ih, w->w_ih_tp);
-        FN(frnn_project_inputs)(L * B, In, GH, x + s * B * In, w->w_ih_tp, w->b_ih, w->xp);
+        FN(frnn_project_inputs)(w->k, L * B, In, GH, x + s * B * In, w->w_ih_tp, w->b_ih, w->xp);
     }
 }
 
