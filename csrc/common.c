@@ -123,6 +123,7 @@ void FN(frnn_project_inputs)(const FN(frnn_kernel_table) *k, frnn_int rows, frnn
  * largest first, so the threads finish together): column blocks of dw_hh,
  * column blocks of dw_ih, row blocks of dx, and the bias gradients. */
 typedef struct {
+    const FN(frnn_kernel_table) *k;
     frnn_int T, B, In, H, GH;
     frnn_int hh_cols, hh_tasks, ih_cols, ih_tasks, dx_rows, dx_tasks;
     const real *Gx, *Gh, *x, *w_ih, *h0, *out;
@@ -131,7 +132,7 @@ typedef struct {
 
 static void FN(grads_block)(void *arg, frnn_int task) {
     const FN(grads_job) *j = arg;
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+    const FN(frnn_kernel_table) *k = j->k;
     const frnn_int TB = j->T * j->B, In = j->In, H = j->H, GH = j->GH;
     if (task < j->hh_tasks) { /* dw_hh[:, c0:c0+n] = sum_t Gh[t]^T h_{t-1}[:, c0:c0+n] */
         const frnn_int c0 = task * j->hh_cols, n = H - c0 < j->hh_cols ? H - c0 : j->hh_cols;
@@ -161,14 +162,15 @@ static void FN(grads_block)(void *arg, frnn_int task) {
         FN(frnn_column_sums)(TB, GH, j->Gh, j->db_hh);
 }
 
-void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, frnn_int GH,
+void FN(frnn_parameter_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
+                              frnn_int In, frnn_int H, frnn_int GH,
                               const real *Gx, const real *Gh, const real *x,
                               const real *w_ih, const real *h0, const real *out, real *dx,
                               real *dw_ih, real *dw_hh, real *db_ih, real *db_hh) {
-    const frnn_int TB = T * B, nr = FN(frnn_active)()->nr;
+    const frnn_int TB = T * B, nr = k->nr;
     const double flops = 2.0 * (double)TB * (double)GH * (2.0 * (double)In + (double)H);
     const int threads = frnn_threads_for(flops, 4);
-    FN(grads_job) job = {T, B, In, H, GH, 0, 0, 0, 0, 0, 0, Gx, Gh, x, w_ih, h0, out,
+    FN(grads_job) job = {k, T, B, In, H, GH, 0, 0, 0, 0, 0, 0, Gx, Gh, x, w_ih, h0, out,
                          dx, dw_ih, dw_hh, db_ih, db_hh};
     job.hh_cols = FN(block_size)(H, threads, nr);
     job.hh_tasks = FN(count_blocks)(H, job.hh_cols);

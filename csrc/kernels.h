@@ -111,16 +111,26 @@ typedef struct {
 } FN(frnn_pack_item);
 void FN(frnn_pack_items)(const FN(frnn_kernel_table) *k, int n, const FN(frnn_pack_item) *items);
 
-/* Pack W^T for W [rows, cols] (the forward's right-hand sides) or W itself
- * (backward's) into the active table's panel layout; dst must hold
- * packed_size elements. */
+/* The packing of W^T for W [rows, cols] (the forward's right-hand sides)
+ * or of W itself (backward's) into k's panel layout, as an item; dst must
+ * hold packed_size elements. frnn_pack_transposed / frnn_pack do one. */
+static inline FN(frnn_pack_item) FN(frnn_transposed_item)(frnn_int rows, frnn_int cols,
+                                                          const real *w, real *dst) {
+    return (FN(frnn_pack_item)){cols, rows, w, 1, cols, dst};
+}
+static inline FN(frnn_pack_item) FN(frnn_natural_item)(frnn_int rows, frnn_int cols,
+                                                       const real *w, real *dst) {
+    return (FN(frnn_pack_item)){rows, cols, w, cols, 1, dst};
+}
 static inline void FN(frnn_pack_transposed)(const FN(frnn_kernel_table) *k, frnn_int rows,
                                             frnn_int cols, const real *w, real *dst) {
-    k->pack_b(cols, rows, w, 1, cols, dst);
+    const FN(frnn_pack_item) item = FN(frnn_transposed_item)(rows, cols, w, dst);
+    FN(frnn_pack_items)(k, 1, &item);
 }
 static inline void FN(frnn_pack)(const FN(frnn_kernel_table) *k, frnn_int rows,
                                  frnn_int cols, const real *w, real *dst) {
-    k->pack_b(rows, cols, w, cols, 1, dst);
+    const FN(frnn_pack_item) item = FN(frnn_natural_item)(rows, cols, w, dst);
+    FN(frnn_pack_items)(k, 1, &item);
 }
 
 /* Everything backward computes after its time loop, from the gate
@@ -128,9 +138,9 @@ static inline void FN(frnn_pack)(const FN(frnn_kernel_table) *k, frnn_int rows,
  * Gh: the same w.r.t. h W_hh^T + b_hh; the same array except for GRU):
  *   dx = Gx W_ih,  dw_ih = Gx^T x,  dw_hh = sum_t Gh[t]^T h_{t-1}
  *   (h_{-1} = h0, h_t = out[t]),  db_ih = colsum(Gx),  db_hh = colsum(Gh). */
-void FN(frnn_parameter_grads)(frnn_int T, frnn_int B, frnn_int In, frnn_int H, frnn_int GH,
-                              const real *Gx, const real *Gh, const real *x,
-                              const real *w_ih, const real *h0, const real *out, real *dx,
+void FN(frnn_parameter_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
+                              frnn_int In, frnn_int H, frnn_int GH, const real *Gx,
+                              const real *Gh, const real *x, const real *w_ih, const real *h0, const real *out, real *dx,
                               real *dw_ih, real *dw_hh, real *db_ih, real *db_hh);
 
 /* ---- the per-cell time loops (rnn.c, lstm.c, gru.c) ------------------ */

@@ -29,8 +29,8 @@ int FN(frnn_recurrent_pack_items)(const frnn_cell *cell, const FN(frnn_kernel_ta
                                   const real *w_hh, real *dst, FN(frnn_pack_item) *items) {
     const frnn_int H = cell->H, gate_size = k->packed_size(H, H);
     const int gates = (int)(cell->GH / H);
-    for (int g = 0; g < gates; g++) /* gate g's W^T: [H, H], B[k, n] = w[(g H + n) H + k] */
-        items[g] = (FN(frnn_pack_item)){H, H, w_hh + g * H * H, 1, H, dst + g * gate_size};
+    for (int g = 0; g < gates; g++) /* gate g's rows of W_hh, transposed */
+        items[g] = FN(frnn_transposed_item)(H, H, w_hh + g * H * H, dst + g * gate_size);
     return gates;
 }
 
@@ -89,7 +89,7 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
     real *xp = w_hh_p + hh_size;       /* [chunk, B, GH] */
     real *c = xp + chunk * B * GH;     /* [B, H] running cell state (LSTM) */
     real *cell_scratch = c + B * H;
-    FN(frnn_pack_item) packs[5] = {{In, GH, w_ih, 1, In, w_ih_p}}; /* W_ih^T, then W_hh^T */
+    FN(frnn_pack_item) packs[5] = {FN(frnn_transposed_item)(GH, In, w_ih, w_ih_p)}; /* + W_hh^T */
     FN(frnn_pack_items)(k, 1 + FN(frnn_recurrent_pack_items)(cell, k, w_hh, w_hh_p, packs + 1),
                         packs);
     if (c0) memcpy(c, c0, sizeof(real) * (size_t)(B * H));
@@ -122,14 +122,13 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
     real *Gx = scratch;                        /* [T, B, GH] */
     real *Gh = two ? Gx + T * B * GH : Gx;     /* [T, B, GH] */
     real *w_hh_p = Gx + (1 + two) * T * B * GH; /* W_hh packed */
-    const FN(frnn_pack_item) pack = {GH, H, w_hh, H, 1, w_hh_p}; /* W_hh itself */
-    FN(frnn_pack_items)(k, 1, &pack);
+    FN(frnn_pack)(k, GH, H, w_hh, w_hh_p);
     /* dh0 / dc0 carry the gradient into the last state and come out as the
      * gradient w.r.t. the initial one. */
     memcpy(dh0, d_hn, sizeof(real) * (size_t)(B * H));
     if (dc0) memcpy(dc0, d_cn, sizeof(real) * (size_t)(B * H));
     FN(frnn_cell_gate_grads)(cell, k, T, B, w_hh_p, h0, c0, out, ws, d_out, dh0, dc0, Gx, Gh);
-    FN(frnn_parameter_grads)(T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
+    FN(frnn_parameter_grads)(k, T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
                              db_ih, db_hh);
     frnn_scratch_release(scratch);
     return FRNN_OK;
