@@ -23,22 +23,24 @@
 #endif
 #define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 
-/* Elman forward: h = act(h + b_hh) in place, h: [B, H] holding
- * x W_ih^T + b_ih + h_prev W_hh^T. */
+/* Elman forward: h = act(pre + b_hh); pre: [B, H] holding x W_ih^T + b_ih +
+ * h_prev W_hh^T; h: [B, H], may be pre itself. */
 void ISA_FN(frnn_rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
-                                   frnn_int cols, const real *restrict b_hh, real *restrict h) {
+                                   frnn_int cols, const real *pre, const real *restrict b_hh,
+                                   real *h) {
     const real *bh = b_hh + j0;
     for (frnn_int b = 0; b < B; b++) {
+        const real *pb = pre + b * H + j0;
         real *hb = h + b * H + j0;
         switch (act) {
         case FRNN_ACT_TANH:
-            for (frnn_int u = 0; u < cols; u++) hb[u] = frnn_tanh1(hb[u] + bh[u]);
+            for (frnn_int u = 0; u < cols; u++) hb[u] = frnn_tanh1(pb[u] + bh[u]);
             break;
         case FRNN_ACT_SIGMOID:
-            for (frnn_int u = 0; u < cols; u++) hb[u] = frnn_sigmoid1(hb[u] + bh[u]);
+            for (frnn_int u = 0; u < cols; u++) hb[u] = frnn_sigmoid1(pb[u] + bh[u]);
             break;
         case FRNN_ACT_RELU:
-            for (frnn_int u = 0; u < cols; u++) hb[u] = r_relu(hb[u] + bh[u]);
+            for (frnn_int u = 0; u < cols; u++) hb[u] = r_relu(pb[u] + bh[u]);
             break;
         }
     }

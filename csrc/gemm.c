@@ -313,7 +313,7 @@ void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_tanh)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y);
 void ISA_FN(frnn_rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
-                                   frnn_int cols, const real *b_hh, real *h);
+                                   frnn_int cols, const real *pre, const real *b_hh, real *h);
 void ISA_FN(frnn_rnn_backward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
                                     frnn_int cols, const real *y, const real *d_out,
                                     const real *dh, real *g);

@@ -25,8 +25,9 @@ typedef struct {
 
 static void FN(gru_step_block)(void *arg, frnn_int task) {
     const FN(gru_step_job) *j = arg;
-    const frnn_int B = j->B, H = j->H, GH = 3 * H, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    const frnn_int B = j->B, H = j->H, GH = 3 * H;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
     if (cols == H && H % j->k->nr == 0) /* the gates' panels are one [H, 3H] packing */
         j->k->gemm_nn_packed(B, GH, H, j->h_prev, H, j->w_hh_p, 0, j->hp, GH);
     else
@@ -40,16 +41,15 @@ void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int
                         frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
                         const real *h_prev0, real *out, real *ws, real *hp, real *gates) {
     const frnn_int GH = 3 * H;
-    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(gru_step_job) job = {k, B, H, frnn_step_block(H, k->nr, threads), k->packed_size(H, H),
-                            NULL, w_hh_p, b_hh, NULL, hp, NULL, NULL};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
+    FN(gru_step_job) job = {k, B, H, split.block, k->packed_size(H, H), NULL, w_hh_p, b_hh, NULL,
+                            hp, NULL, NULL};
     for (frnn_int s = 0; s < steps; s++) {
         job.xp = xp + s * B * GH;
         job.h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
         job.h = out + s * B * H;
         job.w = ws ? ws + s * B * 4 * H : gates;
-        frnn_parallel_for(tasks, threads, FN(gru_step_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(gru_step_block), &job);
     }
 }
 
@@ -64,8 +64,9 @@ typedef struct {
 
 static void FN(gru_grad_block)(void *arg, frnn_int task) {
     const FN(gru_grad_job) *j = arg;
-    const frnn_int B = j->B, H = j->H, GH = 3 * H, t = j->t, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    const frnn_int B = j->B, H = j->H, GH = 3 * H, t = j->t;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
     if (t + 1 < j->T)
         j->k->gemm_nn_packed(B, cols, GH, j->Gh + (t + 1) * B * GH, GH, j->w_hh_p + j0 * GH, 1,
                              j->dh_next + j0, H);
@@ -80,12 +81,11 @@ void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_in
                              const real *ws, const real *d_out, real *dh_next, real *Gx,
                              real *Gh) {
     const frnn_int GH = 3 * H;
-    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(gru_grad_job) job = {k, T, B, H, frnn_step_block(H, k->nr, threads), 0,
-                            w_hh_p, h0, out, ws, d_out, dh_next, Gx, Gh};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
+    FN(gru_grad_job) job = {k, T, B, H, split.block, 0, w_hh_p, h0, out, ws, d_out, dh_next, Gx,
+                            Gh};
     for (job.t = T - 1; job.t >= -1; job.t--)
-        frnn_parallel_for(tasks, threads, FN(gru_grad_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(gru_grad_block), &job);
 }
 
 int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,

@@ -47,7 +47,7 @@ typedef struct {
     /* The cells' gate math on hidden units [j0, j0 + cols) of all B rows,
      * one fused pass each (gates.c documents the arguments). */
     void (*rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
-                             frnn_int cols, const real *b_hh, real *h);
+                             frnn_int cols, const real *pre, const real *b_hh, real *h);
     void (*rnn_backward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
                               frnn_int cols, const real *y, const real *d_out, const real *dh,
                               real *g);
@@ -153,13 +153,14 @@ void FN(frnn_parameter_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
  *   last state in dh (and dc), writes the gate gradients G (Gx, Gh for GRU)
  *   [T, B, GH] and leaves dh (dc) = the gradient w.r.t. the initial state;
  *   w_hh_p is W_hh itself packed (frnn_pack). */
+/* xp is consumed by the Elman and LSTM steps: the recurrent products
+ * accumulate onto it in place. */
 void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
-                        frnn_int B, frnn_int H, const real *xp, const real *w_hh_p,
+                        frnn_int B, frnn_int H, real *xp, const real *w_hh_p,
                         const real *b_hh, const real *h_prev0, real *out);
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
                              frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
                              const real *d_out, real *dh, real *G);
-/* xp is consumed: the recurrent products accumulate onto it in place. */
 void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
                          frnn_int H, real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws);
@@ -203,8 +204,8 @@ void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) 
 /* Elements of scratch frnn_cell_steps needs. */
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
 /* The forward over `steps` steps (see *_steps above), with w_hh_p from
- * frnn_pack_recurrent. out must not alias h_prev0. xp is consumed (the
- * LSTM overwrites it); callers project the inputs afresh for every call. */
+ * frnn_pack_recurrent. out must not alias h_prev0. xp is consumed (Elman
+ * and LSTM overwrite it); callers project the inputs afresh for every call. */
 void FN(frnn_cell_steps)(const frnn_cell *cell, const FN(frnn_kernel_table) *k, frnn_int steps,
                          frnn_int B, real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws, real *scratch);
@@ -221,15 +222,30 @@ void *frnn_alloc(size_t bytes);
 void *frnn_scratch_acquire(size_t bytes);
 void frnn_scratch_release(void *p);
 
-/* Hidden units per task of a threaded time step: whole panels, about eight
- * tasks per thread (claimed dynamically, so a slow thread takes fewer);
- * all of H on one thread. */
-static inline frnn_int frnn_step_block(frnn_int H, frnn_int nr, int threads) {
-    if (threads <= 1) return H;
+/* How a time step (or backward iteration) of B x GH outputs, each a dot
+ * product over H, is cut into tasks over blocks of hidden units: whole
+ * panels, about eight tasks per thread (claimed dynamically, so a slow
+ * thread takes fewer); all of H on one thread below the work threshold. */
+typedef struct {
+    int threads;
+    frnn_int block, tasks; /* hidden units per task (a multiple of nr, or H); how many */
+} frnn_step_split;
+
+static inline frnn_step_split frnn_split_step(frnn_int B, frnn_int GH, frnn_int H, frnn_int nr) {
     const frnn_int panels = (H + nr - 1) / nr;
-    frnn_int tasks = 8 * (frnn_int)threads;
-    if (tasks > panels) tasks = panels;
-    return (panels + tasks - 1) / tasks * nr;
+    frnn_step_split s = {frnn_threads_for(2.0 * (double)(B * GH) * (double)H, panels), H, 1};
+    if (s.threads > 1) {
+        const frnn_int tasks = 8 * (frnn_int)s.threads < panels ? 8 * (frnn_int)s.threads : panels;
+        s.block = (panels + tasks - 1) / tasks * nr;
+        s.tasks = (H + s.block - 1) / s.block;
+    }
+    return s;
+}
+
+/* The hidden units of a step's task: [*j0, *j0 + the result). */
+static inline frnn_int frnn_block_units(frnn_int H, frnn_int block, frnn_int task, frnn_int *j0) {
+    *j0 = task * block;
+    return H - *j0 < block ? H - *j0 : block;
 }
 
 /* Time steps per chunk of the hoisted input projection: bounds the scratch

@@ -27,8 +27,9 @@ typedef struct {
 static void FN(lstm_step_block)(void *arg, frnn_int task) {
     const FN(lstm_step_job) *j = arg;
     const FN(frnn_kernel_table) *k = j->k;
-    const frnn_int B = j->B, H = j->H, GH = 4 * H, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    const frnn_int B = j->B, H = j->H, GH = 4 * H;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
     /* The products accumulate onto the input projection in place: it is
      * this step's and needed nowhere else, and a copy of it per step cost
      * as much as the gate math at large sizes. */
@@ -45,16 +46,15 @@ void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_in
                          frnn_int H, real *xp, const real *w_hh_p, const real *b_hh,
                          const real *h_prev0, real *c, real *out, real *ws) {
     const frnn_int GH = 4 * H;
-    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(lstm_step_job) job = {k, B, H, frnn_step_block(H, k->nr, threads), k->packed_size(H, H),
-                             w_hh_p, b_hh, NULL, NULL, c, NULL, NULL};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
+    FN(lstm_step_job) job = {k, B, H, split.block, k->packed_size(H, H), w_hh_p, b_hh, NULL,
+                             NULL, c, NULL, NULL};
     for (frnn_int s = 0; s < steps; s++) {
         job.xp = xp + s * B * GH;
         job.h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
         job.h = out + s * B * H;
         job.ws = ws ? ws + s * B * 5 * H : NULL;
-        frnn_parallel_for(tasks, threads, FN(lstm_step_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(lstm_step_block), &job);
     }
 }
 
@@ -72,8 +72,9 @@ typedef struct {
 static void FN(lstm_grad_block)(void *arg, frnn_int task) {
     const FN(lstm_grad_job) *j = arg;
     const FN(frnn_kernel_table) *k = j->k;
-    const frnn_int B = j->B, H = j->H, GH = 4 * H, t = j->t, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    const frnn_int B = j->B, H = j->H, GH = 4 * H, t = j->t;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
     if (t + 1 < j->T)
         k->gemm_nn_packed(B, cols, GH, j->G + (t + 1) * B * GH, GH, j->w_hh_p + j0 * GH, 0,
                           j->dh_next + j0, H);
@@ -87,12 +88,10 @@ void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
                               frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
                               const real *d_out, real *dh_next, real *dc, real *G) {
     const frnn_int GH = 4 * H;
-    const int threads = frnn_threads_for(2.0 * (double)(B * GH) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(lstm_grad_job) job = {k, T, B, H, frnn_step_block(H, k->nr, threads), 0,
-                             w_hh_p, c0, ws, d_out, dh_next, dc, G};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
+    FN(lstm_grad_job) job = {k, T, B, H, split.block, 0, w_hh_p, c0, ws, d_out, dh_next, dc, G};
     for (job.t = T - 1; job.t >= -1; job.t--)
-        frnn_parallel_for(tasks, threads, FN(lstm_grad_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(lstm_grad_block), &job);
 }
 
 int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,

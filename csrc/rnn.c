@@ -12,37 +12,35 @@
 #include <string.h>
 #include "kernels.h"
 
-/* One step on one block of hidden units (see lstm.c: the same scheme). */
+/* One step on one block of hidden units (see lstm.c: the same scheme, the
+ * products accumulating onto the consumed projection in place). */
 typedef struct {
     const FN(frnn_kernel_table) *k;
     frnn_activation act;
     frnn_int B, H, block;
-    const real *xp, *w_hh_p, *b_hh, *h_prev;
-    real *h;
+    const real *w_hh_p, *b_hh, *h_prev;
+    real *xp, *h;
 } FN(rnn_step_job);
 
 static void FN(rnn_step_block)(void *arg, frnn_int task) {
     const FN(rnn_step_job) *j = arg;
-    const frnn_int B = j->B, H = j->H, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
-    for (frnn_int b = 0; b < B; b++)
-        memcpy(j->h + b * H + j0, j->xp + b * H + j0, sizeof(real) * (size_t)cols);
-    j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + j0 * H, 1, j->h + j0, H);
-    j->k->rnn_forward_math(j->act, B, H, j0, cols, j->b_hh, j->h);
+    const frnn_int B = j->B, H = j->H;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
+    j->k->gemm_nn_packed(B, cols, H, j->h_prev, H, j->w_hh_p + j0 * H, 1, j->xp + j0, H);
+    j->k->rnn_forward_math(j->act, B, H, j0, cols, j->xp, j->b_hh, j->h);
 }
 
 void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
-                        frnn_int B, frnn_int H, const real *xp, const real *w_hh_p,
+                        frnn_int B, frnn_int H, real *xp, const real *w_hh_p,
                         const real *b_hh, const real *h_prev0, real *out) {
-    const int threads = frnn_threads_for(2.0 * (double)(B * H) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(rnn_step_job) job = {k, act, B, H, frnn_step_block(H, k->nr, threads), NULL, w_hh_p, b_hh,
-                            NULL, NULL};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, H, H, k->nr);
+    FN(rnn_step_job) job = {k, act, B, H, split.block, w_hh_p, b_hh, NULL, NULL, NULL};
     for (frnn_int s = 0; s < steps; s++) {
         job.xp = xp + s * B * H;
         job.h_prev = s == 0 ? h_prev0 : out + (s - 1) * B * H;
         job.h = out + s * B * H;
-        frnn_parallel_for(tasks, threads, FN(rnn_step_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(rnn_step_block), &job);
     }
 }
 
@@ -57,8 +55,9 @@ typedef struct {
 
 static void FN(rnn_grad_block)(void *arg, frnn_int task) {
     const FN(rnn_grad_job) *j = arg;
-    const frnn_int B = j->B, H = j->H, t = j->t, j0 = task * j->block;
-    const frnn_int cols = H - j0 < j->block ? H - j0 : j->block;
+    const frnn_int B = j->B, H = j->H, t = j->t;
+    frnn_int j0;
+    const frnn_int cols = frnn_block_units(H, j->block, task, &j0);
     if (t + 1 < j->T)
         j->k->gemm_nn_packed(B, cols, H, j->G + (t + 1) * B * H, H, j->w_hh_p + j0 * H, 0,
                              j->dh + j0, H);
@@ -70,12 +69,10 @@ static void FN(rnn_grad_block)(void *arg, frnn_int task) {
 void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
                              frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
                              const real *d_out, real *dh, real *G) {
-    const int threads = frnn_threads_for(2.0 * (double)(B * H) * (double)H, (H + k->nr - 1) / k->nr);
-    FN(rnn_grad_job) job = {k, act, T, B, H, frnn_step_block(H, k->nr, threads), 0, w_hh_p, out,
-                            d_out, dh, G};
-    const frnn_int tasks = (H + job.block - 1) / job.block;
+    const frnn_step_split split = frnn_split_step(B, H, H, k->nr);
+    FN(rnn_grad_job) job = {k, act, T, B, H, split.block, 0, w_hh_p, out, d_out, dh, G};
     for (job.t = T - 1; job.t >= -1; job.t--)
-        frnn_parallel_for(tasks, threads, FN(rnn_grad_block), &job);
+        frnn_parallel_for(split.tasks, split.threads, FN(rnn_grad_block), &job);
 }
 
 int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
@@ -88,7 +85,7 @@ int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
     k->gemm_nt(B, H, In, x, In, w_ih, In, 1, a, H);
     k->gemm_nt(B, H, H, h, H, w_hh, H, 1, a, H);
     /* h is fully read above, so h_out may alias it. */
-    k->rnn_forward_math(act, B, H, 0, H, b_hh, a);
+    k->rnn_forward_math(act, B, H, 0, H, a, b_hh, a);
     memcpy(h_out, a, sizeof(real) * (size_t)(B * H));
     free(a);
     return FRNN_OK;
