@@ -36,6 +36,42 @@ class _Saved:
     h0: np.ndarray  # zeros when no h0 was given
     c0: Optional[np.ndarray]
     workspace: np.ndarray  # (T, B, W) layout in docs/ARCHITECTURE.md
+    output: np.ndarray  # the very array forward returned as result.output
+    sizes: tuple  # (T, B, I, H, dtype) of the forward, which every array must match
+
+
+def _check_saved(result: "ForwardResult") -> "_Saved":
+    """What backward reads must still be what forward saved.
+
+    The arrays are reachable (result.output, result.saved.*), and the kernels
+    read them by the sizes of x and h0: an array replaced by one of another
+    shape or dtype would be read past its end. One comparison per array.
+    """
+    s = result.saved
+    if not isinstance(s, _Saved):
+        raise TypeError(f"result.saved must be what forward(..., training=True) saved, got "
+                        f"{type(s).__name__}")
+    if result.output is not s.output:
+        raise ValueError("result.output is not the array forward returned: backward needs "
+                         "the forward's own outputs (do not replace result.output)")
+    v.check_cell(s.cell)
+    T, B, I, H, dtype = s.sizes
+    G = v.GATES[s.cell]
+    expected = {"x": (T, B, I), "weight_ih": (G * H, I), "weight_hh": (G * H, H),
+                "bias_ih": (G * H,), "bias_hh": (G * H,), "h0": (B, H),
+                "workspace": (T, B, v.WORKSPACE_WIDTH[s.cell] * H), "output": (T, B, H)}
+    if s.cell == "lstm":
+        expected["c0"] = (B, H)
+    elif s.c0 is not None:
+        raise ValueError(f"result.saved.c0 must be None for cell {s.cell!r}")
+    for name, shape in expected.items():
+        arr = getattr(s, name)
+        if not (isinstance(arr, np.ndarray) and arr.shape == shape and arr.dtype == dtype
+                and arr.flags.c_contiguous):
+            got = f"{arr.dtype}{arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
+            raise ValueError(f"result.saved.{name} was changed after forward: expected a "
+                             f"C-contiguous {dtype} array of shape {shape}, got {got}")
+    return s
 
 
 @dataclass
@@ -46,7 +82,9 @@ class ForwardResult:
     state; c_n: (B, H) final cell state (LSTM, else None). ``saved`` holds what
     :func:`backward` needs when forward ran with ``training=True``; it refers to
     (does not copy) the arrays passed to forward, so do not modify those in
-    place before calling backward.
+    place before calling backward. backward refuses a result whose ``output``
+    or saved arrays were replaced (ValueError), since it reads them by the
+    forward's sizes.
     """
 
     output: np.ndarray
@@ -154,7 +192,7 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     saved = None
     if training:
         saved = _Saved(cell, name, x, weight_ih, weight_hh, b_ih, b_hh, has_b_ih, has_b_hh,
-                       h0, c0, ws)
+                       h0, c0, ws, out, (T, B, I, H, dtype))
     return ForwardResult(out, h_n, c_n, saved)
 
 
@@ -168,9 +206,9 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
     """
     if not isinstance(result, ForwardResult):
         raise TypeError(f"result must be the ForwardResult of forward(), got {type(result).__name__}")
-    s = result.saved
-    if s is None:
+    if result.saved is None:
         raise ValueError("backward needs a ForwardResult from forward(..., training=True)")
+    s = _check_saved(result)
     T, B, I = s.x.shape
     H = s.weight_hh.shape[1]
     dtype = s.x.dtype
@@ -205,7 +243,7 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
     else:
         get_backend(backend or s.backend).backward(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
-            result.output, s.workspace, d_output, d_h_n, d_c_n,
+            s.output, s.workspace, d_output, d_h_n, d_c_n,
             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
     return Gradients(dx, dw_ih, dw_hh, db_ih if s.has_bias_ih else None,
                      db_hh if s.has_bias_hh else None, dh0, dc0)
