@@ -25,11 +25,20 @@ windows of the clipped window gradients and theta is left unchanged),
 ``(T, B, I)`` float array or the ``(T, B)`` int64 index array, ``targets`` as
 TRAINING.md says, ``h``/``c`` the ``(B, H)`` state updated in place to the
 final state (``c`` None unless LSTM), ``losses`` a float64 array with room for
-:meth:`TrainSpec.num_updates` entries. It returns the new step count.
+:meth:`TrainSpec.num_updates` entries. It returns ``(step, stopped)``: the new
+step count, and None, or the index of the first window whose loss or
+unclipped gradient was not finite. A trainer stops before that window's
+update: theta, m, v and the step count stay as after the window before it,
+``grad`` as it was then, ``h``/``c`` as passed in, and ``losses[stopped]``
+holds the window's loss; :func:`fit_sequence` turns that into
+:class:`TrainingDivergedError`.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -39,11 +48,71 @@ from . import _validate as v
 from .backends import available_backends, resolve_backend
 
 __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
-           "OptimizerState", "FitResult", "fit_sequence", "sequence_gradients",
-           "available_trainers", "HEADS", "REDUCTIONS"]
+           "OptimizerState", "FitResult", "TrainingDivergedError", "fit_sequence",
+           "sequence_gradients", "available_trainers", "HEADS", "REDUCTIONS"]
 
 HEADS = ("softmax_ce", "sigmoid_bce", "mse")
 REDUCTIONS = ("sum", "mean")
+
+
+class TrainingDivergedError(FloatingPointError):
+    """A window's loss or gradient was not finite, so training stopped before
+    applying it.
+
+    ``window`` is the window's index within the call, ``first_step`` and
+    ``last_step`` the steps [first_step, last_step) of the call's sequence it
+    covers, ``loss`` its loss (may be finite when only the gradient was not),
+    ``updates`` the number of updates the call applied before it. theta and
+    the optimizer state are left as after the last good window, the state
+    arrays passed as h0 / c0 are untouched, so the caller can lower the
+    learning rate, clip harder, or restore a checkpoint and go on.
+    """
+
+    def __init__(self, window: int, first_step: int, last_step: int, loss: float, updates: int):
+        self.window, self.first_step, self.last_step = window, first_step, last_step
+        self.loss, self.updates = loss, updates
+        what = "loss" if not math.isfinite(loss) else "gradient"
+        super().__init__(
+            f"the {what} of window {window} (steps {first_step}-{last_step - 1}) is not finite "
+            f"(loss {loss}); training stopped before that window's update, after {updates} "
+            f"good update(s): theta and the optimizer state are as after the last good window")
+
+
+def _int_arg(name: str, value, minimum: Optional[int] = None) -> int:
+    """An integer argument (int or numpy integer, never bool or float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _bool_arg(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _real_arg(name: str, value, low: float, high: float = math.inf, *,
+              low_open: bool = False, high_open: bool = True) -> float:
+    """A finite real number in the interval given (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    x = float(value)
+    ok = math.isfinite(x) and (x > low if low_open else x >= low) and \
+        (x < high if high_open else x <= high)
+    if not ok:
+        interval = (("(" if low_open else "[") + f"{low:g}, " + (f"{high:g}" if math.isfinite(high)
+                    else "inf") + (")" if high_open else "]"))
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return x
+
+
+def _check_fields(obj, **rules) -> None:
+    """Validate and normalise a frozen dataclass's fields: name -> checker."""
+    for name, check in rules.items():
+        object.__setattr__(obj, name, check(f"{type(obj).__name__}.{name}", getattr(obj, name)))
 
 
 @dataclass(frozen=True)
@@ -59,9 +128,9 @@ class Layout:
 
     def __post_init__(self):
         v.check_cell(self.cell)
-        for name in ("input_size", "hidden_size", "output_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        positive = lambda name, value: _int_arg(name, value, 1)  # noqa: E731
+        _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
+                      bias=_bool_arg, head_bias=_bool_arg)
 
     @property
     def gates(self) -> int:
@@ -106,37 +175,74 @@ class Layout:
 
 # -- optimizers and clipping (hyperparameters only; state is OptimizerState) --
 
+# Every hyperparameter is checked where it is constructed: a NaN learning
+# rate or beta1 = 1 (Adam's bias correction divides by 1 - beta1^t = 0) would
+# otherwise surface as NaN parameters many windows later.
+def _lr(name, value):
+    return _real_arg(name, value, 0.0, low_open=True)
+
+
+def _eps(name, value):
+    return _real_arg(name, value, 0.0, low_open=True)
+
+
+def _decay(name, value):
+    """A decay rate (momentum, alpha, beta): in [0, 1)."""
+    return _real_arg(name, value, 0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class SGD:
+    """p -= lr * g; with momentum mu: m = mu m + g, p -= lr m (Nesterov:
+    p -= lr (g + mu m)), as torch.optim.SGD without dampening. lr > 0,
+    momentum in [0, 1), nesterov needs momentum > 0."""
     lr: float
     momentum: float = 0.0
     nesterov: bool = False
     kind = "sgd"
 
+    def __post_init__(self):
+        _check_fields(self, lr=_lr, momentum=_decay, nesterov=_bool_arg)
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("SGD.nesterov needs momentum > 0")
+
 
 @dataclass(frozen=True)
 class Adagrad:
-    """min-char-rnn's Adagrad: m += g^2; p -= lr g / sqrt(m + eps)."""
+    """min-char-rnn's Adagrad: m += g^2; p -= lr g / sqrt(m + eps). lr > 0, eps > 0."""
     lr: float
     eps: float = 1e-8
     kind = "adagrad"
 
+    def __post_init__(self):
+        _check_fields(self, lr=_lr, eps=_eps)
+
 
 @dataclass(frozen=True)
 class RMSprop:
+    """v = alpha v + (1 - alpha) g^2; p -= lr g / (sqrt(v) + eps). lr > 0,
+    alpha in [0, 1), eps > 0."""
     lr: float
     alpha: float = 0.99
     eps: float = 1e-8
     kind = "rmsprop"
 
+    def __post_init__(self):
+        _check_fields(self, lr=_lr, alpha=_decay, eps=_eps)
+
 
 @dataclass(frozen=True)
 class Adam:
+    """Adam with bias correction, as torch.optim.Adam. lr > 0, beta1 and beta2
+    in [0, 1), eps > 0."""
     lr: float
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
     kind = "adam"
+
+    def __post_init__(self):
+        _check_fields(self, lr=_lr, beta1=_decay, beta2=_decay, eps=_eps)
 
 
 Optimizer = Union[SGD, Adagrad, RMSprop, Adam]
@@ -152,8 +258,10 @@ class Clip:
     def __post_init__(self):
         if self.kind not in ("none", "value", "norm"):
             raise ValueError(f"clip kind must be 'none', 'value' or 'norm', got {self.kind!r}")
-        if self.kind != "none" and not self.value > 0:
-            raise ValueError(f"clip value must be > 0, got {self.value}")
+        if self.kind == "none":
+            _check_fields(self, value=lambda name, x: _real_arg(name, x, -math.inf))
+        else:
+            _check_fields(self, value=lambda name, x: _real_arg(name, x, 0.0, low_open=True))
 
 
 @dataclass(frozen=True)
@@ -172,17 +280,26 @@ class TrainSpec:
     optimizer: Optional[Optimizer] = None  # None: gradients only
 
     def __post_init__(self):
+        if not isinstance(self.layout, Layout):
+            raise TypeError(f"TrainSpec.layout must be a Layout, got {type(self.layout).__name__}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
+        _check_fields(self, index_input=_bool_arg, many_to_one=_bool_arg,
+                      k1=lambda name, x: _int_arg(name, x, 1))
+        if self.k2 is not None:
+            _check_fields(self, k2=lambda name, x: _int_arg(name, x, 1))
         if self.depth is not None:
-            if int(self.depth) < 0:
-                raise ValueError(f"depth must be >= 0, got {self.depth}")
-        else:
-            k2 = self.k1 if self.k2 is None else self.k2
-            if not 1 <= int(self.k1) <= int(k2):
-                raise ValueError(f"TBPTT needs 1 <= k1 <= k2, got k1={self.k1}, k2={self.k2}")
+            # any depth >= T - 1 is full BPTT; fit_sequence clamps it to T - 1
+            _check_fields(self, depth=lambda name, x: _int_arg(name, x, 0))
+        elif not self.k1 <= self.window:
+            raise ValueError(f"TBPTT needs 1 <= k1 <= k2, got k1={self.k1}, k2={self.k2}")
+        if not isinstance(self.clip, Clip):
+            raise TypeError(f"TrainSpec.clip must be a Clip, got {type(self.clip).__name__}")
+        if self.optimizer is not None and not isinstance(self.optimizer, (SGD, Adagrad, RMSprop, Adam)):
+            raise TypeError(f"TrainSpec.optimizer must be SGD, Adagrad, RMSprop, Adam or None, "
+                            f"got {type(self.optimizer).__name__}")
 
     @property
     def window(self) -> int:
@@ -190,20 +307,57 @@ class TrainSpec:
         return self.k1 if self.k2 is None else self.k2
 
     def num_updates(self, T: int) -> int:
+        """Windows (losses) of a sequence of T steps."""
         if T == 0:
             return 0
         if self.depth is not None:
             return 1
         return -(-T // self.k1)
 
+    def window_steps(self, n: int, T: int) -> tuple:
+        """Steps [first, last) of window n of a sequence of T steps."""
+        if self.depth is not None:
+            return 0, T
+        last = min((n + 1) * self.k1, T)
+        return max(0, last - self.window), last
+
+    def for_length(self, T: int) -> "TrainSpec":
+        """This spec for a sequence of T >= 1 steps: a depth beyond T - 1
+        (the whole sequence) is clamped to T - 1, which is the same gradient
+        and bounds the trainers' working memory by T."""
+        if self.depth is not None and self.depth > T - 1:
+            return dataclasses.replace(self, depth=T - 1)
+        return self
+
 
 @dataclass
 class OptimizerState:
-    """m, v (flat, like theta) and the number of updates taken."""
+    """m, v (flat, like theta) and the number of updates taken.
+
+    m and v are updated in place by :func:`fit_sequence`, so they must be
+    distinct, writable, C-contiguous float arrays of one dtype and shape that
+    share no memory with each other (nor, checked when training, with theta).
+    """
 
     m: np.ndarray
     v: np.ndarray
     step: int = 0
+
+    def __post_init__(self):
+        for name in ("m", "v"):
+            arr = getattr(self, name)
+            if not isinstance(arr, np.ndarray) or arr.dtype not in v.FLOAT_DTYPES or arr.ndim != 1:
+                raise TypeError(f"OptimizerState.{name} must be a 1-D float32 or float64 "
+                                f"numpy array, got {_describe(arr)}")
+            if not (arr.flags.c_contiguous and arr.flags.writeable):
+                raise ValueError(f"OptimizerState.{name} must be C-contiguous and writable "
+                                 "(it is updated in place)")
+        if self.m.dtype != self.v.dtype or self.m.shape != self.v.shape:
+            raise ValueError(f"OptimizerState.m and .v must have one dtype and shape, got "
+                             f"{self.m.dtype}{self.m.shape} and {self.v.dtype}{self.v.shape}")
+        if self.m.size and np.may_share_memory(self.m, self.v):
+            raise ValueError("OptimizerState.m and .v share memory: each needs its own array")
+        self.step = _int_arg("OptimizerState.step", self.step, 0)
 
     @classmethod
     def zeros_like(cls, theta: np.ndarray) -> "OptimizerState":
@@ -252,11 +406,21 @@ def available_trainers() -> list:
     return names
 
 
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"{value.dtype} array of shape {value.shape}"
+    return type(value).__name__
+
+
 def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0):
+    if not isinstance(spec, TrainSpec):
+        raise TypeError(f"spec must be a TrainSpec, got {type(spec).__name__}")
     lay = spec.layout
-    theta = np.asarray(theta)
+    # theta is updated in place: anything np.asarray would copy (a list, a
+    # tuple) would be trained and thrown away, so only an ndarray will do
     if not isinstance(theta, np.ndarray) or theta.dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"theta must be a float32 or float64 array, got dtype {theta.dtype}")
+        raise TypeError(f"theta must be a float32 or float64 numpy array (it is updated in "
+                        f"place), got {_describe(theta)}")
     if theta.shape != (lay.size,):
         raise ValueError(f"theta must have shape (layout.size,) = ({lay.size},), got {theta.shape}")
     if not (theta.flags.c_contiguous and theta.flags.writeable):
@@ -300,7 +464,41 @@ def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0):
         v.expect_shape("c0", c, (B, H), "(batch, hidden_size)")
     elif c0 is not None:
         raise ValueError(f"c0 is only meaningful for cell 'lstm', not {lay.cell!r}")
+    for name, arr in (("inputs", inputs), ("targets", targets)):
+        if np.may_share_memory(theta, arr):
+            raise ValueError(f"{name} shares memory with theta, which is updated in place")
     return theta, inputs, targets, h, c, T, B
+
+
+def _check_state(state: OptimizerState, theta: np.ndarray, inputs, targets) -> None:
+    if not isinstance(state, OptimizerState):
+        raise TypeError(f"state must be an OptimizerState, got {type(state).__name__}")
+    for name in ("m", "v"):
+        arr = getattr(state, name)
+        if arr.shape != theta.shape or arr.dtype != theta.dtype:
+            raise ValueError(f"state.{name} must be a {theta.dtype} array of theta's shape "
+                             f"{theta.shape}, got {arr.dtype}{arr.shape}")
+        for other_name, other in (("theta", theta), ("inputs", inputs), ("targets", targets)):
+            if np.may_share_memory(arr, other):
+                raise ValueError(f"state.{name} shares memory with {other_name}: the optimizer "
+                                 "state needs arrays of its own")
+    if np.may_share_memory(state.m, state.v):  # replaced after construction
+        raise ValueError("state.m and state.v share memory: each needs its own array")
+
+
+def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T):
+    """Call the backend's trainer; raise TrainingDivergedError if it stopped.
+    Returns the new step count (also when raising: it is on the error)."""
+    result = _trainer(backend).train(spec, theta, grad, m, v, step, inputs, targets,
+                                     h, c, losses)
+    new_step, stopped = (result, None) if isinstance(result, int) else result  # TEMP until c.py lands
+    if stopped is not None:
+        first, last = spec.window_steps(stopped, T)
+        error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
+                                      int(new_step) - step)
+        error.step = int(new_step)
+        raise error
+    return int(new_step)
 
 
 def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None, c0=None,
@@ -313,20 +511,21 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     if None and updated in place otherwise, so successive calls continue.
     Returns FitResult(losses per window, h_n, c_n, grad).
     """
+    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if spec.optimizer is None:
         raise ValueError("fit_sequence needs spec.optimizer; use sequence_gradients for gradients only")
-    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if state is None:
         state = OptimizerState.zeros_like(theta)
-    for name in ("m", "v"):
-        arr = getattr(state, name)
-        if arr.shape != theta.shape or arr.dtype != theta.dtype or not arr.flags.c_contiguous:
-            raise ValueError(f"state.{name} must be a C-contiguous {theta.dtype} array of shape {theta.shape}")
+    _check_state(state, theta, inputs, targets)
     grad = np.zeros_like(theta)
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
-        state.step = int(_trainer(backend).train(spec, theta, grad, state.m, state.v, state.step,
-                                                 inputs, targets, h, c, losses))
+        try:
+            state.step = _run_trainer(spec.for_length(T), backend, theta, grad, state.m, state.v,
+                                      state.step, inputs, targets, h, c, losses, T)
+        except TrainingDivergedError as exc:
+            state.step = exc.step
+            raise
     return FitResult(losses, h, c, grad)
 
 
@@ -337,12 +536,13 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
     ``result.grad`` is the sum over windows of each window's clipped gradient
     (for one window: its clipped gradient); ``result.losses`` the window losses.
     """
+    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if spec.optimizer is not None:
         raise ValueError("sequence_gradients takes a spec without optimizer")
-    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     grad = np.zeros_like(theta)
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
         dummy = np.zeros(0, theta.dtype)
-        _trainer(backend).train(spec, theta, grad, dummy, dummy, 0, inputs, targets, h, c, losses)
+        _run_trainer(spec.for_length(T), backend, theta, grad, dummy, dummy, 0, inputs, targets,
+                     h, c, losses, T)
     return FitResult(losses, h, c, grad)

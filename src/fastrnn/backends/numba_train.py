@@ -354,6 +354,16 @@ def _sum_squares(g):
 
 
 @_helper
+def _window_is_finite(loss, g):
+    """The window's loss and every entry of its unclipped gradient are finite:
+    g * 0 is NaN exactly when g is inf or NaN, so one sum tells."""
+    acc = loss * 0.0
+    for i in range(g.shape[0]):
+        acc += g[i] * 0
+    return acc == 0
+
+
+@_helper
 def _clip(clip_kind, clip_value, g, cast_buf):
     if clip_kind == _CLIP_VALUE:
         c = _in_dtype(cast_buf, clip_value)
@@ -504,6 +514,9 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
                                    Gx, Gh, one)
             _layer_weight_grads(index_input, s, L, x2, idx_flat, h_carry, out, Gx, Gh,
                                 g_w_ih, g_w_hh, g_b_ih, g_b_hh, gru)
+            if not _window_is_finite(loss, gw):  # stop before the update (TRAINING.md)
+                losses[n] = loss
+                return step, n
             _clip(clip_kind, clip_value, gw, cast_buf)
             if opt == _OPT_NONE:
                 for i in range(P):
@@ -530,7 +543,7 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
                         c_carry[b, j] = ws[o, b, 4 * H + j]
         t_prev = t
         n += 1
-    return step
+    return step, -1
 
 
 # --------------------------------------------------------------------------
@@ -562,7 +575,7 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     # Hyperparameters arrive as Python floats (float64); the kernel rounds
     # them to the dtype where train.c does ((real) casts), and keeps the
     # float64 ones it needs (clip threshold, Adam's betas for their powers).
-    return int(_train_kernel(
+    step, stopped = _train_kernel(
         _CELL_CODES[lay.cell], lay.input_size, lay.output_size, bool(lay.bias),
         bool(lay.head_bias), _HEAD_CODES[spec.head], bool(spec.index_input),
         bool(spec.many_to_one), spec.reduction == "mean", int(spec.k1), int(spec.window),
@@ -573,4 +586,5 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
         float(getattr(opt, "beta1", 0.0)), float(getattr(opt, "beta2", 0.0)),
         real(getattr(opt, "eps", 0.0)),
         theta, grad, m, v, int(step), _readonly(x), _readonly(idx), _readonly(target_idx),
-        _readonly(target), h, c_arr, losses, real(1)))
+        _readonly(target), h, c_arr, losses, real(1))
+    return int(step), (None if stopped < 0 else int(stopped))

@@ -62,6 +62,9 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
             else:
                 gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
             _layer_weight_grads(spec, G, gx, gh, h_prev, inputs[s:t])
+            if not (np.isfinite(loss) and np.isfinite(window_grad).all()):
+                losses[n] = loss  # stop before the update (TRAINING.md)
+                return step, n
             _clip(spec.clip, window_grad)
             if spec.optimizer is None:
                 grad += window_grad
@@ -81,7 +84,7 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
             if c is not None:
                 c_carry = ws[s_next - s - 1, :, 4 * H:].copy()
         t_prev, n = t, n + 1
-    return step
+    return step, None
 
 
 def _forward(cell, xp, w_hh, b_hh, h, c):

@@ -1,0 +1,188 @@
+"""Regression tests for the training API's findings in issue 9.
+
+Each test here failed on fastrnn 0.1.0, which accepted the argument and then
+trained a copy, produced NaN, or (depth = 2**61) crashed in the C trainer:
+
+* theta given as a list was converted, trained, and thrown away;
+* optimizer states aliasing each other or theta were accepted;
+* optimizer hyperparameters were not range-checked (SGD(nan), Adam(beta1=1));
+* Layout accepted non-integer sizes (int(2.5) passes);
+* a per-output depth far beyond T was allocated as asked (and 2**61
+  overflowed the C trainer's size products);
+* a window whose loss turned non-finite was applied like any other.
+
+Expected values come from independent runs: the clamped depth against the
+depth T - 1 run (the same gradient by definition, docs/TRAINING.md), the
+stopped run against a run over only the good windows.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastrnn import training as tr
+
+
+def _problem(dtype=np.float64, T=12, B=2, I=3, H=4, O=3, cell="gru", seed=0):
+    rng = np.random.default_rng(seed)
+    lay = tr.Layout(cell, I, H, O)
+    theta = lay.init(dtype, seed=seed)
+    x = rng.standard_normal((T, B, I)).astype(dtype)
+    y = rng.integers(0, O, (T, B))
+    return lay, theta, x, y
+
+
+def test_theta_must_be_an_ndarray_not_a_list():
+    lay, theta, x, y = _problem()
+    spec = tr.TrainSpec(lay, k1=4, optimizer=tr.SGD(0.1))
+    with pytest.raises(TypeError, match="theta must be a float32 or float64 numpy array"):
+        tr.fit_sequence(spec, theta.tolist(), x, y)
+    with pytest.raises(TypeError, match="theta must be"):
+        tr.sequence_gradients(tr.TrainSpec(lay, k1=4), tuple(theta), x, y)
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda theta, z: tr.OptimizerState(z, z), id="m-is-v"),
+    pytest.param(lambda theta, z: tr.OptimizerState(z[:-1], z[1:]), id="m-overlaps-v"),
+])
+def test_optimizer_state_arrays_must_not_alias_each_other(make):
+    lay, theta, x, y = _problem()
+    with pytest.raises(ValueError, match="share memory"):
+        make(theta, np.zeros(theta.size + 1))
+
+
+@pytest.mark.parametrize("which", ["m", "v"])
+def test_optimizer_state_must_not_alias_theta(which):
+    lay, theta, x, y = _problem()
+    spec = tr.TrainSpec(lay, k1=4, optimizer=tr.Adam(1e-2))
+    arrays = {"m": np.zeros_like(theta), "v": np.zeros_like(theta), which: theta}
+    state = tr.OptimizerState(arrays["m"], arrays["v"])
+    before = theta.copy()
+    with pytest.raises(ValueError, match=f"state.{which} shares memory with theta"):
+        tr.fit_sequence(spec, theta, x, y, state=state)
+    np.testing.assert_array_equal(theta, before)  # refused before anything ran
+
+
+def test_optimizer_state_replaced_after_construction_is_checked():
+    lay, theta, x, y = _problem()
+    state = tr.OptimizerState.zeros_like(theta)
+    state.v = state.m
+    with pytest.raises(ValueError, match="share memory"):
+        tr.fit_sequence(tr.TrainSpec(lay, k1=4, optimizer=tr.Adam(1e-2)), theta, x, y, state=state)
+
+
+@pytest.mark.parametrize("make,exc,match", [
+    (lambda: tr.SGD(float("nan")), ValueError, r"SGD.lr must be a finite number in \(0, inf\)"),
+    (lambda: tr.SGD(-0.1), ValueError, "SGD.lr"),
+    (lambda: tr.SGD(0.1, momentum=1.0), ValueError, r"SGD.momentum must be a finite number in \[0, 1\)"),
+    (lambda: tr.SGD(0.1, nesterov=True), ValueError, "nesterov needs momentum > 0"),
+    (lambda: tr.SGD("0.1"), TypeError, "SGD.lr must be a real number"),
+    (lambda: tr.SGD(True), TypeError, "SGD.lr must be a real number"),
+    (lambda: tr.Adam(1e-3, beta1=1.0), ValueError, "Adam.beta1"),
+    (lambda: tr.Adam(1e-3, beta2=-0.1), ValueError, "Adam.beta2"),
+    (lambda: tr.Adam(float("inf")), ValueError, "Adam.lr"),
+    (lambda: tr.Adagrad(0.1, eps=0), ValueError, "Adagrad.eps"),
+    (lambda: tr.RMSprop(0.1, alpha=1.5), ValueError, "RMSprop.alpha"),
+    (lambda: tr.RMSprop(0.1, eps=float("nan")), ValueError, "RMSprop.eps"),
+    (lambda: tr.Clip("norm", float("inf")), ValueError, "Clip.value"),
+    (lambda: tr.Clip("value", float("nan")), ValueError, "Clip.value"),
+])
+def test_hyperparameters_are_checked_where_constructed(make, exc, match):
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_valid_hyperparameters_are_kept_as_floats():
+    opt = tr.Adam(np.float32(0.5), beta1=0, beta2=np.float64(0.25), eps=1)
+    assert (opt.lr, opt.beta1, opt.beta2, opt.eps) == (0.5, 0.0, 0.25, 1.0)
+    assert all(type(x) is float for x in (opt.lr, opt.beta1, opt.beta2, opt.eps))
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    ({"hidden_size": 2.5}, TypeError), ({"input_size": True}, TypeError),
+    ({"output_size": "3"}, TypeError), ({"hidden_size": 0}, ValueError),
+    ({"bias": 1}, TypeError),
+])
+def test_layout_sizes_must_be_integers(kwargs, exc):
+    args = {"cell": "gru", "input_size": 4, "hidden_size": 2, "output_size": 4, **kwargs}
+    with pytest.raises(exc, match=next(iter(kwargs))):
+        tr.Layout(**args)
+
+
+@pytest.mark.parametrize("kwargs,exc", [
+    ({"depth": 2.0}, TypeError), ({"depth": -1}, ValueError), ({"k1": 0}, ValueError),
+    ({"k1": 5, "k2": 4}, ValueError), ({"k1": True}, TypeError), ({"many_to_one": 1}, TypeError),
+    ({"clip": 5.0}, TypeError), ({"optimizer": "adam"}, TypeError),
+])
+def test_train_spec_fields_are_checked(kwargs, exc):
+    lay = tr.Layout("gru", 3, 4, 3)
+    with pytest.raises(exc):
+        tr.TrainSpec(lay, **kwargs)
+
+
+@pytest.mark.parametrize("depth", [12, 10**6, 2**61, 2**63])
+def test_depth_beyond_the_sequence_is_the_full_depth(trainer, depth):
+    """depth >= T - 1 reaches every step: the gradient is the depth T - 1 one,
+    and the trainers are handed the clamped depth (bounded memory, no size
+    overflow: 0.1.0 segfaulted at 2**61 and allocated 605 MB at 10**6)."""
+    lay, theta, x, y = _problem(T=12)
+    want = tr.sequence_gradients(tr.TrainSpec(lay, depth=11), theta, x, y, backend=trainer)
+    spec = tr.TrainSpec(lay, depth=depth)
+    assert spec.for_length(12).depth == 11
+    got = tr.sequence_gradients(spec, theta, x, y, backend=trainer)
+    np.testing.assert_array_equal(got.grad, want.grad)
+    np.testing.assert_array_equal(got.losses, want.losses)
+
+
+def _nan_in_window_2(dtype):
+    """Windows of 3 steps over T = 12; a NaN input at step 7 (window 2)."""
+    lay, theta, x, y = _problem(dtype, T=12, cell="lstm")
+    x[7, 1, 0] = np.nan
+    return lay, theta, x, y
+
+
+@pytest.mark.parametrize("opt", [tr.SGD(0.1, momentum=0.5), tr.Adam(1e-2)], ids=["sgd", "adam"])
+def test_a_non_finite_window_stops_training_before_its_update(trainer, dtype, opt):
+    lay, theta, x, y = _nan_in_window_2(dtype)
+    spec = tr.TrainSpec(lay, k1=3, clip=tr.Clip("norm", 1.0), optimizer=opt)
+    h0 = np.full((2, 4), 0.25, dtype)
+    c0 = np.full((2, 4), -0.5, dtype)
+    h0_before, c0_before = h0.copy(), c0.copy()
+
+    want_theta, want_state = theta.copy(), tr.OptimizerState.zeros_like(theta)
+    want = tr.fit_sequence(spec, want_theta, x[:6], y[:6], h0=h0, c0=c0, state=want_state,
+                           backend=trainer)  # the two good windows alone
+
+    state = tr.OptimizerState.zeros_like(theta)
+    with pytest.raises(tr.TrainingDivergedError, match=r"loss of window 2 \(steps 6-8\) is not "
+                                                       "finite") as info:
+        tr.fit_sequence(spec, theta, x, y, h0=h0, c0=c0, state=state, backend=trainer)
+    err = info.value
+    assert isinstance(err, FloatingPointError)
+    assert (err.window, err.first_step, err.last_step, err.updates) == (2, 6, 9, 2)
+    assert np.isnan(err.loss)
+    np.testing.assert_array_equal(theta, want_theta)
+    np.testing.assert_array_equal(state.m, want_state.m)
+    np.testing.assert_array_equal(state.v, want_state.v)
+    assert state.step == want_state.step == 2
+    np.testing.assert_array_equal(h0, h0_before)  # the caller's state is never written
+    np.testing.assert_array_equal(c0, c0_before)
+    assert np.all(np.isfinite(want.losses))
+
+
+def test_non_finite_gradients_stop_sequence_gradients_too(trainer):
+    lay, theta, x, y = _nan_in_window_2(np.float64)
+    with pytest.raises(tr.TrainingDivergedError, match="window 2"):
+        tr.sequence_gradients(tr.TrainSpec(lay, k1=3), theta, x, y, backend=trainer)
+
+
+def test_non_finite_parameters_stop_at_the_first_window(trainer):
+    lay, theta, x, y = _problem()
+    theta[3] = np.nan  # (an inf weight may only saturate a gate: finite loss)
+    before = theta.copy()
+    state = tr.OptimizerState.zeros_like(theta)
+    with pytest.raises(tr.TrainingDivergedError, match="window 0") as info:
+        tr.fit_sequence(tr.TrainSpec(lay, k1=4, optimizer=tr.SGD(0.1)), theta, x, y,
+                        state=state, backend=trainer)
+    assert info.value.updates == 0 and state.step == 0
+    np.testing.assert_array_equal(theta, before)
