@@ -15,6 +15,10 @@ expected shape and dtype - never a crash in C or a silent cast. The rules:
 """
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Optional
+
 import numpy as np
 
 CELLS = ("rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "gru")
@@ -70,3 +74,37 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
         if other is not None and np.may_share_memory(value, other):
             raise ValueError(f"{name} must not overlap the input {other_name}")
     return value
+
+
+# -- scalars: sizes, flags and hyperparameters --
+
+def integer(name: str, value, minimum: Optional[int] = None) -> int:
+    """An integer argument (int or numpy integer, never bool or float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def boolean(name: str, value) -> bool:
+    """A flag: bool or numpy bool (an int 1 is a TypeError, not True)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def real_number(name: str, value, low: float, high: float = math.inf, *,
+                low_open: bool = False, high_open: bool = True) -> float:
+    """A finite real number in the interval given (open or closed at each end)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    x = float(value)
+    ok = math.isfinite(x) and (x > low if low_open else x >= low) and \
+        (x < high if high_open else x <= high)
+    if not ok:
+        interval = (("(" if low_open else "[") + f"{low:g}, " + (f"{high:g}" if math.isfinite(high)
+                    else "inf") + (")" if high_open else "]"))
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return x

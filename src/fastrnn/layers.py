@@ -23,6 +23,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _validate as v
 from . import functional as F
 from . import stream as _stream
 
@@ -35,12 +36,16 @@ class _Recurrent:
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  dtype=np.float32, seed: Optional[int] = None, backend: Optional[str] = None):
-        if int(input_size) < 1 or int(hidden_size) < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size}, {hidden_size}")
-        dtype = np.dtype(dtype)
-        if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        input_size = v.integer("input_size", input_size, 1)
+        hidden_size = v.integer("hidden_size", hidden_size, 1)
+        bias = v.boolean("bias", bias)
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if dtype not in v.FLOAT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.input_size, self.hidden_size = input_size, hidden_size
         self.dtype, self.backend = dtype, backend
         GH, H, I = self._gates * self.hidden_size, self.hidden_size, self.input_size
         # PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).

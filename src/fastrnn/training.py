@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
-import numbers
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -78,37 +77,6 @@ class TrainingDivergedError(FloatingPointError):
             f"good update(s): theta and the optimizer state are as after the last good window")
 
 
-def _int_arg(name: str, value, minimum: Optional[int] = None) -> int:
-    """An integer argument (int or numpy integer, never bool or float)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _bool_arg(name: str, value) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
-def _real_arg(name: str, value, low: float, high: float = math.inf, *,
-              low_open: bool = False, high_open: bool = True) -> float:
-    """A finite real number in the interval given (open or closed at each end)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    x = float(value)
-    ok = math.isfinite(x) and (x > low if low_open else x >= low) and \
-        (x < high if high_open else x <= high)
-    if not ok:
-        interval = (("(" if low_open else "[") + f"{low:g}, " + (f"{high:g}" if math.isfinite(high)
-                    else "inf") + (")" if high_open else "]"))
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return x
-
-
 def _check_fields(obj, **rules) -> None:
     """Validate and normalise a frozen dataclass's fields: name -> checker."""
     for name, check in rules.items():
@@ -128,9 +96,9 @@ class Layout:
 
     def __post_init__(self):
         v.check_cell(self.cell)
-        positive = lambda name, value: _int_arg(name, value, 1)  # noqa: E731
+        positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
-                      bias=_bool_arg, head_bias=_bool_arg)
+                      bias=v.boolean, head_bias=v.boolean)
 
     @property
     def gates(self) -> int:
@@ -179,16 +147,16 @@ class Layout:
 # rate or beta1 = 1 (Adam's bias correction divides by 1 - beta1^t = 0) would
 # otherwise surface as NaN parameters many windows later.
 def _lr(name, value):
-    return _real_arg(name, value, 0.0, low_open=True)
+    return v.real_number(name, value, 0.0, low_open=True)
 
 
 def _eps(name, value):
-    return _real_arg(name, value, 0.0, low_open=True)
+    return v.real_number(name, value, 0.0, low_open=True)
 
 
 def _decay(name, value):
     """A decay rate (momentum, alpha, beta): in [0, 1)."""
-    return _real_arg(name, value, 0.0, 1.0)
+    return v.real_number(name, value, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -202,7 +170,7 @@ class SGD:
     kind = "sgd"
 
     def __post_init__(self):
-        _check_fields(self, lr=_lr, momentum=_decay, nesterov=_bool_arg)
+        _check_fields(self, lr=_lr, momentum=_decay, nesterov=v.boolean)
         if self.nesterov and self.momentum == 0:
             raise ValueError("SGD.nesterov needs momentum > 0")
 
@@ -259,9 +227,9 @@ class Clip:
         if self.kind not in ("none", "value", "norm"):
             raise ValueError(f"clip kind must be 'none', 'value' or 'norm', got {self.kind!r}")
         if self.kind == "none":
-            _check_fields(self, value=lambda name, x: _real_arg(name, x, -math.inf))
+            _check_fields(self, value=lambda name, x: v.real_number(name, x, -math.inf))
         else:
-            _check_fields(self, value=lambda name, x: _real_arg(name, x, 0.0, low_open=True))
+            _check_fields(self, value=lambda name, x: v.real_number(name, x, 0.0, low_open=True))
 
 
 @dataclass(frozen=True)
@@ -286,13 +254,13 @@ class TrainSpec:
             raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
         if self.reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {self.reduction!r}")
-        _check_fields(self, index_input=_bool_arg, many_to_one=_bool_arg,
-                      k1=lambda name, x: _int_arg(name, x, 1))
+        _check_fields(self, index_input=v.boolean, many_to_one=v.boolean,
+                      k1=lambda name, x: v.integer(name, x, 1))
         if self.k2 is not None:
-            _check_fields(self, k2=lambda name, x: _int_arg(name, x, 1))
+            _check_fields(self, k2=lambda name, x: v.integer(name, x, 1))
         if self.depth is not None:
             # any depth >= T - 1 is full BPTT; fit_sequence clamps it to T - 1
-            _check_fields(self, depth=lambda name, x: _int_arg(name, x, 0))
+            _check_fields(self, depth=lambda name, x: v.integer(name, x, 0))
         elif not self.k1 <= self.window:
             raise ValueError(f"TBPTT needs 1 <= k1 <= k2, got k1={self.k1}, k2={self.k2}")
         if not isinstance(self.clip, Clip):
@@ -357,7 +325,7 @@ class OptimizerState:
                              f"{self.m.dtype}{self.m.shape} and {self.v.dtype}{self.v.shape}")
         if self.m.size and np.may_share_memory(self.m, self.v):
             raise ValueError("OptimizerState.m and .v share memory: each needs its own array")
-        self.step = _int_arg("OptimizerState.step", self.step, 0)
+        self.step = v.integer("OptimizerState.step", self.step, 0)
 
     @classmethod
     def zeros_like(cls, theta: np.ndarray) -> "OptimizerState":
