@@ -33,11 +33,16 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None) -> np.ndarray:
-    """A C-contiguous float array of rank ``ndim``; ``dtype`` must match if given."""
+def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None,
+             dtype_of: str = "x") -> np.ndarray:
+    """A C-contiguous float array of rank ``ndim``; ``dtype`` (that of the
+    argument ``dtype_of``) must match if given."""
     if value is None:
         raise TypeError(f"{name} is required")
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+        raise TypeError(f"{name} must be a float32 or float64 array: {exc}") from None
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must be a float32 or float64 array, got dtype {arr.dtype}"
@@ -45,12 +50,20 @@ def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None) -> np.n
         )
     if dtype is not None and arr.dtype != dtype:
         raise TypeError(
-            f"{name} has dtype {arr.dtype} but x has dtype {dtype}; fastrnn does not mix "
-            f"dtypes: convert with .astype(np.{dtype})"
+            f"{name} has dtype {arr.dtype} but {dtype_of} has dtype {dtype}; fastrnn does not "
+            f"mix dtypes: convert with .astype(np.{dtype})"
         )
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
-    return np.ascontiguousarray(arr)
+    if arr.flags.c_contiguous:
+        return arr
+    # a broadcast or strided view: its contiguous copy may not fit
+    element_count(f"a C-contiguous copy of {name}", *arr.shape)
+    try:
+        return np.ascontiguousarray(arr)
+    except MemoryError:
+        raise MemoryError(f"not enough memory for a C-contiguous copy of {name} (shape "
+                          f"{arr.shape}, {arr.size * arr.itemsize:,} bytes)") from None
 
 
 def expect_shape(name: str, arr: np.ndarray, shape: tuple, meaning: str) -> None:
@@ -78,14 +91,49 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
 
 # -- scalars: sizes, flags and hyperparameters --
 
-def integer(name: str, value, minimum: Optional[int] = None) -> int:
+def integer(name: str, value, minimum: Optional[int] = None,
+            maximum: Optional[int] = None) -> int:
     """An integer argument (int or numpy integer, never bool or float)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+# The most elements one array may have: numpy's (and the C core's) sizes
+# are signed 64-bit byte counts.
+MAX_ELEMENTS = np.iinfo(np.intp).max // 8
+
+
+def element_count(what: str, *dims: int) -> int:
+    """The product of ``dims`` as a Python int (no wrap-around), or
+    ValueError naming ``what`` if no array of that many elements can exist."""
+    count = math.prod(int(d) for d in dims)
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{what} would have {count:,} elements, more than any array can hold "
+                         f"({MAX_ELEMENTS:,})")
+    return count
+
+
+def allocate(what: str, shape: tuple, dtype) -> np.ndarray:
+    """np.empty, with a MemoryError that says which array did not fit."""
+    element_count(what, *shape)
+    try:
+        return np.empty(shape, dtype)
+    except MemoryError:
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        raise MemoryError(f"not enough memory for {what}: shape {shape}, {nbytes:,} bytes") from None
+
+
+def seed(name: str, value) -> Optional[int]:
+    """A random seed: None (fresh entropy) or a non-negative integer."""
+    if value is None:
+        return None
+    return integer(name, value, 0)
 
 
 def boolean(name: str, value) -> bool:
@@ -100,7 +148,10 @@ def real_number(name: str, value, low: float, high: float = math.inf, *,
     """A finite real number in the interval given (open or closed at each end)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float range (10**400)
+        x = math.inf
     ok = math.isfinite(x) and (x > low if low_open else x >= low) and \
         (x < high if high_open else x <= high)
     if not ok:

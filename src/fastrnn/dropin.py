@@ -78,7 +78,6 @@ What is deliberately not reproduced
 """
 from __future__ import annotations
 
-import operator
 from typing import Optional
 
 import numpy as np
@@ -111,8 +110,10 @@ def _shape(name: str, arr: np.ndarray, shape: tuple, meaning: str) -> None:
         raise ValueError(f"{name} must have shape {meaning} = {shape}, got {arr.shape}")
 
 
-def _indices(name: str, seq) -> np.ndarray:
-    """A 1-D int64 array from a list / array of integer indices."""
+def _indices(name: str, seq, bound: int) -> np.ndarray:
+    """A 1-D int64 array from a list / array of integer indices in [0, bound)."""
+    if seq is None or isinstance(seq, (str, bytes, dict)):
+        raise TypeError(f"{name} must be a sequence of integer indices, got {type(seq).__name__}")
     arr = np.asarray(seq)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of indices, got shape {arr.shape}")
@@ -120,6 +121,9 @@ def _indices(name: str, seq) -> np.ndarray:
         return np.zeros(0, np.int64)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= bound:
+        raise ValueError(f"{name} must hold indices in [0, {bound}), got values from "
+                         f"{arr.min()} to {arr.max()}")
     return arr.astype(np.int64)
 
 
@@ -149,7 +153,7 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
     _shape("bh", bh, (H, 1), "(hidden_size, 1)")
     _shape("by", by, (O, 1), "(vocab_size, 1)")
     _shape("hprev", hprev, (H, 1), "(hidden_size, 1)")
-    idx, tgt = _indices("inputs", inputs), _indices("targets", targets)
+    idx, tgt = _indices("inputs", inputs, V), _indices("targets", targets, O)
     if idx.shape != tgt.shape:
         raise ValueError(f"inputs and targets must have the same length, got {idx.size} and {tgt.size}")
     T = idx.size
@@ -195,13 +199,8 @@ def wildml_bptt(x, y, U, V, W, bptt_truncate, *, backend: Optional[str] = None):
     O = V.shape[0]
     _shape("V", V, (O, H), "(word_dim, hidden_dim)")
     _shape("W", W, (H, H), "(hidden_dim, hidden_dim)")
-    try:
-        k = operator.index(bptt_truncate)
-    except TypeError:
-        raise TypeError(f"bptt_truncate must be an integer, got {type(bptt_truncate).__name__}") from None
-    if k < 0:
-        raise ValueError(f"bptt_truncate must be >= 0, got {k}")
-    idx, tgt = _indices("x", x), _indices("y", y)
+    k = _v.integer("bptt_truncate", bptt_truncate, 0)
+    idx, tgt = _indices("x", x, vocab), _indices("y", y, O)
     if idx.shape != tgt.shape:
         raise ValueError(f"x and y must have the same length, got {idx.size} and {tgt.size}")
     T = idx.size

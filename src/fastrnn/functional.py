@@ -37,7 +37,7 @@ class _Saved:
     c0: Optional[np.ndarray]
     workspace: np.ndarray  # (T, B, W) layout in docs/ARCHITECTURE.md
     output: np.ndarray  # the very array forward returned as result.output
-    sizes: tuple  # (T, B, I, H, dtype) of the forward, which every array must match
+    sizes: tuple  # (cell, T, B, I, H, dtype) of the forward, which every array must match
 
 
 def _check_saved(result: "ForwardResult") -> "_Saved":
@@ -54,8 +54,9 @@ def _check_saved(result: "ForwardResult") -> "_Saved":
     if result.output is not s.output:
         raise ValueError("result.output is not the array forward returned: backward needs "
                          "the forward's own outputs (do not replace result.output)")
-    v.check_cell(s.cell)
-    T, B, I, H, dtype = s.sizes
+    cell, T, B, I, H, dtype = s.sizes
+    if s.cell != cell:
+        raise ValueError(f"result.saved.cell was changed after forward: the forward ran {cell!r}")
     G = v.GATES[s.cell]
     expected = {"x": (T, B, I), "weight_ih": (G * H, I), "weight_hh": (G * H, H),
                 "bias_ih": (G * H,), "bias_hh": (G * H,), "h0": (B, H),
@@ -166,6 +167,7 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
 
     T = 0 or B = 0 is allowed and returns empty outputs with h_n = h0.
     """
+    training = v.boolean("training", training)
     x, weight_ih, weight_hh, biases, (T, B, I, H, GH) = _check_params(
         cell, x, weight_ih, weight_hh, bias_ih, bias_hh)
     dtype = x.dtype
@@ -175,12 +177,13 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     inputs = [("x", x), ("weight_ih", weight_ih), ("weight_hh", weight_hh), ("bias_ih", b_ih),
               ("bias_hh", b_hh), ("h0", h0), ("c0", c0)]
     if out is None:
-        out = np.empty((T, B, H), dtype)
+        out = v.allocate("the output (T, batch, hidden_size)", (T, B, H), dtype)
     else:
         out = v.as_output("out", out, (T, B, H), dtype, inputs)
     h_n = np.empty((B, H), dtype)
     c_n = np.empty((B, H), dtype) if cell == "lstm" else None
-    ws = np.empty((T, B, v.WORKSPACE_WIDTH[cell] * H), dtype) if training else None
+    ws = v.allocate("the training workspace (T, batch, width)",
+                    (T, B, v.WORKSPACE_WIDTH[cell] * H), dtype) if training else None
     name = resolve_backend(backend)
     if T == 0 or B == 0:
         h_n[...] = h0
@@ -192,7 +195,7 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     saved = None
     if training:
         saved = _Saved(cell, name, x, weight_ih, weight_hh, b_ih, b_hh, has_b_ih, has_b_hh,
-                       h0, c0, ws, out, (T, B, I, H, dtype))
+                       h0, c0, ws, out, (cell, T, B, I, H, dtype))
     return ForwardResult(out, h_n, c_n, saved)
 
 
@@ -257,9 +260,8 @@ def step(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h=None,
     Returns the new h, or (h, c) for LSTM. h_out / c_out may be caller-provided
     arrays, and may be the very arrays passed as h / c (update in place).
     """
-    x = np.asarray(x) if x is not None else x
-    if isinstance(x, np.ndarray) and x.ndim != 2:
-        raise ValueError(f"x must have shape (batch, input_size) for step, got {x.shape}")
+    if x is not None:
+        x = v.as_input("x", x, 2)  # type and dtype first, then the rank step needs
     x3, weight_ih, weight_hh, biases, (_, B, I, H, GH) = _check_params(
         cell, None if x is None else x[None], weight_ih, weight_hh, bias_ih, bias_hh)
     x = x3[0]

@@ -46,8 +46,12 @@ class _Recurrent:
         if dtype not in v.FLOAT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.input_size, self.hidden_size = input_size, hidden_size
+        seed = v.seed("seed", seed)
         self.dtype, self.backend = dtype, backend
         GH, H, I = self._gates * self.hidden_size, self.hidden_size, self.input_size
+        # sizes no array can have are refused before anything is drawn
+        v.element_count(f"weight_ih ({GH}, input_size={I})", GH, I)
+        v.element_count(f"weight_hh ({GH}, hidden_size={H})", GH, H)
         # PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)).
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(H)

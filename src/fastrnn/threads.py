@@ -23,6 +23,7 @@ This module holds no state of its own: the count lives in the C core.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 
 __all__ = ["set_num_threads", "get_num_threads", "default_num_threads"]
@@ -93,11 +94,11 @@ def set_num_threads(n: int) -> None:
     call. One thread runs everything on the calling thread.
     """
     global _fallback_count
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"set_num_threads: n must be an int >= 1, got {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: n must be an int >= 1, got {n}")
-    n = min(n, 1024)  # more threads than this would only be a mistake
+    n = min(int(n), 1024)  # more threads than this would only be a mistake
     if _core is not None:
         _core.set_num_threads(n)
     _fallback_count = n

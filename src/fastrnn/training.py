@@ -52,6 +52,7 @@ __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
 
 HEADS = ("softmax_ce", "sigmoid_bce", "mse")
 REDUCTIONS = ("sum", "mean")
+MAX_STEP = 2**62  # the largest optimizer step count a state may hold
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -99,6 +100,8 @@ class Layout:
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
                       bias=v.boolean, head_bias=v.boolean)
+        v.element_count(f"theta of Layout({self.cell!r}, {self.input_size}, {self.hidden_size}, "
+                        f"{self.output_size})", self.size)
 
     @property
     def gates(self) -> int:
@@ -118,14 +121,15 @@ class Layout:
         """name -> (start, stop) in theta."""
         out, pos = {}, 0
         for name, shape in self.shapes().items():
-            n = int(np.prod(shape))
+            n = math.prod(shape)  # Python ints: np.prod wraps around in int64
             out[name] = (pos, pos + n)
             pos += n
         return out
 
     @property
     def size(self) -> int:
-        return sum(int(np.prod(s)) for s in self.shapes().values())
+        """Elements of theta."""
+        return sum(math.prod(s) for s in self.shapes().values())
 
     def views(self, theta: np.ndarray) -> dict:
         """name -> view of theta with the parameter's shape (writes go to theta)."""
@@ -136,7 +140,7 @@ class Layout:
 
     def init(self, dtype=np.float32, seed: Optional[int] = None) -> np.ndarray:
         """A fresh theta, every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) like torch.nn."""
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(v.seed("seed", seed))
         k = 1.0 / np.sqrt(self.hidden_size)
         return rng.uniform(-k, k, self.size).astype(dtype)
 
@@ -290,12 +294,18 @@ class TrainSpec:
         return max(0, last - self.window), last
 
     def for_length(self, T: int) -> "TrainSpec":
-        """This spec for a sequence of T >= 1 steps: a depth beyond T - 1
-        (the whole sequence) is clamped to T - 1, which is the same gradient
-        and bounds the trainers' working memory by T."""
+        """This spec for a sequence of T >= 1 steps, with every length
+        clamped to what T can use - the same windows and gradients, and sizes
+        the trainers' 64-bit arithmetic holds: a depth beyond T - 1 (the
+        whole sequence) becomes T - 1, k1 and k2 beyond T become T."""
+        changes = {}
         if self.depth is not None and self.depth > T - 1:
-            return dataclasses.replace(self, depth=T - 1)
-        return self
+            changes["depth"] = T - 1
+        if self.k1 > T:
+            changes["k1"] = T
+        if self.k2 is not None and self.k2 > T:
+            changes["k2"] = T
+        return dataclasses.replace(self, **changes) if changes else self
 
 
 @dataclass
@@ -314,18 +324,25 @@ class OptimizerState:
     def __post_init__(self):
         for name in ("m", "v"):
             arr = getattr(self, name)
-            if not isinstance(arr, np.ndarray) or arr.dtype not in v.FLOAT_DTYPES or arr.ndim != 1:
-                raise TypeError(f"OptimizerState.{name} must be a 1-D float32 or float64 "
-                                f"numpy array, got {_describe(arr)}")
+            if not isinstance(arr, np.ndarray) or arr.dtype not in v.FLOAT_DTYPES:
+                raise TypeError(f"OptimizerState.{name} must be a float32 or float64 numpy "
+                                f"array, got {_describe(arr)}")
+            if arr.ndim != 1:
+                raise ValueError(f"OptimizerState.{name} must be 1-D (flat, like theta), got "
+                                 f"shape {arr.shape}")
             if not (arr.flags.c_contiguous and arr.flags.writeable):
                 raise ValueError(f"OptimizerState.{name} must be C-contiguous and writable "
                                  "(it is updated in place)")
-        if self.m.dtype != self.v.dtype or self.m.shape != self.v.shape:
-            raise ValueError(f"OptimizerState.m and .v must have one dtype and shape, got "
-                             f"{self.m.dtype}{self.m.shape} and {self.v.dtype}{self.v.shape}")
+        if self.m.dtype != self.v.dtype:
+            raise TypeError(f"OptimizerState.m and .v must have one dtype, got {self.m.dtype} "
+                            f"and {self.v.dtype}")
+        if self.m.shape != self.v.shape:
+            raise ValueError(f"OptimizerState.m and .v must have one shape, got {self.m.shape} "
+                             f"and {self.v.shape}")
         if self.m.size and np.may_share_memory(self.m, self.v):
             raise ValueError("OptimizerState.m and .v share memory: each needs its own array")
-        self.step = v.integer("OptimizerState.step", self.step, 0)
+        # far below 2**63, so that step + updates never wraps in the trainers
+        self.step = v.integer("OptimizerState.step", self.step, 0, MAX_STEP)
 
     @classmethod
     def zeros_like(cls, theta: np.ndarray) -> "OptimizerState":
@@ -380,7 +397,20 @@ def _describe(value) -> str:
     return type(value).__name__
 
 
-def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0):
+def _check_indices(name: str, value, ndim: int, meaning: str) -> np.ndarray:
+    """An integer index array of rank ndim as C-contiguous int64."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integer {meaning} indices, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array of {meaning} indices, got shape "
+                         f"{arr.shape}")
+    if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name} holds indices beyond int64")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0, *, updates_theta=True):
     if not isinstance(spec, TrainSpec):
         raise TypeError(f"spec must be a TrainSpec, got {type(spec).__name__}")
     lay = spec.layout
@@ -392,43 +422,38 @@ def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0):
     if theta.shape != (lay.size,):
         raise ValueError(f"theta must have shape (layout.size,) = ({lay.size},), got {theta.shape}")
     if not (theta.flags.c_contiguous and theta.flags.writeable):
-        raise ValueError("theta must be C-contiguous and writable (it is updated in place)")
+        if updates_theta:
+            raise ValueError("theta must be C-contiguous and writable (it is updated in place)")
+        theta = theta.copy()  # only read; the trainers take one writable layout
     dtype = theta.dtype
-    inputs = np.asarray(inputs)
     if spec.index_input:
-        if inputs.dtype.kind not in "iu" or inputs.ndim != 2:
-            raise TypeError(f"inputs must be an integer (T, batch) index array, got "
-                            f"dtype {inputs.dtype}, shape {inputs.shape}")
-        inputs = np.ascontiguousarray(inputs, dtype=np.int64)
+        inputs = _check_indices("inputs", inputs, 2, "(T, batch)")
         if inputs.size and (inputs.min() < 0 or inputs.max() >= lay.input_size):
             raise ValueError(f"inputs must be indices in [0, {lay.input_size})")
         T, B = inputs.shape
     else:
-        inputs = v.as_input("inputs", inputs, 3, dtype)
+        inputs = v.as_input("inputs", inputs, 3, dtype, dtype_of="theta")
         T, B, I = inputs.shape
         if I != lay.input_size:
             raise ValueError(f"inputs must have shape (T, batch, {lay.input_size}), got {inputs.shape}")
     O = lay.output_size
     if spec.head == "softmax_ce":
         tshape = (B,) if spec.many_to_one else (T, B)
-        targets = np.asarray(targets)
-        if targets.dtype.kind not in "iu":
-            raise TypeError(f"softmax_ce targets must be integer class indices, got dtype {targets.dtype}")
+        targets = _check_indices("targets", targets, len(tshape), "class")
         if targets.shape != tshape:
             raise ValueError(f"targets must have shape {tshape}, got {targets.shape}")
-        targets = np.ascontiguousarray(targets, dtype=np.int64)
         if targets.size and (targets.min() < 0 or targets.max() >= O):
             raise ValueError(f"targets must be class indices in [0, {O})")
     else:
         tshape = (B, O) if spec.many_to_one else (T, B, O)
-        targets = v.as_input("targets", targets, len(tshape), dtype)
+        targets = v.as_input("targets", targets, len(tshape), dtype, dtype_of="theta")
         v.expect_shape("targets", targets, tshape, "(batch, O)" if spec.many_to_one else "(T, batch, O)")
     H = lay.hidden_size
-    h = np.zeros((B, H), dtype) if h0 is None else v.as_input("h0", h0, 2, dtype).copy()
+    h = np.zeros((B, H), dtype) if h0 is None else v.as_input("h0", h0, 2, dtype, "theta").copy()
     v.expect_shape("h0", h, (B, H), "(batch, hidden_size)")
     c = None
     if lay.cell == "lstm":
-        c = np.zeros((B, H), dtype) if c0 is None else v.as_input("c0", c0, 2, dtype).copy()
+        c = np.zeros((B, H), dtype) if c0 is None else v.as_input("c0", c0, 2, dtype, "theta").copy()
         v.expect_shape("c0", c, (B, H), "(batch, hidden_size)")
     elif c0 is not None:
         raise ValueError(f"c0 is only meaningful for cell 'lstm', not {lay.cell!r}")
@@ -504,7 +529,8 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
     ``result.grad`` is the sum over windows of each window's clipped gradient
     (for one window: its clipped gradient); ``result.losses`` the window losses.
     """
-    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
+    theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0,
+                                                       updates_theta=False)
     if spec.optimizer is not None:
         raise ValueError("sequence_gradients takes a spec without optimizer")
     grad = np.zeros_like(theta)

@@ -52,6 +52,9 @@ def available_backends() -> list[str]:
 
 def resolve_backend(backend: str | None = None) -> str:
     """The concrete backend name for ``backend`` (None / "auto" / a name)."""
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f"backend must be a str (one of {('auto',) + BACKENDS}) or None, "
+                        f"got {type(backend).__name__}")
     name = backend if backend is not None else os.environ.get("FASTRNN_BACKEND", "auto")
     name = name.strip().lower()
     if name == "auto":

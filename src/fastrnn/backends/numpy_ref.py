@@ -23,13 +23,15 @@ _ACTIVATIONS = {
 }
 
 
-def _activation_grad(cell, y):
-    """d act / d pre-activation, written in terms of the output y."""
+def _activation_delta(cell, y, dh):
+    """dh times d act / d pre-activation, written in terms of the output y.
+    ReLU selects rather than multiplies, as the C kernels and PyTorch do: a
+    unit that is off passes no gradient, not even a NaN or inf one."""
     if cell == "rnn_tanh":
-        return 1 - y * y
+        return dh * (1 - y * y)
     if cell == "rnn_relu":
-        return (y > 0).astype(y.dtype)
-    return y * (1 - y)
+        return np.where(y > 0, dh, 0).astype(y.dtype, copy=False)
+    return dh * (y * (1 - y))
 
 
 def cell_step(cell, xp_t, h, c, w_hh, b_hh):
@@ -85,7 +87,7 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
         gx = np.concatenate([dr, dz, dn], axis=-1)
         gh = np.concatenate([dr, dz, dn * r], axis=-1)
         return gx, gh, dh * z + gh @ w_hh, None
-    gx = dh * _activation_grad(cell, h_t)
+    gx = _activation_delta(cell, h_t, dh)
     return gx, gx, gx @ w_hh, None
 
 

@@ -22,7 +22,14 @@ from .numpy_ref import cell_step, step_gate_grads
 
 
 def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
-    """The backend contract of fastrnn.training: see its module docstring."""
+    """The backend contract of fastrnn.training: see its module docstring.
+    A window that overflows is reported by the finiteness check (the caller
+    raises TrainingDivergedError), so NumPy's warnings would only repeat it."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses)
+
+
+def _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     lay = spec.layout
     cell, H = lay.cell, lay.hidden_size
     T = inputs.shape[0]
