@@ -69,7 +69,10 @@ def test_train_in_process_with_main(tmp_path, corpus, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (("train", "missing.txt"), "no such file: missing.txt"),
-    (("train", "--seconds", "-1"), "--seconds must be > 0"),
+    (("train", "--seconds", "-1"), "--seconds must be > 0 and finite"),
+    (("train", "--seconds", "inf"), "--seconds must be > 0 and finite"),
+    (("train", "corpus.txt", "--seed", "-1", "--chars", "10"), "--seed must be an integer >= 0, got -1"),
+    (("sample", "missing.frnn", "--seed", "-1"), "--seed must be >= 0"),
     (("train", "--batch", "0"), "batch must be a positive integer"),
     (("sample", "missing.frnn"), "cannot read"),
     (("sample", "corpus.txt"), "not a fastrnn character model"),
@@ -80,7 +83,8 @@ def test_train_in_process_with_main(tmp_path, corpus, capsys):
     (("train", "corpus.txt", "--sample-chars", "-1"), "--sample-chars must be >= 0"),
     (("train", "corpus.txt", "--checkpoint", "no/such/dir/m.frnn"), "directory no/such/dir does not exist"),
     (("train", "."), "is a directory"),
-    (("sample", "missing.frnn", "--temperature", "0"), "--temperature must be > 0"),
+    (("sample", "missing.frnn", "--temperature", "0"), "--temperature must be > 0 and finite"),
+    (("sample", "missing.frnn", "--temperature", "inf"), "--temperature must be > 0 and finite"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, corpus, args, message):
     r = run(*args, cwd=corpus.parent)
@@ -216,3 +220,177 @@ def test_info_and_help(tmp_path):
     assert "backends available" in run("info", cwd=tmp_path).stdout
     r = run("--help", cwd=tmp_path)
     assert r.returncode == 0 and all(c in r.stdout for c in ("train", "sample", "bench", "check"))
+
+
+# ------------------------------------------- every expected failure: one line, exit 2
+
+def one_line_error(r, *fragments):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    for fragment in fragments:
+        assert fragment in r.stderr, r.stderr
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    from fastrnn.charlm import Vocab
+    path = tmp_path_factory.mktemp("model") / "m.frnn"
+    CharLM(Vocab.from_text(TEXT), "gru", 8, batch=2, window=5).save(path)
+    return path
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("train", "--hidden", "100000000", "--chars", "100"),
+     ("--hidden 100,000,000 (30,000,", "parameters of a gru over", "would need", "of memory, more than")),
+    (("train", "--batch", "1000000000"), ("too few for 1,000,000,000 streams (--batch)",)),
+    (("train", "--sample-chars", "10000000000000"), ("--sample-chars 10,000,000,000,000", "would need")),
+    (("sample", "MODEL", "--chars", "1000000000000000"),
+     ("--chars 1,000,000,000,000,000 characters would need", "of memory")),
+], ids=["train --hidden", "train --batch", "train --sample-chars", "sample --chars"])
+def test_impossible_sizes_exit_2_naming_the_option(tmp_path, small_model, args, fragments):
+    r = run(*[small_model if a == "MODEL" else a for a in args], cwd=tmp_path)
+    one_line_error(r, *fragments)
+    assert not (tmp_path / "fastrnn-charlm.frnn").exists()
+
+
+def resealed_model(source, path, edit):
+    """A copy of ``source`` with its JSON header text edited and the checksum
+    recomputed (anyone can reseal a file)."""
+    import hashlib
+    import struct
+    prefix = struct.Struct("<15sIQ")
+    data = source.read_bytes()
+    magic, version, hlen = prefix.unpack_from(data)
+    header = edit(data[prefix.size:prefix.size + hlen].decode("ascii")).encode("ascii")
+    body = prefix.pack(magic, version, len(header)) + header + data[prefix.size + hlen:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    return path
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda h: h.replace('"lr": ', '"lr": Infinity, "x": ', 1).replace(', "x": 0.003', ""),
+     "header field 'lr' must be a finite number > 0, got Infinity"),
+    (lambda h: h.replace('"vocab": [', '"vocab": ' + "[" * 100_000 + "]" * 99_999 + ", [", 1),
+     "brackets nest deeper than 4 levels"),
+    (lambda h: h.replace('"position": 0', '"position": 1e400', 1), "header field 'position'"),
+], ids=["lr Infinity", "vocab 100000 deep", "position 1e400"])
+@pytest.mark.parametrize("command", ["sample", "resume"])
+def test_resealed_bad_headers_exit_2_naming_the_field(tmp_path, corpus, small_model, edit, fragment,
+                                                      command):
+    bad = resealed_model(small_model, tmp_path / "bad.frnn", edit)
+    before = bad.read_bytes()
+    r = run(*(("sample", bad) if command == "sample" else ("train", corpus, "--resume", bad)),
+            cwd=tmp_path)
+    one_line_error(r, f"{bad}: malformed model file", fragment)
+    assert bad.read_bytes() == before
+
+
+def diverging_model(path):
+    """float64, head weights of +-1e308: the logits overflow, so the first
+    window's loss is inf (every parameter is finite: the file saves)."""
+    import numpy as np
+    from fastrnn.charlm import Vocab
+    lm = CharLM(Vocab.from_text(TEXT), "gru", 8, batch=2, window=5, dtype="float64")
+    P = lm.layout.views(lm.theta)
+    P["weight_hy"][...] = 1e308 * np.sign(np.random.default_rng(1).standard_normal(P["weight_hy"].shape))
+    return lm.save(path)
+
+
+def test_training_that_diverges_exits_2_and_saves_nothing(tmp_path, corpus):
+    import fastrnn
+    if "numba" not in fastrnn.available_backends():
+        pytest.skip("the numba trainer is not available")
+    model = diverging_model(tmp_path / "m.frnn")
+    before = model.read_bytes()
+    # numba: a trainer that detects divergence (the C one: pending in train.c)
+    # and trains quietly (numpy's reference prints overflow RuntimeWarnings)
+    r = run("train", corpus, "--resume", model, "--chars", 400, "--backend", "numba",
+            "--sample-every", 0, cwd=tmp_path)
+    one_line_error(r, "fastrnn train: error: training diverged at steps 0-4 of the 2 streams",
+                   "is not finite", f"{model} was left as it was", "try a lower --lr")
+    assert model.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "m.frnn"]
+
+
+def test_divergence_after_checkpoints_keeps_the_last_good_one(tmp_path, corpus, monkeypatch, capsys):
+    from fastrnn import charlm, training
+    from fastrnn.__main__ import main
+    real_fit, calls = training.fit_sequence, []
+
+    def fit_diverging_in_the_fourth_chunk(spec, theta, inputs, targets, **kw):
+        calls.append(1)
+        if len(calls) == 4:
+            raise training.TrainingDivergedError(1, 10, 20, float("nan"), 1)
+        return real_fit(spec, theta, inputs, targets, **kw)
+    monkeypatch.setattr(charlm.tr, "fit_sequence", fit_diverging_in_the_fourth_chunk)
+    model = tmp_path / "m.frnn"
+    code = main(["train", corpus, "--chars", 4000, "--hidden", 8, "--batch", 4, "--window", 10,
+                 "--checkpoint", model, "--checkpoint-every", 1e-9, "--sample-every", 0])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    # three good chunks of 4 windows x 10 steps x 4 streams, each checkpointed
+    assert f"kept the last good checkpoint {model} (480 characters trained)" in err
+    assert "training diverged at steps 130-139 of the 4 streams" in err
+    assert CharLM.load(model).chars_total == 480
+
+
+def test_a_checkpoint_that_cannot_be_written_exits_2(tmp_path, corpus, monkeypatch, capsys):
+    from fastrnn import charlm
+    from fastrnn.__main__ import main
+
+    def disk_full(self, path):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(charlm.CharLM, "save", disk_full)
+    model = tmp_path / "m.frnn"
+    code = main(["train", corpus, "--chars", 400, "--hidden", 8, "--batch", 4, "--window", 10,
+                 "--checkpoint", model, "--sample-every", 0])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [
+        f"fastrnn train: error: cannot write checkpoint {model}: No space left on device; "
+        "nothing was saved"]
+
+
+@pytest.mark.parametrize("failure, code, message", [
+    (MemoryError("Unable to allocate 3.1 GiB"), 2, "fastrnn train: error: out of memory: Unable to allocate 3.1 GiB"),
+    (OSError(5, "Input/output error"), 2, "fastrnn train: error: Input/output error"),
+    (ValueError("a bad\nvalue"), 2, "fastrnn train: error: a bad value"),
+    (TypeError("a bad type"), 2, "fastrnn train: error: a bad type"),
+    (FloatingPointError("not finite"), 2, "fastrnn train: error: not finite"),
+    (KeyboardInterrupt(), 130, "fastrnn: aborted"),  # a second Ctrl-C
+], ids=["MemoryError", "OSError", "ValueError", "TypeError", "FloatingPointError", "KeyboardInterrupt"])
+def test_unforeseen_failures_are_one_line_too(tmp_path, corpus, monkeypatch, capsys, failure, code,
+                                              message):
+    from fastrnn import charlm
+    from fastrnn.__main__ import main
+
+    def train(self, *args, **kw):
+        raise failure
+    monkeypatch.setattr(charlm.CharLM, "train", train)
+    assert main(["train", corpus, "--hidden", 8, "--batch", 4, "--checkpoint",
+                 tmp_path / "m.frnn"]) == code
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [message]
+
+
+def test_train_help_documents_the_exit_statuses(tmp_path):
+    r = run("train", "--help", cwd=tmp_path)
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0
+    assert "2, with one line on stderr, for bad arguments or files, sizes that do not fit in " \
+           "memory, a checkpoint that cannot be written (the previous one stays) or training " \
+           "that diverges" in text and "130 after a second Ctrl-C" in text and "1 if" not in text
+
+
+def test_a_sample_that_overflows_does_not_end_training(tmp_path, corpus):
+    from fastrnn.charlm import Vocab
+    # rnn_relu with finite weights whose state grows 16x a step: a 200-character
+    # sample overflows (and is refused), while training on 5-step windows does not
+    lm = CharLM(Vocab.from_text(TEXT), "rnn_relu", 4, batch=2, window=5)
+    P = lm.layout.views(lm.theta)
+    P["weight_hh"][...], P["bias_hh"][...] = 4.0, 1.0
+    model = lm.save(tmp_path / "m.frnn")
+    r = run("train", corpus, "--resume", model, "--chars", 20, "--sample-every", 1e-9,
+            "--sample-chars", 200, "--lr", 1e-9, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "(no sample: sampling produced non-finite logits" in r.stdout and f"saved {model}" in r.stdout
+    assert CharLM.load(model).chars_total == 20

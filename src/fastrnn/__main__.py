@@ -13,16 +13,22 @@ numbers on every available backend and a float64 finite-difference gradient
 check of each cell. ``fastrnn info`` prints the version, backends and the C
 kernels' ISA.
 
-Bad arguments or files end with a one-line message on stderr and exit status 2
-(1 when writing a checkpoint fails, 130 when aborted by a second Ctrl-C;
-``fastrnn bench`` exits 130 after a Ctrl-C, having printed and saved what it
-measured).
+Every expected failure ends with a one-line message on stderr and exit
+status 2, never a traceback: bad arguments, unreadable or invalid text and
+model files, sizes that cannot fit in memory (refused before allocating where
+they can be computed, with the option and the memory it would need), running
+out of memory anyway, failing to write a checkpoint (the previous one stays
+as it was), and training that diverges (a non-finite loss or gradient: the
+last good checkpoint is kept, nothing is saved after it). A second Ctrl-C
+aborts with status 130; ``fastrnn bench`` exits 130 after a Ctrl-C, having
+printed and saved what it measured.
 """
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import re
 import shutil
 import signal
 import sys
@@ -117,7 +123,23 @@ DEFAULT_CHECKPOINT = "fastrnn-charlm.frnn"
 
 
 class _UsageError(Exception):
-    """A bad argument or file: reported in one line, exit status 2."""
+    """A bad argument or file, or a run that cannot go on: reported in one
+    line, exit status 2."""
+
+
+_OPTION_OF = {"hidden_size": "--hidden", "batch": "--batch", "window": "--window", "lr": "--lr",
+              "clip": "--clip", "dtype": "--dtype", "cell": "--cell", "seed": "--seed"}
+
+
+def _with_option_names(message: str) -> str:
+    """The library's message for a constructor argument, with the argument
+    named as the command-line option that set it."""
+    message = message.replace("hidden_size", "--hidden")
+    return re.sub(r"^(batch|window|lr|clip|dtype|cell|seed)\b", lambda m: _OPTION_OF[m.group(1)], message)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no details)"
 
 
 class _Bar:
@@ -226,6 +248,8 @@ def _read_text(path: str) -> str:
 
 
 def _check_writable(path: Path) -> None:
+    if path.is_symlink():  # written through (CharLM.save): the target's directory matters
+        path = Path(os.path.realpath(path))
     parent = path.parent
     if path.is_dir():
         raise _UsageError(f"checkpoint {path} is a directory")
@@ -260,25 +284,48 @@ def _model_for(args, text: str, source: str):
                               "a model only trains on text in its vocabulary") from None
         return lm
     o = {**TRAIN_DEFAULTS, **given}
+    if isinstance(o["batch"], int) and o["batch"] > 0 and (len(text) - 1) // o["batch"] < 1:
+        # before building the model: its state is batch x hidden
+        raise _UsageError(f"{source} has {len(text):,} characters, too few for {o['batch']:,} "
+                          f"streams (--batch)")
     try:
         return CharLM(Vocab.from_text(text), o["cell"], o["hidden"], dtype=o["dtype"],
                       seed=args.seed, batch=o["batch"], window=o["window"], lr=o["lr"],
                       clip=o["clip"])
-    except (TypeError, ValueError) as exc:
-        raise _UsageError(str(exc).replace("hidden_size", "--hidden")) from None
+    except (TypeError, ValueError, MemoryError) as exc:
+        raise _UsageError(_with_option_names(str(exc))) from None
+
+
+def _save(lm, checkpoint: Path, saved: dict) -> None:
+    """Save a checkpoint; a failure (disk full, permissions...) is one line."""
+    try:
+        lm.save(checkpoint)
+    except OSError as exc:
+        raise _UsageError(f"cannot write checkpoint {checkpoint}: {exc.strerror or exc}; "
+                          + ("the previous one is as it was" if saved["chars"] is not None or
+                             checkpoint.exists() else "nothing was saved")) from None
+    saved["chars"] = lm.chars_total
 
 
 def _train(args) -> int:
+    from fastrnn import charlm
     from fastrnn.charlm import default_corpus
+    from fastrnn.training import TrainingDivergedError
 
     for name in ("seconds", "temperature"):
-        if getattr(args, name) is not None and not getattr(args, name) > 0:
-            raise _UsageError(f"--{name} must be > 0")
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise _UsageError(f"--{name} must be > 0 and finite")
     for name in ("sample_every", "checkpoint_every", "sample_chars"):
         if not getattr(args, name) >= 0:
             raise _UsageError(f"--{name.replace('_', '-')} must be >= 0")
     if args.chars is not None and args.chars < 1:
         raise _UsageError("--chars must be >= 1")
+    try:  # the final sample is twice --sample-chars
+        charlm._require_memory(charlm._sample_bytes(2 * args.sample_chars),
+                               f"--sample-chars {args.sample_chars:,} (the final sample is twice that)")
+    except MemoryError as exc:
+        raise _UsageError(str(exc)) from None
     for name in ("lr", "clip"):
         value = getattr(args, name)
         if value is not None and not (math.isfinite(value) and value > 0):
@@ -311,10 +358,18 @@ def _train(args) -> int:
     by_time = seconds is not None
     bar = _Bar(seconds if by_time else args.chars, "s" if by_time else "chars")
     smoothed, last = _Smoothed(), {"sample": 0.0, "checkpoint": 0.0, "loss": float("nan")}
+    saved = {"chars": None}  # chars_total at the last checkpoint this run wrote
+
+    def sample_or_why_not(chars: int) -> str:
+        # a sample that cannot be drawn (an rnn_relu state overflowing) must
+        # not end a run whose training is fine: say why instead
+        try:
+            return lm.sample(chars, temperature=args.temperature, seed=args.seed, backend=backend)
+        except ValueError as exc:
+            return f"(no sample: {exc})"
 
     def show_sample(seconds_in: float) -> None:
-        snippet = lm.sample(args.sample_chars, temperature=args.temperature, seed=args.seed,
-                            backend=backend)
+        snippet = sample_or_why_not(args.sample_chars)
         bar.write(f"--- {seconds_in:5.1f} s, loss {last['loss']:.3f} nats/char ---\n{snippet}\n")
 
     with _StopOnInterrupt() as stop:
@@ -326,23 +381,32 @@ def _train(args) -> int:
                 show_sample(p.seconds)
             if args.checkpoint_every and p.seconds - last["checkpoint"] >= args.checkpoint_every:
                 last["checkpoint"] = p.seconds
-                lm.save(checkpoint)
+                _save(lm, checkpoint, saved)
             return not stop.requested
 
         t0 = time.perf_counter()
         try:
             lm.train(text, chars=args.chars, seconds=seconds, callback=on_chunk, backend=backend)
+        except TrainingDivergedError as exc:
+            # nothing is saved after this: the file at the checkpoint path stays the last good one
+            if saved["chars"] is not None:
+                kept = (f"kept the last good checkpoint {checkpoint} "
+                        f"({saved['chars']:,} characters trained)")
+            elif checkpoint.exists():
+                kept = f"{checkpoint} was left as it was"
+            else:
+                kept = "no checkpoint was saved"
+            raise _UsageError(f"{exc}; {kept}; try a lower --lr or --clip") from None
         finally:
             bar.close()
         elapsed = time.perf_counter() - t0
-        lm.save(checkpoint)
+        _save(lm, checkpoint, saved)
         print(f"\n{'interrupted' if stop.requested else 'done'} after {elapsed:.1f} s: "
               f"{lm.chars_total:,} characters trained in total, loss {last['loss']:.3f} nats/char")
         print(f"saved {checkpoint} (continue: fastrnn train --resume {checkpoint}; "
               f"generate: fastrnn sample {checkpoint})\n", flush=True)
         if args.sample_chars:
-            print(lm.sample(2 * args.sample_chars, temperature=args.temperature, seed=args.seed,
-                            backend=backend))
+            print(sample_or_why_not(2 * args.sample_chars))
     return 0
 
 
@@ -351,8 +415,10 @@ def _sample(args) -> int:
 
     if args.chars < 0:
         raise _UsageError("--chars must be >= 0")
-    if not args.temperature > 0:
-        raise _UsageError("--temperature must be > 0")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise _UsageError("--temperature must be > 0 and finite")
+    if args.seed is not None and args.seed < 0:
+        raise _UsageError("--seed must be >= 0")
     try:
         backend = fastrnn.backends.resolve_backend(args.backend)
     except (ImportError, ValueError) as exc:
@@ -366,6 +432,8 @@ def _sample(args) -> int:
                          backend=backend)
     except ValueError as exc:
         raise _UsageError(f"--prime: {exc}" if "vocabulary" in str(exc) else str(exc)) from None
+    except MemoryError as exc:
+        raise _UsageError(re.sub(r"^n = ", "--chars ", str(exc))) from None
     print(args.prime + text)
     return 0
 
@@ -383,7 +451,10 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Without --resume the model options default to the values shown; with --resume "
                "they come from the checkpoint (--lr and --clip may change, the others must "
                "match). Exit status: 0 when training ends (also by Ctrl-C) and the checkpoint "
-               "is saved, 1 if saving fails, 2 for bad arguments or files.")
+               "is saved; 2, with one line on stderr, for bad arguments or files, sizes that "
+               "do not fit in memory, a checkpoint that cannot be written (the previous one "
+               "stays) or training that diverges (nothing is saved after the last good "
+               "checkpoint); 130 after a second Ctrl-C.")
     t.add_argument("text", nargs="?", help="UTF-8 text file (default: the embedded corpus)")
     t.add_argument("--cell", default=None, choices=fastrnn.CELLS, help=f"({d['cell']})")
     t.add_argument("--hidden", type=int, default=None, help=f"hidden units ({d['hidden']})")
@@ -443,14 +514,23 @@ def main(argv=None) -> int:
                 return _sample(args)
             return _info() if args.command == "info" else _check()
         except _UsageError as exc:
-            print(f"fastrnn {args.command}: error: {exc}", file=sys.stderr)
+            print(f"fastrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
             return 2
-        except OSError as exc:  # e.g. the disk filled up while saving a checkpoint
+        # the backstops: what the checks above did not foresee still ends in
+        # one line, never a traceback (bugs included: the message says what)
+        except MemoryError as exc:
+            print(f"fastrnn {args.command}: error: out of memory: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        except OSError as exc:
             if isinstance(exc, BrokenPipeError):
                 raise
             where = f" ({exc.filename})" if exc.filename else ""
-            print(f"fastrnn {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
-            return 1
+            print(f"fastrnn {args.command}: error: {_one_line(exc.strerror or exc)}{where}",
+                  file=sys.stderr)
+            return 2
+        except (ValueError, TypeError, FloatingPointError) as exc:  # ModelFileError, divergence
+            print(f"fastrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
         print("\nfastrnn: aborted", file=sys.stderr)
         return 130

@@ -28,13 +28,21 @@ File format (version 1), all integers little-endian:
 
 No pickle anywhere: loading a file never runs code from it. A reader refuses
 a version newer than its own (FORMAT_VERSION); a new version is needed for
-any change an older reader would misread.
+any change an older reader would misread. The checksum only detects damage:
+anyone can edit a file and reseal it, so a reader also validates the header
+against an explicit schema before building anything from it (see
+:meth:`CharLM.load`), and every array must be finite.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
+import numbers
 import os
+import re
+import stat
 import struct
 import tempfile
 import time
@@ -48,6 +56,12 @@ import numpy as np
 from . import __version__
 from . import functional as F
 from . import training as tr
+from ._validate import CELLS, GATES, check_cell
+
+try:  # advisory locks mark a save in progress (see CharLM.save); POSIX only
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: an open file cannot be deleted there
+    fcntl = None
 
 __all__ = ["Vocab", "CharLM", "ModelFileError", "TrainProgress", "default_corpus",
            "FORMAT_VERSION"]
@@ -63,8 +77,9 @@ TextLike = Union[str, np.ndarray, Sequence[int]]
 
 
 class ModelFileError(ValueError):
-    """A model file that cannot be loaded: missing, corrupt, truncated, foreign
-    or written by a newer fastrnn. The message names the file and the problem."""
+    """A model file that cannot be loaded: missing, corrupt, truncated, foreign,
+    written by a newer fastrnn, or with a header that breaks the schema. The
+    message names the file and the problem (and the header field, if any)."""
 
 
 def default_corpus() -> str:
@@ -73,10 +88,276 @@ def default_corpus() -> str:
     return resources.files("fastrnn").joinpath("corpus", "fastrnn.txt").read_text(encoding="ascii")
 
 
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+# ------------------------------------------------------ scalar arguments
+# TypeError for the wrong type (bools are not numbers here), ValueError for a
+# value out of range, both naming the argument.
+
+def _positive_int(name: str, value, minimum: int = 1) -> int:
+    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return int(value)
+
+
+def _positive_real(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a finite number > 0, got {type(value).__name__} {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float's range, such as 10**400
+        x = math.inf
+    if not (math.isfinite(x) and x > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+def _seed(value) -> Optional[int]:
+    """None (fresh entropy) or a non-negative integer."""
+    if value is None:
+        return None
+    return _positive_int("seed", value, minimum=0)
+
+
+# ------------------------------------------------------ memory and sizes
+
+def _machine_memory() -> Optional[int]:
+    """The most memory this process could ever get, in bytes: the physical
+    memory, or the cgroup's limit when that is lower; None where unknown.
+    Sizes above it are impossible, so they are refused before allocating."""
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+    for cgroup_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(cgroup_file, "rb") as f:
+                text = f.read(64).strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limit = min(limit, int(text))
+    return limit if limit > 0 else None
+
+
+def _format_bytes(nbytes: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if nbytes < 1024 or unit == "PiB":
+            return f"{nbytes:,} bytes" if unit == "bytes" else f"{nbytes:,.1f} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")
+
+
+def _require_memory(nbytes: int, what: str) -> None:
+    """MemoryError naming ``what`` if ``nbytes`` exceed this machine's memory
+    (O(1); the allocation itself stays the final judge below that bound)."""
+    limit = _machine_memory()
+    if limit is not None and nbytes > limit:
+        raise MemoryError(f"{what} would need {_format_bytes(nbytes)} of memory, more than this "
+                          f"machine has ({_format_bytes(limit)})")
+
+
+def _sample_bytes(n: int) -> int:
+    """Memory :meth:`CharLM.sample` needs for ``n`` characters: the drawn
+    indices (int32), their code points while decoding, the str (<= 4 bytes each)."""
+    return 12 * n
+
+
+def _parameter_count(cell: str, vocab_size: int, hidden_size: int) -> int:
+    """Layout(cell, V, H, V).size in exact integer arithmetic: G*H*(V + H + 2)
+    for the layer, V*(H + 1) for the head. Computed here, not with numpy,
+    because a size from a user or a file may exceed int64."""
+    return GATES[cell] * hidden_size * (vocab_size + hidden_size + 2) + vocab_size * (hidden_size + 1)
+
+
+# ---------------------------------------------- the model file's header
+#
+# The header is checked against this schema before anything is built from
+# it. The checksum proves nothing about intent (anyone can reseal an edited
+# file), so every value is treated as hostile: JSON is parsed with NaN,
+# Infinity and overflowing numbers turned into markers instead of floats,
+# duplicate keys refused, the nesting bounded before the (recursive) parser
+# runs, and the sizes checked against the bytes the file actually holds
+# before any array is allocated.
+
+_MAX_HEADER_BYTES = 1 << 25   # 32 MiB: a vocabulary of every Unicode character needs ~18 MB
+_MAX_HEADER_DEPTH = 4         # {"arrays": [{"shape": [...]}]}
+_MAX_VOCAB = 0x110000         # every Unicode code point
+_MAX_COUNT = 1 << 62          # counters and sizes: safe in int64 arithmetic, beyond any real run
+_ARRAY_NAMES = ("theta", "opt_m", "opt_v", "h", "c")
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING_WITHOUT_ESCAPES = re.compile(rb'"[^"]*"')
+_INNERMOST_GROUP = re.compile(rb"\[[^\[\]{}]*\]|\{[^\[\]{}]*\}")
+_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+class _Refused:
+    """A JSON number the parser would not turn into a Python number (NaN,
+    Infinity, -Infinity, a float that overflows, an integer beyond int64):
+    kept as a marker so that the schema reports the field it was found in."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _parse_float(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _Refused(text)
+
+
+def _parse_int(text: str):
+    # 19 digits hold every int64; longer ones are out of range for any field
+    # (and Python's int() would spend quadratic time on a million digits)
+    return int(text) if len(text.lstrip("-")) <= 19 else _Refused(text)
+
+
+def _object_without_duplicates(pairs) -> dict:
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise ValueError(f"header field {key!r} appears twice")
+        obj[key] = value
+    return obj
+
+
+def _check_nesting(raw: bytes, limit: int, what: str) -> None:
+    """ValueError unless ``raw``'s brackets nest at most ``limit`` deep.
+
+    Linear and non-recursive, so it runs before json (whose C scanner
+    recurses per level and ends in RecursionError). Escapes are removed
+    first, which leaves strings as plain quote pairs, then strings (brackets
+    inside them do not count); text after an unterminated string is part of
+    that string. ``limit`` passes then remove innermost groups: any bracket
+    left over nests deeper (or does not balance). Only the text before the
+    first JSON syntax error matters (json stops there), and up to that point
+    these rules are exactly JSON's."""
+    skeleton = _STRING_WITHOUT_ESCAPES.sub(b"", _ESCAPE.sub(b"", raw))
+    skeleton = skeleton.split(b'"', 1)[0]
+    for _ in range(limit):
+        skeleton = _INNERMOST_GROUP.sub(b"", skeleton)
+    if _BRACKET.search(skeleton):
+        raise ValueError(f"{what}'s brackets nest deeper than {limit} level"
+                         f"{'s' if limit != 1 else ''} or do not balance")
+
+
+def _parse_json(raw: Union[bytes, str], max_depth: int, what: str = "the header"):
+    """Strict JSON: bounded nesting, no duplicate keys, non-finite numbers as
+    :class:`_Refused` markers. ``raw`` is ASCII bytes (a model header) or a
+    str. ValueError on any failure."""
+    if isinstance(raw, str):
+        text = raw
+        # quotes, backslashes and brackets are ASCII, and UTF-8 never uses
+        # ASCII bytes inside a multi-byte character: the scan sees JSON's structure
+        _check_nesting(raw.encode("utf-8", "surrogatepass"), max_depth, what)
+    else:
+        _check_nesting(raw, max_depth, what)
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{what} is not ASCII (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_float=_parse_float, parse_int=_parse_int,
+                          parse_constant=_Refused, object_pairs_hook=_object_without_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} is not valid JSON: {exc}") from None
+    except RecursionError:  # not reachable after _check_nesting; kept as the backstop
+        raise ValueError(f"{what} nests too deeply") from None
+
+
+def _field_error(field: str, expected: str, value) -> ValueError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ValueError(f"header field {field!r} must be {expected}, got {type(value).__name__} {shown}"
+                      if not isinstance(value, _Refused) else
+                      f"header field {field!r} must be {expected}, got {value.text}")
+
+
+def _header_int(header: dict, field: str, low: int, high: int = _MAX_COUNT) -> int:
+    value = header[field]
+    if type(value) is not int or not low <= value <= high:  # bools and floats are not ints
+        raise _field_error(field, f"an integer >= {low}" + (f" and <= {high}" if high < _MAX_COUNT
+                                                              else " (and <= 2**62)"), value)
+    return value
+
+
+def _header_real(header: dict, field: str) -> float:
+    value = header[field]
+    if type(value) not in (int, float) or not (math.isfinite(value) and value > 0):
+        raise _field_error(field, "a finite number > 0", value)
+    return float(value)
+
+
+def _header_choice(header: dict, field: str, choices) -> str:
+    value = header[field]
+    if type(value) is not str or value not in choices:
+        raise _field_error(field, "one of " + ", ".join(map(repr, choices)), value)
+    return value
+
+
+_HEADER_REQUIRED = frozenset({"format", "version", "vocab", "cell", "hidden_size", "dtype", "batch",
+                              "window", "lr", "clip", "optimizer_step", "chars_total", "position",
+                              "arrays"})
+_HEADER_OPTIONAL = frozenset({"fastrnn", "optimizer"})  # absent from the first version-1 files
+
+
+def _check_header(header, version: int) -> dict:
+    """The header as plain validated values, or ValueError naming the field.
+    Exact key set; every value of the right type (ints are ints, not bools or
+    floats; strings are strings), finite, in range."""
+    if type(header) is not dict:
+        raise ValueError(f"the header must be a JSON object, got {type(header).__name__}")
+    keys = set(header)
+    if keys - _HEADER_REQUIRED - _HEADER_OPTIONAL:
+        raise ValueError(f"unexpected header field(s) {sorted(keys - _HEADER_REQUIRED - _HEADER_OPTIONAL)}")
+    if _HEADER_REQUIRED - keys:
+        raise ValueError(f"missing header field(s) {sorted(_HEADER_REQUIRED - keys)}")
+    _header_choice(header, "format", ("fastrnn-charlm",))
+    if _header_int(header, "version", 1, FORMAT_VERSION) != version:
+        raise ValueError(f"header field 'version' is {header['version']}, but the file's prefix "
+                         f"says {version}")
+    if "fastrnn" in header and (type(header["fastrnn"]) is not str or len(header["fastrnn"]) > 100):
+        raise _field_error("fastrnn", "the writer's version string", header["fastrnn"])
+    if "optimizer" in header:
+        _header_choice(header, "optimizer", ("adam",))
+    chars = header["vocab"]
+    if type(chars) is not list or not 1 <= len(chars) <= _MAX_VOCAB:
+        raise _field_error("vocab", f"a list of 1 to {_MAX_VOCAB:,} characters", chars)
+    for i, ch in enumerate(chars):
+        if type(ch) is not str or len(ch) != 1:
+            raise _field_error(f"vocab[{i}]", "a string of one character", ch)
+    out = {
+        "vocab": chars, "cell": _header_choice(header, "cell", CELLS),
+        "dtype": _FLOAT_DTYPES[_header_choice(header, "dtype", tuple(_FLOAT_DTYPES))],
+        "hidden_size": _header_int(header, "hidden_size", 1),
+        "batch": _header_int(header, "batch", 1), "window": _header_int(header, "window", 1),
+        "lr": _header_real(header, "lr"), "clip": _header_real(header, "clip"),
+        "optimizer_step": _header_int(header, "optimizer_step", 0),
+        "chars_total": _header_int(header, "chars_total", 0),
+        "position": _header_int(header, "position", 0),
+    }
+    arrays = header["arrays"]
+    if type(arrays) is not list or not 1 <= len(arrays) <= len(_ARRAY_NAMES):
+        raise _field_error("arrays", f"a list of 1 to {len(_ARRAY_NAMES)} array descriptions", arrays)
+    out["arrays"] = []
+    for i, spec in enumerate(arrays):
+        field = f"arrays[{i}]"
+        if type(spec) is not dict or set(spec) != {"name", "dtype", "shape"}:
+            raise _field_error(field, "an object with exactly the keys name, dtype, shape", spec)
+        if type(spec["name"]) is not str or spec["name"] not in _ARRAY_NAMES:
+            raise _field_error(field + ".name", "one of " + ", ".join(_ARRAY_NAMES), spec["name"])
+        if type(spec["dtype"]) is not str:
+            raise _field_error(field + ".dtype", "a dtype string such as '<f4'", spec["dtype"])
+        shape = spec["shape"]
+        if type(shape) is not list or len(shape) > 2 or \
+                any(type(n) is not int or not 0 <= n <= _MAX_COUNT for n in shape):
+            raise _field_error(field + ".shape", "a list of at most 2 non-negative integers", shape)
+        out["arrays"].append((spec["name"], spec["dtype"], tuple(shape)))
+    return out
 
 
 class Vocab:
@@ -87,11 +368,20 @@ class Vocab:
     """
 
     def __init__(self, chars: Sequence[str]):
-        chars = list(chars)
+        try:
+            chars = list(chars)
+        except TypeError:
+            raise TypeError(f"chars must be a sequence of single characters, got "
+                            f"{type(chars).__name__}") from None
         if not chars:
             raise ValueError("a vocabulary needs at least one character")
-        if any(not isinstance(ch, str) or len(ch) != 1 for ch in chars):
-            raise ValueError("a vocabulary is a sequence of single characters")
+        for i, ch in enumerate(chars):
+            if not isinstance(ch, str):
+                raise TypeError(f"a vocabulary is a sequence of single characters: chars[{i}] "
+                                f"is {type(ch).__name__} {ch!r}")
+            if len(ch) != 1:
+                raise ValueError(f"a vocabulary is a sequence of single characters: chars[{i}] "
+                                 f"is {ch!r}")
         if len(set(chars)) != len(chars):
             raise ValueError("vocabulary characters must be distinct")
         self.chars = tuple(chars)
@@ -100,6 +390,7 @@ class Vocab:
         codes = np.array([ord(ch) for ch in self.chars], np.uint32)
         order = np.argsort(codes, kind="stable")
         self._codes, self._ids = codes[order], order.astype(np.int64)
+        self._code_of = codes.astype("<u4")  # index -> code point (decode)
 
     @classmethod
     def from_text(cls, text: str) -> "Vocab":
@@ -115,7 +406,10 @@ class Vocab:
 
     @classmethod
     def from_json(cls, data: str) -> "Vocab":
-        chars = json.loads(data)
+        """The vocabulary of :meth:`to_json`'s output (ValueError for anything else)."""
+        if not isinstance(data, str):
+            raise TypeError(f"data must be a str, got {type(data).__name__}")
+        chars = _parse_json(data, 1, "the vocabulary's JSON")
         if not isinstance(chars, list):
             raise ValueError("a serialised vocabulary is a JSON list of characters")
         return cls(chars)
@@ -136,10 +430,21 @@ class Vocab:
         return f"Vocab({len(self)} characters)"
 
     def encode(self, text: str, dtype=np.int64) -> np.ndarray:
-        """The indices of ``text``'s characters (int64 unless ``dtype`` says
-        otherwise); ValueError naming the first character not in the vocabulary."""
+        """The indices of ``text``'s characters (int64 unless ``dtype``, an
+        integer dtype that can hold every index, says otherwise); ValueError
+        naming the first character not in the vocabulary."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
+        given = dtype
+        try:
+            dtype = np.dtype(dtype) if dtype is not None else None  # np.dtype(None) is float64
+        except TypeError:
+            dtype = None
+        if dtype is None or dtype.kind not in "iu":
+            raise TypeError(f"dtype must be an integer dtype, got {given!r}")
+        if np.iinfo(dtype).max < len(self) - 1:  # would wrap silently
+            raise ValueError(f"dtype {dtype} cannot hold the indices of {len(self)} characters "
+                             f"(up to {len(self) - 1})")
         out = np.empty(len(text), dtype)
         for start in range(0, len(text), _ENCODE_SLICE):
             part = text[start:start + _ENCODE_SLICE]
@@ -154,13 +459,16 @@ class Vocab:
         return out
 
     def decode(self, ids) -> str:
-        """The text of a sequence of indices."""
+        """The text of a sequence of indices (vectorised: about 4 bytes of
+        temporary memory per character besides the result)."""
         ids = np.asarray(ids)
         if ids.size and ids.dtype.kind not in "iu":
             raise TypeError(f"indices must be integers, got dtype {ids.dtype}")
         if ids.size and (ids.min() < 0 or ids.max() >= len(self)):
             raise ValueError(f"indices must be in [0, {len(self)})")
-        return "".join(self.chars[i] for i in ids.ravel().tolist())
+        if not ids.size:
+            return ""
+        return self._code_of[ids.ravel()].tobytes().decode("utf-32-le", "surrogatepass")
 
 
 @dataclass
@@ -194,10 +502,7 @@ class CharLM:
             raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
         hidden_size = _positive_int("hidden_size", hidden_size)
         batch, window = _positive_int("batch", batch), _positive_int("window", window)
-        if not (isinstance(lr, (int, float)) and np.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        if not (isinstance(clip, (int, float)) and np.isfinite(clip) and clip > 0):
-            raise ValueError(f"clip must be a finite number > 0, got {clip!r}")
+        lr, clip, seed = _positive_real("lr", lr), _positive_real("clip", clip), _seed(seed)
         try:
             dtype = np.dtype(dtype)
         except TypeError:
@@ -205,9 +510,19 @@ class CharLM:
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.vocab = vocab
+        check_cell(cell)
+        # impossible sizes are refused before allocating, naming the argument:
+        # theta and Adam's m and v, plus the float64 draw of the initialisation
+        params = _parameter_count(cell, len(vocab), hidden_size)
+        params_bytes = params * (3 * dtype.itemsize + 8)
+        _require_memory(params_bytes, f"hidden_size {hidden_size:,} ({params:,} parameters of a "
+                                      f"{cell} over {len(vocab)} characters, with Adam's state)")
+        _require_memory(params_bytes + batch * hidden_size * dtype.itemsize * (2 if cell == "lstm" else 1),
+                        f"batch {batch:,} (the state of {batch:,} streams of {hidden_size:,} "
+                        f"units, with the parameters)")
         self.layout = tr.Layout(cell, len(vocab), hidden_size, len(vocab))
         self.dtype = dtype
-        self.batch, self.window, self.lr, self.clip = batch, window, float(lr), float(clip)
+        self.batch, self.window, self.lr, self.clip = batch, window, lr, clip
         self.theta = self.layout.init(dtype, seed=seed)
         self.opt = tr.OptimizerState.zeros_like(self.theta)
         self.chars_total = 0
@@ -273,13 +588,29 @@ class CharLM:
         of its own), so the result does not depend on how training is split
         into calls, chunks or interruptions: the windows are always the same.
         Returns the mean loss (nats/char) of every chunk.
+
+        If a window's loss or gradient is not finite, training stops with
+        :class:`fastrnn.training.TrainingDivergedError` (a FloatingPointError)
+        and the whole model - theta, the optimizer state, the streams' state,
+        their position and ``chars_total`` - is as it was at the end of the
+        last good chunk (theta and the optimizer state are restored from a
+        copy taken before each chunk, about 3 * theta.size numbers, small next
+        to a chunk's work), so it holds only finite numbers, is consistent,
+        and can be saved or trained on with a lower ``lr``. The error's message names the steps of the
+        streams where it happened; besides the trainer's attributes
+        (``window``, ``first_step``, ``last_step`` within the chunk, ``loss``)
+        it carries ``stream_steps`` = (first, last): those steps of the
+        streams' pass, i.e. characters ``b*L + first`` to ``b*L + last - 1``
+        of the text for stream b, with ``stream_length`` = L.
         """
         ids = self._ids(text)
         if chars is not None:
             chars = _positive_int("chars", chars)
-        if seconds is not None and not (isinstance(seconds, (int, float)) and seconds > 0):
-            raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
+        if seconds is not None:
+            seconds = _positive_real("seconds", seconds)
         chunk_windows = _positive_int("chunk_windows", chunk_windows)
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
         B = self.batch
         L = (ids.size - 1) // B
         if L < 1:
@@ -291,6 +622,7 @@ class CharLM:
         full = L - L % self.window  # steps in whole windows
         spec, step = self.spec(), self.window * chunk_windows
         t0, done, losses = time.perf_counter(), 0, []
+        backup = [np.empty_like(a) for a in (self.theta, self.opt.m, self.opt.v)]
         while True:
             if self.position >= L:  # a new pass: fresh state
                 self.position = 0
@@ -304,9 +636,26 @@ class CharLM:
                 need = -(-(chars - done) // B)
                 end = min(end, self.position + self.window * -(-need // self.window))
             cols = np.arange(self.position, end, dtype=np.int64)[:, None] + starts
-            res = tr.fit_sequence(spec, self.theta, ids[cols].astype(np.int64),
-                                  ids[cols + 1].astype(np.int64), h0=self.h, c0=self.c,
-                                  state=self.opt, backend=backend)
+            for kept, live in zip(backup, (self.theta, self.opt.m, self.opt.v)):
+                np.copyto(kept, live)
+            step_before = self.opt.step
+            try:
+                res = tr.fit_sequence(spec, self.theta, ids[cols].astype(np.int64),
+                                      ids[cols + 1].astype(np.int64), h0=self.h, c0=self.c,
+                                      state=self.opt, backend=backend)
+            except tr.TrainingDivergedError as exc:
+                # back to the end of the last good chunk, where h, c and the
+                # counters still are (fit_sequence does not touch h0/c0)
+                for kept, live in zip(backup, (self.theta, self.opt.m, self.opt.v)):
+                    np.copyto(live, kept)
+                self.opt.step = step_before
+                first, last = self.position + exc.first_step, self.position + exc.last_step
+                exc.stream_steps, exc.stream_length = (first, last), L
+                exc.args = (f"training diverged at steps {first:,}-{last - 1:,} of the {B} "
+                            f"streams of {L:,} steps (text characters {first:,}-{last - 1:,} of "
+                            f"stream 0, b*{L:,} later for stream b), after {self.chars_total:,} "
+                            f"characters trained in total: {exc}",)
+                raise
             steps = end - self.position
             self.h, self.c, self.position = res.h_n, res.c_n, end
             done += steps * B
@@ -326,6 +675,13 @@ class CharLM:
 
     # ----------------------------------------------------------- inference
 
+    def _check_finite(self, purpose: str) -> None:
+        """One pass over theta: a model with NaN or inf parameters would give
+        garbage (a NaN distribution draws arbitrary characters)."""
+        if not np.isfinite(self.theta).all():
+            raise ValueError(f"cannot {purpose}: the model's parameters (theta) hold non-finite "
+                             f"values (NaN or inf)")
+
     def _views(self):
         P = self.layout.views(self.theta)
         return (P["weight_ih"], P["weight_hh"], P["bias_ih"], P["bias_hh"],
@@ -333,26 +689,35 @@ class CharLM:
 
     def loss(self, text: str, backend: Optional[str] = None) -> float:
         """Mean cross-entropy (nats per character) of predicting each character
-        of ``text`` from the ones before it, starting from a zero state."""
+        of ``text`` from the ones before it, starting from a zero state.
+
+        ValueError if the parameters are not finite, or if the loss is not
+        (an unbounded ``rnn_relu`` state can overflow with finite weights)."""
         ids = self.vocab.encode(text)
         if ids.size < 2:
             raise ValueError("loss needs at least two characters")
+        self._check_finite("compute a loss")
         w_ih, w_hh, b_ih, b_hh, w_hy, b_y = self._views()
         V = len(self.vocab)
         h = np.zeros((1, self.hidden_size), self.dtype)
         c = np.zeros_like(h) if self.cell == "lstm" else None
-        total, block = 0.0, 4096  # bounded memory for long texts
+        # bounded memory for long texts: blocks of one-hot rows of about 2^22 elements
+        total, block = 0.0, max(1, min(4096, (1 << 22) // V))
         for start in range(0, ids.size - 1, block):
             chunk = ids[start:min(start + block, ids.size - 1)]
             x = np.zeros((chunk.size, 1, V), self.dtype)
             x[np.arange(chunk.size), 0, chunk] = 1
             res = F.forward(self.cell, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
             h, c = res.h_n, res.c_n
-            z = res.output[:, 0].astype(np.float64) @ w_hy.T + b_y
-            zmax = z.max(axis=1)
-            logz = np.log(np.exp(z - zmax[:, None]).sum(axis=1)) + zmax
-            nxt = ids[start + 1:start + 1 + chunk.size]
-            total += float(np.sum(logz - z[np.arange(chunk.size), nxt]))
+            with np.errstate(over="ignore", invalid="ignore"):  # the total is checked below
+                z = res.output[:, 0].astype(np.float64) @ w_hy.T + b_y
+                zmax = z.max(axis=1)
+                logz = np.log(np.exp(z - zmax[:, None]).sum(axis=1)) + zmax
+                nxt = ids[start + 1:start + 1 + chunk.size]
+                total += float(np.sum(logz - z[np.arange(chunk.size), nxt]))
+        if not math.isfinite(total):
+            raise ValueError(f"the loss is not finite ({total}): the model's hidden state or "
+                             "logits overflowed")
         return total / (ids.size - 1)
 
     def sample(self, n: int, *, temperature: float = 1.0, seed: Optional[int] = None,
@@ -366,15 +731,21 @@ class CharLM:
         as it goes to 0 the draw becomes the argmax. The same seed gives the
         same text (None: fresh entropy). One step at a time through
         :func:`fastrnn.functional.step`.
+
+        ValueError if the parameters are not finite (checked once, before the
+        first step), or if the distribution stopped being finite along the
+        way (an unbounded ``rnn_relu`` state can overflow with finite
+        weights; the normalisers are summed as the steps go and checked once
+        at the end). MemoryError, before sampling, if ``n`` characters cannot
+        fit in this machine's memory (about 12 bytes each).
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
-        n = int(n)
-        if not (isinstance(temperature, (int, float)) and temperature > 0):
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        n = _positive_int("n", n, minimum=0)
+        temperature, seed = _positive_real("temperature", temperature), _seed(seed)
         if not isinstance(prime, str):
             raise TypeError(f"prime must be a str, got {type(prime).__name__}")
+        _require_memory(_sample_bytes(n), f"n = {n:,} characters")
         prime_ids = self.vocab.encode(prime)
+        self._check_finite("sample")
         rng = np.random.default_rng(seed)
         w_ih, w_hh, b_ih, b_hh, w_hy, b_y = self._views()
         V = len(self.vocab)
@@ -394,14 +765,19 @@ class CharLM:
                          else np.array([rng.integers(V)], np.int64))
         for idx in prime_ids.tolist():
             advance(idx)
-        out = np.empty(n, np.int64)
-        with np.errstate(over="ignore", under="ignore"):
+        out = np.empty(n, np.int32)  # V <= 0x110000 fits
+        mass = 0.0  # sum of the normalisers: in [n, n*V] when every step was finite
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
             for i in range(n):
                 z = w_hy @ h[0].astype(np.float64) + b_y
                 p = np.exp((z - z.max()) / temperature)  # <= 1, the max is exactly 1
                 cum = np.cumsum(p)
+                mass += cum[-1]
                 out[i] = min(int(np.searchsorted(cum, rng.random() * cum[-1], side="right")), V - 1)
                 advance(int(out[i]))
+        if not math.isfinite(mass):
+            raise ValueError("sampling produced non-finite logits: the model's hidden state "
+                             "overflowed, so the text drawn would be arbitrary")
         return self.vocab.decode(out)
 
     # ----------------------------------------------------------- save/load
@@ -425,39 +801,72 @@ class CharLM:
         }
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
-        """Write the model to ``path`` atomically and return the path.
+        """Write the model to ``path`` atomically and return ``path``.
 
         The file is written to a temporary file in the same directory, flushed
         and fsync'ed, then renamed over ``path`` (and the directory fsync'ed
-        where the platform allows): a save that fails or is interrupted leaves
-        any previous file at ``path`` as it was, and no temporary file.
+        where the platform allows): a save that fails or is interrupted,
+        even by SIGKILL or a power cut, leaves any previous file at ``path``
+        as it was. If ``path`` is a symbolic link, the file it points to is
+        written that way (temporary file in the target's directory, renamed
+        over the target) and the link stays.
+
+        Temporary files: ``.<name>.<pid>.<random>.tmp`` beside the target.
+        One that fails or is interrupted by an exception is removed at once.
+        One left behind by a process that was killed is removed by the next
+        save to the same path, under this rule: a save holds an exclusive
+        advisory lock (flock) on its temporary file from creating it until
+        it has been renamed, and the kernel drops a lock when its process
+        dies however it dies; so a temporary file of this path that can be
+        locked belongs to no save in progress (in this or any other process
+        on the machine) and is deleted, and one that cannot be locked is left
+        alone. (A writer that finds its new file deleted between creating and
+        locking it, the one moment it is unlocked, starts another.) Where
+        locks are not available the rule degrades to leaving files alone.
+
+        Non-finite numbers are refused: ValueError, before anything is
+        written, if theta, the optimizer state or the streams' state hold NaN
+        or inf, so every model file on disk is a usable model (training that
+        diverges never gets its last state saved over a good checkpoint).
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         path = Path(path)
+        arrays = self._arrays()
+        for name, array in arrays:  # one pass each, cheap next to writing them
+            if not np.isfinite(array).all():
+                raise ValueError(f"refusing to save {path}: {name} holds non-finite values "
+                                 "(NaN or inf); a model file must be usable")
+        target = _save_target(path)
         blob = json.dumps(self._header(), ensure_ascii=True).encode("ascii")
+        # written straight from the arrays' memory (no copy of the model)
         chunks = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob)), blob]
-        chunks += [np.ascontiguousarray(a, a.dtype.newbyteorder("<")).tobytes()
-                   for _, a in self._arrays()]
-        digest = hashlib.sha256()
-        for chunk in chunks:
-            digest.update(chunk)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        chunks += [memoryview(np.ascontiguousarray(a, a.dtype.newbyteorder("<"))).cast("B")
+                   for _, a in arrays]
+        _remove_stale_temporaries(target)
+        fd, tmp = _locked_temporary(target)
         try:
             if hasattr(os, "fchmod"):  # mkstemp's 0600 -> what a plain open() would give
-                os.fchmod(fd, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+                os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask())
             with os.fdopen(fd, "wb") as f:
+                digest = hashlib.sha256()
                 for chunk in chunks:
                     f.write(chunk)
+                    digest.update(chunk)
                 f.write(digest.digest())
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
+                if fcntl is not None:
+                    os.replace(tmp, target)  # while still locked: never unlocked under its name
+            if fcntl is None:
+                os.replace(tmp, target)  # Windows cannot rename an open file
         except BaseException:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
             raise
-        _fsync_directory(path.parent)
+        _fsync_directory(target.parent)
         return path
 
     @classmethod
@@ -465,12 +874,30 @@ class CharLM:
         """Read a model written by :meth:`save`.
 
         Raises :class:`ModelFileError` (naming the file) if it cannot be read,
-        is not a fastrnn character model, is truncated or damaged (checksum),
-        was written by a newer fastrnn (format version), or is inconsistent.
+        is not a regular file, is not a fastrnn character model, is truncated
+        or damaged (checksum), was written by a newer fastrnn (format
+        version), or breaks the header's schema: exactly the known fields,
+        each of its JSON type (integers are integers, not booleans or
+        floats), finite (NaN and Infinity are refused by the parser),
+        nesting at most 4 deep (checked before parsing), at most 32 MiB of
+        header and 1,114,112 characters of vocabulary, array shapes that
+        agree with the model and add up to exactly the bytes the file holds
+        (so nothing is allocated beyond what the file contains), and arrays
+        of finite numbers. The message names the field. MemoryError if the
+        file is larger than this machine's memory.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         path = Path(path)
         try:
-            data = path.read_bytes()
+            # non-blocking open, then fstat: a FIFO or a device could block or never end
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            with os.fdopen(fd, "rb") as f:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise ModelFileError(f"{path}: not a regular file")
+                _require_memory(info.st_size, f"loading {path} ({info.st_size:,} bytes)")
+                data = f.read()
         except OSError as exc:
             raise ModelFileError(f"{path}: cannot read: {exc.strerror or exc}") from exc
         if not data:
@@ -487,62 +914,131 @@ class CharLM:
             raise ModelFileError(f"{path}: invalid format version {version}")
         if len(data) < _PREFIX.size + hlen + _DIGEST:
             raise ModelFileError(f"{path}: truncated ({len(data)} bytes)")
-        body, digest = data[:-_DIGEST], data[-_DIGEST:]
+        view = memoryview(data)  # slices of it copy nothing
+        body, digest = view[:-_DIGEST], view[-_DIGEST:]
         if hashlib.sha256(body).digest() != digest:
             raise ModelFileError(f"{path}: checksum mismatch: the file is corrupt or truncated")
+        if hlen > _MAX_HEADER_BYTES:
+            raise ModelFileError(f"{path}: malformed model file: a header of {hlen:,} bytes is "
+                                 f"longer than any model's (at most {_MAX_HEADER_BYTES:,})")
         try:
-            return cls._from_parts(json.loads(body[_PREFIX.size:_PREFIX.size + hlen].decode("ascii")),
-                                   body, _PREFIX.size + hlen)
-        except (KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as exc:
+            header = _check_header(_parse_json(bytes(body[_PREFIX.size:_PREFIX.size + hlen]),
+                                               _MAX_HEADER_DEPTH), version)
+            return cls._from_parts(header, body, _PREFIX.size + hlen)
+        except ValueError as exc:
             raise ModelFileError(f"{path}: malformed model file: {exc}") from exc
 
     @classmethod
-    def _from_parts(cls, header: dict, body: bytes, offset: int) -> "CharLM":
-        if not isinstance(header, dict) or header.get("format") != "fastrnn-charlm":
-            raise ValueError("the header is not a fastrnn-charlm header")
-        dtype = _FLOAT_DTYPES.get(header["dtype"])
-        if dtype is None:
-            raise ValueError(f"dtype must be float32 or float64, got {header['dtype']!r}")
-        vocab = Vocab(header["vocab"])
-        V, H = len(vocab), _positive_int("hidden_size", header["hidden_size"])
-        batch = _positive_int("batch", header["batch"])
-        layout = tr.Layout(header["cell"], V, H, V)
-        expected = {"theta": (layout.size,), "opt_m": (layout.size,), "opt_v": (layout.size,),
-                    "h": (batch, H)}
-        if layout.cell == "lstm":
+    def _from_parts(cls, header: dict, body: memoryview, offset: int) -> "CharLM":
+        """The model of a header checked by :func:`_check_header`; ValueError
+        for arrays that do not match it."""
+        dtype, cell = header["dtype"], header["cell"]
+        V, H, batch = len(header["vocab"]), header["hidden_size"], header["batch"]
+        size = _parameter_count(cell, V, H)  # exact integers: any size is safe to compare
+        expected = {"theta": (size,), "opt_m": (size,), "opt_v": (size,), "h": (batch, H)}
+        if cell == "lstm":
             expected["c"] = (batch, H)
+        need = sum(math.prod(shape) for shape in expected.values()) * dtype.itemsize
+        if need != len(body) - offset:
+            raise ValueError(f"the header describes a {cell} model (hidden_size {H:,}, {V:,} "
+                             f"characters, batch {batch:,}) of {need:,} bytes of arrays, but the "
+                             f"file holds {len(body) - offset:,}")
+        # from here on every size is bounded by the file's length
+        names = [name for name, _, _ in header["arrays"]]
+        if sorted(names) != sorted(expected):
+            raise ValueError(f"header field 'arrays': arrays {names} do not match the model's "
+                             f"{sorted(expected)}")
+        vocab = Vocab(header["vocab"])
+        layout = tr.Layout(cell, V, H, V)
         arrays = {}
-        for spec in header["arrays"]:
-            name, shape = spec["name"], tuple(spec["shape"])
-            if name not in expected or name in arrays:
-                raise ValueError(f"unexpected array {name!r}")
+        for name, dtype_str, shape in header["arrays"]:
             if shape != expected[name]:
-                raise ValueError(f"array {name} has shape {shape}, expected {expected[name]}")
-            if np.dtype(spec["dtype"]) != dtype:
-                raise ValueError(f"array {name} has dtype {spec['dtype']}, expected {dtype.str}")
-            count = int(np.prod(shape, dtype=np.int64))
-            if offset + count * dtype.itemsize > len(body):
-                raise ValueError(f"array {name} runs past the end of the data")
-            arrays[name] = np.frombuffer(body, dtype, count, offset).reshape(shape) \
-                .astype(dtype.newbyteorder("="))
+                raise ValueError(f"header field 'arrays': array {name} has shape {shape}, "
+                                 f"expected {expected[name]}")
+            if dtype_str != dtype.str:
+                raise ValueError(f"header field 'arrays': array {name} has dtype {dtype_str}, "
+                                 f"expected {dtype.str}")
+            count = math.prod(shape)
+            array = np.frombuffer(body, dtype, count, offset).reshape(shape)
+            if not np.isfinite(array).all():
+                raise ValueError(f"array {name} holds non-finite values (NaN or inf)")
+            arrays[name] = array.astype(dtype.newbyteorder("="))
             offset += count * dtype.itemsize
-        if offset != len(body):
-            raise ValueError("unexpected bytes after the arrays")
-        if set(arrays) != set(expected):
-            raise ValueError(f"arrays {sorted(arrays)} do not match the model's {sorted(expected)}")
-        if header.get("optimizer", "adam") != "adam":
-            raise ValueError(f"unsupported optimizer {header['optimizer']!r}")
         # validate the scalars through the constructor, at hidden size 1 and
         # batch 1 (no large random initialisation: the arrays come from the file)
-        lm = cls(vocab, layout.cell, 1, dtype=dtype.name, seed=0, batch=1,
+        lm = cls(vocab, cell, 1, dtype=dtype.name, seed=0, batch=1,
                  window=header["window"], lr=header["lr"], clip=header["clip"])
         lm.layout, lm.batch = layout, batch
         lm.theta, lm.h, lm.c = arrays["theta"], arrays["h"], arrays.get("c")
-        lm.opt = tr.OptimizerState(arrays["opt_m"], arrays["opt_v"], int(header["optimizer_step"]))
-        lm.chars_total, lm.position = int(header["chars_total"]), int(header["position"])
-        if lm.chars_total < 0 or lm.position < 0 or lm.opt.step < 0:
-            raise ValueError("negative counters")
+        lm.opt = tr.OptimizerState(arrays["opt_m"], arrays["opt_v"], header["optimizer_step"])
+        lm.chars_total, lm.position = header["chars_total"], header["position"]
         return lm
+
+
+def _save_target(path: Path) -> Path:
+    """The file a save to ``path`` replaces: ``path`` with every symbolic link
+    resolved (so that a link is written through, not replaced)."""
+    target = Path(os.path.realpath(path))
+    if target.is_symlink():  # realpath stops at a loop
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", str(path))
+    return target
+
+
+def _temporary_pattern(target: Path) -> "re.Pattern":
+    # ours: .<name>.<pid>.<8 random>.tmp; before the pid was added: .<name>.<8 random>.tmp
+    return re.compile(re.escape(f".{target.name}.") + r"(?:[0-9]+\.)?[a-z0-9_]{8}\.tmp")
+
+
+def _locked_temporary(target: Path):
+    """A new temporary file beside ``target``, open and exclusively locked:
+    (fd, name)."""
+    for _ in range(100):
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
+                                   dir=target.parent)
+        if fcntl is None:
+            return fd, tmp
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner holds it (microseconds)
+        except OSError:  # a file system without locks: saves work, cleaning does not
+            return fd, tmp
+        try:
+            mine, named = os.fstat(fd), os.stat(tmp)
+            if (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # a concurrent save's cleaning deleted it before we locked it
+    raise OSError(errno.EAGAIN, "could not create a temporary file that stays", str(target.parent))
+
+
+def _remove_stale_temporaries(target: Path) -> None:
+    """Delete the temporary files of earlier saves to ``target`` that were
+    killed mid-write (the rule is in :meth:`CharLM.save`). Best effort: a
+    failure here never fails the save."""
+    pattern = _temporary_pattern(target)
+    try:
+        entries = [e for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if fcntl is None:
+                os.unlink(entry.path)  # fails while another process has it open
+                continue
+            fd = os.open(entry.path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a save in progress
+            held, named = os.fstat(fd), os.lstat(entry.path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                os.unlink(entry.path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)  # releases the lock
 
 
 def _umask() -> int:
