@@ -6,9 +6,10 @@ expected shape and dtype - never a crash in C or a silent cast. The rules:
 
 * float32 and float64 only; every array of a call has the dtype of ``x``
   (mixing is a TypeError: fastrnn never up- or down-casts silently);
-* inputs that are not C-contiguous are copied (documented behaviour);
+* inputs that are not C-contiguous, or not aligned to their element size,
+  are copied (documented behaviour);
   read-only inputs are fine (they are only read);
-* caller-provided output arrays must already be C-contiguous, writable, of
+* caller-provided output arrays must already be C-contiguous, aligned, writable, of
   the right shape and dtype, and must not overlap any input: they are written
   in place, so a copy would silently drop the result;
 * NaN and inf are not checked for: they propagate as IEEE arithmetic says.
@@ -55,12 +56,12 @@ def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None,
         )
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
-    if arr.flags.c_contiguous:
+    if arr.flags.c_contiguous and arr.flags.aligned:
         return arr
-    # a broadcast or strided view: its contiguous copy may not fit
+    # a broadcast, strided or unaligned view: its aligned contiguous copy may not fit
     element_count(f"a C-contiguous copy of {name}", *arr.shape)
     try:
-        return np.ascontiguousarray(arr)
+        return np.array(arr, order="C", copy=True)
     except MemoryError:
         raise MemoryError(f"not enough memory for a C-contiguous copy of {name} (shape "
                           f"{arr.shape}, {arr.size * arr.itemsize:,} bytes)") from None
@@ -79,8 +80,8 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
         raise TypeError(f"{name} must have dtype {dtype}, got {value.dtype}")
     if value.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {value.shape}")
-    if not value.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (it is written in place)")
+    if not (value.flags.c_contiguous and value.flags.aligned):
+        raise ValueError(f"{name} must be C-contiguous and aligned (it is written in place)")
     if not value.flags.writeable:
         raise ValueError(f"{name} is read-only")
     for other_name, other in inputs:

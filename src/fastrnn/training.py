@@ -100,8 +100,9 @@ class Layout:
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
                       bias=v.boolean, head_bias=v.boolean)
-        v.element_count(f"theta of Layout({self.cell!r}, {self.input_size}, {self.hidden_size}, "
-                        f"{self.output_size})", self.size)
+        v.element_count(f"theta of Layout({self.cell!r}, input_size={self.input_size}, "
+                        f"hidden_size={self.hidden_size}, output_size={self.output_size})",
+                        self.size)
 
     @property
     def gates(self) -> int:
@@ -330,9 +331,9 @@ class OptimizerState:
             if arr.ndim != 1:
                 raise ValueError(f"OptimizerState.{name} must be 1-D (flat, like theta), got "
                                  f"shape {arr.shape}")
-            if not (arr.flags.c_contiguous and arr.flags.writeable):
-                raise ValueError(f"OptimizerState.{name} must be C-contiguous and writable "
-                                 "(it is updated in place)")
+            if not (arr.flags.c_contiguous and arr.flags.aligned and arr.flags.writeable):
+                raise ValueError(f"OptimizerState.{name} must be C-contiguous, aligned and "
+                                 "writable (it is updated in place)")
         if self.m.dtype != self.v.dtype:
             raise TypeError(f"OptimizerState.m and .v must have one dtype, got {self.m.dtype} "
                             f"and {self.v.dtype}")
@@ -407,7 +408,7 @@ def _check_indices(name: str, value, ndim: int, meaning: str) -> np.ndarray:
                          f"{arr.shape}")
     if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} holds indices beyond int64")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+    return np.require(arr, np.int64, requirements="CA")
 
 
 def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0, *, updates_theta=True):
@@ -421,9 +422,10 @@ def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0, *, updates_th
                         f"place), got {_describe(theta)}")
     if theta.shape != (lay.size,):
         raise ValueError(f"theta must have shape (layout.size,) = ({lay.size},), got {theta.shape}")
-    if not (theta.flags.c_contiguous and theta.flags.writeable):
+    if not (theta.flags.c_contiguous and theta.flags.aligned and theta.flags.writeable):
         if updates_theta:
-            raise ValueError("theta must be C-contiguous and writable (it is updated in place)")
+            raise ValueError("theta must be C-contiguous, aligned and writable (it is updated "
+                             "in place)")
         theta = theta.copy()  # only read; the trainers take one writable layout
     dtype = theta.dtype
     if spec.index_input:
@@ -482,9 +484,8 @@ def _check_state(state: OptimizerState, theta: np.ndarray, inputs, targets) -> N
 def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T):
     """Call the backend's trainer; raise TrainingDivergedError if it stopped.
     Returns the new step count (also when raising: it is on the error)."""
-    result = _trainer(backend).train(spec, theta, grad, m, v, step, inputs, targets,
-                                     h, c, losses)
-    new_step, stopped = (result, None) if isinstance(result, int) else result  # TEMP until c.py lands
+    new_step, stopped = _trainer(backend).train(spec, theta, grad, m, v, step, inputs, targets,
+                                                h, c, losses)
     if stopped is not None:
         first, last = spec.window_steps(stopped, T)
         error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
