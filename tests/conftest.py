@@ -6,8 +6,16 @@ elementwise ratio is meaningless for entries that are zero in the reference).
 """
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import os
+import tempfile
+
+# hypothesis caches in .hypothesis/ of the working directory even with no
+# example database; before any test module imports it, send that elsewhere
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY",
+                      os.path.join(tempfile.gettempdir(), "fastrnn-hypothesis"))
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 import fastrnn
 from fastrnn.backends import BACKENDS
