@@ -15,10 +15,13 @@
  *                near 0, unlike 1 - 2/(e^2x + 1))
  *   sigmoid(x) = 1 / (1 + e) for x >= 0, e / (1 + e) for x < 0, e = exp(-|x|)
  * Measured against libm over a dense grid in tests/test_activations.py: at
- * most 3 ulp in either dtype. Arguments are clamped where the result has saturated (tanh)
- * or where exp would leave the normal range (sigmoid: below 1e-37 in float
- * the result is reported as ~1e-38 rather than the subnormal truth). NaN
- * propagates.
+ * most 3 ulp in either dtype where the result is a normal number. Where it
+ * is subnormal (exp, and sigmoid, below about -87 in float / -708 in
+ * double), 2^n is built with its exponent shifted up and scaled back down
+ * exactly (activations.h, EXP_SHIFT) and the result rounds once into the
+ * subnormals, so it falls through them to 0 like the true value,
+ * monotonically, within one unit of their spacing. tanh's argument is
+ * clamped where the result has saturated. NaN propagates.
  */
 #include "activations.h"
 #include "kernels.h"
@@ -28,14 +31,10 @@
 #endif
 #define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 
-/* exp(x) for x <= 0 (the softmax's shifted logits); below EXP_ARG_MIN the
- * result is that of EXP_ARG_MIN (~1e-38 / 1e-308) instead of a subnormal. */
+/* exp(x) for x <= 0 (the softmax's shifted logits), subnormal and then 0
+ * far left like the true value. */
 void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y) {
-    for (frnn_int i = 0; i < n; i++) {
-        real v = x[i];
-        v = v < (real)EXP_ARG_MIN ? (real)EXP_ARG_MIN : v;
-        y[i] = frnn_exp_reduced(v);
-    }
+    for (frnn_int i = 0; i < n; i++) y[i] = frnn_exp_nonpositive1(x[i]);
 }
 
 void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y) {

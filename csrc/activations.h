@@ -15,30 +15,40 @@
 #include "real.h"
 
 #ifdef FRNN_F64
-typedef int64_t rbits;
+typedef uint64_t rbits; /* unsigned: the exponent is built with shifts that wrap */
 #define SHIFT_MAGIC 6755399441055744.0 /* 1.5 * 2^52: adding it rounds to an integer */
 #define MANT_BITS 52
 #define EXP_BIAS 1023
 #define LN2_HI 6.93147180369123816490e-01 /* trailing zeros: n * LN2_HI is exact */
 #define LN2_LO 1.90821492927058770002e-10
 #define LOG2E 1.44269504088896338700e+00
-#define EXP_ARG_MIN (-708.0)   /* 2^n stays a normal number */
+#define EXP_ARG_ZERO (-746.0)  /* exp(x) < 2^-1075, half the least subnormal, below */
 #define TANH_ARG_MAX 40.0      /* tanh(x) rounds to 1 beyond 19.1 */
 #define EXPM1_DEGREE 14
 #define R_COPYSIGN copysign
 #else
-typedef int32_t rbits;
+typedef uint32_t rbits;
 #define SHIFT_MAGIC 12582912.0f /* 1.5 * 2^23 */
 #define MANT_BITS 23
 #define EXP_BIAS 127
 #define LN2_HI 0.693145751953125f
 #define LN2_LO 1.428606765330187e-06f
 #define LOG2E 1.44269502163f
-#define EXP_ARG_MIN (-87.0f)
+#define EXP_ARG_ZERO (-104.0f) /* expf(x) < 2^-150, half the least subnormal, below */
 #define TANH_ARG_MAX 20.0f     /* tanhf(x) rounds to 1 beyond 9.01 */
 #define EXPM1_DEGREE 8
 #define R_COPYSIGN copysignf
 #endif
+/* exp of a non-positive argument needs 2^n for n down to EXP_ARG_ZERO / ln2,
+ * below the normal exponents: it is built as 2^(n + EXP_SHIFT), a normal
+ * number, times 2^-EXP_SHIFT, which is 2^n exactly wherever 2^n is normal
+ * or subnormal (so the normal range is bit for bit the unshifted formula)
+ * and 0 only below 2^-149 / 2^-1074, where the result is under one unit of
+ * the least subnormal anyway. The product is off the critical path (it
+ * runs beside the polynomial), and exp = 2^n + 2^n expm1(r) then rounds
+ * once, in one fused multiply-add, into the subnormal range. */
+#define EXP_SHIFT 64
+#define EXP_UNSHIFT 0x1p-64 /* 2^-EXP_SHIFT, exact in float and double */
 
 /* 1/(k+1)!, k = 0..13: expm1(r) = r * sum_k r^k / (k+1)! */
 static const double inv_factorial_shifted[14] = {
@@ -46,9 +56,11 @@ static const double inv_factorial_shifted[14] = {
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0,
     1.0 / 87178291200.0};
 
-/* x = n ln2 + r: returns 2^n and sets *p = expm1(r), for
- * EXP_ARG_MIN <= x <= TANH_ARG_MAX (callers clamp). */
-static inline real frnn_reduce(real x, real *p_out) {
+/* x = n ln2 + r: returns 2^(n + shift) and sets *p = expm1(r). The caller
+ * keeps n + shift within the normal exponents (1 - EXP_BIAS .. EXP_BIAS):
+ * shift = EXP_SHIFT for EXP_ARG_ZERO <= x <= 0, shift = 0 for
+ * 0 <= x <= TANH_ARG_MAX. */
+static inline real frnn_reduce(real x, int shift, real *p_out) {
     const real shifted = x * (real)LOG2E + (real)SHIFT_MAGIC;
     const real n = shifted - (real)SHIFT_MAGIC; /* round(x / ln2) */
     const real r = (x - n * (real)LN2_HI) - n * (real)LN2_LO;
@@ -56,34 +68,41 @@ static inline real frnn_reduce(real x, real *p_out) {
     real p = (real)inv_factorial_shifted[EXPM1_DEGREE - 1];
     for (int k = EXPM1_DEGREE - 2; k >= 0; k--) p = p * r + (real)inv_factorial_shifted[k];
     *p_out = r * p;
-    /* 2^n from its exponent bits: the low bits of `shifted` hold n. */
+    /* 2^(n + shift) from its exponent bits: the low bits of `shifted` hold
+     * n (two's complement below the leading 1.5); adding the bias and
+     * shifting them into the exponent field drops everything above, in
+     * unsigned arithmetic, where that wrap-around is defined. */
     rbits bits;
     memcpy(&bits, &shifted, sizeof bits);
-    bits = (rbits)((bits + EXP_BIAS) << MANT_BITS);
+    bits = (rbits)((bits + (rbits)(EXP_BIAS + shift)) << MANT_BITS);
     real scale;
     memcpy(&scale, &bits, sizeof scale);
     return scale;
 }
 
-/* exp(x) = 2^n (1 + expm1(r)) */
-static inline real frnn_exp_reduced(real x) {
+/* exp(x) for x <= 0 (or NaN, which propagates): 2^n (1 + expm1(r)), falling
+ * through the subnormals to 0 (see EXP_SHIFT). */
+static inline real frnn_exp_nonpositive1(real x) {
+    x = x < (real)EXP_ARG_ZERO ? (real)EXP_ARG_ZERO : x; /* the result is 0 from here on */
     real p;
-    const real scale = frnn_reduce(x, &p);
+    const real scale = frnn_reduce(x, EXP_SHIFT, &p) * (real)EXP_UNSHIFT; /* 2^n */
     return scale + scale * p;
 }
 
-/* expm1(x) = (2^n - 1) + 2^n expm1(r): exact 2^n - 1, so no cancellation */
+/* expm1(x) = (2^n - 1) + 2^n expm1(r) for 0 <= x <= TANH_ARG_MAX: exact
+ * 2^n - 1, so no cancellation */
 static inline real frnn_expm1_reduced(real x) {
     real p;
-    const real scale = frnn_reduce(x, &p);
+    const real scale = frnn_reduce(x, 0, &p);
     return (scale - (real)1) + scale * p;
 }
 
-/* sigmoid(v) = 1 / (1 + e) for v >= 0, e / (1 + e) for v < 0, e = exp(-|v|) */
+/* sigmoid(v) = 1 / (1 + e) for v >= 0, e / (1 + e) for v < 0, e = exp(-|v|);
+ * for v below about -87 (float) / -708 (double) that is e itself, subnormal,
+ * and 0 once it is below half the least subnormal. */
 static inline real frnn_sigmoid1(real v) {
-    real m = v < 0 ? v : -v; /* -|v|, NaN stays NaN */
-    m = m < (real)EXP_ARG_MIN ? (real)EXP_ARG_MIN : m;
-    const real e = frnn_exp_reduced(m);
+    const real m = v < 0 ? v : -v; /* -|v|, NaN stays NaN */
+    const real e = frnn_exp_nonpositive1(m);
     const real s = (real)1 / ((real)1 + e);
     return v < 0 ? e * s : s;
 }

@@ -185,6 +185,8 @@ void FN(frnn_parameter_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
 void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {
     if (which == 0)
         active->sigmoid(n, x, y);
-    else
+    else if (which == 1)
         active->tanh(n, x, y);
+    else
+        active->exp_nonpositive(n, x, y);
 }

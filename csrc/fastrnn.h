@@ -16,9 +16,15 @@
  *                forward; parameter gradients are two GEMMs after the loop;
  *   *_step     - one time step for streaming (no workspace).
  *
- * Return value: 0 on success, FRNN_ERR_NOMEM if scratch allocation failed
- * (outputs are then unspecified). Nothing else can fail: the caller (the
- * Cython layer) has validated shapes, dtypes and contiguity.
+ * Return value: FRNN_OK (0) on success; FRNN_ERR_NOMEM if scratch
+ * allocation failed; FRNN_ERR_UNSUPPORTED if a size is < 1 (or, for the
+ * trainer, the configuration is invalid); FRNN_ERR_TOO_LARGE if the arrays
+ * these sizes describe, or the call's working memory, have more elements
+ * or bytes than this machine can address (checked before anything is read
+ * or written). Outputs are unspecified after NOMEM and untouched after
+ * UNSUPPORTED / TOO_LARGE. What C cannot check - that each array really has
+ * the shape the sizes say, C-contiguous, one dtype - the caller (the Cython
+ * layer, fastrnn._core) checks before every call.
  *
  * This header deliberately has no multi-layer or bidirectional entry points:
  * those are compositions the Python layer can build from these.
@@ -34,7 +40,13 @@ extern "C" {
 
 typedef int64_t frnn_int;
 
-enum { FRNN_OK = 0, FRNN_ERR_NOMEM = 1 };
+enum {
+    FRNN_OK = 0,
+    FRNN_ERR_NOMEM = 1,
+    FRNN_ERR_UNSUPPORTED = 2, /* a size < 1, or a configuration the call cannot run */
+    FRNN_ERR_TOO_LARGE = 3,   /* a size product overflows what memory could hold */
+    FRNN_ERR_NONFINITE = 4    /* frnn_train: a window's loss or gradient is inf / NaN */
+};
 
 typedef enum {
     FRNN_ACT_TANH = 0,
@@ -135,8 +147,6 @@ FRNN_DECLARE(double, f64)
 
 /* ---- training over a sequence (train.c; semantics: docs/TRAINING.md) -- */
 
-enum { FRNN_ERR_UNSUPPORTED = 2 };
-
 typedef enum {
     FRNN_CELL_RNN_TANH = 0,
     FRNN_CELL_RNN_RELU = 1,
@@ -163,8 +173,9 @@ typedef struct {
     int many_to_one;          /* loss at t = T-1 only */
     int reduce_mean;          /* else sum */
     frnn_head head;
-    frnn_int k1, k2;          /* TBPTT(k1, k2), 1 <= k1 <= k2 */
-    frnn_int depth;           /* >= 0: per-output depth instead of TBPTT; -1: TBPTT */
+    frnn_int k1, k2;          /* TBPTT(k1, k2), 1 <= k1 <= k2 (beyond T: T) */
+    frnn_int depth;           /* >= 0: per-output depth instead of TBPTT (beyond T - 1:
+                                 T - 1); -1: TBPTT */
     frnn_clip clip;
     double clip_value;
     frnn_optimizer opt;
@@ -183,15 +194,28 @@ typedef struct {
  *   target_idx: [T, B] or [B] (softmax_ce); target: [T, B, O] or [B, O]
  *   h, c:  [B, H] initial state in, final state out (c: LSTM only)
  *   losses: [ceil(T / k1)] the reduced loss of every window ([1] by depth)
- * Returns FRNN_OK, FRNN_ERR_NOMEM, or FRNN_ERR_UNSUPPORTED (bad config). */
+ *   stopped_window: out (may be NULL): -1, or the window that stopped the
+ *          run (FRNN_ERR_NONFINITE)
+ * depth >= T - 1 is run as T - 1 and k1, k2 >= T as T (the same gradients).
+ * A window whose reduced loss or unclipped gradient has an inf or NaN stops
+ * the run before its clip and update: its loss is written to losses[n],
+ * theta, m, v, *step are as the previous window left them, grad is the last
+ * applied window's clipped gradient (zeros if none; FRNN_OPT_NONE: the sum
+ * over the previous windows), h and c are as passed in, *stopped_window = n,
+ * and the result is FRNN_ERR_NONFINITE.
+ * Returns FRNN_OK, FRNN_ERR_NONFINITE, FRNN_ERR_NOMEM, FRNN_ERR_TOO_LARGE,
+ * or FRNN_ERR_UNSUPPORTED (a size < 1, depth < -1, TBPTT without
+ * 1 <= k1 <= k2, an unknown enum, a needed array NULL, an index in idx /
+ * target_idx outside [0, In) / [0, O), or with an optimizer *step < 0 or
+ * *step + the number of windows > INT64_MAX; nothing is read or written). */
 int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                    float *v, int64_t *step, const float *x, const int64_t *idx,
                    const int64_t *target_idx, const float *target, float *h, float *c,
-                   double *losses);
+                   double *losses, int64_t *stopped_window);
 int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
                    double *v, int64_t *step, const double *x, const int64_t *idx,
                    const int64_t *target_idx, const double *target, double *h, double *c,
-                   double *losses);
+                   double *losses, int64_t *stopped_window);
 
 /* ---- streaming: one step at a time with prepared weights (stream.c) --- */
 

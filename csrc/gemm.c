@@ -331,6 +331,7 @@ void ISA_FN(frnn_gru_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_in
                                     real *dh, real *Gx, real *Gh);
 void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
 double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g);
+int ISA_FN(frnn_all_finite)(frnn_int n, const real *g);
 void ISA_FN(frnn_scale)(frnn_int n, real *g, real a);
 void ISA_FN(frnn_sgd)(frnn_int n, real *p, const real *g, real *m, real lr, real mu, int nesterov);
 void ISA_FN(frnn_adagrad)(frnn_int n, real *p, const real *g, real *m, real lr, real eps);
@@ -359,6 +360,7 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .gru_backward_math = ISA_FN(frnn_gru_backward_math),
     .clip_value = ISA_FN(frnn_clip_value),
     .sum_squares = ISA_FN(frnn_sum_squares),
+    .all_finite = ISA_FN(frnn_all_finite),
     .scale = ISA_FN(frnn_scale),
     .sgd = ISA_FN(frnn_sgd),
     .adagrad = ISA_FN(frnn_adagrad),

@@ -91,9 +91,15 @@ void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_in
 int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
                       const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
                       real *h_out) {
+    const frnn_cell cell = frnn_make_cell(FRNN_KIND_GRU, FRNN_ACT_TANH, H);
+    const int valid = frnn_check_layer(&cell, 1, B, In);
+    if (valid != FRNN_OK) return valid;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int GH = 3 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(2 * B * GH + B * H + 4 * B * H));
+    const frnn_int GH = cell.GH;
+    size_t bytes; /* xp, hp [B, 3H], h_new [B, H], gates [B, 4H] */
+    if (frnn_size_bytes(frnn_size_mul(B, frnn_size_add(2 * GH, 5 * H)), sizeof(real), &bytes))
+        return FRNN_ERR_TOO_LARGE;
+    real *scratch = frnn_alloc(bytes);
     if (!scratch) return FRNN_ERR_NOMEM;
     real *xp = scratch;         /* [B, 3H] */
     real *hp = xp + B * GH;     /* [B, 3H] */

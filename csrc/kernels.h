@@ -13,9 +13,68 @@
 #define FRNN_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "fastrnn.h"
 #include "real.h"
 #include "threads.h"
+
+/* ---- checked size arithmetic ----------------------------------------- */
+/* Every element count an entry point forms before it allocates (or before
+ * it indexes a caller's array with it) goes through these, so that a size
+ * no machine could hold is reported (FRNN_ERR_TOO_LARGE) instead of
+ * wrapping around into a small allocation that the kernels then overrun.
+ * A negative operand or an overflow gives FRNN_SIZE_INVALID, and every
+ * helper passes FRNN_SIZE_INVALID through, so a whole size expression is
+ * checked once, at its end. After an entry point has checked its largest
+ * products this way, the index arithmetic inside the kernels (always a
+ * part of one of those products) cannot overflow either. */
+#define FRNN_SIZE_INVALID ((frnn_int)-1)
+
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_mul_overflow) && __has_builtin(__builtin_add_overflow)
+#define FRNN_HAVE_OVERFLOW_BUILTINS 1
+#endif
+#elif defined(__GNUC__) && __GNUC__ >= 5
+#define FRNN_HAVE_OVERFLOW_BUILTINS 1
+#endif
+
+/* a * b for a, b >= 0 */
+static inline frnn_int frnn_size_mul(frnn_int a, frnn_int b) {
+    if (a < 0 || b < 0) return FRNN_SIZE_INVALID;
+#ifdef FRNN_HAVE_OVERFLOW_BUILTINS
+    frnn_int product;
+    return __builtin_mul_overflow(a, b, &product) ? FRNN_SIZE_INVALID : product;
+#else
+    return a != 0 && b > INT64_MAX / a ? FRNN_SIZE_INVALID : a * b;
+#endif
+}
+
+/* a + b for a, b >= 0 */
+static inline frnn_int frnn_size_add(frnn_int a, frnn_int b) {
+    if (a < 0 || b < 0) return FRNN_SIZE_INVALID;
+#ifdef FRNN_HAVE_OVERFLOW_BUILTINS
+    frnn_int sum;
+    return __builtin_add_overflow(a, b, &sum) ? FRNN_SIZE_INVALID : sum;
+#else
+    return b > INT64_MAX - a ? FRNN_SIZE_INVALID : a + b;
+#endif
+}
+
+static inline frnn_int frnn_size_mul3(frnn_int a, frnn_int b, frnn_int c) {
+    return frnn_size_mul(frnn_size_mul(a, b), c);
+}
+
+/* n elements of elem_size bytes as a byte count that malloc can be asked
+ * for and that pointer differences within the block can express (both
+ * size_t and ptrdiff_t); returns 0 and sets *bytes, or nonzero if n is
+ * FRNN_SIZE_INVALID or the bytes do not fit. */
+static inline int frnn_size_bytes(frnn_int n, size_t elem_size, size_t *bytes) {
+    const uintmax_t limit = (uintmax_t)PTRDIFF_MAX < (uintmax_t)SIZE_MAX ? (uintmax_t)PTRDIFF_MAX
+                                                                          : (uintmax_t)SIZE_MAX;
+    if (n < 0 || elem_size == 0 || (uintmax_t)n > limit / elem_size) return 1;
+    *bytes = (size_t)n * elem_size;
+    return 0;
+}
 
 typedef struct {
     const char *isa;
@@ -65,6 +124,8 @@ typedef struct {
     /* Training step over flat vectors (optim.c, docs/TRAINING.md). */
     void (*clip_value)(frnn_int n, real *g, real c);
     double (*sum_squares)(frnn_int n, const real *g);
+    /* 1 if every g[i] is finite, 0 if one is inf or NaN. */
+    int (*all_finite)(frnn_int n, const real *g);
     void (*scale)(frnn_int n, real *g, real a);
     void (*sgd)(frnn_int n, real *p, const real *g, real *m, real lr, real mu, int nesterov);
     void (*adagrad)(frnn_int n, real *p, const real *g, real *m, real lr, real eps);
@@ -184,12 +245,21 @@ typedef struct {
     frnn_int H, GH, W;   /* hidden, gates * hidden, workspace width */
 } frnn_cell;
 
+/* GH and W are FRNN_SIZE_INVALID if they overflow; frnn_check_layer
+ * rejects such a cell before anything uses it. */
 static inline frnn_cell frnn_make_cell(frnn_kind kind, frnn_activation act, frnn_int H) {
     frnn_cell c = {kind, act, H, H, 0};
-    if (kind == FRNN_KIND_LSTM) { c.GH = 4 * H; c.W = FRNN_LSTM_WS(H); }
-    if (kind == FRNN_KIND_GRU) { c.GH = 3 * H; c.W = FRNN_GRU_WS(H); }
+    if (kind == FRNN_KIND_LSTM) { c.GH = frnn_size_mul(4, H); c.W = frnn_size_mul(5, H); }
+    if (kind == FRNN_KIND_GRU) { c.GH = frnn_size_mul(3, H); c.W = frnn_size_mul(4, H); }
     return c;
 }
+/* The sizes every entry point validates first (layer.c): FRNN_ERR_UNSUPPORTED
+ * if T, B, In or H is < 1; FRNN_ERR_TOO_LARGE if one of the arrays the call
+ * indexes - x [T, B, In], out / d_out [T, B, H], ws [T, B, W], the gate
+ * gradients [T, B, GH], w_ih [GH, In], w_hh [GH, H], packed forms - would
+ * have more elements than frnn_int or bytes than memory can address. After
+ * it, every product of these sizes that the kernels form fits. */
+int frnn_check_layer(const frnn_cell *cell, frnn_int T, frnn_int B, frnn_int In);
 /* W_hh^T packed the way frnn_cell_steps reads it (the forward's recurrent
  * right-hand side): each gate's [H, H] block packed on its own, so a block
  * of hidden units finds the columns of all its gates in whole panels.
@@ -201,7 +271,7 @@ int FN(frnn_recurrent_pack_items)(const frnn_cell *cell, const FN(frnn_kernel_ta
                                   const real *w_hh, real *dst, FN(frnn_pack_item) *items);
 void FN(frnn_pack_recurrent)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
                              const real *w_hh, real *dst);
-/* Elements of scratch frnn_cell_steps needs. */
+/* Elements of scratch frnn_cell_steps needs (FRNN_SIZE_INVALID on overflow). */
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B);
 /* The forward over `steps` steps (see *_steps above), with w_hh_p from
  * frnn_pack_recurrent. out must not alias h_prev0. xp is consumed (Elman
@@ -214,6 +284,15 @@ void FN(frnn_cell_gate_grads)(const frnn_cell *cell, const FN(frnn_kernel_table)
                               frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
                               const real *c0, const real *out, const real *ws,
                               const real *d_out, real *dh, real *dc, real *Gx, real *Gh);
+
+/* Elements of k->packed_size(K, N), checked: the packed form is N rounded
+ * up to whole panels, times K, so K * (N + nr) bounds it; FRNN_SIZE_INVALID
+ * if that bound overflows (or K, N are). */
+static inline frnn_int FN(frnn_packed_elems)(const FN(frnn_kernel_table) *k, frnn_int K,
+                                             frnn_int N) {
+    if (frnn_size_mul(K, frnn_size_add(N, k->nr)) == FRNN_SIZE_INVALID) return FRNN_SIZE_INVALID;
+    return k->packed_size(K, N);
+}
 
 /* Scratch: one allocation for all buffers of a call, freed with free(). */
 void *frnn_alloc(size_t bytes);

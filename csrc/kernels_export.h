@@ -2,7 +2,8 @@
  *
  * The cells are the public interface (fastrnn.h); this exposes the active
  * table's activation kernels alone so that tests can measure their accuracy
- * in ulps against libm over a dense grid. which: 0 sigmoid, 1 tanh.
+ * in ulps against libm over a dense grid. which: 0 sigmoid, 1 tanh,
+ * 2 exp (for x <= 0: the softmax head's exp_nonpositive).
  */
 #ifndef FRNN_KERNELS_EXPORT_H
 #define FRNN_KERNELS_EXPORT_H

@@ -11,18 +11,37 @@
 #include <string.h>
 #include "kernels.h"
 
-/* Defined once (the f32 copy): scratch sizes do not depend on the dtype. */
+/* Defined once (the f32 copy): sizes do not depend on the dtype. */
 #ifndef FRNN_F64
 frnn_int frnn_cell_scratch(const frnn_cell *cell, frnn_int B) {
     switch (cell->kind) {
-    case FRNN_KIND_GRU: return B * cell->GH + B * cell->W; /* hp, gates */
+    case FRNN_KIND_GRU: /* hp, gates */
+        return frnn_size_mul(B, frnn_size_add(cell->GH, cell->W));
     default: return 0;
     }
+}
+
+int frnn_check_layer(const frnn_cell *cell, frnn_int T, frnn_int B, frnn_int In) {
+    const frnn_int H = cell->H, GH = cell->GH, W = cell->W;
+    if (T < 1 || B < 1 || In < 1 || H < 1) return FRNN_ERR_UNSUPPORTED;
+    /* One bound for all of them: the rows of every [T, B, .] array side by
+     * side (GH twice: GRU's separate Gh), and the weights side by side with
+     * room for panel padding (every ISA's nr is below 64); in the larger
+     * element type. A size that fails this is within a small factor of the
+     * address space, which no allocation could have reached anyway. */
+    const frnn_int width = frnn_size_add(frnn_size_add(In, H), frnn_size_add(frnn_size_mul(2, GH), W));
+    const frnn_int rows_elems = frnn_size_mul3(T, B, width);
+    const frnn_int weight_elems = frnn_size_mul(frnn_size_add(GH, 64), frnn_size_add(In, H));
+    size_t bytes;
+    if (frnn_size_bytes(rows_elems, sizeof(double), &bytes) ||
+        frnn_size_bytes(weight_elems, sizeof(double), &bytes))
+        return FRNN_ERR_TOO_LARGE;
+    return FRNN_OK;
 }
 #endif
 
 frnn_int FN(frnn_recurrent_packed_size)(const frnn_cell *cell, const FN(frnn_kernel_table) *k) {
-    return cell->GH / cell->H * k->packed_size(cell->H, cell->H);
+    return frnn_size_mul(cell->GH / cell->H, FN(frnn_packed_elems)(k, cell->H, cell->H));
 }
 
 int FN(frnn_recurrent_pack_items)(const frnn_cell *cell, const FN(frnn_kernel_table) *k,
@@ -76,13 +95,20 @@ static int FN(layer_forward)(const frnn_cell *cell, frnn_int T, frnn_int B, frnn
                              const real *x, const real *w_ih, const real *w_hh, const real *b_ih,
                              const real *b_hh, const real *h0, const real *c0, real *out,
                              real *hn, real *cn, real *ws) {
+    const int valid = frnn_check_layer(cell, T, B, In);
+    if (valid != FRNN_OK) return valid;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int H = cell->H, GH = cell->GH;
     const frnn_int chunk = frnn_chunk_steps(T, B, GH);
-    const frnn_int ih_size = k->packed_size(In, GH);
+    const frnn_int ih_size = FN(frnn_packed_elems)(k, In, GH);
     const frnn_int hh_size = FN(frnn_recurrent_packed_size)(cell, k);
-    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)(ih_size + hh_size + chunk * B * GH +
-                                                       B * H + frnn_cell_scratch(cell, B)));
+    const frnn_int elems = frnn_size_add(
+        frnn_size_add(ih_size, hh_size),
+        frnn_size_add(frnn_size_mul3(chunk, B, GH),
+                      frnn_size_add(frnn_size_mul(B, H), frnn_cell_scratch(cell, B))));
+    size_t bytes;
+    if (frnn_size_bytes(elems, sizeof(real), &bytes)) return FRNN_ERR_TOO_LARGE;
+    real *scratch = frnn_scratch_acquire(bytes);
     if (!scratch) return FRNN_ERR_NOMEM;
     real *w_ih_p = scratch;            /* W_ih^T packed */
     real *w_hh_p = w_ih_p + ih_size;   /* W_hh^T packed */
@@ -113,11 +139,16 @@ static int FN(layer_backward)(const frnn_cell *cell, frnn_int T, frnn_int B, frn
                               const real *d_out, const real *d_hn, const real *d_cn, real *dx,
                               real *dw_ih, real *dw_hh, real *db_ih, real *db_hh, real *dh0,
                               real *dc0) {
+    const int valid = frnn_check_layer(cell, T, B, In);
+    if (valid != FRNN_OK) return valid;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int H = cell->H, GH = cell->GH;
-    const frnn_int hh_size = k->packed_size(GH, H);
+    const frnn_int hh_size = FN(frnn_packed_elems)(k, GH, H);
     const int two = cell->kind == FRNN_KIND_GRU; /* separate Gh */
-    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)((1 + two) * T * B * GH + hh_size));
+    const frnn_int elems = frnn_size_add(frnn_size_mul(1 + two, frnn_size_mul3(T, B, GH)), hh_size);
+    size_t bytes;
+    if (frnn_size_bytes(elems, sizeof(real), &bytes)) return FRNN_ERR_TOO_LARGE;
+    real *scratch = frnn_scratch_acquire(bytes);
     if (!scratch) return FRNN_ERR_NOMEM;
     real *Gx = scratch;                        /* [T, B, GH] */
     real *Gh = two ? Gx + T * B * GH : Gx;     /* [T, B, GH] */

@@ -97,9 +97,15 @@ void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
 int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
                        const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
                        const real *c, real *h_out, real *c_out) {
+    const frnn_cell cell = frnn_make_cell(FRNN_KIND_LSTM, FRNN_ACT_TANH, H);
+    const int valid = frnn_check_layer(&cell, 1, B, In);
+    if (valid != FRNN_OK) return valid;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int GH = 4 * H;
-    real *scratch = frnn_alloc(sizeof(real) * (size_t)(B * GH + 2 * B * H));
+    const frnn_int GH = cell.GH;
+    size_t bytes; /* gates [B, 4H], c_new, h_new [B, H] */
+    if (frnn_size_bytes(frnn_size_mul(B, frnn_size_add(GH, 2 * H)), sizeof(real), &bytes))
+        return FRNN_ERR_TOO_LARGE;
+    real *scratch = frnn_alloc(bytes);
     if (!scratch) return FRNN_ERR_NOMEM;
     real *gates = scratch;          /* [B, 4H] */
     real *c_new = gates + B * GH;   /* [B, H] */

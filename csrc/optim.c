@@ -1,5 +1,6 @@
 /* optim.c - the elementwise work of a training step over the flat parameter
- * vector: clipping, the optimizers' updates, and exp for the softmax head.
+ * vector: clipping, the finiteness check of a window's gradient, and the
+ * optimizers' updates.
  *
  * These loops touch every parameter once per window (tens of thousands of
  * elements for a min-char-rnn sized model, every 25 characters), so they are
@@ -40,6 +41,23 @@ double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g) {
     for (; i < n; i++) tail += (double)g[i] * (double)g[i];
     return ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7])) +
            tail;
+}
+
+/* g * 0 is +-0 for a finite g and NaN for an infinite or NaN one (IEEE;
+ * only -ffinite-math-only / -ffast-math, never used here, would let the
+ * compiler fold it to 0), and a sum of such terms is NaN exactly when one
+ * of them is, whatever the order: so FRNN_LANES partial sums, which
+ * vectorise, and one comparison at the end instead of a branch per element.
+ * -fno-trapping-math means the invalid operations raise no trap. */
+int ISA_FN(frnn_all_finite)(frnn_int n, const real *g) {
+    real lane[FRNN_LANES] = {0};
+    frnn_int i = 0;
+    for (; i + FRNN_LANES <= n; i += FRNN_LANES)
+        for (int l = 0; l < FRNN_LANES; l++) lane[l] += g[i + l] * 0;
+    real sum = 0;
+    for (; i < n; i++) sum += g[i] * 0;
+    for (int l = 0; l < FRNN_LANES; l++) sum += lane[l];
+    return sum == 0;
 }
 
 void ISA_FN(frnn_scale)(frnn_int n, real *g, real a) {

@@ -78,8 +78,13 @@ void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act
 int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
                       const real *x, const real *w_ih, const real *w_hh, const real *b_ih,
                       const real *b_hh, const real *h, real *h_out) {
+    const frnn_cell cell = frnn_make_cell(FRNN_KIND_RNN, act, H);
+    const int valid = frnn_check_layer(&cell, 1, B, In);
+    if (valid != FRNN_OK) return valid;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    real *a = frnn_alloc(sizeof(real) * (size_t)(B * H)); /* [B, H] pre-activation */
+    size_t bytes;
+    if (frnn_size_bytes(frnn_size_mul(B, H), sizeof(real), &bytes)) return FRNN_ERR_TOO_LARGE;
+    real *a = frnn_alloc(bytes); /* [B, H] pre-activation */
     if (!a) return FRNN_ERR_NOMEM;
     for (frnn_int b = 0; b < B; b++) memcpy(a + b * H, b_ih, sizeof(real) * (size_t)H);
     k->gemm_nt(B, H, In, x, In, w_ih, In, 1, a, H);

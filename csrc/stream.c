@@ -41,6 +41,22 @@ static size_t FN(stream_round)(size_t bytes) {
     return (bytes + FRNN_STREAM_ALIGN - 1) / FRNN_STREAM_ALIGN * FRNN_STREAM_ALIGN;
 }
 
+/* Lays out a region of `elems` reals at *off and advances *off past it,
+ * rounded up; returns the region's offset, or sets *failed if the size does
+ * not fit (checked, kernels.h). The sizes are bounded far below that (see
+ * frnn_stream_create), so this never fails in practice; it is here so that
+ * no size in the core is computed unchecked. */
+static size_t FN(stream_region)(frnn_int elems, size_t *off, int *failed) {
+    size_t bytes;
+    const size_t at = *off;
+    if (frnn_size_bytes(elems, sizeof(real), &bytes) || bytes > SIZE_MAX / 2 - *off) {
+        *failed = 1;
+        return 0;
+    }
+    *off += FN(stream_round)(bytes);
+    return at;
+}
+
 FN(frnn_stream) *FN(frnn_stream_create)(int cell_type, frnn_int B, frnn_int In, frnn_int H,
                                         const real *w_ih, const real *w_hh, const real *b_ih,
                                         const real *b_hh) {
@@ -60,22 +76,25 @@ FN(frnn_stream) *FN(frnn_stream_create)(int cell_type, frnn_int B, frnn_int In, 
     if (B < 1 || In < 1 || H < 1 || B > limit || In > limit || H > limit) return NULL;
     if (!w_ih || !w_hh) return NULL;
 
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_cell cell = frnn_make_cell(kind, act, H);
+    if (frnn_check_layer(&cell, 1, B, In) != FRNN_OK) return NULL;
+    const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = cell.GH;
-    const frnn_int ih_size = k->packed_size(In, GH);
+    const frnn_int ih_size = FN(frnn_packed_elems)(k, In, GH);
     const frnn_int hh_size = FN(frnn_recurrent_packed_size)(&cell, k);
     const frnn_int scratch_size = frnn_cell_scratch(&cell, B);
     const size_t r = sizeof(real);
     /* offsets, in bytes, from the (aligned) start of the data region */
     size_t off = 0;
-    const size_t o_ih = off; off += FN(stream_round)(r * (size_t)ih_size);
-    const size_t o_hh = off; off += FN(stream_round)(r * (size_t)hh_size);
-    const size_t o_bih = off; off += FN(stream_round)(r * (size_t)GH);
-    const size_t o_bhh = off; off += FN(stream_round)(r * (size_t)GH);
-    const size_t o_xp = off; off += FN(stream_round)(r * (size_t)(B * GH));
-    const size_t o_hn = off; off += FN(stream_round)(r * (size_t)(B * H));
-    const size_t o_sc = off; off += FN(stream_round)(r * (size_t)(scratch_size > 0 ? scratch_size : 1));
+    int failed = 0;
+    const size_t o_ih = FN(stream_region)(ih_size, &off, &failed);
+    const size_t o_hh = FN(stream_region)(hh_size, &off, &failed);
+    const size_t o_bih = FN(stream_region)(GH, &off, &failed);
+    const size_t o_bhh = FN(stream_region)(GH, &off, &failed);
+    const size_t o_xp = FN(stream_region)(frnn_size_mul(B, GH), &off, &failed);
+    const size_t o_hn = FN(stream_region)(frnn_size_mul(B, H), &off, &failed);
+    const size_t o_sc = FN(stream_region)(scratch_size > 0 ? scratch_size : 1, &off, &failed);
+    if (failed) return NULL;
     const size_t head = FN(stream_round)(sizeof(struct FN(frnn_stream)));
 
     /* One allocation: the struct, then the data region at an aligned address

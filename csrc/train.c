@@ -9,8 +9,13 @@
  * them is the carried (B, H) state. Compiled once per dtype.
  *
  * Per-output depth K (wildml's bptt_truncate) runs the whole sequence as one
- * window, so its memory is O(T B G H + K B G H) like full BPTT. Not here:
- * threads.
+ * window, so its memory is O(T B G H + K B G H) like full BPTT (K clamped to
+ * T - 1: a deeper K is the same gradient). Not here: threads.
+ *
+ * Trust: frnn_train checks its configuration, its sizes (with overflow
+ * checks, kernels.h) and the indices it will look up before it reads
+ * anything else, and a window whose loss or unclipped gradient is not
+ * finite stops the run before it changes anything (fastrnn.h).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,9 +27,12 @@ typedef struct {
     real *w_ih, *w_hh, *b_ih, *b_hh, *w_hy, *b_y; /* biases NULL when absent */
 } FN(params);
 
+/* P, checked (kernels.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
-    return GH * cfg->In + GH * cfg->H + (cfg->has_bias ? 2 * GH : 0) + cfg->O * cfg->H +
-           (cfg->has_head_bias ? cfg->O : 0);
+    const frnn_int layer = frnn_size_add(frnn_size_mul(GH, cfg->In), frnn_size_mul(GH, cfg->H));
+    const frnn_int biases = cfg->has_bias ? frnn_size_mul(2, GH) : 0;
+    const frnn_int head = frnn_size_add(frnn_size_mul(cfg->O, cfg->H), cfg->has_head_bias ? cfg->O : 0);
+    return frnn_size_add(frnn_size_add(layer, biases), head);
 }
 
 static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *flat) {
@@ -200,8 +208,8 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
 }
 
 /* Clip the window gradient, then step the optimizer (or accumulate). With
- * an optimizer, gw keeps the last window's gradient until the caller copies
- * it to `grad` once, after the last window. */
+ * an optimizer, the last applied window's gw is copied to `grad` once, by
+ * the caller, after the last window. */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
                               real *theta, real *grad, real *m, real *v, int64_t *step) {
     FN(clip)(w->k, cfg, P, w->gw);
@@ -236,11 +244,11 @@ static void FN(project_window)(const frnn_train_config *cfg, FN(window) *w, frnn
  * fed d_out[t], age a the age a-1 delta propagated from step t+1, and age K
  * is not propagated further. The gate gradients of all ages sum into G[t]. */
 static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn_int T,
-                               const real *h0, const real *c0, real *age_buf) {
+                               frnn_int depth, const real *h0, const real *c0, real *age_buf) {
     const FN(frnn_kernel_table) *k = w->k;
     const frnn_cell *cell = &w->cell;
     const frnn_int B = cfg->B, H = cfg->H, GH = cell->GH, Wd = cell->W;
-    const frnn_int A = cfg->depth + 1, R = A * B; /* ages, stacked rows */
+    const frnn_int A = depth + 1, R = A * B; /* ages, stacked rows (depth <= T - 1) */
     const int two = cell->kind == FRNN_KIND_GRU;
     real *ws_rep = age_buf;             /* [R, W] ws[t] per age */
     real *prev_rep = ws_rep + R * Wd;   /* [R, H] h_{t-1} (GRU) or c_{t-1} (LSTM) */
@@ -287,54 +295,113 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
     }
 }
 
+/* What frnn_train refuses before it reads or writes anything: a size < 1,
+ * depth < -1, TBPTT without 1 <= k1 <= k2, an unknown cell / head / clip /
+ * optimizer, an array the configuration needs passed as NULL (frnn_train
+ * adds: a step count that is negative or would pass INT64_MAX), or an index
+ * input / class target outside [0, In) / [0, O) (one pass over each; the
+ * lookup and the scatter-add would otherwise read and write outside W_ih, and
+ * the softmax outside its row). */
+static int FN(valid_config)(const frnn_train_config *cfg, const real *theta, const real *grad,
+                            const real *m, const real *v, const int64_t *step, const real *x,
+                            const int64_t *idx, const int64_t *target_idx, const real *target,
+                            const real *h, const real *c, const double *losses) {
+    if ((int)cfg->cell < 0 || (int)cfg->cell > 4 || cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
+        cfg->H < 1 || cfg->O < 1 || cfg->depth < -1 ||
+        (cfg->depth < 0 && (cfg->k1 < 1 || cfg->k2 < cfg->k1)) || (int)cfg->head < 0 ||
+        (int)cfg->head > 2 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
+        (int)cfg->opt > 4)
+        return 0;
+    const int uses_m = (cfg->opt == FRNN_OPT_SGD && cfg->momentum != 0) ||
+                       cfg->opt == FRNN_OPT_ADAGRAD || cfg->opt == FRNN_OPT_ADAM;
+    const int uses_v = cfg->opt == FRNN_OPT_RMSPROP || cfg->opt == FRNN_OPT_ADAM;
+    if (!theta || !grad || !step || !h || !losses || (uses_m && !m) || (uses_v && !v) ||
+        (cfg->index_input ? !idx : !x) ||
+        (cfg->head == FRNN_HEAD_SOFTMAX_CE ? !target_idx : !target) ||
+        (cfg->cell == FRNN_CELL_LSTM && !c))
+        return 0;
+    const frnn_int T = cfg->T, B = cfg->B; /* T * B fits: frnn_check_layer ran first */
+    if (cfg->index_input)
+        for (frnn_int i = 0; i < T * B; i++)
+            if (idx[i] < 0 || idx[i] >= cfg->In) return 0;
+    if (cfg->head == FRNN_HEAD_SOFTMAX_CE) {
+        const frnn_int n = cfg->many_to_one ? B : T * B;
+        for (frnn_int i = 0; i < n; i++)
+            if (target_idx[i] < 0 || target_idx[i] >= cfg->O) return 0;
+    }
+    return 1;
+}
+
 int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *m, real *v,
                    int64_t *step, const real *x, const int64_t *idx,
                    const int64_t *target_idx, const real *target, real *h, real *c,
-                   double *losses) {
+                   double *losses, int64_t *stopped_window) {
     static const frnn_kind kinds[] = {FRNN_KIND_RNN, FRNN_KIND_RNN, FRNN_KIND_RNN,
                                       FRNN_KIND_LSTM, FRNN_KIND_GRU};
     static const frnn_activation acts[] = {FRNN_ACT_TANH, FRNN_ACT_RELU, FRNN_ACT_SIGMOID,
                                            FRNN_ACT_TANH, FRNN_ACT_TANH};
-    const int by_depth = cfg->depth >= 0;
-    if ((int)cfg->cell < 0 || (int)cfg->cell > 4 || cfg->T < 1 || cfg->B < 1 ||
-        (!by_depth && (cfg->k1 < 1 || cfg->k2 < cfg->k1)))
-        return FRNN_ERR_UNSUPPORTED;
+    if (stopped_window) *stopped_window = -1;
+    if ((int)cfg->cell < 0 || (int)cfg->cell > 4) return FRNN_ERR_UNSUPPORTED;
     FN(window) w;
     w.cell = frnn_make_cell(kinds[cfg->cell], acts[cfg->cell], cfg->H);
+    /* the sizes first (so that T * B and friends may be formed), then the
+     * rest of the configuration */
+    const int layer_ok = frnn_check_layer(&w.cell, cfg->T, cfg->B, cfg->In);
+    if (layer_ok != FRNN_OK) return layer_ok;
+    if (!FN(valid_config)(cfg, theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses))
+        return FRNN_ERR_UNSUPPORTED;
+    const int by_depth = cfg->depth >= 0;
     w.k = FN(frnn_active)();
     const FN(frnn_kernel_table) *k = w.k;
     const frnn_int T = cfg->T, B = cfg->B, In = cfg->In, H = cfg->H, O = cfg->O;
     const frnn_int GH = w.cell.GH, Wd = w.cell.W;
-    const frnn_int W = by_depth ? T : (cfg->k2 < T ? cfg->k2 : T); /* longest window */
+    /* A depth of T - 1 already reaches every step back to the first, and a
+     * k1 or k2 beyond T means T: the same gradients, and sizes that fit. */
+    const frnn_int depth = by_depth ? (cfg->depth < T - 1 ? cfg->depth : T - 1) : -1;
+    const frnn_int k1 = by_depth ? T : (cfg->k1 < T ? cfg->k1 : T);
+    const frnn_int k2 = by_depth ? T : (cfg->k2 < T ? cfg->k2 : T);
+    /* The update count must stay countable: one more per window at most. */
+    const frnn_int windows = (T + k1 - 1) / k1;
+    if (cfg->opt != FRNN_OPT_NONE && (*step < 0 || *step > INT64_MAX - windows))
+        return FRNN_ERR_UNSUPPORTED;
+    const frnn_int W = k2; /* the longest window */
     const frnn_int P = param_count(cfg, GH);
     const int lstm = w.cell.kind == FRNN_KIND_LSTM, two = w.cell.kind == FRNN_KIND_GRU;
-    const frnn_int loss_rows_max = cfg->many_to_one ? B : W * B;
-    const frnn_int R = by_depth ? (cfg->depth + 1) * B : 0; /* stacked age rows */
+    const frnn_int loss_rows_max = cfg->many_to_one ? B : frnn_size_mul(W, B);
+    const frnn_int R = by_depth ? frnn_size_mul(depth + 1, B) : 0; /* stacked age rows */
+    const frnn_int WB = frnn_size_mul(W, B), BH = frnn_size_mul(B, H);
 
     const frnn_int sizes[] = {
-        P,                                   /* gw: this window's gradient */
-        W * B * GH,                          /* xp */
-        W * B * H,                           /* out */
-        W * B * Wd,                          /* ws */
-        (1 + two) * W * B * GH,              /* Gx (, Gh) */
-        W * B * H,                           /* d_out */
-        loss_rows_max * O,                   /* z / dz */
+        frnn_size_mul(2, P),                 /* gw: two window gradients (the last applied one survives a stop) */
+        frnn_size_mul(WB, GH),               /* xp */
+        frnn_size_mul(WB, H),                /* out */
+        frnn_size_mul(WB, Wd),               /* ws */
+        frnn_size_mul(1 + two, frnn_size_mul(WB, GH)), /* Gx (, Gh) */
+        frnn_size_mul(WB, H),                /* d_out */
+        frnn_size_mul(loss_rows_max, O),     /* z / dz */
         FN(frnn_recurrent_packed_size)(&w.cell, k), /* W_hh^T packed */
-        k->packed_size(GH, H),               /* W_hh packed */
-        cfg->index_input ? 0 : k->packed_size(In, GH), /* W_ih^T packed */
-        k->packed_size(H, O),                /* W_hy^T packed */
-        4 * B * H,                           /* c_run, carried h and c, dh */
-        B * H,                               /* dc */
-        2 * GH,                              /* zero biases */
+        FN(frnn_packed_elems)(k, GH, H),     /* W_hh packed */
+        cfg->index_input ? 0 : FN(frnn_packed_elems)(k, In, GH), /* W_ih^T packed */
+        FN(frnn_packed_elems)(k, H, O),      /* W_hy^T packed */
+        frnn_size_mul(4, BH),                /* c_run, carried h and c, dh */
+        BH,                                  /* dc */
+        frnn_size_mul(2, GH),                /* zero biases */
         frnn_cell_scratch(&w.cell, R > B ? R : B), /* cell_scratch: batch or stacked ages */
-        R * (Wd + 5 * H + (1 + two) * GH),   /* depth: stacked ages (age_buf) */
+        frnn_size_mul(R, frnn_size_add(frnn_size_add(Wd, frnn_size_mul(5, H)),
+                                       frnn_size_mul(1 + two, GH))), /* depth: age_buf */
     };
     frnn_int total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
-    real *scratch = frnn_scratch_acquire(sizeof(real) * (size_t)total);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total = frnn_size_add(total, sizes[i]);
+    size_t bytes;
+    /* the targets [T, B, O] of mse / bce are not allocated here, but indexed */
+    if (cfg->head != FRNN_HEAD_SOFTMAX_CE &&
+        frnn_size_bytes(frnn_size_mul3(T, B, O), sizeof(real), &bytes))
+        return FRNN_ERR_TOO_LARGE;
+    if (frnn_size_bytes(total, sizeof(real), &bytes)) return FRNN_ERR_TOO_LARGE;
+    real *scratch = frnn_scratch_acquire(bytes);
     if (!scratch) return FRNN_ERR_NOMEM;
-    w.gw = scratch;
-    w.xp = w.gw + P;
+    real *gw_buf[2] = {scratch, scratch + P};
+    w.xp = scratch + 2 * P;
     w.out = w.xp + W * B * GH;
     w.ws = w.out + W * B * H;
     w.Gx = w.ws + W * B * Wd;
@@ -353,7 +420,6 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     memset(zeros, 0, sizeof(real) * (size_t)(2 * GH));
 
     w.p = FN(split)(cfg, GH, theta);
-    w.g = FN(split)(cfg, GH, w.gw);
     w.b_ih = w.p.b_ih ? w.p.b_ih : zeros;
     w.b_hh = w.p.b_hh ? w.p.b_hh : zeros + GH;
     memcpy(h_carry, h, sizeof(real) * (size_t)(B * H));
@@ -361,9 +427,12 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     if (cfg->opt == FRNN_OPT_NONE) memset(grad, 0, sizeof(real) * (size_t)P);
 
     /* Per-output depth: one window, the whole sequence. TBPTT(k1, k2): windows
-     * ending every k1 steps, each reaching back k2 steps. */
-    const frnn_int k1 = by_depth ? T : cfg->k1, k2 = by_depth ? T : cfg->k2;
-    frnn_int n = 0, n_updates = 0;
+     * ending every k1 steps, each reaching back k2 steps. Window gradients
+     * alternate between the two gw buffers, so the last applied one is still
+     * there when a window has to be refused. */
+    const real *applied = NULL; /* the last applied window's clipped gradient */
+    int rc = FRNN_OK, current = 0;
+    frnn_int n = 0;
     for (frnn_int t_prev = 0; t_prev < T; n++) {
         const frnn_int t = t_prev + k1 < T ? t_prev + k1 : T;
         const frnn_int s = t - k2 > 0 ? t - k2 : 0, L = t - s;
@@ -381,11 +450,13 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
          * clip, update */
         double loss = 0;
         if (!cfg->many_to_one || t == T) {
+            w.gw = gw_buf[current];
+            w.g = FN(split)(cfg, GH, w.gw);
             const frnn_int first = cfg->many_to_one ? T - 1 : t_prev;
             loss = FN(head_step)(cfg, &w, s, L, first, t, target_idx, target);
             FN(frnn_pack)(k, GH, H, w.p.w_hh, w.w_hh_p);
             if (by_depth) {
-                FN(depth_backward)(cfg, &w, T, h_carry, c_carry, age_buf);
+                FN(depth_backward)(cfg, &w, T, depth, h_carry, c_carry, age_buf);
             } else {
                 memset(dh, 0, sizeof(real) * (size_t)(B * H));
                 memset(dc, 0, sizeof(real) * (size_t)(B * H));
@@ -393,8 +464,19 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                                          w.ws, w.d_out, dh, dc, w.Gx, w.Gh);
             }
             FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
+            /* A window whose loss or unclipped gradient is not finite stops
+             * the run before it changes anything: theta, m, v, step and
+             * grad stay as the previous window left them, h and c as passed
+             * in (docs/TRAINING.md). */
+            if (!isfinite(loss) || !k->all_finite(P, w.gw)) {
+                losses[n] = loss;
+                if (stopped_window) *stopped_window = n;
+                rc = FRNN_ERR_NONFINITE;
+                break;
+            }
             FN(finish_window)(cfg, &w, P, theta, grad, m, v, step);
-            n_updates++;
+            applied = w.gw;
+            current ^= 1;
         }
         losses[n] = loss;
 
@@ -413,9 +495,9 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         t_prev = t;
     }
     if (cfg->opt != FRNN_OPT_NONE) {
-        if (n_updates) memcpy(grad, w.gw, sizeof(real) * (size_t)P);
+        if (applied) memcpy(grad, applied, sizeof(real) * (size_t)P);
         else memset(grad, 0, sizeof(real) * (size_t)P);
     }
     frnn_scratch_release(scratch);
-    return FRNN_OK;
+    return rc;
 }

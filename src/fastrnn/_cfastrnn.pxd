@@ -11,6 +11,9 @@ cdef extern from "fastrnn.h" nogil:
     enum:
         FRNN_OK
         FRNN_ERR_NOMEM
+        FRNN_ERR_UNSUPPORTED
+        FRNN_ERR_TOO_LARGE
+        FRNN_ERR_NONFINITE
 
     const char *frnn_select_isa(const char *request)
     const char *frnn_active_isa()
@@ -40,8 +43,6 @@ cdef extern from "fastrnn.h" nogil:
     int frnn_gru_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
     int frnn_gru_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)
 
-    enum:
-        FRNN_ERR_UNSUPPORTED
     ctypedef enum frnn_cell_type:
         FRNN_CELL_RNN_TANH
     ctypedef enum frnn_head:
@@ -62,8 +63,8 @@ cdef extern from "fastrnn.h" nogil:
         double lr, momentum, alpha, beta1, beta2, eps
         int nesterov
 
-    int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m, float *v, int64_t *step, const float *x, const int64_t *idx, const int64_t *target_idx, const float *target, float *h, float *c, double *losses)
-    int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m, double *v, int64_t *step, const double *x, const int64_t *idx, const int64_t *target_idx, const double *target, double *h, double *c, double *losses)
+    int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m, float *v, int64_t *step, const float *x, const int64_t *idx, const int64_t *target_idx, const float *target, float *h, float *c, double *losses, int64_t *stopped_window)
+    int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m, double *v, int64_t *step, const double *x, const int64_t *idx, const int64_t *target_idx, const double *target, double *h, double *c, double *losses, int64_t *stopped_window)
 
     # streaming (stream.c): opaque per-dtype objects
     ctypedef struct frnn_stream_f32:

@@ -1,6 +1,8 @@
 # Type stubs for the compiled core (see _core.pyx). Arrays are float32 or
-# float64, C-contiguous, all of one dtype; fastrnn.functional validates them.
-from typing import Optional
+# float64, C-contiguous, aligned, all of one dtype; fastrnn.functional and
+# fastrnn.training validate them first, and each function checks them again
+# against the sizes it passes to C (ValueError / TypeError naming the array).
+from typing import Optional, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,10 +23,11 @@ def backward(cell: str, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h0: _F,
              dh0: _F, dc0: Optional[_F]) -> None: ...
 def step(cell: str, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h: _F,
          c: Optional[_F], h_out: _F, c_out: Optional[_F]) -> None: ...
-def _activation(name: str, x: _F, y: _F) -> None: ...
+def _activation(name: str, x: _F, y: _F) -> None: ...  # name: sigmoid, tanh, exp
+# (new step count, None or the index of the non-finite window that stopped the run)
 def train(config: dict, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,
           idx: NDArray[np.int64], target_idx: NDArray[np.int64], target: _F, h: _F, c: _F,
-          losses: NDArray[np.float64]) -> int: ...
+          losses: NDArray[np.float64]) -> Tuple[int, Optional[int]]: ...
 
 class Stream:
     """A prepared single-step layer (stream.c); see fastrnn.stream."""

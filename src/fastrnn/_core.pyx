@@ -2,10 +2,19 @@
 """fastrnn._core - the thin Cython layer over the C kernels in csrc/.
 
 It turns typed, C-contiguous memoryviews into pointers and calls the kernel
-with the GIL released. It deliberately checks nothing but what the C code
-cannot survive (shape agreement is the job of fastrnn._validate, which runs
-before any backend); the fused type `real` guarantees that every array of a
-call has one dtype, float32 or float64.
+with the GIL released. The fused type `real` guarantees that every array of
+a call has one dtype, float32 or float64.
+
+It is also the last line of defence: fastrnn._validate and
+fastrnn.training check the user's arguments first and explain them in the
+user's terms, but these functions can be called directly, so each one
+checks every array it is handed against the sizes it passes to C (the shape
+of each, None only where the contract allows it, no output overlapping
+another array; the trainer also its configuration and the indices it will
+look up) and raises ValueError / TypeError naming the argument. That is one
+pass of integer comparisons (and, for the trainer's index arrays, one pass
+over them); nothing is copied. What C reports (csrc/fastrnn.h) becomes
+MemoryError for sizes that cannot be allocated.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
@@ -18,6 +27,9 @@ ctypedef fused real:
 
 _ACTIVATIONS = {"rnn_tanh": FRNN_ACT_TANH, "rnn_relu": FRNN_ACT_RELU,
                 "rnn_sigmoid": FRNN_ACT_SIGMOID}
+_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
+# workspace width per hidden unit (docs/ARCHITECTURE.md): W = _WS[cell] * H
+_WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4}
 
 
 def select_isa(request=None):
@@ -51,30 +63,197 @@ def _set_thread_min_flops(double flops):
     frnn_set_thread_min_flops(flops)
 
 
-cdef inline int _check(int rc) except -1:
+cdef int _raise(int rc, str func, str sizes) except -1:
+    """The exception for a C result other than FRNN_OK (callers test rc first,
+    so that the message is only formatted on failure); sizes describes the
+    call ("T=.., B=..")."""
+    if rc == FRNN_ERR_TOO_LARGE:
+        raise MemoryError(f"fastrnn: the working memory of this call ({sizes}) does not fit "
+                          f"in memory")
     if rc == FRNN_ERR_NOMEM:
-        raise MemoryError("fastrnn: the C kernel could not allocate its scratch memory")
+        raise MemoryError(f"fastrnn: the C kernel could not allocate its scratch memory "
+                          f"({sizes})")
+    if rc == FRNN_ERR_UNSUPPORTED:
+        raise ValueError(f"fastrnn._core.{func}: the C kernel rejected these sizes or this "
+                         f"configuration ({sizes})")
+    raise RuntimeError(f"fastrnn._core.{func}: unexpected result {rc} from the C kernel")
+
+
+# ---- argument checks: integer comparisons, messages built only on failure --
+
+cdef int _cell_gates(str func, str cell) except -1:
+    if cell not in _GATES:
+        raise ValueError(f"fastrnn._core.{func}: cell must be one of {tuple(_GATES)}, "
+                         f"got {cell!r}")
+    return _GATES[cell]
+
+
+cdef int _sizes(str func, Py_ssize_t T, Py_ssize_t B, Py_ssize_t In, Py_ssize_t H) except -1:
+    """The sizes C is given must be >= 1 (the functional layer handles the
+    empty problems T = 0 and B = 0 itself)."""
+    if T < 1 or B < 1 or In < 1 or H < 1:
+        raise ValueError(f"fastrnn._core.{func}: T, B, input_size and hidden_size must all "
+                         f"be >= 1, got T={T}, B={B}, input_size={In}, hidden_size={H}")
     return 0
 
 
+cdef int _shape3(str func, str name, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c,
+                 Py_ssize_t ea, Py_ssize_t eb, Py_ssize_t ec, str meaning) except -1:
+    if a != ea or b != eb or c != ec:
+        raise ValueError(f"fastrnn._core.{func}: {name} must have shape {meaning} = "
+                         f"({ea}, {eb}, {ec}), got ({a}, {b}, {c})")
+    return 0
+
+
+cdef int _shape2(str func, str name, Py_ssize_t a, Py_ssize_t b,
+                 Py_ssize_t ea, Py_ssize_t eb, str meaning) except -1:
+    if a != ea or b != eb:
+        raise ValueError(f"fastrnn._core.{func}: {name} must have shape {meaning} = "
+                         f"({ea}, {eb}), got ({a}, {b})")
+    return 0
+
+
+cdef int _shape1(str func, str name, Py_ssize_t a, Py_ssize_t ea, str meaning) except -1:
+    if a != ea:
+        raise ValueError(f"fastrnn._core.{func}: {name} must have shape {meaning} = "
+                         f"({ea},), got ({a},)")
+    return 0
+
+
+cdef int _required(str func, str name, bint missing, str cell) except -1:
+    if missing:
+        raise ValueError(f"fastrnn._core.{func}: {name} is required for cell {cell!r} "
+                         f"(None given)")
+    return 0
+
+
+cdef int _absent(str func, str name, bint given, str cell) except -1:
+    if given:
+        raise ValueError(f"fastrnn._core.{func}: {name} must be None for cell {cell!r} "
+                         f"(it has no cell state)")
+    return 0
+
+
+cdef struct _Spans:
+    # the memory of a call's arrays (at most 24): [start, start + size)
+    # bytes, elements of `align` bytes; the first n_out are written by the
+    # kernel
+    int n, n_out
+    const char *start[24]
+    Py_ssize_t size[24]
+    Py_ssize_t align[24]
+    # output alias_out[i] may be exactly the array alias_in[i] (step's update
+    # in place); -1: unused
+    int alias_out[2]
+    int alias_in[2]
+
+
+cdef inline void _add(_Spans *s, const void *start, Py_ssize_t size, Py_ssize_t align) noexcept:
+    s.start[s.n] = <const char *>start
+    s.size[s.n] = size
+    s.align[s.n] = align
+    s.n += 1
+
+
+cdef int _check_memory(str func, _Spans *s, tuple names) except -1:
+    """Every array must be aligned to its element size (a C pointer to a
+    misaligned float is undefined behaviour, and vectorised code may assume
+    the alignment; NumPy can make such arrays, e.g. with np.frombuffer at an
+    offset), and no output may share memory with any other array of the
+    call: the kernels write outputs while they still read everything else,
+    so an overlap would silently corrupt the result. O(outputs x arrays)."""
+    cdef int i, j, a
+    cdef bint allowed
+    for i in range(s.n):
+        if s.size[i] != 0 and <size_t>s.start[i] % <size_t>s.align[i] != 0:
+            raise ValueError(f"fastrnn._core.{func}: {names[i]} is not aligned to its "
+                             f"{s.align[i]}-byte elements; pass an aligned copy "
+                             f"(numpy.require(a, requirements='CA'))")
+    for i in range(s.n_out):
+        if s.size[i] == 0:
+            continue
+        for j in range(s.n):
+            if j == i or s.size[j] == 0:
+                continue
+            if s.start[i] < s.start[j] + s.size[j] and s.start[j] < s.start[i] + s.size[i]:
+                allowed = False
+                for a in range(2):
+                    if (s.alias_out[a] == i and s.alias_in[a] == j and s.start[i] == s.start[j]
+                            and s.size[i] == s.size[j]):
+                        allowed = True
+                if not allowed:
+                    raise ValueError(f"fastrnn._core.{func}: {names[i]} must not overlap "
+                                     f"{names[j]} (outputs are written in place)")
+    return 0
+
+
+cdef inline _Spans _spans(int n_out) noexcept:
+    cdef _Spans s
+    s.n = 0
+    s.n_out = n_out
+    s.alias_out[0] = s.alias_out[1] = -1
+    s.alias_in[0] = s.alias_in[1] = -1
+    return s
+
+
 def forward(str cell,
-            const real[:, :, ::1] x, const real[:, ::1] w_ih, const real[:, ::1] w_hh,
-            const real[::1] b_ih, const real[::1] b_hh,
-            const real[:, ::1] h0, const real[:, ::1] c0,
-            real[:, :, ::1] out, real[:, ::1] hn, real[:, ::1] cn, real[:, :, ::1] ws):
-    cdef frnn_int T = x.shape[0], B = x.shape[1], In = x.shape[2], H = h0.shape[1]
+            const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
+            const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
+            const real[::1] b_hh not None, const real[:, ::1] h0 not None,
+            const real[:, ::1] c0,
+            real[:, :, ::1] out not None, real[:, ::1] hn not None, real[:, ::1] cn,
+            real[:, :, ::1] ws):
+    """The forward of the backend contract: out, hn (cn) and, when ws is not
+    None, the workspace (T, B, W) are overwritten. c0 / cn: LSTM only."""
+    cdef int G = _cell_gates("forward", cell)
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
+    cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
+    cdef bint lstm = cell == "lstm"
+    _sizes("forward", T, B, In, H)
+    _shape2("forward", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
+    _shape2("forward", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1("forward", "b_ih", b_ih.shape[0], GH, "(G*H,)")
+    _shape1("forward", "b_hh", b_hh.shape[0], GH, "(G*H,)")
+    _shape2("forward", "h0", h0.shape[0], h0.shape[1], B, H, "(B, H)")
+    _shape3("forward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
+    _shape2("forward", "hn", hn.shape[0], hn.shape[1], B, H, "(B, H)")
+    if lstm:
+        _required("forward", "c0", c0 is None, cell)
+        _required("forward", "cn", cn is None, cell)
+        _shape2("forward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
+        _shape2("forward", "cn", cn.shape[0], cn.shape[1], B, H, "(B, H)")
+    else:
+        _absent("forward", "c0", c0 is not None, cell)
+        _absent("forward", "cn", cn is not None, cell)
+    if ws is not None:
+        _shape3("forward", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(4)
+    _add(&s, &out[0, 0, 0], T * B * H * r, r)
+    _add(&s, &hn[0, 0], B * H * r, r)
+    _add(&s, &cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
+    _add(&s, &x[0, 0, 0], T * B * In * r, r)
+    _add(&s, &w_ih[0, 0], GH * In * r, r)
+    _add(&s, &w_hh[0, 0], GH * H * r, r)
+    _add(&s, &b_ih[0], GH * r, r)
+    _add(&s, &b_hh[0], GH * r, r)
+    _add(&s, &h0[0, 0], B * H * r, r)
+    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _check_memory("forward", &s, ("out", "hn", "cn", "ws", "x", "w_ih", "w_hh", "b_ih", "b_hh",
+                              "h0", "c0"))
+
     cdef const real *c0p = NULL
     cdef real *cnp = NULL
     cdef real *wsp = NULL
     cdef int rc = 0
     cdef frnn_activation act = FRNN_ACT_TANH
-    if c0 is not None:
+    if lstm:
         c0p = &c0[0, 0]
-    if cn is not None:
         cnp = &cn[0, 0]
-    if ws is not None and ws.shape[2] > 0:
+    if ws is not None and W > 0:
         wsp = &ws[0, 0, 0]
-    if cell == "lstm":
+    if lstm:
         with nogil:
             if real is float:
                 rc = frnn_lstm_forward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0], &hn[0, 0], cnp, wsp)
@@ -93,34 +272,99 @@ def forward(str cell,
                 rc = frnn_rnn_forward_f32(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0])
             else:
                 rc = frnn_rnn_forward_f64(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0])
-    _check(rc)
+    if rc != FRNN_OK:
+        _raise(rc, "forward", f"T={T}, B={B}, input_size={In}, H={H}")
 
 
 def backward(str cell,
-             const real[:, :, ::1] x, const real[:, ::1] w_ih, const real[:, ::1] w_hh,
-             const real[::1] b_ih, const real[::1] b_hh,
-             const real[:, ::1] h0, const real[:, ::1] c0,
-             const real[:, :, ::1] out, const real[:, :, ::1] ws,
-             const real[:, :, ::1] d_out, const real[:, ::1] d_hn, const real[:, ::1] d_cn,
-             real[:, :, ::1] dx, real[:, ::1] dw_ih, real[:, ::1] dw_hh,
-             real[::1] db_ih, real[::1] db_hh, real[:, ::1] dh0, real[:, ::1] dc0):
+             const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
+             const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
+             const real[::1] b_hh not None, const real[:, ::1] h0 not None,
+             const real[:, ::1] c0,
+             const real[:, :, ::1] out not None, const real[:, :, ::1] ws,
+             const real[:, :, ::1] d_out not None, const real[:, ::1] d_hn not None,
+             const real[:, ::1] d_cn,
+             real[:, :, ::1] dx not None, real[:, ::1] dw_ih not None,
+             real[:, ::1] dw_hh not None, real[::1] db_ih not None, real[::1] db_hh not None,
+             real[:, ::1] dh0 not None, real[:, ::1] dc0):
+    """BPTT of the backend contract: every gradient output is overwritten.
+    ws is the workspace forward filled (T, B, W); it may be None only for the
+    Elman cells (W = 0). c0, d_cn, dc0: LSTM only."""
     # b_ih / b_hh are part of the contract but not needed: every cell's
     # backward reads the biases' effect from the saved workspace or outputs.
-    cdef frnn_int T = x.shape[0], B = x.shape[1], In = x.shape[2], H = h0.shape[1]
+    cdef int G = _cell_gates("backward", cell)
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
+    cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
+    cdef bint lstm = cell == "lstm"
+    _sizes("backward", T, B, In, H)
+    _shape2("backward", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
+    _shape2("backward", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1("backward", "b_ih", b_ih.shape[0], GH, "(G*H,)")
+    _shape1("backward", "b_hh", b_hh.shape[0], GH, "(G*H,)")
+    _shape2("backward", "h0", h0.shape[0], h0.shape[1], B, H, "(B, H)")
+    _shape3("backward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
+    if W > 0:
+        _required("backward", "ws", ws is None, cell)
+    if ws is not None:
+        _shape3("backward", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
+    _shape3("backward", "d_out", d_out.shape[0], d_out.shape[1], d_out.shape[2], T, B, H,
+            "(T, B, H)")
+    _shape2("backward", "d_hn", d_hn.shape[0], d_hn.shape[1], B, H, "(B, H)")
+    _shape3("backward", "dx", dx.shape[0], dx.shape[1], dx.shape[2], T, B, In,
+            "(T, B, input_size)")
+    _shape2("backward", "dw_ih", dw_ih.shape[0], dw_ih.shape[1], GH, In, "(G*H, input_size)")
+    _shape2("backward", "dw_hh", dw_hh.shape[0], dw_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1("backward", "db_ih", db_ih.shape[0], GH, "(G*H,)")
+    _shape1("backward", "db_hh", db_hh.shape[0], GH, "(G*H,)")
+    _shape2("backward", "dh0", dh0.shape[0], dh0.shape[1], B, H, "(B, H)")
+    if lstm:
+        _required("backward", "c0", c0 is None, cell)
+        _required("backward", "d_cn", d_cn is None, cell)
+        _required("backward", "dc0", dc0 is None, cell)
+        _shape2("backward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
+        _shape2("backward", "d_cn", d_cn.shape[0], d_cn.shape[1], B, H, "(B, H)")
+        _shape2("backward", "dc0", dc0.shape[0], dc0.shape[1], B, H, "(B, H)")
+    else:
+        _absent("backward", "c0", c0 is not None, cell)
+        _absent("backward", "d_cn", d_cn is not None, cell)
+        _absent("backward", "dc0", dc0 is not None, cell)
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(7)
+    _add(&s, &dx[0, 0, 0], T * B * In * r, r)
+    _add(&s, &dw_ih[0, 0], GH * In * r, r)
+    _add(&s, &dw_hh[0, 0], GH * H * r, r)
+    _add(&s, &db_ih[0], GH * r, r)
+    _add(&s, &db_hh[0], GH * r, r)
+    _add(&s, &dh0[0, 0], B * H * r, r)
+    _add(&s, &dc0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &x[0, 0, 0], T * B * In * r, r)
+    _add(&s, &w_ih[0, 0], GH * In * r, r)
+    _add(&s, &w_hh[0, 0], GH * H * r, r)
+    _add(&s, &h0[0, 0], B * H * r, r)
+    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &out[0, 0, 0], T * B * H * r, r)
+    _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
+    _add(&s, &d_out[0, 0, 0], T * B * H * r, r)
+    _add(&s, &d_hn[0, 0], B * H * r, r)
+    _add(&s, &d_cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _check_memory("backward", &s, ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0", "x",
+                               "w_ih", "w_hh", "h0", "c0", "out", "ws", "d_out", "d_hn", "d_cn"))
+
+    cdef const real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
     cdef int rc = 0
     cdef frnn_activation act = FRNN_ACT_TANH
-    if cell == "lstm":
+    if lstm:
         with nogil:
             if real is float:
-                rc = frnn_lstm_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+                rc = frnn_lstm_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
             else:
-                rc = frnn_lstm_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+                rc = frnn_lstm_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
     elif cell == "gru":
         with nogil:
             if real is float:
-                rc = frnn_gru_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
+                rc = frnn_gru_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
             else:
-                rc = frnn_gru_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
+                rc = frnn_gru_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
     else:
         act = _ACTIVATIONS[cell]
         with nogil:
@@ -128,18 +372,53 @@ def backward(str cell,
                 rc = frnn_rnn_backward_f32(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
             else:
                 rc = frnn_rnn_backward_f64(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
-    _check(rc)
+    if rc != FRNN_OK:
+        _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 
 
 def step(str cell,
-         const real[:, ::1] x, const real[:, ::1] w_ih, const real[:, ::1] w_hh,
-         const real[::1] b_ih, const real[::1] b_hh,
-         const real[:, ::1] h, const real[:, ::1] c,
-         real[:, ::1] h_out, real[:, ::1] c_out):
-    cdef frnn_int B = x.shape[0], In = x.shape[1], H = h.shape[1]
+         const real[:, ::1] x not None, const real[:, ::1] w_ih not None,
+         const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
+         const real[::1] b_hh not None, const real[:, ::1] h not None, const real[:, ::1] c,
+         real[:, ::1] h_out not None, real[:, ::1] c_out):
+    """One time step of the backend contract. h_out may be h itself and c_out
+    c itself (updated in place); c, c_out: LSTM only."""
+    cdef int G = _cell_gates("step", cell)
+    cdef Py_ssize_t B = x.shape[0], In = x.shape[1], H = w_hh.shape[1], GH = G * H
+    cdef bint lstm = cell == "lstm"
+    _sizes("step", 1, B, In, H)
+    _shape2("step", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
+    _shape2("step", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1("step", "b_ih", b_ih.shape[0], GH, "(G*H,)")
+    _shape1("step", "b_hh", b_hh.shape[0], GH, "(G*H,)")
+    _shape2("step", "h", h.shape[0], h.shape[1], B, H, "(B, H)")
+    _shape2("step", "h_out", h_out.shape[0], h_out.shape[1], B, H, "(B, H)")
+    if lstm:
+        _required("step", "c", c is None, cell)
+        _required("step", "c_out", c_out is None, cell)
+        _shape2("step", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
+        _shape2("step", "c_out", c_out.shape[0], c_out.shape[1], B, H, "(B, H)")
+    else:
+        _absent("step", "c", c is not None, cell)
+        _absent("step", "c_out", c_out is not None, cell)
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(2)
+    _add(&s, &h_out[0, 0], B * H * r, r)
+    _add(&s, &c_out[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &x[0, 0], B * In * r, r)
+    _add(&s, &w_ih[0, 0], GH * In * r, r)
+    _add(&s, &w_hh[0, 0], GH * H * r, r)
+    _add(&s, &b_ih[0], GH * r, r)
+    _add(&s, &b_hh[0], GH * r, r)
+    _add(&s, &h[0, 0], B * H * r, r)
+    _add(&s, &c[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    s.alias_out[0], s.alias_in[0] = 0, 7  # h_out is h
+    s.alias_out[1], s.alias_in[1] = 1, 8  # c_out is c
+    _check_memory("step", &s, ("h_out", "c_out", "x", "w_ih", "w_hh", "b_ih", "b_hh", "h", "c"))
+
     cdef int rc = 0
     cdef frnn_activation act = FRNN_ACT_TANH
-    if cell == "lstm":
+    if lstm:
         with nogil:
             if real is float:
                 rc = frnn_lstm_step_f32(B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &c[0, 0], &h_out[0, 0], &c_out[0, 0])
@@ -158,7 +437,8 @@ def step(str cell,
                 rc = frnn_rnn_step_f32(act, B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
             else:
                 rc = frnn_rnn_step_f64(act, B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
-    _check(rc)
+    if rc != FRNN_OK:
+        _raise(rc, "step", f"B={B}, input_size={In}, H={H}")
 
 
 cdef extern from "kernels_export.h" nogil:
@@ -166,9 +446,13 @@ cdef extern from "kernels_export.h" nogil:
     void frnn_activation_f64(int which, frnn_int n, const double *x, double *y)
 
 
-def _activation(str name, const real[::1] x, real[::1] y):
-    """Test hook: y = sigmoid(x) or tanh(x) through the active ISA's kernel."""
-    cdef int which = {"sigmoid": 0, "tanh": 1}[name]
+def _activation(str name, const real[::1] x not None, real[::1] y not None):
+    """Test hook: y = sigmoid(x), tanh(x) or exp(x) (for x <= 0: the softmax
+    head's kernel) through the active ISA's kernel."""
+    names = {"sigmoid": 0, "tanh": 1, "exp": 2}
+    if name not in names:
+        raise ValueError(f"name must be one of {tuple(names)}, got {name!r}")
+    cdef int which = names[name]
     if x.shape[0] != y.shape[0]:
         raise ValueError("x and y must have the same length")
     if x.shape[0] == 0:
@@ -184,53 +468,181 @@ _CELL_TYPES = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_sigmoid": 2, "lstm": 3, "gru":
 _HEADS = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
 _CLIPS = {"none": 0, "value": 1, "norm": 2}
 _OPTS = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
+_INT64_MAX = 2 ** 63 - 1
 
 
-cdef inline real *_ptr1(real[::1] a) noexcept:
-    return &a[0] if a.shape[0] > 0 else NULL
+cdef object _config_choice(dict config, str key, dict choices):
+    value = config[key]
+    if value not in choices:
+        raise ValueError(f"fastrnn._core.train: config[{key!r}] must be one of "
+                         f"{tuple(choices)}, got {value!r}")
+    return choices[value]
 
 
-def train(dict config, real[::1] theta, real[::1] grad, real[::1] m, real[::1] v, int64_t step,
-          const real[:, :, ::1] x, const int64_t[:, ::1] idx, const int64_t[::1] target_idx,
-          const real[::1] target, real[:, ::1] h, real[:, ::1] c, double[::1] losses):
+cdef object _checked_int(object value, str label, object low):
+    """value as a Python int in [low, 2**63); TypeError / ValueError naming
+    it otherwise (never a silent wrap into int64)."""
+    import operator
+    if isinstance(value, bool):
+        raise TypeError(f"fastrnn._core.train: {label} must be an integer, got a bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"fastrnn._core.train: {label} must be an integer, got "
+                        f"{type(value).__name__}") from None
+    if not low <= value <= _INT64_MAX:
+        raise ValueError(f"fastrnn._core.train: {label} must be in [{low}, 2**63), got {value}")
+    return value
+
+
+cdef object _config_int(dict config, str key, object low):
+    return _checked_int(config[key], f"config[{key!r}]", low)
+
+
+cdef int _length(str name, Py_ssize_t got, object want, str meaning) except -1:
+    if got != want:
+        raise ValueError(f"fastrnn._core.train: {name} must have {meaning} = {want} "
+                         f"elements, got {got}")
+    return 0
+
+
+cdef int _unused(str name, Py_ssize_t size, str why) except -1:
+    if size != 0:
+        raise ValueError(f"fastrnn._core.train: {name} must be empty {why}, got {size} "
+                         f"elements")
+    return 0
+
+
+cdef int _indices_in_range(str name, const int64_t *a, Py_ssize_t n, int64_t limit,
+                           str meaning) except -1:
+    cdef Py_ssize_t i, bad = -1
+    with nogil:
+        for i in range(n):
+            if a[i] < 0 or a[i] >= limit:
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"fastrnn._core.train: {name} must hold indices in [0, {meaning}) = "
+                         f"[0, {limit}), got {a[bad]} at flat position {bad}")
+    return 0
+
+
+def train(dict config, real[::1] theta not None, real[::1] grad not None, real[::1] m not None,
+          real[::1] v not None, object step,
+          const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
+          const int64_t[::1] target_idx not None, const real[::1] target not None,
+          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None):
     """The sequence trainer (frnn_train_*). Arrays that a configuration does
-    not use are passed empty (never None), so the fused type always resolves.
-    Returns the new optimizer step count."""
+    not use are passed empty (never None), so the fused type always resolves:
+    x (T, B, In) or idx (T, B); target_idx (T*B,) (or (B,) many-to-one) for
+    softmax_ce, else target (T*B*O,) (or (B*O,)); m, v (P,) where the
+    optimizer uses them; c (B, H) for LSTM only.
+
+    Returns ``(step, stopped)``: the new optimizer step count, and None, or
+    the index of the window whose loss or gradient was not finite, which
+    stopped the run before its update (docs/TRAINING.md: theta, m, v, step
+    and grad as the previous window left them, h and c as passed in)."""
     cdef frnn_train_config cfg
-    cfg.cell = <frnn_cell_type>_CELL_TYPES[config["cell"]]
-    cfg.T, cfg.B, cfg.In = config["T"], config["B"], config["In"]
-    cfg.H, cfg.O = config["H"], config["O"]
-    cfg.has_bias, cfg.has_head_bias = config["has_bias"], config["has_head_bias"]
-    cfg.index_input, cfg.many_to_one = config["index_input"], config["many_to_one"]
-    cfg.reduce_mean = config["reduce_mean"]
-    cfg.head = <frnn_head>_HEADS[config["head"]]
-    cfg.k1, cfg.k2 = config["k1"], config["k2"]
-    cfg.depth = config["depth"]
-    cfg.clip = <frnn_clip>_CLIPS[config["clip"]]
+    cell = config["cell"]
+    cfg.cell = <frnn_cell_type><int>_config_choice(config, "cell", _CELL_TYPES)
+    T, B = _config_int(config, "T", 1), _config_int(config, "B", 1)
+    In, H, O = _config_int(config, "In", 1), _config_int(config, "H", 1), _config_int(config, "O", 1)
+    k1, k2 = _config_int(config, "k1", 1), _config_int(config, "k2", 1)
+    depth = _config_int(config, "depth", -1)
+    if depth < 0 and k2 < k1:
+        raise ValueError(f"fastrnn._core.train: TBPTT needs k1 <= k2, got k1={k1}, k2={k2}")
+    cfg.T, cfg.B, cfg.In, cfg.H, cfg.O = T, B, In, H, O
+    cfg.k1, cfg.k2, cfg.depth = k1, k2, depth
+    cfg.has_bias, cfg.has_head_bias = bool(config["has_bias"]), bool(config["has_head_bias"])
+    cfg.index_input, cfg.many_to_one = bool(config["index_input"]), bool(config["many_to_one"])
+    cfg.reduce_mean = bool(config["reduce_mean"])
+    cfg.head = <frnn_head><int>_config_choice(config, "head", _HEADS)
+    cfg.clip = <frnn_clip><int>_config_choice(config, "clip", _CLIPS)
     cfg.clip_value = config["clip_value"]
-    cfg.opt = <frnn_optimizer>_OPTS[config["opt"]]
+    cfg.opt = <frnn_optimizer><int>_config_choice(config, "opt", _OPTS)
     cfg.lr, cfg.momentum, cfg.alpha = config["lr"], config["momentum"], config["alpha"]
     cfg.beta1, cfg.beta2, cfg.eps = config["beta1"], config["beta2"], config["eps"]
-    cfg.nesterov = config["nesterov"]
-    if cfg.depth < 0 and losses.shape[0] < (cfg.T + cfg.k1 - 1) // cfg.k1 or losses.shape[0] < 1:
-        raise ValueError("losses has no room for every window")
+    cfg.nesterov = bool(config["nesterov"])
+
+    # Every array against the sizes, in Python integers (no overflow here).
+    GH = _GATES[cell] * H
+    P = GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H + (O if cfg.has_head_bias else 0)
+    _length("theta", theta.shape[0], P, "the layout's size P")
+    _length("grad", grad.shape[0], P, "the layout's size P")
+    opt = config["opt"]
+    uses_m = (opt == "sgd" and cfg.momentum != 0) or opt in ("adagrad", "adam")
+    uses_v = opt in ("rmsprop", "adam")
+    if uses_m or m.shape[0]:
+        _length("m", m.shape[0], P, f"P (optimizer {opt!r})")
+    if uses_v or v.shape[0]:
+        _length("v", v.shape[0], P, f"P (optimizer {opt!r})")
+    if cfg.index_input:
+        _shape2("train", "idx", idx.shape[0], idx.shape[1], T, B, "(T, B)")
+        _unused("x", x.shape[0] * x.shape[1] * x.shape[2], "for index input")
+    else:
+        _shape3("train", "x", x.shape[0], x.shape[1], x.shape[2], T, B, In, "(T, B, In)")
+        _unused("idx", idx.shape[0] * idx.shape[1], "for dense input")
+    rows = B if cfg.many_to_one else T * B
+    if config["head"] == "softmax_ce":
+        _length("target_idx", target_idx.shape[0], rows, "(B,)" if cfg.many_to_one else "(T*B,)")
+        _unused("target", target.shape[0], "for head 'softmax_ce'")
+    else:
+        _length("target", target.shape[0], rows * O, "(B*O,)" if cfg.many_to_one else "(T*B*O,)")
+        _unused("target_idx", target_idx.shape[0], f"for head {config['head']!r}")
+    _shape2("train", "h", h.shape[0], h.shape[1], B, H, "(B, H)")
+    if cell == "lstm":
+        _shape2("train", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
+    else:
+        _unused("c", c.shape[0] * c.shape[1], f"for cell {cell!r}")
+    windows = 1 if depth >= 0 else -(-T // k1)
+    step = _checked_int(step, "step", 0)
+    if opt is not None and step > _INT64_MAX - windows:
+        raise ValueError(f"fastrnn._core.train: step must be at most 2**63 - 1 - windows = "
+                         f"{_INT64_MAX - windows} so that each of the {windows} windows can "
+                         f"count its update, got {step}")
+    cdef int64_t step_count = step
+    if losses.shape[0] < windows:
+        raise ValueError(f"fastrnn._core.train: losses must have room for every window: "
+                         f"{windows} elements, got {losses.shape[0]}")
+
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(7)
+    _add(&s, &theta[0], P * r, r)
+    _add(&s, &grad[0], P * r, r)
+    _add(&s, &m[0], P * r if uses_m else 0, r)
+    _add(&s, &v[0], P * r if uses_v else 0, r)
+    _add(&s, &h[0, 0], B * H * r, r)
+    _add(&s, &c[0, 0], c.shape[0] * c.shape[1] * r, r)
+    _add(&s, &losses[0], losses.shape[0] * sizeof(double), sizeof(double))
+    _add(&s, &x[0, 0, 0], x.shape[0] * x.shape[1] * x.shape[2] * r, r)
+    _add(&s, &idx[0, 0], idx.shape[0] * idx.shape[1] * sizeof(int64_t), sizeof(int64_t))
+    _add(&s, &target_idx[0], target_idx.shape[0] * sizeof(int64_t), sizeof(int64_t))
+    _add(&s, &target[0], target.shape[0] * r, r)
+    _check_memory("train", &s, ("theta", "grad", "m", "v", "h", "c", "losses", "x", "idx",
+                            "target_idx", "target"))
+    if cfg.index_input:
+        _indices_in_range("idx", &idx[0, 0], T * B, In, "In")
+    if config["head"] == "softmax_ce":
+        _indices_in_range("target_idx", &target_idx[0], rows, O, "O")
+
     cdef const real *xp = &x[0, 0, 0] if x.shape[0] > 0 else NULL
     cdef const int64_t *ip = &idx[0, 0] if idx.shape[0] > 0 else NULL
     cdef const int64_t *tip = &target_idx[0] if target_idx.shape[0] > 0 else NULL
     cdef const real *tvp = &target[0] if target.shape[0] > 0 else NULL
     cdef real *cp = &c[0, 0] if c.shape[0] > 0 else NULL
-    cdef real *mp = _ptr1(m)
-    cdef real *vp = _ptr1(v)
+    cdef real *mp = &m[0] if m.shape[0] > 0 else NULL
+    cdef real *vp = &v[0] if v.shape[0] > 0 else NULL
+    cdef int64_t stopped = -1
     cdef int rc
     with nogil:
         if real is float:
-            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0])
+            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
         else:
-            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0])
-    if rc == FRNN_ERR_UNSUPPORTED:
-        raise ValueError("the C trainer does not support this configuration")
-    _check(rc)
-    return step
+            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
+    if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
+        _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
+                            + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))
+    return step_count, (stopped if rc == FRNN_ERR_NONFINITE else None)
 
 
 # ---- streaming (stream.c) -------------------------------------------------
@@ -244,8 +656,6 @@ cdef extern from "Python.h":
     int _get_buffer "PyObject_GetBuffer"(object obj, Py_buffer *view, int flags)
 from libc.stdint cimport uintptr_t
 from libc.string cimport strcmp
-
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
 
 
 cdef class Stream:
@@ -290,11 +700,13 @@ cdef class Stream:
         import numpy as np
         if cell not in _GATES:
             raise ValueError(f"cell must be one of {tuple(_GATES)}, got {cell!r}")
-        w_ih = np.ascontiguousarray(weight_ih)
+        # C-contiguous and aligned (a copy otherwise: the stream packs a copy of
+        # the weights anyway, and C may not read a misaligned float)
+        w_ih = np.require(weight_ih, requirements="CA")
         if w_ih.dtype not in (np.float32, np.float64):
             raise TypeError(f"weight_ih must be float32 or float64, got {w_ih.dtype}")
         dtype = w_ih.dtype
-        w_hh = np.ascontiguousarray(weight_hh)
+        w_hh = np.require(weight_hh, requirements="CA")
         if w_ih.ndim != 2 or w_hh.ndim != 2:
             raise ValueError("weight_ih and weight_hh must be 2-D")
         G = _GATES[cell]
@@ -304,12 +716,18 @@ cdef class Stream:
             raise ValueError(f"weight_ih {w_ih.shape} / weight_hh {w_hh.shape} do not fit cell {cell!r}")
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        # stream.c's bound on each size (it keeps every product far from
+        # overflowing); beyond it frnn_stream_create refuses
+        if max(batch, In, H) > 2 ** 24:
+            raise ValueError(f"a stream's batch, input_size and hidden_size must each be at "
+                             f"most 2**24, got batch={batch}, input_size={In}, "
+                             f"hidden_size={H}")
         b = []
         for name, a in (("weight_hh", w_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
             if a is None:
                 b.append(np.zeros(GH, dtype))
                 continue
-            a = np.ascontiguousarray(a)
+            a = np.require(a, requirements="CA")
             if a.dtype != dtype:
                 raise TypeError(f"{name} has dtype {a.dtype}, weight_ih {dtype}")
             b.append(a)

@@ -1,8 +1,11 @@
 """The compiled backend: fastrnn._core (C kernels, GIL released).
 
-The contract's functions map one to one onto _core's; this module only picks
-the GEMM ISA once, at import, from FASTRNN_ISA (``auto`` by default,
-``baseline`` forces the portable kernels, which the tests use).
+The contract's functions map one to one onto _core's (which check every
+array against the sizes they pass to C); this module picks the GEMM ISA
+once, at import, from FASTRNN_ISA (``auto`` by default, ``baseline`` forces
+the portable kernels, which the tests use) and maps a TrainSpec onto the C
+trainer's configuration. It is not where arguments are explained to users:
+fastrnn.functional and fastrnn.training do that first.
 """
 from __future__ import annotations
 
@@ -20,17 +23,28 @@ select_isa = _core.select_isa
 
 
 def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
-    """The training contract of fastrnn.training on the C trainer (train.c)."""
+    """The training contract of fastrnn.training on the C trainer (train.c).
+
+    Returns ``(step, stopped)``: the new optimizer step count, and None or the
+    index of the window whose loss or gradient was not finite; that window
+    stopped the run before its update, leaving theta, m, v, step and grad as
+    the previous window left them and h, c as passed in (docs/TRAINING.md).
+    """
     import numpy as np
 
     lay, dtype = spec.layout, theta.dtype
     T, B = inputs.shape[:2]
     opt = spec.optimizer
+    # depth >= T - 1 reaches back to the first step already, and k1, k2 >= T
+    # mean T: the same gradients, in sizes that fit the C integers however
+    # large the spec's (train.c clamps the same way; it trusts nothing).
+    depth = -1 if spec.depth is None else min(int(spec.depth), T - 1)
+    k1, k2 = min(int(spec.k1), T), min(int(spec.window), T)
     config = dict(
         cell=lay.cell, T=T, B=B, In=lay.input_size, H=lay.hidden_size, O=lay.output_size,
         has_bias=lay.bias, has_head_bias=lay.head_bias, index_input=spec.index_input,
         many_to_one=spec.many_to_one, reduce_mean=spec.reduction == "mean", head=spec.head,
-        k1=spec.k1, k2=spec.window, depth=-1 if spec.depth is None else int(spec.depth),
+        k1=k1, k2=k2, depth=depth,
         clip=spec.clip.kind, clip_value=float(spec.clip.value),
         opt=None if opt is None else opt.kind, lr=float(getattr(opt, "lr", 0.0)),
         momentum=float(getattr(opt, "momentum", 0.0)), alpha=float(getattr(opt, "alpha", 0.0)),
