@@ -503,7 +503,10 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     inputs: (T, B, I) float, or (T, B) int64 indices if spec.index_input.
     targets: see docs/TRAINING.md. state: optimizer state, created (zeros)
     if None and updated in place otherwise, so successive calls continue.
-    Returns FitResult(losses per window, h_n, c_n, grad).
+    Returns FitResult(losses per window, h_n, c_n, grad). Raises
+    :class:`TrainingDivergedError` at the first window whose loss or
+    gradient is not finite, with theta and ``state`` as after the window
+    before it (docs/TRAINING.md).
     """
     theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if spec.optimizer is None:
@@ -529,6 +532,9 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
 
     ``result.grad`` is the sum over windows of each window's clipped gradient
     (for one window: its clipped gradient); ``result.losses`` the window losses.
+    theta is only read (a read-only or non-contiguous one is copied).
+    Raises :class:`TrainingDivergedError` at the first window whose loss or
+    gradient is not finite.
     """
     theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0,
                                                        updates_theta=False)
