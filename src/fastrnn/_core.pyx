@@ -120,6 +120,20 @@ cdef int _shape1(str func, str name, Py_ssize_t a, Py_ssize_t ea, str meaning) e
     return 0
 
 
+cdef int _parameter_shapes(str func, Py_ssize_t GH, Py_ssize_t In, Py_ssize_t H,
+                           Py_ssize_t B, str state, const Py_ssize_t *w_ih,
+                           const Py_ssize_t *w_hh, Py_ssize_t b_ih, Py_ssize_t b_hh,
+                           const Py_ssize_t *h) except -1:
+    """The shapes forward, backward and step share: the parameters and the
+    (initial) hidden state, named ``state``."""
+    _shape2(func, "w_ih", w_ih[0], w_ih[1], GH, In, "(G*H, input_size)")
+    _shape2(func, "w_hh", w_hh[0], w_hh[1], GH, H, "(G*H, H)")
+    _shape1(func, "b_ih", b_ih, GH, "(G*H,)")
+    _shape1(func, "b_hh", b_hh, GH, "(G*H,)")
+    _shape2(func, state, h[0], h[1], B, H, "(B, H)")
+    return 0
+
+
 cdef int _required(str func, str name, bint missing, str cell) except -1:
     if missing:
         raise ValueError(f"fastrnn._core.{func}: {name} is required for cell {cell!r} "
@@ -210,11 +224,8 @@ def forward(str cell,
     cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
     cdef bint lstm = cell == "lstm"
     _sizes("forward", T, B, In, H)
-    _shape2("forward", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
-    _shape2("forward", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
-    _shape1("forward", "b_ih", b_ih.shape[0], GH, "(G*H,)")
-    _shape1("forward", "b_hh", b_hh.shape[0], GH, "(G*H,)")
-    _shape2("forward", "h0", h0.shape[0], h0.shape[1], B, H, "(B, H)")
+    _parameter_shapes("forward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
+                      b_hh.shape[0], h0.shape)
     _shape3("forward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     _shape2("forward", "hn", hn.shape[0], hn.shape[1], B, H, "(B, H)")
     if lstm:
@@ -297,11 +308,8 @@ def backward(str cell,
     cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
     cdef bint lstm = cell == "lstm"
     _sizes("backward", T, B, In, H)
-    _shape2("backward", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
-    _shape2("backward", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
-    _shape1("backward", "b_ih", b_ih.shape[0], GH, "(G*H,)")
-    _shape1("backward", "b_hh", b_hh.shape[0], GH, "(G*H,)")
-    _shape2("backward", "h0", h0.shape[0], h0.shape[1], B, H, "(B, H)")
+    _parameter_shapes("backward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
+                      b_hh.shape[0], h0.shape)
     _shape3("backward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     if W > 0:
         _required("backward", "ws", ws is None, cell)
@@ -387,11 +395,8 @@ def step(str cell,
     cdef Py_ssize_t B = x.shape[0], In = x.shape[1], H = w_hh.shape[1], GH = G * H
     cdef bint lstm = cell == "lstm"
     _sizes("step", 1, B, In, H)
-    _shape2("step", "w_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, input_size)")
-    _shape2("step", "w_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
-    _shape1("step", "b_ih", b_ih.shape[0], GH, "(G*H,)")
-    _shape1("step", "b_hh", b_hh.shape[0], GH, "(G*H,)")
-    _shape2("step", "h", h.shape[0], h.shape[1], B, H, "(B, H)")
+    _parameter_shapes("step", GH, In, H, B, "h", w_ih.shape, w_hh.shape, b_ih.shape[0],
+                      b_hh.shape[0], h.shape)
     _shape2("step", "h_out", h_out.shape[0], h_out.shape[1], B, H, "(B, H)")
     if lstm:
         _required("step", "c", c is None, cell)
