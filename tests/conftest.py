@@ -6,6 +6,7 @@ elementwise ratio is meaningless for entries that are zero in the reference).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -88,7 +89,25 @@ def random_problem(cell, T, B, I, H, dtype, seed=0, bias=True):
     return {k_: (None if a is None else a.astype(dtype)) for k_, a in p.items()}
 
 
-ENGINES = [("c", "baseline"), ("c", "avx2"), ("c", "avx512"), ("numba", None), ("numpy", None)]
+ISAS = ("baseline", "avx2", "avx512")
+ENGINES = [("c", isa) for isa in ISAS] + [("numba", None), ("numpy", None)]
+
+
+@contextlib.contextmanager
+def c_kernels(isa):
+    """The C backend on kernel table ``isa`` for the duration (skips the test
+    if this CPU or build has none), the previous table restored afterwards."""
+    if "c" not in fastrnn.available_backends():
+        pytest.skip("backend c not available")
+    from fastrnn.backends import c
+    before = c.active_isa()
+    if c.select_isa(isa) != isa:
+        c.select_isa(before)
+        pytest.skip(f"this CPU or build has no {isa} kernels")
+    try:
+        yield isa
+    finally:
+        c.select_isa(before)
 
 
 @pytest.fixture(params=ENGINES, ids=lambda e: e[0] if e[1] is None else f"c-{e[1]}")
@@ -102,11 +121,13 @@ def engine(request):
     if isa is None:
         yield name
         return
-    from fastrnn.backends import c
-    before = c.active_isa()
-    if c.select_isa(isa) != isa:
-        c.select_isa(before)
-        pytest.skip(f"this CPU or build has no {isa} kernels")
-    yield name
-    c.select_isa(before)
+    with c_kernels(isa):
+        yield name
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """Every kernel table of the C backend this CPU has (see c_kernels)."""
+    with c_kernels(request.param):
+        yield request.param
 

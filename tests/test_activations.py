@@ -48,17 +48,6 @@ def reference(name, x):
     return ref.astype(x.dtype)
 
 
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def isa(request):
-    from fastrnn.backends import c
-    before = c.active_isa()
-    if c.select_isa(request.param) != request.param:
-        c.select_isa(before)
-        pytest.skip(f"no {request.param} kernels on this CPU or build")
-    yield request.param
-    c.select_isa(before)
-
-
 def run(name, x):
     from fastrnn import _core
     y = np.empty_like(x)

@@ -572,17 +572,6 @@ def test_huge_k1_k2_are_the_whole_sequence(k1, k2):
 
 # ---- the C trainer stops at a non-finite window ---------------------------
 
-@pytest.fixture(params=["baseline", "avx2", "avx512"])
-def c_isa(request):
-    """Every kernel table of the C backend this CPU has, restored afterwards."""
-    before = c_backend.active_isa()
-    if c_backend.select_isa(request.param) != request.param:
-        c_backend.select_isa(before)
-        pytest.skip(f"this CPU or build has no {request.param} kernels")
-    yield request.param
-    c_backend.select_isa(before)
-
-
 def train_prefix(config, arrays, steps):
     """The reference: the same run over only the first `steps` steps (a
     multiple of k1, so its windows are the full run's first ones)."""
@@ -634,7 +623,7 @@ def assert_stopped_like_prefix(config, arrays, poison, window, opt_used=True):
 @pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("opt", ["adam", None])
-def test_nan_target_stops_at_its_window(cell, dtype, opt, c_isa):
+def test_nan_target_stops_at_its_window(cell, dtype, opt, isa):
     T, k1, k2 = 12, 3, 5  # windows end at 3, 6, 9, 12; step 7's loss is window 2's
     config, arrays = core_train_args(cell=cell, dtype=dtype, T=T, k1=k1, k2=k2, opt=opt)
     arrays["step"] = 3 if opt else 0  # a run that continues: bias corrections differ

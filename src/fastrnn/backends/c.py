@@ -32,14 +32,14 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """
     import numpy as np
 
-    lay, dtype = spec.layout, theta.dtype
     T, B = inputs.shape[:2]
+    # lengths beyond T clamped (the same gradients) so they fit the C
+    # integers; fit_sequence did this already, train.c does it again
+    spec = spec.for_length(T)
+    lay, dtype = spec.layout, theta.dtype
     opt = spec.optimizer
-    # depth >= T - 1 reaches back to the first step already, and k1, k2 >= T
-    # mean T: the same gradients, in sizes that fit the C integers however
-    # large the spec's (train.c clamps the same way; it trusts nothing).
-    depth = -1 if spec.depth is None else min(int(spec.depth), T - 1)
-    k1, k2 = min(int(spec.k1), T), min(int(spec.window), T)
+    depth = -1 if spec.depth is None else spec.depth
+    k1, k2 = spec.k1, spec.window
     config = dict(
         cell=lay.cell, T=T, B=B, In=lay.input_size, H=lay.hidden_size, O=lay.output_size,
         has_bias=lay.bias, has_head_bias=lay.head_bias, index_input=spec.index_input,
