@@ -257,7 +257,7 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="integer indices"):
         dropin.min_char_rnn_loss([0.0, 1.0, 2.0, 3.0], targets, *args)
     x, y, U, V, W = wildml_problem(4, 3, 5, 1.0, seed=0, dtype=np.float64)
-    with pytest.raises(ValueError, match="bptt_truncate must be >= 0"):
+    with pytest.raises(ValueError, match="bptt_truncate must be an integer >= 0, got -1"):
         dropin.wildml_bptt(x, y, U, V, W, -1)
     with pytest.raises(TypeError, match="bptt_truncate must be an integer"):
         dropin.wildml_bptt(x, y, U, V, W, 2.5)

@@ -62,7 +62,7 @@ def test_constructor_errors():
         fastrnn.RNN(3, 4, nonlinearity="gelu")
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         fastrnn.LSTM(3, 4, dtype=np.float16)
-    with pytest.raises(ValueError, match="hidden_size must be >= 1"):
+    with pytest.raises(ValueError, match="hidden_size must be a positive integer, got 0"):
         fastrnn.GRU(3, 0)
 
 

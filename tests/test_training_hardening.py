@@ -72,12 +72,12 @@ def test_optimizer_state_replaced_after_construction_is_checked():
 
 
 @pytest.mark.parametrize("make,exc,match", [
-    (lambda: tr.SGD(float("nan")), ValueError, r"SGD.lr must be a finite number in \(0, inf\)"),
+    (lambda: tr.SGD(float("nan")), ValueError, "SGD.lr must be a finite number > 0, got nan"),
     (lambda: tr.SGD(-0.1), ValueError, "SGD.lr"),
     (lambda: tr.SGD(0.1, momentum=1.0), ValueError, r"SGD.momentum must be a finite number in \[0, 1\)"),
     (lambda: tr.SGD(0.1, nesterov=True), ValueError, "nesterov needs momentum > 0"),
-    (lambda: tr.SGD("0.1"), TypeError, "SGD.lr must be a real number"),
-    (lambda: tr.SGD(True), TypeError, "SGD.lr must be a real number"),
+    (lambda: tr.SGD("0.1"), TypeError, "SGD.lr must be a finite number > 0, got (str|bool)"),
+    (lambda: tr.SGD(True), TypeError, "SGD.lr must be a finite number > 0, got (str|bool)"),
     (lambda: tr.Adam(1e-3, beta1=1.0), ValueError, "Adam.beta1"),
     (lambda: tr.Adam(1e-3, beta2=-0.1), ValueError, "Adam.beta2"),
     (lambda: tr.Adam(float("inf")), ValueError, "Adam.lr"),

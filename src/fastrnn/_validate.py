@@ -94,14 +94,16 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
 
 def integer(name: str, value, minimum: Optional[int] = None,
             maximum: Optional[int] = None) -> int:
-    """An integer argument (int or numpy integer, never bool or float)."""
+    """An integer argument (int or numpy integer, never bool or float) in
+    [minimum, maximum]; TypeError for another type, ValueError out of range,
+    both saying what was expected."""
+    what = ("a positive integer" if minimum == 1 else "an integer" if minimum is None
+            else f"an integer >= {minimum}") + ("" if maximum is None else f" and <= {maximum}")
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
     value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return value
 
 
@@ -146,9 +148,15 @@ def boolean(name: str, value) -> bool:
 
 def real_number(name: str, value, low: float, high: float = math.inf, *,
                 low_open: bool = False, high_open: bool = True) -> float:
-    """A finite real number in the interval given (open or closed at each end)."""
+    """A finite real number in the interval given (open or closed at each end);
+    TypeError for another type, ValueError outside, both saying what was expected."""
+    if low_open and math.isinf(high):
+        what = f"a finite number > {low:g}"
+    else:
+        what = ("a finite number in " + ("(" if low_open else "[") + f"{low:g}, "
+                + (f"{high:g}" if math.isfinite(high) else "inf") + (")" if high_open else "]"))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
     try:
         x = float(value)
     except OverflowError:  # an int beyond float range (10**400)
@@ -156,7 +164,5 @@ def real_number(name: str, value, low: float, high: float = math.inf, *,
     ok = math.isfinite(x) and (x > low if low_open else x >= low) and \
         (x < high if high_open else x <= high)
     if not ok:
-        interval = (("(" if low_open else "[") + f"{low:g}, " + (f"{high:g}" if math.isfinite(high)
-                    else "inf") + (")" if high_open else "]"))
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
     return x

@@ -39,7 +39,6 @@ import errno
 import hashlib
 import json
 import math
-import numbers
 import os
 import re
 import stat
@@ -56,6 +55,7 @@ import numpy as np
 from . import __version__
 from . import functional as F
 from . import training as tr
+from . import _validate as _v
 from ._validate import CELLS, GATES, check_cell
 
 try:  # advisory locks mark a save in progress (see CharLM.save); POSIX only
@@ -89,35 +89,15 @@ def default_corpus() -> str:
 
 
 # ------------------------------------------------------ scalar arguments
-# TypeError for the wrong type (bools are not numbers here), ValueError for a
-# value out of range, both naming the argument.
+# fastrnn._validate's checks: TypeError for the wrong type (bools are not
+# numbers here), ValueError for a value out of range, both naming the argument.
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
-    what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-    return int(value)
+    return _v.integer(name, value, minimum)
 
 
 def _positive_real(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a finite number > 0, got {type(value).__name__} {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:  # an int beyond float's range, such as 10**400
-        x = math.inf
-    if not (math.isfinite(x) and x > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return x
-
-
-def _seed(value) -> Optional[int]:
-    """None (fresh entropy) or a non-negative integer."""
-    if value is None:
-        return None
-    return _positive_int("seed", value, minimum=0)
+    return _v.real_number(name, value, 0.0, low_open=True)
 
 
 # ------------------------------------------------------ memory and sizes
@@ -502,7 +482,7 @@ class CharLM:
             raise TypeError(f"vocab must be a Vocab, got {type(vocab).__name__}")
         hidden_size = _positive_int("hidden_size", hidden_size)
         batch, window = _positive_int("batch", batch), _positive_int("window", window)
-        lr, clip, seed = _positive_real("lr", lr), _positive_real("clip", clip), _seed(seed)
+        lr, clip, seed = _positive_real("lr", lr), _positive_real("clip", clip), _v.seed("seed", seed)
         try:
             dtype = np.dtype(dtype)
         except TypeError:
@@ -740,7 +720,7 @@ class CharLM:
         fit in this machine's memory (about 12 bytes each).
         """
         n = _positive_int("n", n, minimum=0)
-        temperature, seed = _positive_real("temperature", temperature), _seed(seed)
+        temperature, seed = _positive_real("temperature", temperature), _v.seed("seed", seed)
         if not isinstance(prime, str):
             raise TypeError(f"prime must be a str, got {type(prime).__name__}")
         _require_memory(_sample_bytes(n), f"n = {n:,} characters")
