@@ -1,0 +1,122 @@
+"""The cell vocabulary: what each recurrent cell is, written once.
+
+Every other part of the package - argument validation, the layer classes,
+the three backends and their trainers, the C core's cell codes, the
+benchmark and the ``fastrnn`` command - asks a :class:`Cell` here instead of
+comparing cell names. A cell's *math* (its gate equations, forward and
+backward) lives with each backend (csrc/cells/, backends/numba_loops.py,
+backends/numpy_ref.py); everything else about it is on its descriptor.
+
+Shapes, with H = hidden_size, I = input_size and G = ``cell.gates``, follow
+PyTorch: weight_ih [G*H, I], weight_hh [G*H, H], bias_ih, bias_hh [G*H],
+gates stacked in ``cell.gate_names`` order. The training workspace a
+forward saves for backward is [T, B, ``cell.workspace`` * H], its blocks in
+``cell.workspace_names`` order (docs/ARCHITECTURE.md).
+
+How to add a cell: docs/ARCHITECTURE.md, "How to add a cell".
+
+This module is deliberately plain data: no NumPy, no backend imports, so
+that anything (the Cython layer included) can import it first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ["Cell", "CELLS", "NAMES", "get"]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One recurrent cell (see the module docstring for the shapes).
+
+    name: the cell's name everywhere ("lstm"): the ``cell`` argument of the
+        functional API, training layouts, saved models and the CLI.
+    code: its ``frnn_cell_type`` in the C core (csrc/fastrnn.h), which the
+        Numba backend uses too; tests check the two agree.
+    gates: G, the gate blocks of weight_ih / weight_hh / the biases.
+    gate_names: the blocks of a gate row in order (PyTorch's order).
+    workspace: per hidden unit, the width of what a training forward saves
+        for backward (W = workspace * H; 0 when the outputs suffice).
+    workspace_names: those blocks, in order.
+    has_cell_state: carries a cell state ``c`` besides ``h`` (LSTM): c0 / c_n
+        / d_c_n / dc0 exist only for such cells.
+    separate_hidden_grad: the gradients w.r.t. the input-side and the
+        hidden-side pre-activations differ (GRU: the reset gate scales the
+        hidden side of n), so backward keeps both.
+    layer: the fastrnn / torch.nn layer class that runs it ("RNN", "LSTM",
+        "GRU"), with ``nonlinearity`` its argument for the Elman cells.
+    hyperparameters: (name, default) pairs of the cell's own settings beyond
+        the weights; none of today's cells has any.
+    equations: the cell's update, for docstrings and ``fastrnn info``.
+    """
+
+    name: str
+    code: int
+    gates: int
+    gate_names: Tuple[str, ...]
+    workspace: int
+    workspace_names: Tuple[str, ...]
+    has_cell_state: bool
+    separate_hidden_grad: bool
+    layer: str
+    nonlinearity: Optional[str] = None
+    hyperparameters: Tuple[Tuple[str, float], ...] = ()
+    equations: str = ""
+
+    def gate_rows(self, hidden_size: int) -> int:
+        """G * H: the rows of weight_ih and weight_hh, the length of a bias."""
+        return self.gates * hidden_size
+
+    def workspace_width(self, hidden_size: int) -> int:
+        """W: the last dimension of the training workspace [T, B, W]."""
+        return self.workspace * hidden_size
+
+    @property
+    def state_names(self) -> Tuple[str, ...]:
+        """The recurrent state a step carries: ("h",) or ("h", "c")."""
+        return ("h", "c") if self.has_cell_state else ("h",)
+
+    def parameter_shapes(self, input_size: int, hidden_size: int) -> Dict[str, tuple]:
+        """PyTorch's parameter names and shapes for one layer of this cell."""
+        GH = self.gate_rows(hidden_size)
+        return {"weight_ih": (GH, input_size), "weight_hh": (GH, hidden_size),
+                "bias_ih": (GH,), "bias_hh": (GH,)}
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_ELMAN = "h_t = {act}(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh)"
+
+CELLS: Dict[str, Cell] = {c.name: c for c in (
+    Cell("rnn_tanh", 0, 1, ("h",), 0, (), False, False, "RNN", "tanh",
+         equations=_ELMAN.format(act="tanh")),
+    Cell("rnn_relu", 1, 1, ("h",), 0, (), False, False, "RNN", "relu",
+         equations=_ELMAN.format(act="relu")),
+    Cell("rnn_sigmoid", 2, 1, ("h",), 0, (), False, False, "RNN", "sigmoid",
+         equations=_ELMAN.format(act="sigmoid")),
+    Cell("lstm", 3, 4, ("i", "f", "g", "o"), 5, ("i", "f", "g", "o", "c"), True, False, "LSTM",
+         equations="[i f g o] = x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh; "
+                   "i, f, o = sigmoid(.), g = tanh(.); c_t = f c_(t-1) + i g; "
+                   "h_t = o tanh(c_t)"),
+    Cell("gru", 4, 3, ("r", "z", "n"), 4, ("r", "z", "n", "hn"), False, True, "GRU",
+         equations="r = sigmoid(W_ir x + b_ir + W_hr h + b_hr); "
+                   "z = sigmoid(W_iz x + b_iz + W_hz h + b_hz); "
+                   "n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h_t = (1 - z) n + z h_(t-1)"),
+)}
+
+#: Every cell's name, in the order of the C core's codes.
+NAMES: Tuple[str, ...] = tuple(CELLS)
+
+
+def get(cell) -> Cell:
+    """The descriptor for ``cell`` (a name or a Cell); ValueError naming the
+    known cells for anything else."""
+    if isinstance(cell, Cell):
+        return cell
+    try:
+        return CELLS[cell]
+    except (KeyError, TypeError):  # TypeError: an unhashable value
+        raise ValueError(f"cell must be one of {NAMES}, got {cell!r}") from None
+
