@@ -32,7 +32,8 @@ __all__ = [
 
 
 def cpu_isa() -> str:
-    """The instruction set of the C backend's GEMM kernels ("avx2", "baseline"), or "" without it."""
+    """The instruction set of the C backend's kernel table ("avx512", "avx2" or
+    "baseline"), or "" without the compiled core."""
     try:
         from .backends import c
     except ImportError:
