@@ -60,15 +60,21 @@ def test_the_vectors_cover_every_scheme_head_and_optimizer():
         assert bool(v["clipped"]) == (s["clip"][0] != "none"), path.stem
 
 
-@pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
-def test_trainer_matches_torch(path, trainer, dtype):
+def prepare(path, dtype):
+    """A vector file's spec, the expected values, and the run's arguments in
+    ``dtype``: (spec, v, theta, inputs, targets, h0, c0)."""
     s, v = load(path)
     spec = build_spec(s)
     theta = v["theta0"].astype(dtype)
     inputs = v["inputs"] if spec.index_input else v["inputs"].astype(dtype)
     targets = v["targets"] if v["targets"].dtype.kind == "i" else v["targets"].astype(dtype)
-    h0 = v["h0"].astype(dtype)
     c0 = v["c0"].astype(dtype) if "c0" in v else None
+    return spec, v, theta, inputs, targets, v["h0"].astype(dtype), c0
+
+
+@pytest.mark.parametrize("path", VECTOR_FILES, ids=lambda p: p.stem)
+def test_trainer_matches_torch(path, trainer, dtype):
+    spec, v, theta, inputs, targets, h0, c0 = prepare(path, dtype)
     if spec.optimizer is None:
         res = tr.sequence_gradients(spec, theta, inputs, targets, h0=h0, c0=c0, backend=trainer)
         np.testing.assert_array_equal(theta, v["theta0"].astype(dtype))

@@ -85,14 +85,8 @@ def _layer_case(v, dtype, backend, store, key):
 
 def _training_case(path, dtype, backend, store, key):
     sys.path.insert(0, str(ROOT / "tests"))
-    from test_training_vectors import build_spec, load
-    s, v = load(path)
-    spec = build_spec(s)
-    theta = v["theta0"].astype(dtype)
-    inputs = v["inputs"] if spec.index_input else v["inputs"].astype(dtype)
-    targets = v["targets"] if v["targets"].dtype.kind == "i" else v["targets"].astype(dtype)
-    h0 = v["h0"].astype(dtype)
-    c0 = v["c0"].astype(dtype) if "c0" in v else None
+    from test_training_vectors import prepare
+    spec, _, theta, inputs, targets, h0, c0 = prepare(path, dtype)
     run = tr.sequence_gradients if spec.optimizer is None else tr.fit_sequence
     res = run(spec, theta, inputs, targets, h0=h0, c0=c0, backend=backend)
     store[f"{key}/theta"] = theta.copy()

@@ -146,7 +146,27 @@ class _Recurrent:
                 f"bias={self.bias_ih is not None}, dtype={self.dtype.name})")
 
 
-class RNN(_Recurrent):
+class _HiddenStateOnly(_Recurrent):
+    """A layer whose cell carries h alone (no c): the signatures without c."""
+
+    def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
+        return super().forward(x, h0, None, training=training, out=out)
+
+    __call__ = forward
+    forward.__doc__ = _Recurrent.forward.__doc__
+
+    def step(self, x, h=None, *, h_out=None):
+        return super().step(x, h, None, h_out=h_out)
+
+    step.__doc__ = _Recurrent.step.__doc__
+
+    def stream(self, batch: int = 1, h0=None) -> _stream.Stream:
+        return super().stream(batch, h0, None)
+
+    stream.__doc__ = _Recurrent.stream.__doc__
+
+
+class RNN(_HiddenStateOnly):
     """Elman RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
     nonlinearity: "tanh" (default), "relu" or "sigmoid".
@@ -160,19 +180,6 @@ class RNN(_Recurrent):
         self.cell = elman[nonlinearity]
         super().__init__(input_size, hidden_size, **kwargs)
 
-    def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
-        return super().forward(x, h0, None, training=training, out=out)
-
-    __call__ = forward
-
-    def step(self, x, h=None, *, h_out=None):
-        return super().step(x, h, None, h_out=h_out)
-
-    def stream(self, batch: int = 1, h0=None) -> _stream.Stream:
-        return super().stream(batch, h0, None)
-
-    stream.__doc__ = _Recurrent.stream.__doc__
-
 
 class LSTM(_Recurrent):
     """LSTM with PyTorch's gate order i, f, g, o; step returns (h, c)."""
@@ -180,20 +187,7 @@ class LSTM(_Recurrent):
     cell = "lstm"
 
 
-class GRU(_Recurrent):
+class GRU(_HiddenStateOnly):
     """GRU as PyTorch defines it (reset gate applied to W_hn h + b_hn)."""
 
     cell = "gru"
-
-    def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
-        return super().forward(x, h0, None, training=training, out=out)
-
-    __call__ = forward
-
-    def step(self, x, h=None, *, h_out=None):
-        return super().step(x, h, None, h_out=h_out)
-
-    def stream(self, batch: int = 1, h0=None) -> _stream.Stream:
-        return super().stream(batch, h0, None)
-
-    stream.__doc__ = _Recurrent.stream.__doc__
