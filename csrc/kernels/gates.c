@@ -15,13 +15,9 @@
  * contracted multiply-adds differs between ISAs. Shapes: B = batch,
  * H = hidden; a "[B, kH]" array has rows of k gate blocks of H units.
  */
-#include "activations.h"
-#include "kernels.h"
+#include "kernels/activations.h"
+#include "kernels/isa.h"
 
-#ifndef FRNN_ISA
-#define FRNN_ISA baseline
-#endif
-#define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 
 /* Elman forward: h = act(pre + b_hh); pre: [B, H] holding x W_ih^T + b_ih +
  * h_prev W_hh^T; h: [B, H], may be pre itself. */

@@ -6,7 +6,6 @@
  * variable is read by the Python layer and passed in as `request`, so tests
  * can force the baseline path.
  */
-#include <stdlib.h>
 #include <string.h>
 #include "fastrnn.h"
 
@@ -55,5 +54,3 @@ const char *frnn_select_isa(const char *request) {
 }
 
 const char *frnn_active_isa(void) { return active_isa; }
-
-void *frnn_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }

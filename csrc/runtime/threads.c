@@ -23,7 +23,12 @@
  * Not here: nested jobs, more than one concurrent caller (a second caller
  * runs its job inline, which is correct, just not parallel).
  */
-#include "threads.h"
+/* clock_gettime, pthreads: POSIX, which a strict -std=c11 does not expose
+ * unless asked (CMake builds with the GNU dialect, which does anyway). */
+#if !defined(_POSIX_C_SOURCE) && (defined(__unix__) || defined(__APPLE__))
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "runtime/threads.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #define FRNN_HAVE_PTHREADS 1

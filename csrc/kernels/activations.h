@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include "real.h"
+#include "runtime/real.h"
 
 #ifdef FRNN_F64
 typedef uint64_t rbits; /* unsigned: the exponent is built with shifts that wrap */
