@@ -22,10 +22,11 @@ import time
 import numpy as np
 
 import fastrnn
+from fastrnn import cells
 from fastrnn import functional as F
+from fastrnn.bench import DEFAULT_CELLS
 
 SHAPES = {"small": (16, 128, 64, 128), "medium": (32, 100, 256, 512), "large": (64, 64, 1024, 1024)}
-GATES = {"rnn_tanh": 1, "lstm": 4, "gru": 3}
 
 
 def _hog(stop) -> None:
@@ -37,8 +38,9 @@ def _hog(stop) -> None:
 
 def _training_step(cell: str, B: int, T: int, In: int, H: int):
     rng = np.random.default_rng(0)
-    G, k = GATES[cell], 1 / np.sqrt(H)
-    params = [rng.uniform(-k, k, s).astype(np.float32) for s in ((G * H, In), (G * H, H), (G * H,), (G * H,))]
+    k = 1 / np.sqrt(H)
+    params = [rng.uniform(-k, k, s).astype(np.float32)
+              for s in cells.get(cell).parameter_shapes(In, H).values()]
     x = rng.standard_normal((T, B, In)).astype(np.float32)
     d_out = rng.standard_normal((T, B, H)).astype(np.float32)
 
@@ -64,7 +66,7 @@ def _interleaved_medians(run, thread_counts, repeat: int) -> dict:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", choices=list(SHAPES), default="medium")
-    ap.add_argument("--cells", nargs="+", choices=list(GATES), default=list(GATES))
+    ap.add_argument("--cells", nargs="+", choices=cells.NAMES, default=list(DEFAULT_CELLS))
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args(argv)
     B, T, In, H = SHAPES[args.shape]

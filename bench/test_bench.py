@@ -1,14 +1,14 @@
 """pytest-benchmark workloads (run: ``pytest bench/``; not part of the test suite).
 
 * ``test_matrix_fastrnn`` / ``test_matrix_torch``: fastrnn[c] and torch's CPU
-  module on the shapes of ``fastrnn bench`` (fastrnn.bench_matrix), per
+  module on the shapes of ``fastrnn bench`` (fastrnn.bench), per
   cell and mode (inference, or one training step), float32, one thread.
   Shapes above "small" run only with ``FASTRNN_BENCH_ALL=1`` so that a plain
   ``pytest bench/`` stays quick.
 * ``test_train_step`` / ``test_train_step_torch``: one training step per
   (cell, backend) at bench/compare.py's default size, every backend.
 
-The problems, the torch peers and the FLOP convention are bench_matrix's
+The problems, the torch peers and the FLOP convention are fastrnn.bench's
 (one implementation). Compare within one run, e.g.
 ``pytest bench/ --benchmark-group-by=param:shape,param:cell,param:mode``.
 For the interleaved comparison with ratios and targets, use ``fastrnn bench``.
@@ -21,17 +21,17 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import bench_matrix as bm
+from fastrnn.bench import peers, timing
 
 ALL_SHAPES = os.environ.get("FASTRNN_BENCH_ALL") == "1"
 QUICK_SHAPES = ("tiny", "small")
-COMPARE_SHAPE = bm.Shape("compare", B=16, T=100, I=64, H=128)  # bench/compare.py's default
+COMPARE_SHAPE = timing.Shape("compare", B=16, T=100, I=64, H=128)  # bench/compare.py's default
 
 
 def _shape_params():
     return [pytest.param(name, id=name, marks=[] if ALL_SHAPES or name in QUICK_SHAPES else
                          [pytest.mark.skip(reason="set FASTRNN_BENCH_ALL=1 for shapes above small")])
-            for name in bm.SHAPES]
+            for name in timing.SHAPES]
 
 
 @pytest.fixture
@@ -43,43 +43,43 @@ def torch():
 def one_thread(request):
     """fastrnn (and torch, when imported) on one thread; previous counts restored."""
     torch = request.getfixturevalue("torch") if "torch" in request.fixturenames else None
-    with bm.thread_counts(1, torch):
+    with timing.thread_counts(1, torch):
         yield
 
 
-def _flops_info(benchmark, shape: bm.Shape, cell: str, mode: str) -> None:
-    benchmark.extra_info["flops"] = bm.step_flops(shape, cell, mode)
+def _flops_info(benchmark, shape: timing.Shape, cell: str, mode: str) -> None:
+    benchmark.extra_info["flops"] = timing.step_flops(shape, cell, mode)
     benchmark.extra_info["shape"] = [shape.B, shape.T, shape.I, shape.H]
 
 
-@pytest.mark.parametrize("mode", bm.MODES)
-@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("mode", timing.MODES)
+@pytest.mark.parametrize("cell", timing.DEFAULT_CELLS)
 @pytest.mark.parametrize("shape", _shape_params())
 def test_matrix_fastrnn(benchmark, one_thread, shape, cell, mode):
     if "c" not in fastrnn.available_backends():
         pytest.skip("the compiled core is not available")
-    problem = bm.make_problem(cell, bm.SHAPES[shape], np.float32)
+    problem = timing.make_problem(cell, timing.SHAPES[shape], np.float32)
     _flops_info(benchmark, problem.shape, cell, mode)
-    benchmark(bm.fastrnn_callable(problem, "c", mode))
+    benchmark(timing.fastrnn_callable(problem, "c", mode))
 
 
-@pytest.mark.parametrize("mode", bm.MODES)
-@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("mode", timing.MODES)
+@pytest.mark.parametrize("cell", timing.DEFAULT_CELLS)
 @pytest.mark.parametrize("shape", _shape_params())
 def test_matrix_torch(benchmark, torch, one_thread, shape, cell, mode):
-    problem = bm.make_problem(cell, bm.SHAPES[shape], np.float32)
+    problem = timing.make_problem(cell, timing.SHAPES[shape], np.float32)
     _flops_info(benchmark, problem.shape, cell, mode)
-    benchmark(bm.torch_callable(problem, mode, torch))
+    benchmark(peers.torch_callable(problem, mode, torch))
 
 
-@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("cell", timing.DEFAULT_CELLS)
 @pytest.mark.parametrize("backend", fastrnn.available_backends())
 def test_train_step(benchmark, one_thread, cell, backend):
-    problem = bm.make_problem(cell, COMPARE_SHAPE, np.float32)
-    benchmark(bm.fastrnn_callable(problem, backend, "train"))
+    problem = timing.make_problem(cell, COMPARE_SHAPE, np.float32)
+    benchmark(timing.fastrnn_callable(problem, backend, "train"))
 
 
-@pytest.mark.parametrize("cell", bm.CELLS)
+@pytest.mark.parametrize("cell", timing.DEFAULT_CELLS)
 def test_train_step_torch(benchmark, torch, one_thread, cell):
-    problem = bm.make_problem(cell, COMPARE_SHAPE, np.float32)
-    benchmark(bm.torch_callable(problem, "train", torch))
+    problem = timing.make_problem(cell, COMPARE_SHAPE, np.float32)
+    benchmark(peers.torch_callable(problem, "train", torch))

@@ -72,7 +72,8 @@ def dtype(request):
 def random_problem(cell, T, B, I, H, dtype, seed=0, bias=True):
     """A random layer + inputs + upstream gradients as a dict of arrays."""
     rng = np.random.default_rng(seed)
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
+    spec = fastrnn.cells.get(cell)
+    G = spec.gates
     k = 1 / np.sqrt(H)
     p = dict(
         x=rng.standard_normal((T, B, I)),
@@ -81,10 +82,10 @@ def random_problem(cell, T, B, I, H, dtype, seed=0, bias=True):
         bias_ih=rng.uniform(-k, k, G * H) if bias else None,
         bias_hh=rng.uniform(-k, k, G * H) if bias else None,
         h0=0.5 * rng.standard_normal((B, H)),
-        c0=0.5 * rng.standard_normal((B, H)) if cell == "lstm" else None,
+        c0=0.5 * rng.standard_normal((B, H)) if spec.has_cell_state else None,
         d_output=rng.standard_normal((T, B, H)),
         d_h_n=rng.standard_normal((B, H)),
-        d_c_n=rng.standard_normal((B, H)) if cell == "lstm" else None,
+        d_c_n=rng.standard_normal((B, H)) if spec.has_cell_state else None,
     )
     return {k_: (None if a is None else a.astype(dtype)) for k_, a in p.items()}
 

@@ -34,13 +34,66 @@ def test_auto_warns_only_when_falling_back_to_numpy(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert fastrnn.resolve_backend("auto") in fastrnn.available_backends()
-    for name in ("c", "numba"):
-        monkeypatch.setitem(backends._import_errors, name, "ImportError: simulated")
-        monkeypatch.delitem(backends._loaded, name, raising=False)
+    _simulate_missing(monkeypatch, "c", "numba")
     with pytest.warns(RuntimeWarning, match="slow NumPy reference backend"):
         assert fastrnn.resolve_backend("auto") == "numpy"
     with pytest.raises(fastrnn.BackendUnavailableError, match="simulated"):
         fastrnn.resolve_backend("c")
+
+
+def _simulate_missing(monkeypatch, *names):
+    """Make backends ``names`` fail to load, as without the core or numba."""
+    for name in names:
+        entry = backends.REGISTRY[name]
+        for module in {entry.module, entry.trainer} - {None}:
+            monkeypatch.setitem(backends._import_errors, module, f"{name}: ImportError: simulated")
+            monkeypatch.delitem(backends._loaded, module, raising=False)
+
+
+def test_every_feature_goes_through_the_registry(monkeypatch):
+    """A backend that lacks a feature says so, naming both, when asked for
+    it by name; auto skips it. The registry is patched, so this holds for
+    whatever backends exist: one loses "train", and no backend has "lengths"
+    yet."""
+    from fastrnn import training as tr
+    monkeypatch.delenv("FASTRNN_BACKEND", raising=False)
+    first = fastrnn.available_backends()[0]
+    entry = backends.REGISTRY[first]
+    monkeypatch.setitem(backends.REGISTRY, first, backends.Backend(
+        entry.name, entry.module, None, entry.features - {"train"}))
+    with pytest.raises(backends.BackendFeatureError,
+                       match=f"backend '{first}' does not implement 'train' \\(backends that do: "):
+        fastrnn.resolve_backend(first, "train")
+    assert fastrnn.resolve_backend("auto", "train") != first
+    assert first not in tr.available_trainers()
+    assert fastrnn.resolve_backend("auto", "forward") == first  # its other features stay
+    spec = tr.TrainSpec(tr.Layout("rnn_tanh", 2, 3, 2), head="mse", k1=2,
+                        optimizer=tr.SGD(0.1))
+    theta = spec.layout.init(np.float64, seed=0)
+    x, y = np.zeros((4, 1, 2)), np.zeros((4, 1, 2))
+    with pytest.raises(NotImplementedError, match=f"'{first}' does not implement 'train'"):
+        tr.fit_sequence(spec, theta, x, y, backend=first)
+    tr.fit_sequence(spec, theta, x, y)  # auto: the next backend with a trainer
+    with pytest.raises(backends.BackendFeatureError, match="no fastrnn backend implements 'lengths'"):
+        fastrnn.resolve_backend("auto", "lengths")
+    with pytest.raises(backends.BackendFeatureError,
+                       match="backend 'numpy' does not implement 'lengths' \\(no backend does yet\\)"):
+        fastrnn.resolve_backend("numpy", "lengths")
+    with pytest.raises(ValueError, match="feature must be one of"):
+        fastrnn.resolve_backend("numpy", "fly")
+    assert fastrnn.available_backends("lengths") == []
+
+
+def test_streams_come_from_the_registry(backend):
+    """A backend with its own streams (create_stream) gives those; the
+    others the generic PyStream over their step."""
+    from fastrnn import stream
+    module = backends.get_backend(backend, "stream")
+    s = stream.create("gru", np.zeros((6, 3)), np.zeros((6, 2)), backend=backend)
+    if hasattr(module, "create_stream"):
+        assert not isinstance(s, stream.PyStream) and s.backend == backend
+    else:
+        assert isinstance(s, stream.PyStream) and s.backend == backend
 
 
 def _run(code: str, **env) -> str:

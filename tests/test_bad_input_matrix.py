@@ -513,7 +513,7 @@ def forward_entry(cell):
 
     def extras(ctx):
         dt = ctx.dtype
-        G = fastrnn.functional.v.GATES[cell]
+        G = fastrnn.cells.get(cell).gates
         out = []
 
         def t_zero(kw):
@@ -622,7 +622,7 @@ def backward_entry(cell):
             dx, dwih, dwhh, dbih, dbhh, dh0, dc0 = outs
             assert dx.shape == kw["result"].saved.x.shape
             for g in (dwih, dwhh, dbih, dbhh):
-                assert g.shape[0] == fastrnn.functional.v.GATES[cell] * H_ and not g.any()
+                assert g.shape[0] == fastrnn.cells.get(cell).gates * H_ and not g.any()
             np.testing.assert_array_equal(dh0, kw["d_h_n"])
             if cell == "lstm":
                 np.testing.assert_array_equal(dc0, kw["d_c_n"])
@@ -714,7 +714,7 @@ def _step_extras(cell, ctx, state=("h", "c"), outs=("h_out", "c_out"), has_x_wei
         out.append(("aliasing", f"{h_out}-is-in-weight_hh",
                     lambda kw: kw.update({h_out: kw["weight_hh"][:B_]}) if kw["weight_hh"].shape[0] >= B_
                     else None, raises(VALUE, rf"\b{h_out}\b")))
-        G = fastrnn.functional.v.GATES[cell]
+        G = fastrnn.cells.get(cell).gates
         out.append(("zero_sizes", "I=0", lambda kw: kw.update(
             x=np.zeros((B_, 0), dt), weight_ih=np.zeros((G * H_, 0), dt)),
             raises(VALUE, r"input_size|\bx\b")))
@@ -788,7 +788,7 @@ def stream_create_entry(cell):
         return h, None if s.c is None else s.c.copy()
 
     def extras(ctx):
-        G = fastrnn.functional.v.GATES[cell]
+        G = fastrnn.cells.get(cell).gates
         out = [("zero_sizes", "I=0", lambda kw: kw.update(weight_ih=np.zeros((G * H_, 0), ctx.dtype)),
                 raises(VALUE, r"weight_ih"))]
         if cell != "lstm":

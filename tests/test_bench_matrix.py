@@ -1,4 +1,4 @@
-"""fastrnn.bench_matrix (``fastrnn bench``): the pieces, and the run in-process.
+"""fastrnn.bench (``fastrnn bench``): the pieces, and the run in-process.
 
 The end-to-end command-line runs are in test_cli.py. Timings here are never
 compared with anything: these tests check what is measured, how it is
@@ -18,64 +18,64 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import bench_matrix as bm
+from fastrnn.bench import cli, peers, report, timing
 
 HAVE_C = "c" in fastrnn.available_backends()
 
 
 def test_flop_count_matches_a_hand_computed_number():
     # small LSTM: 2 * T 128 * B 16 * (I 64 + H 128) * G 4 * H 128
-    assert bm.forward_flops(bm.SHAPES["small"], "lstm") == 402_653_184
-    assert bm.step_flops(bm.SHAPES["small"], "lstm", "inference") == 402_653_184
-    assert bm.step_flops(bm.SHAPES["small"], "lstm", "train") == 1_207_959_552
+    assert timing.forward_flops(timing.SHAPES["small"], "lstm") == 402_653_184
+    assert timing.step_flops(timing.SHAPES["small"], "lstm", "inference") == 402_653_184
+    assert timing.step_flops(timing.SHAPES["small"], "lstm", "train") == 1_207_959_552
     # tiny Elman: 2 * 256 * 1 * (8 + 32) * 1 * 32
-    assert bm.step_flops(bm.SHAPES["tiny"], "rnn_tanh", "inference") == 655_360
+    assert timing.step_flops(timing.SHAPES["tiny"], "rnn_tanh", "inference") == 655_360
 
 
 def test_the_matrix_is_the_documented_one():
-    assert {n: (s.B, s.T, s.I, s.H) for n, s in bm.SHAPES.items()} == {
+    assert {n: (s.B, s.T, s.I, s.H) for n, s in timing.SHAPES.items()} == {
         "tiny": (1, 256, 8, 32), "small": (16, 128, 64, 128), "medium": (32, 100, 256, 512),
         "large": (64, 64, 1024, 1024)}
-    plan = bm.Plan(shapes=list(bm.SHAPES.values()))
+    plan = timing.Plan(shapes=list(timing.SHAPES.values()))
     assert [plan.dtypes_at(s) for s in plan.shapes] == [
         ["float32"], ["float32", "float64"], ["float32"], ["float32"]]
     # 4 shapes x 3 cells x 2 modes x 2 thread counts, + float64 at small
     assert plan.size() == (4 + 1) * 3 * 2 * 2
     available = fastrnn.available_backends()
-    assert plan.backends_at(bm.SHAPES["small"]) == available
-    assert plan.backends_at(bm.SHAPES["large"]) == [b for b in available if b == "c"]
-    assert bm.Plan(shapes=[], all_backends=True).backends_at(bm.SHAPES["large"]) == available
-    assert bm.Plan(shapes=[], backends=["numpy"]).backends_at(bm.SHAPES["large"]) == ["numpy"]
+    assert plan.backends_at(timing.SHAPES["small"]) == available
+    assert plan.backends_at(timing.SHAPES["large"]) == [b for b in available if b == "c"]
+    assert timing.Plan(shapes=[], all_backends=True).backends_at(timing.SHAPES["large"]) == available
+    assert timing.Plan(shapes=[], backends=["numpy"]).backends_at(timing.SHAPES["large"]) == ["numpy"]
 
 
-@pytest.mark.parametrize("cell", bm.CELLS)
-def test_problem_has_pytorch_layout_and_is_deterministic(cell):
-    shape, G = bm.SHAPES["tiny"], bm.GATES[cell]
-    p = bm.make_problem(cell, shape, np.float64)
+@pytest.mark.parametrize("cell, G", [("rnn_tanh", 1), ("rnn_sigmoid", 1), ("lstm", 4), ("gru", 3)])
+def test_problem_has_pytorch_layout_and_is_deterministic(cell, G):
+    shape = timing.SHAPES["tiny"]
+    p = timing.make_problem(cell, shape, np.float64)
     assert p.x.shape == (256, 1, 8) and p.d_output.shape == (256, 1, 32)
     assert [a.shape for a in p.params] == [(G * 32, 8), (G * 32, 32), (G * 32,), (G * 32,)]
     assert all(a.dtype == np.float64 for a in (p.x, p.d_output, *p.params))
-    assert np.array_equal(bm.make_problem(cell, shape, np.float64).weight_hh, p.weight_hh)
+    assert np.array_equal(timing.make_problem(cell, shape, np.float64).weight_hh, p.weight_hh)
 
 
 def test_round_robin_rotates_the_starting_contender():
     order = []
     calls = {name: (lambda name=name: order.append(name)) for name in "abc"}
-    samples = bm.time_round_robin(calls, 3, {"a": 1, "b": 2, "c": 1})
+    samples = timing.time_round_robin(calls, 3, {"a": 1, "b": 2, "c": 1})
     assert order == ["a", "b", "b", "c", "b", "b", "c", "a", "c", "a", "b", "b"]
     assert {k: len(v) for k, v in samples.items()} == {"a": 3, "b": 3, "c": 3}
     assert all(t >= 0 for v in samples.values() for t in v)
 
 
 def test_warm_up_sizes_samples():
-    assert bm.warm_up(lambda: time.sleep(2 * bm.MIN_SAMPLE_S)) == 1
-    n = bm.warm_up(lambda: None)
-    assert 1 < n <= bm.MAX_CALLS_PER_SAMPLE
+    assert timing.warm_up(lambda: time.sleep(2 * timing.MIN_SAMPLE_S)) == 1
+    n = timing.warm_up(lambda: None)
+    assert 1 < n <= timing.MAX_CALLS_PER_SAMPLE
 
 
 def _result(shape, cell, mode, threads, contender, median, x_torch=None, gflops=1.0):
-    s = bm.SHAPES[shape]
-    return bm.Result(shape=shape, B=s.B, T=s.T, I=s.I, H=s.H, cell=cell, mode=mode,
+    s = timing.SHAPES[shape]
+    return timing.Result(shape=shape, B=s.B, T=s.T, I=s.I, H=s.H, cell=cell, mode=mode,
                      dtype="float32", threads=threads, contender=contender, flops=1,
                      calls_per_sample=1, samples_s=[median], median_s=median, min_s=median,
                      max_s=median, gflops=gflops, x_torch=x_torch)
@@ -94,7 +94,7 @@ def test_targets_met_not_met_and_only_what_was_measured():
     ]
     stream = {"fastrnn": {"api": "x", "us_per_call": 2.5}}
     got = {(t["target"], t["shape"]): (round(t["measured"], 3), t["met"])
-           for t in bm.evaluate_targets(results, stream, sgemm_gflops=100.0)}
+           for t in report.evaluate_targets(results, stream, sgemm_gflops=100.0)}
     assert got == {
         ("lstm train x torch (1 thread, float32)", "tiny"): (3.5, True),
         ("lstm inference x torch (1 thread, float32)", "tiny"): (2.9, False),
@@ -104,7 +104,7 @@ def test_targets_met_not_met_and_only_what_was_measured():
         ("rnn_tanh train 2-thread speed-up (float32)", "large"): (1.429, False),
         ("streaming LSTM step (x)", "-"): (2.5, False),
     }
-    assert bm.evaluate_targets([], None, None) == []
+    assert report.evaluate_targets([], None, None) == []
 
 
 def test_json_write_is_atomic(tmp_path, monkeypatch):
@@ -117,12 +117,12 @@ def test_json_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(json, "dump", dump_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        bm.write_json(path, {"results": [1, 2, 3]})
+        report.write_json(path, {"results": [1, 2, 3]})
     assert path.read_text(encoding="utf-8") == '{"old": true}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
 
     monkeypatch.undo()
-    bm.write_json(path, {"results": [1, 2, 3]})
+    report.write_json(path, {"results": [1, 2, 3]})
     assert json.loads(path.read_text(encoding="utf-8")) == {"results": [1, 2, 3]}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bench.json"]
     umask = os.umask(0)
@@ -131,7 +131,7 @@ def test_json_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path, monkeypatch, capsys):
-    real = bm.measure_matrix_cell
+    real = timing.measure_matrix_cell
     calls = []
 
     def interrupted_on_the_second_cell(*args, **kwargs):
@@ -140,11 +140,11 @@ def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path, monkeypatch, cap
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bm, "measure_matrix_cell", interrupted_on_the_second_cell)
+    monkeypatch.setattr(timing, "measure_matrix_cell", interrupted_on_the_second_cell)
     path = tmp_path / "out.json"
     path.write_text("previous run\n", encoding="utf-8")
     threads_before = fastrnn.get_num_threads()
-    rc = bm.main(["--shapes", "tiny", "--cells", "gru", "--modes", "inference", "train",
+    rc = cli.main(["--shapes", "tiny", "--cells", "gru", "--modes", "inference", "train",
                   "--threads", "1", "--repeat", "1", "--backends", "numpy", "--no-torch",
                   "--json", str(path), "--png", str(tmp_path / "chart.png")])
     out = capsys.readouterr().out
@@ -160,7 +160,7 @@ def test_ctrl_c_keeps_what_was_measured_and_exits_130(tmp_path, monkeypatch, cap
 
 def test_json_and_png_can_be_disabled(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    rc = bm.main(["--shapes", "tiny", "--cells", "rnn_tanh", "--modes", "inference",
+    rc = cli.main(["--shapes", "tiny", "--cells", "rnn_tanh", "--modes", "inference",
                   "--threads", "1", "--repeat", "1", "--backends", "numpy", "--no-torch",
                   "--json", "", "--no-png"])
     assert rc == 0
@@ -170,7 +170,7 @@ def test_json_and_png_can_be_disabled(tmp_path, monkeypatch, capsys):
 
 def test_bench_help_names_the_minchar_workload(capsys):
     with pytest.raises(SystemExit) as exc:
-        bm.main(["--help"], prog="fastrnn bench")
+        cli.main(["--help"], prog="fastrnn bench")
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "usage: fastrnn bench" in out and "fastrnn bench minchar" in out and "--quick" in out
@@ -186,9 +186,9 @@ def _ratio_rows():
 def test_chart_is_skipped_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     path = tmp_path / "c.png"
-    assert bm.write_chart(path, _ratio_rows()) == "chart skipped: matplotlib is not installed"
+    assert report.write_chart(path, _ratio_rows()) == "chart skipped: matplotlib is not installed"
     assert not path.exists()
-    assert bm.write_chart(path, []).startswith("chart skipped: no fastrnn[c] vs torch ratio")
+    assert report.write_chart(path, []).startswith("chart skipped: no fastrnn[c] vs torch ratio")
 
 
 def test_chart_is_drawn_and_saved_atomically(tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_chart_is_drawn_and_saved_atomically(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", matplotlib)
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", pyplot)
     path = tmp_path / "c.png"
-    assert bm.write_chart(path, _ratio_rows()) == f"chart: {path}"
+    assert report.write_chart(path, _ratio_rows()) == f"chart: {path}"
     assert path.read_bytes() == b"\x89PNG fake"
     matplotlib.use.assert_called_once_with("Agg")
     assert ax.bar.call_args.args[1] == [4.0, 0.5]
@@ -219,7 +219,7 @@ def test_tiny_shape_against_torch(tmp_path, capsys):
     torch = pytest.importorskip("torch")
     before = (fastrnn.get_num_threads(), torch.get_num_threads())
     path = tmp_path / "out.json"
-    rc = bm.main(["--shapes", "tiny", "--cells", "lstm", "--modes", "inference", "--threads", "1",
+    rc = cli.main(["--shapes", "tiny", "--cells", "lstm", "--modes", "inference", "--threads", "1",
                   "--repeat", "1", "--backends", "c", "--json", str(path), "--no-png"])
     out = capsys.readouterr().out
     assert rc == 0
@@ -238,35 +238,83 @@ def test_tiny_shape_against_torch(tmp_path, capsys):
     assert (fastrnn.get_num_threads(), torch.get_num_threads()) == before
 
 
-def test_torch_peer_holds_the_same_parameters():
+@pytest.mark.parametrize("cell, torch_class", [("rnn_tanh", "RNN"), ("rnn_relu", "RNN"),
+                                               ("lstm", "LSTM"), ("gru", "GRU")])
+def test_torch_peer_holds_the_same_parameters(cell, torch_class):
     torch = pytest.importorskip("torch")
-    problem = bm.make_problem("gru", bm.SHAPES["tiny"], np.float64)
-    module = bm.torch_module(problem, torch)
+    problem = timing.make_problem(cell, timing.SHAPES["tiny"], np.float64)
+    module = peers.torch_module(problem, torch)
+    assert type(module) is getattr(torch.nn, torch_class)
     assert module.weight_hh_l0.dtype == torch.float64
     assert np.array_equal(module.weight_ih_l0.detach().numpy(), problem.weight_ih)
     assert np.array_equal(module.bias_hh_l0.detach().numpy(), problem.bias_hh)
-    ours = fastrnn.functional.forward("gru", problem.x, *problem.params, backend="numpy").output
+    ours = fastrnn.functional.forward(cell, problem.x, *problem.params, backend="numpy").output
     with torch.no_grad():
         theirs = module(torch.from_numpy(problem.x))[0].numpy()
     assert np.max(np.abs(ours - theirs)) < 1e-10
 
 
+def test_a_cell_torch_cannot_run_is_timed_without_it(capsys):
+    # torch.nn.RNN has no sigmoid nonlinearity: fastrnn's rows stand alone, no "x torch"
+    torch = pytest.importorskip("torch")
+    assert not peers.torch_can_run("rnn_sigmoid")
+    assert all(peers.torch_can_run(c) for c in ("rnn_tanh", "rnn_relu", "lstm", "gru"))
+    rc = cli.main(["--shapes", "tiny", "--cells", "rnn_sigmoid", "--modes", "inference",
+                   "--threads", "1", "--repeat", "1", "--backends", "numpy", "--no-json",
+                   "--no-png"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert f"torch {torch.__version__}" in out.splitlines()[0]  # torch is still the stream's peer
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| tiny")]
+    assert [(r[1], r[5], r[9]) for r in rows] == [("rnn_sigmoid", "fastrnn[numpy]", "–")]
+    table = [line for line in out.splitlines() if line.startswith("| shape") or line.startswith("| tiny")]
+    assert len({len(line) for line in table}) == 1  # the longer cell name widens its column
+
+
+@pytest.mark.parametrize("cell, api", [("lstm", "torch.nn.LSTMCell"), ("gru", "torch.nn.GRUCell"),
+                                       ("rnn_relu", "torch.nn.RNNCell")])
+def test_torch_stream_step_carries_its_state(cell, api):
+    torch = pytest.importorskip("torch")
+    x = timing.stream_input()
+    torch.manual_seed(0)
+    name, step = peers.torch_stream_step(torch, cell, x, 4)
+    assert name == api
+    torch.manual_seed(0)  # the same initial weights for the reference cell
+    kwargs = {"nonlinearity": "relu"} if cell == "rnn_relu" else {}
+    reference = getattr(torch.nn, api.rsplit(".", 1)[1])(x.shape[1], 4, **kwargs)
+    state = None
+    with torch.no_grad():
+        for _ in range(3):  # three steps, each from the state the previous one left
+            h = step()
+            state = reference(torch.from_numpy(x), state)
+    expected = state[0] if isinstance(state, tuple) else state
+    assert torch.equal(h, expected)
+
+
+def test_minchar_is_a_subcommand_of_the_bench(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["minchar", "--help"], prog="fastrnn bench")
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("usage: fastrnn bench minchar")
+
+
 def test_thread_variables_below_the_asked_counts_are_noted(monkeypatch):
-    for name in bm.THREAD_ENV_VARS:
+    for name in report.THREAD_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
-    assert bm.thread_env_warnings([1, 2]) == []
+    assert report.thread_env_warnings([1, 2]) == []
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert bm.thread_env_warnings([1]) == []
-    (note,) = bm.thread_env_warnings([1, 2])
+    assert report.thread_env_warnings([1]) == []
+    (note,) = report.thread_env_warnings([1, 2])
     assert note.startswith("note: OMP_NUM_THREADS=1 is set, below --threads 2")
-    assert bm.machine_facts(None)["env"] == {"OMP_NUM_THREADS": "1"}
+    assert report.machine_facts(None)["env"] == {"OMP_NUM_THREADS": "1"}
 
 
 def test_round_robin_settles_before_every_sample(monkeypatch):
     slept = []
-    monkeypatch.setattr(bm.time, "sleep", lambda s: slept.append(s))
-    bm.time_round_robin({"a": lambda: None, "b": lambda: None}, 3, {"a": 1, "b": 1}, settle_s=0.02)
+    monkeypatch.setattr(timing.time, "sleep", lambda s: slept.append(s))
+    timing.time_round_robin({"a": lambda: None, "b": lambda: None}, 3, {"a": 1, "b": 1}, settle_s=0.02)
     assert slept == [0.02] * 6
     slept.clear()
-    bm.time_round_robin({"a": lambda: None}, 2, {"a": 1})
+    timing.time_round_robin({"a": lambda: None}, 2, {"a": 1})
     assert slept == []

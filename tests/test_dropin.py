@@ -182,9 +182,9 @@ def test_min_char_rnn_training_loop(trainer):
 
 
 def test_the_benchmark_baseline_is_the_tutorial_loop():
-    """fastrnn bench times bench_minchar.numpy_original as min-char-rnn's own
+    """fastrnn bench times bench.minchar.numpy_original as min-char-rnn's own
     loop: in float64 it must be exactly the loop written out above."""
-    from fastrnn.bench_minchar import numpy_original
+    from fastrnn.bench.minchar import numpy_original
     data, init = loop_problem(V=11, H=8, seq_length=5, windows=4)
     want_losses, want_h, want_p = tutorial_training_loop(ref_min_char_rnn_loss, data, init, 5, 0.1, 4)
     params = {n: a.copy() for n, a in init.items()}

@@ -223,10 +223,10 @@ def test_bad_x(cell, backend, dtype):
 def test_bad_creation_arguments(cell, backend, dtype):
     layer = _layer(cell, 4, 3, dtype, backend)
     for batch in (0, -2):
-        with pytest.raises(ValueError, match="batch must be >= 1"):
+        with pytest.raises(ValueError, match="batch must be a positive integer"):
             layer.stream(batch)
     for batch in (1.5, "2", True):
-        with pytest.raises(TypeError, match="batch must be an int"):
+        with pytest.raises(TypeError, match="batch must be a positive integer"):
             layer.stream(batch)
     with pytest.raises(ValueError, match=r"h0 must have shape \(batch, hidden_size\) = \(2, 3\)"):
         layer.stream(2, np.zeros((1, 3), dtype))

@@ -28,7 +28,7 @@ from conftest import TOLERANCE, rel_err
 pytestmark = pytest.mark.skipif("c" not in fastrnn.available_backends(),
                                 reason="the C backend is not built")
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
+from fastrnn.cells import CELLS
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def isa(request):
 
 def _train(cell, dtype, T, B, In, H, seed=0):
     rng = np.random.default_rng(seed)
-    G = GATES[cell]
+    G = CELLS[cell].gates
     params = [rng.uniform(-0.3, 0.3, s).astype(dtype)
               for s in ((G * H, In), (G * H, H), (G * H,), (G * H,))]
     x = rng.standard_normal((T, B, In)).astype(dtype)
@@ -73,7 +73,7 @@ def _train(cell, dtype, T, B, In, H, seed=0):
 SHAPES = [(7, 5, 3, 100), (40, 5, 70, 130), (3, 1, 2, 257)]
 
 
-@pytest.mark.parametrize("cell", list(GATES))
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "T{}_B{}_I{}_H{}".format(*s))
 def test_threaded_results_equal_one_thread_bitwise(cell, shape, dtype, isa, thread_settings):
     run = _train(cell, dtype, *shape)

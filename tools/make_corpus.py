@@ -8,7 +8,7 @@ src/fastrnn/corpus/fastrnn.txt (read by fastrnn.charlm.default_corpus). The
 corpus ships in the package and must not be third-party text, so it is this
 project's own prose and code: the README, the docs and the Python and C
 sources, each under a one-line heading, in a fixed order. Left out:
-bench_minchar.py, whose NumPy baseline is a port of min-char-rnn's training
+bench/minchar.py, whose NumPy baseline is a port of min-char-rnn's training
 loop (someone else's code), and generated or binary files.
 
 The output is deterministic (same files, same bytes) and plain ASCII (other
@@ -27,8 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "src" / "fastrnn" / "corpus" / "fastrnn.txt"
 SOURCES = ["README.md", "docs/*.md", "src/fastrnn/*.py", "src/fastrnn/backends/*.py",
-           "csrc/*.h", "csrc/*.c"]
-EXCLUDE = {"src/fastrnn/bench_minchar.py"}  # ports third-party code (min-char-rnn's loop)
+           "src/fastrnn/bench/*.py", "csrc/**/*.h", "csrc/**/*.c"]
+EXCLUDE = {"src/fastrnn/bench/minchar.py"}  # ports third-party code (min-char-rnn's loop)
 MAX_CHARS = 300_000
 
 

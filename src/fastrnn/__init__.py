@@ -12,8 +12,10 @@ Quick tour::
 See fastrnn.functional for the array-level API and docs/ARCHITECTURE.md for
 how the layers fit together.
 """
+from . import cells
 from ._validate import CELLS
-from .backends import BackendUnavailableError, available_backends, resolve_backend
+from .backends import (BackendFeatureError, BackendUnavailableError, available_backends,
+                       resolve_backend)
 from .functional import ForwardResult, Gradients, backward, forward, step
 from .layers import GRU, LSTM, RNN
 
@@ -24,12 +26,14 @@ from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __ver
 __all__ = [
     "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
+    "BackendFeatureError", "cells",
     "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",
 ]
 
 
 def cpu_isa() -> str:
-    """The instruction set of the C backend's GEMM kernels ("avx2", "baseline"), or "" without it."""
+    """The instruction set of the C backend's kernel table ("avx512", "avx2" or
+    "baseline"), or "" without the compiled core."""
     try:
         from .backends import c
     except ImportError:

@@ -6,8 +6,8 @@ project's own docs and sources), with a progress bar, periodic samples and
 checkpoints; ``fastrnn sample MODEL`` generates text from a saved model.
 ``fastrnn bench`` runs the benchmark matrix: fastrnn vs torch over shapes,
 cells, training / inference, thread counts and dtypes, with a targets table
-and a JSON file (fastrnn.bench_matrix); ``fastrnn bench minchar`` times the
-min-char-rnn workload against its NumPy original (fastrnn.bench_minchar).
+and a JSON file (fastrnn.bench); ``fastrnn bench minchar`` times the
+min-char-rnn workload against its NumPy original (fastrnn.bench.minchar).
 ``fastrnn check`` (the default) runs the slide walk-through with hand-derived
 numbers on every available backend and a float64 finite-difference gradient
 check of each cell. ``fastrnn info`` prints the version, backends and the C
@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 import fastrnn
+from fastrnn import _reference as ref
+from fastrnn import cells
 from fastrnn import functional as F
 
 
@@ -48,20 +50,11 @@ def _info() -> int:
     return 0
 
 
-# The concat(x, h) walk-through: a 3x9 weight acting on [x_t (6), h_{t-1} (3)],
-# ReLU, no bias, h0 = 0. Worked by hand: h = [3,1,5], [8,9,12], [11,29,22].
-WALKTHROUGH_X = np.array([[0, 1, 0, 1, 0, 1], [0, 2, 1, 3, 0, 0], [1, 1, 2, 1, 0, 0]])
-WALKTHROUGH_W = np.array([[1, 1, 0, 1, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1, 1, 1, 1],
-                          [2, 1, 1, 1, 2, 3, 2, 0, 0]])
-WALKTHROUGH_H = np.array([[3, 1, 5], [8, 9, 12], [11, 29, 22]])
-
-
 def _finite_difference_error(cell: str, backend: str) -> float:
     """Max relative error of backward vs central differences, float64."""
     rng = np.random.default_rng(7)
     T, B, I, H = 4, 2, 3, 5
-    G = {"lstm": 4, "gru": 3}.get(cell, 1)
-    p = [rng.uniform(-0.5, 0.5, s) for s in ((G * H, I), (G * H, H), (G * H,), (G * H,))]
+    p = [rng.uniform(-0.5, 0.5, s) for s in cells.get(cell).parameter_shapes(I, H).values()]
     x = rng.standard_normal((T, B, I))
     d_out = rng.standard_normal((T, B, H))
 
@@ -87,10 +80,10 @@ def _check() -> int:
     print("\nslide walk-through (ReLU, 3 steps, hand-derived h):")
     for backend in fastrnn.available_backends():
         for dtype in (np.float32, np.float64):
-            x = WALKTHROUGH_X[:, None, :].astype(dtype)
-            w = WALKTHROUGH_W.astype(dtype)
+            x = np.array(ref.WALKTHROUGH_X, dtype)[:, None, :]
+            w = np.array(ref.WALKTHROUGH_W, dtype)
             r = F.forward("rnn_relu", x, w[:, :6], w[:, 6:], backend=backend)
-            good = np.array_equal(r.output[:, 0], WALKTHROUGH_H)
+            good = np.array_equal(r.output[:, 0], ref.WALKTHROUGH_H)
             ok &= good
             print(f"  {backend:6s} {np.dtype(dtype).name:8s} h = {r.output[:, 0].astype(int).tolist()}"
                   f"  {'ok' if good else 'MISMATCH'}")
@@ -498,14 +491,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     try:
-        # `bench` and `bench minchar` have their own parsers (their modules' main)
-        if argv[:2] == ["bench", "minchar"]:
-            from fastrnn.bench_minchar import main as minchar_main
-            minchar_main(argv[2:], prog="fastrnn bench minchar")
-            return 0
+        # `bench` (and `bench minchar`) has its own parsers: fastrnn.bench.cli's main
         if argv[:1] == ["bench"]:
-            from fastrnn.bench_matrix import main as matrix_main
-            return matrix_main(argv[1:], prog="fastrnn bench")
+            from fastrnn.bench import main as bench_main
+            return bench_main(argv[1:], prog="fastrnn bench")
         args = _parser().parse_args(argv)
         try:
             if args.command == "train":

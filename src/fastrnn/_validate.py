@@ -18,20 +18,16 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-CELLS = ("rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm", "gru")
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
-WORKSPACE_WIDTH = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4}
+from . import cells
+
+#: The cells' names (fastrnn.cells describes each).
+CELLS = cells.NAMES
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def check_cell(cell: str) -> str:
-    if cell not in CELLS:
-        raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
-    return cell
 
 
 def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None,
@@ -88,6 +84,106 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
         if other is not None and np.may_share_memory(value, other):
             raise ValueError(f"{name} must not overlap the input {other_name}")
     return value
+
+
+# -- one layer's parameters and states: the rules every entry point shares --
+
+@dataclass(frozen=True)
+class LayerParameters:
+    """One layer's validated parameters (see :func:`layer_parameters`).
+
+    weight_ih [G*H, I], weight_hh [G*H, H], bias_ih / bias_hh [G*H]: C-contiguous,
+    aligned, all of ``dtype``; an absent bias is zeros (and ``has_bias_*`` False).
+    """
+
+    cell: cells.Cell
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    has_bias_ih: bool
+    has_bias_hh: bool
+    input_size: int
+    hidden_size: int
+    dtype: np.dtype
+
+
+def layer_parameters(cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
+                     dtype: Optional[np.dtype] = None, dtype_of: str = "weight_hh",
+                     input_size: Optional[int] = None) -> LayerParameters:
+    """Check one layer's parameters against its cell (PyTorch layout).
+
+    cell: a name or a :class:`fastrnn.cells.Cell`. dtype: the dtype every
+    parameter must have (that of the argument ``dtype_of``), or None to take
+    weight_hh's. input_size: what weight_ih's second dimension must be (the
+    input's last), or None for any size >= 1. weight_hh decides H; its rows
+    must be G*H for the cell's G gates. Non-contiguous or unaligned arrays
+    are copied (as_input); a mismatch is a TypeError (dtype) or ValueError
+    (shape, rank) naming the argument.
+    """
+    spec = cells.get(cell)
+    weight_hh = as_input("weight_hh", weight_hh, 2, dtype, dtype_of)
+    dtype = weight_hh.dtype
+    G = spec.gates
+    GH, H = weight_hh.shape
+    if H < 1 or GH != G * H:
+        raise ValueError(
+            f"weight_hh must have shape (gates*hidden_size, hidden_size) = ({G}*H, H) "
+            f"with H >= 1 for cell {spec.name!r}, got {weight_hh.shape}")
+    weight_ih = as_input("weight_ih", weight_ih, 2, dtype, dtype_of)
+    if input_size is not None:
+        expect_shape("weight_ih", weight_ih, (GH, input_size), "(gates*hidden_size, input_size)")
+    elif weight_ih.shape[0] != GH or weight_ih.shape[1] < 1:
+        raise ValueError(f"weight_ih must have shape (gates*hidden_size, input_size) = "
+                         f"({GH}, input_size >= 1), got {weight_ih.shape}")
+    biases = []
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is None:
+            biases.append(np.zeros(GH, dtype))
+        else:
+            b = as_input(name, bias, 1, dtype, dtype_of)
+            expect_shape(name, b, (GH,), "(gates*hidden_size,)")
+            biases.append(b)
+    return LayerParameters(spec, weight_ih, weight_hh, biases[0], biases[1],
+                           bias_ih is not None, bias_hh is not None, weight_ih.shape[1], H, dtype)
+
+
+def state(cell, name: str, value, batch: int, hidden_size: int, dtype: np.dtype, *,
+          cell_state: bool = False, dtype_of: str = "x",
+          zeros: bool = True) -> Optional[np.ndarray]:
+    """A recurrent state argument (h0, h, c0, c, or a gradient w.r.t. one),
+    shape (batch, hidden_size), of ``dtype``; None becomes zeros (or stays
+    None with ``zeros=False``).
+
+    cell_state: the argument belongs to the cell state c, which only some
+    cells carry: for any other cell the result is None, and a value given
+    is a ValueError.
+    """
+    spec = cells.get(cell)
+    if cell_state and not spec.has_cell_state:
+        if value is not None:
+            raise ValueError(f"{name} is only meaningful for a cell with a cell state "
+                             f"{_cells_with_state()}, not {spec.name!r}")
+        return None
+    if value is None:
+        return np.zeros((batch, hidden_size), dtype) if zeros else None
+    arr = as_input(name, value, 2, dtype, dtype_of)
+    expect_shape(name, arr, (batch, hidden_size), "(batch, hidden_size)")
+    return arr
+
+
+def _cells_with_state() -> str:
+    return "(" + ", ".join(repr(n) for n, c in cells.CELLS.items() if c.has_cell_state) + ")"
+
+
+def upstream(name: str, value, shape: tuple, meaning: str, dtype: np.dtype,
+             dtype_of: str = "x") -> np.ndarray:
+    """An upstream gradient of ``shape`` (zeros for None)."""
+    if value is None:
+        return np.zeros(shape, dtype)
+    arr = as_input(name, value, len(shape), dtype, dtype_of)
+    expect_shape(name, arr, shape, meaning)
+    return arr
 
 
 # -- scalars: sizes, flags and hyperparameters --

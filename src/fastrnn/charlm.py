@@ -35,7 +35,6 @@ against an explicit schema before building anything from it (see
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
@@ -43,7 +42,6 @@ import os
 import re
 import stat
 import struct
-import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -56,12 +54,9 @@ from . import __version__
 from . import functional as F
 from . import training as tr
 from . import _validate as _v
-from ._validate import CELLS, GATES, check_cell
-
-try:  # advisory locks mark a save in progress (see CharLM.save); POSIX only
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: an open file cannot be deleted there
-    fcntl = None
+from ._atomic import write_atomically
+from . import cells
+from ._validate import CELLS
 
 __all__ = ["Vocab", "CharLM", "ModelFileError", "TrainProgress", "default_corpus",
            "FORMAT_VERSION"]
@@ -148,7 +143,8 @@ def _parameter_count(cell: str, vocab_size: int, hidden_size: int) -> int:
     """Layout(cell, V, H, V).size in exact integer arithmetic: G*H*(V + H + 2)
     for the layer, V*(H + 1) for the head. Computed here, not with numpy,
     because a size from a user or a file may exceed int64."""
-    return GATES[cell] * hidden_size * (vocab_size + hidden_size + 2) + vocab_size * (hidden_size + 1)
+    return (cells.get(cell).gates * hidden_size * (vocab_size + hidden_size + 2)
+            + vocab_size * (hidden_size + 1))
 
 
 # ---------------------------------------------- the model file's header
@@ -490,14 +486,14 @@ class CharLM:
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         self.vocab = vocab
-        check_cell(cell)
+        spec = cells.get(cell)
         # impossible sizes are refused before allocating, naming the argument:
         # theta and Adam's m and v, plus the float64 draw of the initialisation
         params = _parameter_count(cell, len(vocab), hidden_size)
         params_bytes = params * (3 * dtype.itemsize + 8)
         _require_memory(params_bytes, f"hidden_size {hidden_size:,} ({params:,} parameters of a "
                                       f"{cell} over {len(vocab)} characters, with Adam's state)")
-        _require_memory(params_bytes + batch * hidden_size * dtype.itemsize * (2 if cell == "lstm" else 1),
+        _require_memory(params_bytes + batch * hidden_size * dtype.itemsize * len(spec.state_names),
                         f"batch {batch:,} (the state of {batch:,} streams of {hidden_size:,} "
                         f"units, with the parameters)")
         self.layout = tr.Layout(cell, len(vocab), hidden_size, len(vocab))
@@ -508,7 +504,7 @@ class CharLM:
         self.chars_total = 0
         self.position = 0  # the streams' next step (see train)
         self.h = np.zeros((batch, hidden_size), dtype)
-        self.c = np.zeros_like(self.h) if cell == "lstm" else None
+        self.c = np.zeros_like(self.h) if spec.has_cell_state else None
 
     @property
     def cell(self) -> str:
@@ -680,7 +676,7 @@ class CharLM:
         w_ih, w_hh, b_ih, b_hh, w_hy, b_y = self._views()
         V = len(self.vocab)
         h = np.zeros((1, self.hidden_size), self.dtype)
-        c = np.zeros_like(h) if self.cell == "lstm" else None
+        c = np.zeros_like(h) if cells.get(self.cell).has_cell_state else None
         # bounded memory for long texts: blocks of one-hot rows of about 2^22 elements
         total, block = 0.0, max(1, min(4096, (1 << 22) // V))
         for start in range(0, ids.size - 1, block):
@@ -730,7 +726,7 @@ class CharLM:
         w_ih, w_hh, b_ih, b_hh, w_hy, b_y = self._views()
         V = len(self.vocab)
         h = np.zeros((1, self.hidden_size), self.dtype)
-        c = np.zeros_like(h) if self.cell == "lstm" else None
+        c = np.zeros_like(h) if cells.get(self.cell).has_cell_state else None
         x = np.zeros((1, V), self.dtype)
 
         def advance(idx: int) -> None:
@@ -738,7 +734,7 @@ class CharLM:
             x[...] = 0
             x[0, idx] = 1
             out = F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
-            h, c = out if self.cell == "lstm" else (out, None)
+            h, c = out if c is not None else (out, None)
 
         if not prime_ids.size:
             prime_ids = (self.vocab.encode("\n") if "\n" in self.vocab
@@ -817,37 +813,19 @@ class CharLM:
             if not np.isfinite(array).all():
                 raise ValueError(f"refusing to save {path}: {name} holds non-finite values "
                                  "(NaN or inf); a model file must be usable")
-        target = _save_target(path)
         blob = json.dumps(self._header(), ensure_ascii=True).encode("ascii")
         # written straight from the arrays' memory (no copy of the model)
         chunks = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(blob)), blob]
         chunks += [memoryview(np.ascontiguousarray(a, a.dtype.newbyteorder("<"))).cast("B")
                    for _, a in arrays]
-        _remove_stale_temporaries(target)
-        fd, tmp = _locked_temporary(target)
-        try:
-            if hasattr(os, "fchmod"):  # mkstemp's 0600 -> what a plain open() would give
-                os.fchmod(fd, target.stat().st_mode & 0o777 if target.exists() else 0o666 & ~_umask())
-            with os.fdopen(fd, "wb") as f:
-                digest = hashlib.sha256()
-                for chunk in chunks:
-                    f.write(chunk)
-                    digest.update(chunk)
-                f.write(digest.digest())
-                f.flush()
-                os.fsync(f.fileno())
-                if fcntl is not None:
-                    os.replace(tmp, target)  # while still locked: never unlocked under its name
-            if fcntl is None:
-                os.replace(tmp, target)  # Windows cannot rename an open file
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        _fsync_directory(target.parent)
-        return path
+
+        def write_model(f) -> None:
+            digest = hashlib.sha256()
+            for chunk in chunks:
+                f.write(chunk)
+                digest.update(chunk)
+            f.write(digest.digest())
+        return write_atomically(path, write_model)
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike]) -> "CharLM":
@@ -916,7 +894,7 @@ class CharLM:
         V, H, batch = len(header["vocab"]), header["hidden_size"], header["batch"]
         size = _parameter_count(cell, V, H)  # exact integers: any size is safe to compare
         expected = {"theta": (size,), "opt_m": (size,), "opt_v": (size,), "h": (batch, H)}
-        if cell == "lstm":
+        if cells.get(cell).has_cell_state:
             expected["c"] = (batch, H)
         need = sum(math.prod(shape) for shape in expected.values()) * dtype.itemsize
         if need != len(body) - offset:
@@ -953,89 +931,3 @@ class CharLM:
         lm.opt = tr.OptimizerState(arrays["opt_m"], arrays["opt_v"], header["optimizer_step"])
         lm.chars_total, lm.position = header["chars_total"], header["position"]
         return lm
-
-
-def _save_target(path: Path) -> Path:
-    """The file a save to ``path`` replaces: ``path`` with every symbolic link
-    resolved (so that a link is written through, not replaced)."""
-    target = Path(os.path.realpath(path))
-    if target.is_symlink():  # realpath stops at a loop
-        raise OSError(errno.ELOOP, "too many levels of symbolic links", str(path))
-    return target
-
-
-def _temporary_pattern(target: Path) -> "re.Pattern":
-    # ours: .<name>.<pid>.<8 random>.tmp; before the pid was added: .<name>.<8 random>.tmp
-    return re.compile(re.escape(f".{target.name}.") + r"(?:[0-9]+\.)?[a-z0-9_]{8}\.tmp")
-
-
-def _locked_temporary(target: Path):
-    """A new temporary file beside ``target``, open and exclusively locked:
-    (fd, name)."""
-    for _ in range(100):
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp",
-                                   dir=target.parent)
-        if fcntl is None:
-            return fd, tmp
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner holds it (microseconds)
-        except OSError:  # a file system without locks: saves work, cleaning does not
-            return fd, tmp
-        try:
-            mine, named = os.fstat(fd), os.stat(tmp)
-            if (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino):
-                return fd, tmp
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # a concurrent save's cleaning deleted it before we locked it
-    raise OSError(errno.EAGAIN, "could not create a temporary file that stays", str(target.parent))
-
-
-def _remove_stale_temporaries(target: Path) -> None:
-    """Delete the temporary files of earlier saves to ``target`` that were
-    killed mid-write (the rule is in :meth:`CharLM.save`). Best effort: a
-    failure here never fails the save."""
-    pattern = _temporary_pattern(target)
-    try:
-        entries = [e for e in os.scandir(target.parent) if pattern.fullmatch(e.name)]
-    except OSError:
-        return
-    for entry in entries:
-        try:
-            if not entry.is_file(follow_symlinks=False):
-                continue
-            if fcntl is None:
-                os.unlink(entry.path)  # fails while another process has it open
-                continue
-            fd = os.open(entry.path, os.O_RDWR | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a save in progress
-            held, named = os.fstat(fd), os.lstat(entry.path)
-            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
-                os.unlink(entry.path)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)  # releases the lock
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable; not every platform can open a directory."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

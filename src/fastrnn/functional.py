@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 
 from . import _validate as v
+from . import cells
 from .backends import get_backend, resolve_backend
 
 __all__ = ["ForwardResult", "Gradients", "forward", "backward", "step"]
@@ -57,11 +58,10 @@ def _check_saved(result: "ForwardResult") -> "_Saved":
     cell, T, B, I, H, dtype = s.sizes
     if s.cell != cell:
         raise ValueError(f"result.saved.cell was changed after forward: the forward ran {cell!r}")
-    G = v.GATES[s.cell]
-    expected = {"x": (T, B, I), "weight_ih": (G * H, I), "weight_hh": (G * H, H),
-                "bias_ih": (G * H,), "bias_hh": (G * H,), "h0": (B, H),
-                "workspace": (T, B, v.WORKSPACE_WIDTH[s.cell] * H), "output": (T, B, H)}
-    if s.cell == "lstm":
+    spec = cells.get(cell)
+    expected = dict(spec.parameter_shapes(I, H), x=(T, B, I), h0=(B, H),
+                    workspace=(T, B, spec.workspace_width(H)), output=(T, B, H))
+    if spec.has_cell_state:
         expected["c0"] = (B, H)
     elif s.c0 is not None:
         raise ValueError(f"result.saved.c0 must be None for cell {s.cell!r}")
@@ -113,44 +113,16 @@ class Gradients:
 
 
 def _check_params(cell, x, weight_ih, weight_hh, bias_ih, bias_hh):
-    """Validate x and parameters; returns arrays (biases zero-filled) and sizes."""
-    v.check_cell(cell)
+    """Validate x and the parameters (biases zero-filled); returns x, the
+    parameters and the sizes (T, B, I, H)."""
+    spec = cells.get(cell)
     x = v.as_input("x", x, 3)
-    dtype = x.dtype
-    weight_hh = v.as_input("weight_hh", weight_hh, 2, dtype)
-    G = v.GATES[cell]
-    GH, H = weight_hh.shape
-    if H < 1 or GH != G * H:
-        raise ValueError(
-            f"weight_hh must have shape (gates*hidden_size, hidden_size) = ({G}*H, H) "
-            f"with H >= 1 for cell {cell!r}, got {weight_hh.shape}"
-        )
     T, B, I = x.shape
     if I < 1:
         raise ValueError(f"x must have shape (T, B, input_size) with input_size >= 1, got {x.shape}")
-    weight_ih = v.as_input("weight_ih", weight_ih, 2, dtype)
-    v.expect_shape("weight_ih", weight_ih, (GH, I), "(gates*hidden_size, input_size)")
-    biases = []
-    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if bias is None:
-            biases.append((np.zeros(GH, dtype), False))
-        else:
-            b = v.as_input(name, bias, 1, dtype)
-            v.expect_shape(name, b, (GH,), "(gates*hidden_size,)")
-            biases.append((b, True))
-    return x, weight_ih, weight_hh, biases, (T, B, I, H, GH)
-
-
-def _check_state(cell, name, state, B, H, dtype):
-    if name in ("c0", "c") and cell != "lstm":
-        if state is not None:
-            raise ValueError(f"{name} is only meaningful for cell 'lstm', not {cell!r}")
-        return None
-    if state is None:
-        return np.zeros((B, H), dtype)
-    s = v.as_input(name, state, 2, dtype)
-    v.expect_shape(name, s, (B, H), "(batch, hidden_size)")
-    return s
+    params = v.layer_parameters(spec, weight_ih, weight_hh, bias_ih, bias_hh, dtype=x.dtype,
+                                dtype_of="x", input_size=I)
+    return x, params, (T, B, I, params.hidden_size)
 
 
 def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=None, c0=None,
@@ -158,7 +130,8 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
             out: Optional[np.ndarray] = None) -> ForwardResult:
     """Run one recurrent layer over a sequence.
 
-    cell: "rnn_tanh" | "rnn_relu" | "rnn_sigmoid" | "lstm" | "gru".
+    cell: a name in fastrnn.CELLS ("rnn_tanh", "rnn_relu", "rnn_sigmoid",
+    "lstm", "gru") or a fastrnn.cells.Cell.
     x: (T, B, I). weight_ih: (G*H, I), weight_hh: (G*H, H), bias_ih, bias_hh:
     (G*H,) or None, with G = 1 / 4 (i, f, g, o) / 3 (r, z, n) as in PyTorch.
     h0, c0: (B, H) initial state, zeros if None (c0 for LSTM only).
@@ -168,34 +141,33 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     T = 0 or B = 0 is allowed and returns empty outputs with h_n = h0.
     """
     training = v.boolean("training", training)
-    x, weight_ih, weight_hh, biases, (T, B, I, H, GH) = _check_params(
-        cell, x, weight_ih, weight_hh, bias_ih, bias_hh)
-    dtype = x.dtype
-    h0 = _check_state(cell, "h0", h0, B, H, dtype)
-    c0 = _check_state(cell, "c0", c0, B, H, dtype)
-    (b_ih, has_b_ih), (b_hh, has_b_hh) = biases
-    inputs = [("x", x), ("weight_ih", weight_ih), ("weight_hh", weight_hh), ("bias_ih", b_ih),
-              ("bias_hh", b_hh), ("h0", h0), ("c0", c0)]
+    x, p, (T, B, I, H) = _check_params(cell, x, weight_ih, weight_hh, bias_ih, bias_hh)
+    spec, dtype = p.cell, x.dtype
+    h0 = v.state(spec, "h0", h0, B, H, dtype)
+    c0 = v.state(spec, "c0", c0, B, H, dtype, cell_state=True)
+    inputs = [("x", x), ("weight_ih", p.weight_ih), ("weight_hh", p.weight_hh),
+              ("bias_ih", p.bias_ih), ("bias_hh", p.bias_hh), ("h0", h0), ("c0", c0)]
     if out is None:
         out = v.allocate("the output (T, batch, hidden_size)", (T, B, H), dtype)
     else:
         out = v.as_output("out", out, (T, B, H), dtype, inputs)
     h_n = np.empty((B, H), dtype)
-    c_n = np.empty((B, H), dtype) if cell == "lstm" else None
+    c_n = np.empty((B, H), dtype) if spec.has_cell_state else None
     ws = v.allocate("the training workspace (T, batch, width)",
-                    (T, B, v.WORKSPACE_WIDTH[cell] * H), dtype) if training else None
-    name = resolve_backend(backend)
+                    (T, B, spec.workspace_width(H)), dtype) if training else None
+    name = resolve_backend(backend, "forward")
     if T == 0 or B == 0:
         h_n[...] = h0
         if c_n is not None:
             c_n[...] = c0
     else:
-        get_backend(name).forward(cell, x, weight_ih, weight_hh, b_ih, b_hh, h0, c0,
-                                  out, h_n, c_n, ws)
+        get_backend(name, "forward").forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih,
+                                             p.bias_hh, h0, c0, out, h_n, c_n, ws)
     saved = None
     if training:
-        saved = _Saved(cell, name, x, weight_ih, weight_hh, b_ih, b_hh, has_b_ih, has_b_hh,
-                       h0, c0, ws, out, (cell, T, B, I, H, dtype))
+        saved = _Saved(spec.name, name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh,
+                       p.has_bias_ih, p.has_bias_hh, h0, c0, ws, out,
+                       (spec.name, T, B, I, H, dtype))
     return ForwardResult(out, h_n, c_n, saved)
 
 
@@ -212,23 +184,13 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
     if result.saved is None:
         raise ValueError("backward needs a ForwardResult from forward(..., training=True)")
     s = _check_saved(result)
+    spec = cells.get(s.cell)
     T, B, I = s.x.shape
     H = s.weight_hh.shape[1]
     dtype = s.x.dtype
-
-    def upstream(name, value, shape, meaning):
-        if value is None:
-            return np.zeros(shape, dtype)
-        arr = v.as_input(name, value, len(shape), dtype)
-        v.expect_shape(name, arr, shape, meaning)
-        return arr
-
-    d_output = upstream("d_output", d_output, (T, B, H), "(T, batch, hidden_size)")
-    d_h_n = upstream("d_h_n", d_h_n, (B, H), "(batch, hidden_size)")
-    if s.cell == "lstm":
-        d_c_n = upstream("d_c_n", d_c_n, (B, H), "(batch, hidden_size)")
-    elif d_c_n is not None:
-        raise ValueError(f"d_c_n is only meaningful for cell 'lstm', not {s.cell!r}")
+    d_output = v.upstream("d_output", d_output, (T, B, H), "(T, batch, hidden_size)", dtype)
+    d_h_n = v.upstream("d_h_n", d_h_n, (B, H), "(batch, hidden_size)", dtype)
+    d_c_n = v.state(spec, "d_c_n", d_c_n, B, H, dtype, cell_state=True)
 
     dx = np.empty_like(s.x)
     dw_ih = np.empty_like(s.weight_ih)
@@ -236,7 +198,7 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
     db_ih = np.empty_like(s.bias_ih)
     db_hh = np.empty_like(s.bias_hh)
     dh0 = np.empty((B, H), dtype)
-    dc0 = np.empty((B, H), dtype) if s.cell == "lstm" else None
+    dc0 = np.empty((B, H), dtype) if spec.has_cell_state else None
     if T == 0 or B == 0:
         for g in (dw_ih, dw_hh, db_ih, db_hh):
             g.fill(0)
@@ -244,7 +206,7 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
         if dc0 is not None:
             dc0[...] = d_c_n
     else:
-        get_backend(backend or s.backend).backward(
+        get_backend(backend or s.backend, "backward").backward(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
             s.output, s.workspace, d_output, d_h_n, d_c_n,
             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
@@ -262,22 +224,23 @@ def step(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h=None,
     """
     if x is not None:
         x = v.as_input("x", x, 2)  # type and dtype first, then the rank step needs
-    x3, weight_ih, weight_hh, biases, (_, B, I, H, GH) = _check_params(
-        cell, None if x is None else x[None], weight_ih, weight_hh, bias_ih, bias_hh)
-    x = x3[0]
+    x3, p, (_, B, I, H) = _check_params(cell, None if x is None else x[None], weight_ih,
+                                        weight_hh, bias_ih, bias_hh)
+    spec, x = p.cell, x3[0]
     dtype = x.dtype
-    h = _check_state(cell, "h", h, B, H, dtype)
-    c = _check_state(cell, "c", c, B, H, dtype)
-    (b_ih, _), (b_hh, _) = biases
-    inputs = [("x", x), ("weight_ih", weight_ih), ("weight_hh", weight_hh), ("bias_ih", b_ih),
-              ("bias_hh", b_hh)]
+    h = v.state(spec, "h", h, B, H, dtype)
+    c = v.state(spec, "c", c, B, H, dtype, cell_state=True)
+    inputs = [("x", x), ("weight_ih", p.weight_ih), ("weight_hh", p.weight_hh),
+              ("bias_ih", p.bias_ih), ("bias_hh", p.bias_hh)]
     h_out = np.empty((B, H), dtype) if h_out is None else v.as_output(
         "h_out", h_out, (B, H), dtype, inputs + [("c", c)])
-    if cell == "lstm":
+    if spec.has_cell_state:
         c_out = np.empty((B, H), dtype) if c_out is None else v.as_output(
             "c_out", c_out, (B, H), dtype, inputs + [("h", h), ("h_out", h_out)])
     elif c_out is not None:
-        raise ValueError(f"c_out is only meaningful for cell 'lstm', not {cell!r}")
+        raise ValueError(f"c_out is only meaningful for a cell with a cell state "
+                         f"{v._cells_with_state()}, not {spec.name!r}")
     if B > 0:
-        get_backend(backend).step(cell, x, weight_ih, weight_hh, b_ih, b_hh, h, c, h_out, c_out)
-    return (h_out, c_out) if cell == "lstm" else h_out
+        get_backend(backend, "step").step(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih,
+                                          p.bias_hh, h, c, h_out, c_out)
+    return (h_out, c_out) if spec.has_cell_state else h_out

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 
 from . import _validate as v
+from . import cells
 from . import functional as F
 from . import stream as _stream
 
@@ -31,8 +32,7 @@ __all__ = ["RNN", "LSTM", "GRU"]
 
 
 class _Recurrent:
-    cell: str = ""
-    _gates = 1
+    cell: str = ""  # a name in fastrnn.cells.CELLS: the layer's shapes and math
 
     def __init__(self, input_size: int, hidden_size: int, *, bias: bool = True,
                  dtype=np.float32, seed: Optional[int] = None, backend: Optional[str] = None):
@@ -48,7 +48,7 @@ class _Recurrent:
         self.input_size, self.hidden_size = input_size, hidden_size
         seed = v.seed("seed", seed)
         self.dtype, self.backend = dtype, backend
-        GH, H, I = self._gates * self.hidden_size, self.hidden_size, self.input_size
+        GH, H, I = cells.get(self.cell).gate_rows(hidden_size), hidden_size, input_size
         # sizes no array can have are refused before anything is drawn
         v.element_count(f"weight_ih ({GH}, input_size={I})", GH, I)
         v.element_count(f"weight_hh ({GH}, hidden_size={H})", GH, H)
@@ -98,7 +98,7 @@ class _Recurrent:
         if getattr(module, "proj_size", 0):
             raise ValueError("LSTM with proj_size > 0 is not supported")
         kwargs = {}
-        if cls is RNN:
+        if cls is RNN:  # the Elman layer's cell is its nonlinearity's
             kwargs["nonlinearity"] = module.nonlinearity
         if dtype is None:
             dtype = np.float64 if str(module.weight_hh_l0.dtype) == "torch.float64" else np.float32
@@ -153,10 +153,11 @@ class RNN(_Recurrent):
     """
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", **kwargs):
-        if nonlinearity not in ("tanh", "relu", "sigmoid"):
-            raise ValueError(f"nonlinearity must be 'tanh', 'relu' or 'sigmoid', got {nonlinearity!r}")
+        elman = {c.nonlinearity: c.name for c in cells.CELLS.values() if c.layer == "RNN"}
+        if nonlinearity not in elman:
+            raise ValueError(f"nonlinearity must be one of {tuple(elman)}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
-        self.cell = f"rnn_{nonlinearity}"
+        self.cell = elman[nonlinearity]
         super().__init__(input_size, hidden_size, **kwargs)
 
     def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
@@ -177,14 +178,12 @@ class LSTM(_Recurrent):
     """LSTM with PyTorch's gate order i, f, g, o; step returns (h, c)."""
 
     cell = "lstm"
-    _gates = 4
 
 
 class GRU(_Recurrent):
     """GRU as PyTorch defines it (reset gate applied to W_hn h + b_hn)."""
 
     cell = "gru"
-    _gates = 3
 
     def forward(self, x, h0=None, *, training: bool = False, out=None) -> F.ForwardResult:
         return super().forward(x, h0, None, training=training, out=out)

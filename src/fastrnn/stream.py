@@ -45,6 +45,7 @@ from typing import Optional
 import numpy as np
 
 from . import _validate as v
+from . import cells
 from . import functional as F
 from .backends import get_backend, resolve_backend
 
@@ -108,7 +109,7 @@ class PyStream(Stream):
         self.batch, self.hidden_size = batch, self._w[1].shape[1]
         self.input_size = self._w[0].shape[1]
         self._h = np.zeros((batch, self.hidden_size), self.dtype)
-        self._c = np.zeros_like(self._h) if cell == "lstm" else None
+        self._c = np.zeros_like(self._h) if cells.get(cell).has_cell_state else None
         self.reset(h0, c0)
 
     def _check_x(self, x):
@@ -122,12 +123,8 @@ class PyStream(Stream):
         """Advance one step with x (batch, input_size), in place; returns ``self.h``."""
         x = self._check_x(x)
         w_ih, w_hh, b_ih, b_hh = self._w
-        if self.cell == "lstm":
-            F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h, self._c,
-                   backend=self.backend, h_out=self._h, c_out=self._c)
-        else:
-            F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h,
-                   backend=self.backend, h_out=self._h)
+        F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h, self._c, backend=self.backend,
+               h_out=self._h, c_out=self._c)
         return self._h
 
     __call__ = step
@@ -139,7 +136,8 @@ class PyStream(Stream):
 
     @h.setter
     def h(self, value):
-        self._h[...] = _state("h", value, self.batch, self.hidden_size, self.dtype)
+        self._h[...] = _required(_state(self.cell, "h", value, self.batch, self.hidden_size,
+                                        self.dtype), "h")
 
     @property
     def c(self) -> Optional[np.ndarray]:
@@ -148,14 +146,13 @@ class PyStream(Stream):
 
     @c.setter
     def c(self, value):
-        if self._c is None:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
-        self._c[...] = _state("c", value, self.batch, self.hidden_size, self.dtype)
+        value = _state(self.cell, "c", _required(value, "c"), self.batch, self.hidden_size,
+                       self.dtype, cell_state=True)
+        self._c[...] = value
 
     def reset(self, h=None, c=None) -> None:
         """Set the state to h / c (batch, hidden_size), zeros where None."""
-        if c is not None and self._c is None:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        _state(self.cell, "c", c, self.batch, self.hidden_size, self.dtype, cell_state=True)
         if h is None:
             self._h[...] = 0
         else:
@@ -172,20 +169,16 @@ class PyStream(Stream):
                 f"dtype={self.dtype.name}, backend={self.backend!r})")
 
 
-def _as(name, value, ndim, dtype):
-    """v.as_input, with a dtype mismatch explained against the parameters."""
-    a = v.as_input(name, value, ndim)
-    if a.dtype != dtype:
-        raise TypeError(
-            f"{name} has dtype {a.dtype} but the stream's dtype (its parameters') is {dtype}; "
-            f"fastrnn does not mix dtypes: convert with .astype(np.{dtype})")
-    return a
+def _required(value, name):
+    if value is None:
+        raise TypeError(f"{name} is required (a (batch, hidden_size) array)")
+    return value
 
 
-def _state(name, value, B, H, dtype):
-    a = _as(name, value, 2, dtype)
-    v.expect_shape(name, a, (B, H), "(batch, hidden_size)")
-    return a
+def _state(spec, name, value, B, H, dtype, cell_state=False):
+    """A state argument (zeros never substituted: None stays None)."""
+    return v.state(spec, name, value, B, H, dtype, cell_state=cell_state,
+                   dtype_of="weight_hh", zeros=False)
 
 
 def create(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, batch: int = 1,
@@ -194,46 +187,25 @@ def create(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, batch
     :func:`fastrnn.functional.forward`).
 
     batch: rows stepped together (>= 1). h0, c0: (batch, hidden_size) initial
-    state, zeros if None (c0: LSTM only). The parameters are copied. backend:
-    as everywhere (None: FASTRNN_BACKEND or the fastest available); "c" gives
-    the fast :class:`fastrnn._core.Stream`, the others a :class:`PyStream`.
+    state, zeros if None (c0: cells with a cell state only). The parameters
+    are copied. backend: as everywhere (None: FASTRNN_BACKEND or the fastest
+    available); a backend with its own streams (the C core: weights packed
+    once) gives one of those, the others a :class:`PyStream`.
     """
-    v.check_cell(cell)
-    if isinstance(batch, (bool, np.bool_)) or not isinstance(batch, (int, np.integer)):
-        raise TypeError(f"batch must be an int, got {type(batch).__name__}")
-    if batch < 1:
-        raise ValueError(f"batch must be >= 1, got {batch}")
-    batch = int(batch)
-    weight_hh = v.as_input("weight_hh", weight_hh, 2)
-    dtype = weight_hh.dtype
-    G = v.GATES[cell]
-    GH, H = weight_hh.shape
-    if H < 1 or GH != G * H:
-        raise ValueError(
-            f"weight_hh must have shape (gates*hidden_size, hidden_size) = ({G}*H, H) "
-            f"with H >= 1 for cell {cell!r}, got {weight_hh.shape}")
-    weight_ih = _as("weight_ih", weight_ih, 2, dtype)
-    if weight_ih.shape[0] != GH or weight_ih.shape[1] < 1:
-        raise ValueError(f"weight_ih must have shape (gates*hidden_size, input_size) = "
-                         f"({GH}, input_size >= 1), got {weight_ih.shape}")
-    biases = []
-    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if bias is not None:
-            bias = _as(name, bias, 1, dtype)
-            v.expect_shape(name, bias, (GH,), "(gates*hidden_size,)")
-        biases.append(bias)
-    if h0 is not None:
-        h0 = _state("h0", h0, batch, H, dtype)
-    if c0 is not None:
-        if cell != "lstm":
-            raise ValueError(f"c0 is only meaningful for cell 'lstm', not {cell!r}")
-        c0 = _state("c0", c0, batch, H, dtype)
-    name = resolve_backend(backend)
-    if name == "c":
-        get_backend("c")  # loaded, so the ISA is chosen (FASTRNN_ISA) before packing
-        from . import _core
-        return _core.Stream(cell, weight_ih, weight_hh, biases[0], biases[1], batch, h0, c0)
-    return PyStream(cell, weight_ih, weight_hh, biases[0], biases[1], batch, h0, c0, name)
+    spec = cells.get(cell)
+    batch = v.integer("batch", batch, 1)
+    p = v.layer_parameters(spec, weight_ih, weight_hh, bias_ih, bias_hh)
+    h0 = _state(spec, "h0", h0, batch, p.hidden_size, p.dtype)
+    c0 = _state(spec, "c0", c0, batch, p.hidden_size, p.dtype, cell_state=True)
+    module = get_backend(backend, "stream")
+    # absent biases go to the stream as None: it copies what it is given
+    b_ih = p.bias_ih if p.has_bias_ih else None
+    b_hh = p.bias_hh if p.has_bias_hh else None
+    native = getattr(module, "create_stream", None)
+    if native is not None:
+        return native(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0)
+    return PyStream(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0,
+                    resolve_backend(backend, "stream"))
 
 
 def _register():

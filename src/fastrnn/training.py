@@ -16,9 +16,10 @@ no knowledge of which parameter is which beyond the offsets.
 
 Backend contract (docs/TRAINING.md): a training backend module exposes
 
-    train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses) -> int
+    train(config, theta, grad, m, v, step, inputs, targets, h, c, losses)
 
-with ``spec`` a :class:`TrainSpec`, ``theta``/``grad``/``m``/``v`` flat arrays
+with ``config`` a :class:`TrainerConfig` (the TrainSpec converted once for
+this sequence, lengths clamped), ``theta``/``grad``/``m``/``v`` flat arrays
 (grad is overwritten; with ``spec.optimizer is None`` it receives the sum over
 windows of the clipped window gradients and theta is left unchanged),
 ``step`` the optimizer's update count so far, ``inputs`` the dense
@@ -36,7 +37,6 @@ holds the window's loss; :func:`fit_sequence` turns that into
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -44,13 +44,21 @@ from typing import Optional, Union
 import numpy as np
 
 from . import _validate as v
-from .backends import available_backends, resolve_backend
+from . import cells
+from .backends import available_backends, get_backend
 
 __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
-           "OptimizerState", "FitResult", "TrainingDivergedError", "fit_sequence",
+           "TrainerConfig", "OptimizerState", "FitResult", "TrainingDivergedError", "fit_sequence",
            "sequence_gradients", "available_trainers", "HEADS", "REDUCTIONS"]
 
-HEADS = ("softmax_ce", "sigmoid_bce", "mse")
+# The codes of the heads, clips and optimizers in the C core (frnn_head,
+# frnn_clip, frnn_optimizer in csrc/include/fastrnn.h), which the Numba
+# trainer uses too; TrainerConfig carries them, and a test checks them
+# against the C header's values.
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
+OPTIMIZER_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
+HEADS = tuple(HEAD_CODES)
 REDUCTIONS = ("sum", "mean")
 MAX_STEP = 2**62  # the largest optimizer step count a state may hold
 
@@ -96,7 +104,7 @@ class Layout:
     head_bias: bool = True  # bias_y
 
     def __post_init__(self):
-        v.check_cell(self.cell)
+        cells.get(self.cell)
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
                       bias=v.boolean, head_bias=v.boolean)
@@ -105,8 +113,13 @@ class Layout:
                         self.size)
 
     @property
+    def spec(self) -> cells.Cell:
+        """The cell's descriptor (fastrnn.cells)."""
+        return cells.get(self.cell)
+
+    @property
     def gates(self) -> int:
-        return v.GATES[self.cell]
+        return self.spec.gates
 
     def shapes(self) -> dict:
         GH, H, I, O = self.gates * self.hidden_size, self.hidden_size, self.input_size, self.output_size
@@ -173,6 +186,12 @@ class SGD:
     momentum: float = 0.0
     nesterov: bool = False
     kind = "sgd"
+    uses_v = False
+
+    @property
+    def uses_m(self) -> bool:
+        """Whether the update reads and writes OptimizerState.m (the momentum buffer)."""
+        return self.momentum != 0
 
     def __post_init__(self):
         _check_fields(self, lr=_lr, momentum=_decay, nesterov=v.boolean)
@@ -186,6 +205,7 @@ class Adagrad:
     lr: float
     eps: float = 1e-8
     kind = "adagrad"
+    uses_m, uses_v = True, False  # m: the sum of squared gradients
 
     def __post_init__(self):
         _check_fields(self, lr=_lr, eps=_eps)
@@ -199,6 +219,7 @@ class RMSprop:
     alpha: float = 0.99
     eps: float = 1e-8
     kind = "rmsprop"
+    uses_m, uses_v = False, True  # v: the running mean of squared gradients
 
     def __post_init__(self):
         _check_fields(self, lr=_lr, alpha=_decay, eps=_eps)
@@ -213,6 +234,7 @@ class Adam:
     beta2: float = 0.999
     eps: float = 1e-8
     kind = "adam"
+    uses_m, uses_v = True, True
 
     def __post_init__(self):
         _check_fields(self, lr=_lr, beta1=_decay, beta2=_decay, eps=_eps)
@@ -229,7 +251,7 @@ class Clip:
     value: float = 0.0
 
     def __post_init__(self):
-        if self.kind not in ("none", "value", "norm"):
+        if self.kind not in CLIP_CODES:
             raise ValueError(f"clip kind must be 'none', 'value' or 'norm', got {self.kind!r}")
         if self.kind == "none":
             _check_fields(self, value=lambda name, x: v.real_number(name, x, -math.inf))
@@ -309,6 +331,76 @@ class TrainSpec:
         return dataclasses.replace(self, **changes) if changes else self
 
 
+    def trainer_config(self, T: int, B: int) -> "TrainerConfig":
+        """This spec for a sequence of T >= 1 steps of B rows, as every
+        trainer receives it (lengths clamped: :meth:`for_length`)."""
+        spec = self.for_length(T)
+        lay, opt = spec.layout, spec.optimizer
+        hyper = lambda name: float(getattr(opt, name, 0.0))  # noqa: E731 (0: unused)
+        return TrainerConfig(
+            layout=lay, cell=lay.spec, T=T, B=B, In=lay.input_size, H=lay.hidden_size,
+            O=lay.output_size, has_bias=lay.bias, has_head_bias=lay.head_bias,
+            index_input=spec.index_input, many_to_one=spec.many_to_one,
+            reduce_mean=spec.reduction == "mean", head=spec.head, head_code=HEAD_CODES[spec.head],
+            k1=spec.k1, k2=spec.window, depth=-1 if spec.depth is None else spec.depth,
+            clip=spec.clip.kind, clip_code=CLIP_CODES[spec.clip.kind],
+            clip_value=float(spec.clip.value), optimizer=None if opt is None else opt.kind,
+            optimizer_code=OPTIMIZER_CODES[None if opt is None else opt.kind],
+            lr=hyper("lr"), momentum=hyper("momentum"), alpha=hyper("alpha"),
+            beta1=hyper("beta1"), beta2=hyper("beta2"), eps=hyper("eps"),
+            nesterov=bool(getattr(opt, "nesterov", False)),
+            uses_m=bool(opt is not None and opt.uses_m),
+            uses_v=bool(opt is not None and opt.uses_v),
+            windows=spec.num_updates(T), parameters=lay.size)
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """A TrainSpec for one sequence, converted once into what every trainer
+    receives: sizes, flags, codes and hyperparameters as plain typed fields
+    (the C trainer copies them into its ``frnn_train_config`` struct).
+
+    Made by :meth:`TrainSpec.trainer_config`; lengths are already clamped
+    to the sequence (k1, k2 <= T, depth <= T - 1). ``depth`` is -1 for
+    TBPTT(k1, k2). Hyperparameters an optimizer does not have are 0.0;
+    ``uses_m`` / ``uses_v`` say which OptimizerState arrays it updates.
+    """
+
+    layout: Layout
+    cell: cells.Cell
+    T: int
+    B: int
+    In: int  # input size, or the vocabulary size for index input
+    H: int
+    O: int
+    has_bias: bool
+    has_head_bias: bool
+    index_input: bool
+    many_to_one: bool
+    reduce_mean: bool
+    head: str
+    head_code: int
+    k1: int
+    k2: int
+    depth: int
+    clip: str
+    clip_code: int
+    clip_value: float
+    optimizer: Optional[str]
+    optimizer_code: int
+    lr: float
+    momentum: float
+    alpha: float
+    beta1: float
+    beta2: float
+    eps: float
+    nesterov: bool
+    uses_m: bool
+    uses_v: bool
+    windows: int     # losses the run writes: ceil(T / k1), or 1 by depth
+    parameters: int  # P, the length of theta
+
+
 @dataclass
 class OptimizerState:
     """m, v (flat, like theta) and the number of updates taken.
@@ -358,38 +450,10 @@ class FitResult:
     grad: np.ndarray            # last window's clipped gradient (or the sum, without optimizer)
 
 
-_TRAINERS = {"c": "fastrnn.backends.c", "numpy": "fastrnn.backends.numpy_train",
-             "numba": "fastrnn.backends.numba_train"}
-
-
-def _trainer(backend: Optional[str]):
-    name = resolve_backend(backend)
-    module = None
-    try:
-        module = importlib.import_module(_TRAINERS[name])
-    except ModuleNotFoundError as exc:
-        # an optional dependency (numba) or the module itself missing is a
-        # fallback; any other import failure is a bug and must surface
-        if exc.name not in ("numba", _TRAINERS[name]):
-            raise
-    if module is None or not hasattr(module, "train"):
-        if backend not in (None, "auto"):
-            raise NotImplementedError(f"backend {name!r} has no sequence trainer yet")
-        module = importlib.import_module(_TRAINERS["numpy"])
-    return module
-
-
 def available_trainers() -> list:
     """The available backends (fastrnn.available_backends()) that have a
     sequence trainer, in the same order."""
-    names = []
-    for name in available_backends():
-        try:
-            _trainer(name)
-        except NotImplementedError:
-            continue
-        names.append(name)
-    return names
+    return available_backends("train")
 
 
 def _describe(value) -> str:
@@ -451,14 +515,12 @@ def _check_arrays(spec: TrainSpec, theta, inputs, targets, h0, c0, *, updates_th
         targets = v.as_input("targets", targets, len(tshape), dtype, dtype_of="theta")
         v.expect_shape("targets", targets, tshape, "(batch, O)" if spec.many_to_one else "(T, batch, O)")
     H = lay.hidden_size
-    h = np.zeros((B, H), dtype) if h0 is None else v.as_input("h0", h0, 2, dtype, "theta").copy()
-    v.expect_shape("h0", h, (B, H), "(batch, hidden_size)")
-    c = None
-    if lay.cell == "lstm":
-        c = np.zeros((B, H), dtype) if c0 is None else v.as_input("c0", c0, 2, dtype, "theta").copy()
-        v.expect_shape("c0", c, (B, H), "(batch, hidden_size)")
-    elif c0 is not None:
-        raise ValueError(f"c0 is only meaningful for cell 'lstm', not {lay.cell!r}")
+    h = v.state(lay.cell, "h0", h0, B, H, dtype, dtype_of="theta")
+    if h0 is not None:
+        h = h.copy()  # updated in place to the final state
+    c = v.state(lay.cell, "c0", c0, B, H, dtype, cell_state=True, dtype_of="theta")
+    if c is not None and c0 is not None:
+        c = c.copy()  # updated in place to the final state
     for name, arr in (("inputs", inputs), ("targets", targets)):
         if np.may_share_memory(theta, arr):
             raise ValueError(f"{name} shares memory with theta, which is updated in place")
@@ -484,8 +546,9 @@ def _check_state(state: OptimizerState, theta: np.ndarray, inputs, targets) -> N
 def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T):
     """Call the backend's trainer; raise TrainingDivergedError if it stopped.
     Returns the new step count (also when raising: it is on the error)."""
-    new_step, stopped = _trainer(backend).train(spec, theta, grad, m, v, step, inputs, targets,
-                                                h, c, losses)
+    config = spec.trainer_config(T, h.shape[0])
+    new_step, stopped = get_backend(backend, "train").train(config, theta, grad, m, v, step,
+                                                           inputs, targets, h, c, losses)
     if stopped is not None:
         first, last = spec.window_steps(stopped, T)
         error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
@@ -518,7 +581,7 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
         try:
-            state.step = _run_trainer(spec.for_length(T), backend, theta, grad, state.m, state.v,
+            state.step = _run_trainer(spec, backend, theta, grad, state.m, state.v,
                                       state.step, inputs, targets, h, c, losses, T)
         except TrainingDivergedError as exc:
             state.step = exc.step
@@ -544,6 +607,6 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
         dummy = np.zeros(0, theta.dtype)
-        _run_trainer(spec.for_length(T), backend, theta, grad, dummy, dummy, 0, inputs, targets,
+        _run_trainer(spec, backend, theta, grad, dummy, dummy, 0, inputs, targets,
                      h, c, losses, T)
     return FitResult(losses, h, c, grad)

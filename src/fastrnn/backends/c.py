@@ -22,7 +22,13 @@ active_isa = _core.active_isa
 select_isa = _core.select_isa
 
 
-def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def create_stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0):
+    """The C core's own stream (fastrnn.stream.create has validated the
+    arguments): the weights packed once for the active kernel table."""
+    return _core.Stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0)
+
+
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """The training contract of fastrnn.training on the C trainer (train.c).
 
     Returns ``(step, stopped)``: the new optimizer step count, and None or the
@@ -32,35 +38,25 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """
     import numpy as np
 
-    T, B = inputs.shape[:2]
-    # lengths beyond T clamped (the same gradients) so they fit the C
-    # integers; fit_sequence did this already, train.c does it again
-    spec = spec.for_length(T)
-    lay, dtype = spec.layout, theta.dtype
-    opt = spec.optimizer
-    depth = -1 if spec.depth is None else spec.depth
-    k1, k2 = spec.k1, spec.window
-    config = dict(
-        cell=lay.cell, T=T, B=B, In=lay.input_size, H=lay.hidden_size, O=lay.output_size,
-        has_bias=lay.bias, has_head_bias=lay.head_bias, index_input=spec.index_input,
-        many_to_one=spec.many_to_one, reduce_mean=spec.reduction == "mean", head=spec.head,
-        k1=k1, k2=k2, depth=depth,
-        clip=spec.clip.kind, clip_value=float(spec.clip.value),
-        opt=None if opt is None else opt.kind, lr=float(getattr(opt, "lr", 0.0)),
-        momentum=float(getattr(opt, "momentum", 0.0)), alpha=float(getattr(opt, "alpha", 0.0)),
-        beta1=float(getattr(opt, "beta1", 0.0)), beta2=float(getattr(opt, "beta2", 0.0)),
-        eps=float(getattr(opt, "eps", 0.0)), nesterov=bool(getattr(opt, "nesterov", False)),
-    )
+    dtype = theta.dtype
+    legacy = dict(  # TRANSITIONAL: until _core.train reads the TrainerConfig itself
+        cell=config.cell.name, T=config.T, B=config.B, In=config.In, H=config.H, O=config.O,
+        has_bias=config.has_bias, has_head_bias=config.has_head_bias,
+        index_input=config.index_input, many_to_one=config.many_to_one,
+        reduce_mean=config.reduce_mean, head=config.head, k1=config.k1, k2=config.k2,
+        depth=config.depth, clip=config.clip, clip_value=config.clip_value,
+        opt=config.optimizer, lr=config.lr, momentum=config.momentum, alpha=config.alpha,
+        beta1=config.beta1, beta2=config.beta2, eps=config.eps, nesterov=config.nesterov)
     empty3 = np.zeros((0, 0, 0), dtype)
     empty_i2 = np.zeros((0, 0), np.int64)
-    x = empty3 if spec.index_input else inputs
-    idx = inputs if spec.index_input else empty_i2
-    if spec.head == "softmax_ce":
+    x = empty3 if config.index_input else inputs
+    idx = inputs if config.index_input else empty_i2
+    if config.head == "softmax_ce":
         target_idx, target = targets.reshape(-1), np.zeros(0, dtype)
     else:
         target_idx, target = np.zeros(0, np.int64), targets.reshape(-1)
     c_arr = c if c is not None else np.zeros((0, 0), dtype)
     m = m if m.size else np.zeros(0, dtype)
     v = v if v.size else np.zeros(0, dtype)
-    return _core.train(config, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
+    return _core.train(legacy, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
                        c_arr, losses)

@@ -35,14 +35,15 @@ import math
 import numba
 import numpy as np
 
-# Cell codes; the first three double as the Elman activation codes.
-_RNN_TANH = 0
-_RNN_RELU = 1
-_RNN_SIGMOID = 2
-_LSTM = 3
-_GRU = 4
-_CELL_CODES = {"rnn_tanh": _RNN_TANH, "rnn_relu": _RNN_RELU, "rnn_sigmoid": _RNN_SIGMOID,
-               "lstm": _LSTM, "gru": _GRU}
+from .. import cells
+
+# The cell codes the kernels branch on: the C core's (fastrnn.cells); the
+# Elman cells' double as their activation codes.
+_RNN_TANH = cells.CELLS["rnn_tanh"].code
+_RNN_RELU = cells.CELLS["rnn_relu"].code
+_RNN_SIGMOID = cells.CELLS["rnn_sigmoid"].code
+_LSTM = cells.CELLS["lstm"].code
+_GRU = cells.CELLS["gru"].code
 
 # Time steps per chunk of the hoisted input projection (kernels.h).
 _PROJ_CHUNK_ELEMS = 1 << 18
@@ -531,10 +532,7 @@ def _placeholder(dtype, ndim):
 
 
 def _code(cell):
-    try:
-        return _CELL_CODES[cell]
-    except KeyError:
-        raise ValueError(f"cell must be one of {tuple(_CELL_CODES)}, got {cell!r}") from None
+    return cells.get(cell).code
 
 
 def _readonly_view(a):

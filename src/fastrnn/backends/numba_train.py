@@ -36,16 +36,16 @@ import math
 import numba
 import numpy as np
 
-from .numba_loops import (_CELL_CODES, _GRU, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows,
-                          _column_sums, _copy2, _gemm_nn, _gemm_tn, _gru_gates, _lstm_gates,
-                          _set_rows, _step_gate_grads, _transpose, _zero2)
+from ..training import CLIP_CODES, HEAD_CODES, OPTIMIZER_CODES
+from .numba_loops import (_GRU, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows, _column_sums,
+                          _copy2, _gemm_nn, _gemm_tn, _gru_gates, _lstm_gates, _set_rows,
+                          _step_gate_grads, _transpose, _zero2)
 
-_HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
-_SOFTMAX_CE, _SIGMOID_BCE, _MSE = 0, 1, 2
-_CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
-_CLIP_VALUE, _CLIP_NORM = 1, 2
-_OPT_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
-_OPT_NONE, _OPT_SGD, _OPT_ADAGRAD, _OPT_RMSPROP, _OPT_ADAM = 0, 1, 2, 3, 4
+# The codes the kernels branch on (Numba folds module-level ints as constants).
+_SOFTMAX_CE, _SIGMOID_BCE, _MSE = (HEAD_CODES[k] for k in ("softmax_ce", "sigmoid_bce", "mse"))
+_CLIP_VALUE, _CLIP_NORM = CLIP_CODES["value"], CLIP_CODES["norm"]
+_OPT_NONE, _OPT_SGD, _OPT_ADAGRAD, _OPT_RMSPROP, _OPT_ADAM = (
+    OPTIMIZER_CODES[k] for k in (None, "sgd", "adagrad", "rmsprop", "adam"))
 
 _njit = numba.njit(cache=True, nogil=True)
 # Helpers are only called from the kernel: no Python / C entry points to build.
@@ -558,16 +558,15 @@ def _readonly(a):
     return view
 
 
-def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """The training contract of fastrnn.training (see its module docstring)."""
-    lay, dt = spec.layout, theta.dtype
+    dt = theta.dtype
     real = dt.type
-    opt = spec.optimizer
-    if spec.index_input:
+    if config.index_input:
         x, idx = np.zeros((0, 0, 0), dt), inputs
     else:
         x, idx = inputs, np.zeros((0, 0), np.int64)
-    if spec.head == "softmax_ce":
+    if config.head == "softmax_ce":
         target_idx, target = targets.reshape(-1), np.zeros(0, dt)
     else:
         target_idx, target = np.zeros(0, np.int64), targets.reshape(-1)
@@ -576,15 +575,11 @@ def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
     # them to the dtype where train.c does ((real) casts), and keeps the
     # float64 ones it needs (clip threshold, Adam's betas for their powers).
     step, stopped = _train_kernel(
-        _CELL_CODES[lay.cell], lay.input_size, lay.output_size, bool(lay.bias),
-        bool(lay.head_bias), _HEAD_CODES[spec.head], bool(spec.index_input),
-        bool(spec.many_to_one), spec.reduction == "mean", int(spec.k1), int(spec.window),
-        -1 if spec.depth is None else int(spec.depth), _CLIP_CODES[spec.clip.kind],
-        float(spec.clip.value), _OPT_CODES[None if opt is None else opt.kind],
-        real(getattr(opt, "lr", 0.0)), float(getattr(opt, "momentum", 0.0)),
-        bool(getattr(opt, "nesterov", False)), float(getattr(opt, "alpha", 0.0)),
-        float(getattr(opt, "beta1", 0.0)), float(getattr(opt, "beta2", 0.0)),
-        real(getattr(opt, "eps", 0.0)),
+        config.cell.code, config.In, config.O, config.has_bias, config.has_head_bias,
+        config.head_code, config.index_input, config.many_to_one, config.reduce_mean,
+        config.k1, config.k2, config.depth, config.clip_code, config.clip_value,
+        config.optimizer_code, real(config.lr), config.momentum, config.nesterov,
+        config.alpha, config.beta1, config.beta2, real(config.eps),
         theta, grad, m, v, int(step), _readonly(x), _readonly(idx), _readonly(target_idx),
         _readonly(target), h, c_arr, losses, real(1))
     return int(step), (None if stopped < 0 else int(stopped))

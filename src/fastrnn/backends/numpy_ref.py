@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cells
+
 
 def _sigmoid(v):
     # exp(-v) overflows to inf for v << 0, giving the correct limit 0.
@@ -92,6 +94,7 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+    spec = cells.get(cell)
     xp = x @ w_ih.T + b_ih  # input projection for every step at once: [T, B, GH]
     h, c = h0, c0
     for t in range(x.shape[0]):
@@ -100,25 +103,30 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
         if ws is not None and ws_t is not None:
             ws[t] = ws_t
     hn[...] = h
-    if cell == "lstm":
+    if spec.has_cell_state:
         cn[...] = c
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
              dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0):
+    spec = cells.get(cell)
     T, H = x.shape[0], h0.shape[1]
     h_prev = np.concatenate([h0[None], out[:-1]], axis=0)  # h_{t-1} for every t
-    c_prev = np.concatenate([c0[None], ws[:-1, :, 4 * H:]], axis=0) if cell == "lstm" else [None] * T
+    if spec.has_cell_state:  # c_{t-1} for every t: c0, then the workspace's c blocks
+        at = spec.workspace_names.index("c") * H
+        c_prev = np.concatenate([c0[None], ws[:-1, :, at:at + H]], axis=0)
+    else:
+        c_prev = [None] * T
     gx = np.empty((T,) + h0.shape[:1] + (w_ih.shape[0],), dtype=x.dtype)
-    gh = gx if cell != "gru" else np.empty_like(gx)
+    gh = np.empty_like(gx) if spec.separate_hidden_grad else gx
     dh_next = d_hn.copy()
-    dc = d_cn.copy() if cell == "lstm" else None
+    dc = d_cn.copy() if spec.has_cell_state else None
     for t in range(T - 1, -1, -1):
         ws_t = None if ws is None or ws.shape[2] == 0 else ws[t]
         gx[t], gh[t], dh_next, dc = step_gate_grads(cell, w_hh, out[t], ws_t, h_prev[t], c_prev[t],
                                                     d_out[t] + dh_next, dc)
     dh0[...] = dh_next
-    if cell == "lstm":
+    if spec.has_cell_state:
         dc0[...] = dc
 
     gx2 = gx.reshape(-1, gx.shape[2])
@@ -133,8 +141,8 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
 def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):
     out = np.empty((1,) + h.shape, dtype=h.dtype)
     hn = np.empty_like(h)
-    cn = np.empty_like(h) if cell == "lstm" else None
+    cn = np.empty_like(h) if c_out is not None else None
     forward(cell, x[None], w_ih, w_hh, b_ih, b_hh, h, c, out, hn, cn, None)
     h_out[...] = hn
-    if cell == "lstm":
+    if c_out is not None:
         c_out[...] = cn

@@ -21,29 +21,31 @@ import numpy as np
 from .numpy_ref import cell_step, step_gate_grads
 
 
-def train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     """The backend contract of fastrnn.training: see its module docstring.
     A window that overflows is reported by the finiteness check (the caller
     raises TrainingDivergedError), so NumPy's warnings would only repeat it."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses)
+        return _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses)
 
 
-def _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
-    lay = spec.layout
-    cell, H = lay.cell, lay.hidden_size
+def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
+    lay = config.layout
+    cell, H = config.cell.name, config.H
     T = inputs.shape[0]
     P = lay.views(theta)  # views: every update to theta is seen by the next window
     zeros = np.zeros(lay.gates * H, theta.dtype)
     b_ih, b_hh = P.get("bias_ih", zeros), P.get("bias_hh", zeros)
-    by_depth = spec.depth is not None
-    k1, k2 = (T, T) if by_depth else (spec.k1, spec.window)
-    if spec.optimizer is None:
+    by_depth = config.depth >= 0
+    k1, k2 = (T, T) if by_depth else (config.k1, config.k2)
+    if config.optimizer is None:
         grad[...] = 0
     window_grad = np.zeros_like(theta)
     G = lay.views(window_grad)
 
     h_carry, c_carry = h.copy(), (None if c is None else c.copy())
+    # where the cell state c_t sits in a step's workspace (LSTM: [i f g o c])
+    c_at = None if c is None else config.cell.workspace_names.index("c") * H
     t_prev, n = 0, 0
     while t_prev < T:
         t = min(t_prev + k1, T)
@@ -51,34 +53,35 @@ def _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
         s_next = max(0, min(t + k1, T) - k2)
 
         # forward over the window [s, t) from the carried state
-        if spec.index_input:
+        if config.index_input:
             xp = P["weight_ih"].T[inputs[s:t]] + b_ih  # the one-hot product, as a lookup
         else:
             xp = inputs[s:t] @ P["weight_ih"].T + b_ih
         out, ws, h_run, c_run = _forward(cell, xp, P["weight_hh"], b_hh, h_carry, c_carry)
 
         loss = 0.0
-        if not spec.many_to_one or t == T:
-            first = T - 1 if spec.many_to_one else t_prev  # outputs [first, t) carry the loss
-            rows = targets if spec.many_to_one else targets[first:t]
-            loss, d_out = _head(spec, P, out, first - s, rows, G)
+        if not config.many_to_one or t == T:
+            first = T - 1 if config.many_to_one else t_prev  # outputs [first, t) carry the loss
+            rows = targets if config.many_to_one else targets[first:t]
+            loss, d_out = _head(config, P, out, first - s, rows, G)
             h_prev = np.concatenate([h_carry[None], out[:-1]])
-            c_prev = None if c is None else np.concatenate([c_carry[None], ws[:-1, :, 4 * H:]])
+            c_prev = None if c is None else np.concatenate([c_carry[None],
+                                                            ws[:-1, :, c_at:c_at + H]])
             if by_depth:
-                gx, gh = _depth_gate_grads(spec, cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
+                gx, gh = _depth_gate_grads(config, cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
             else:
                 gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
-            _layer_weight_grads(spec, G, gx, gh, h_prev, inputs[s:t])
+            _layer_weight_grads(config, G, gx, gh, h_prev, inputs[s:t])
             if not (np.isfinite(loss) and np.isfinite(window_grad).all()):
                 losses[n] = loss  # stop before the update (TRAINING.md)
                 return step, n
-            _clip(spec.clip, window_grad)
-            if spec.optimizer is None:
+            _clip(config, window_grad)
+            if config.optimizer is None:
                 grad += window_grad
             else:
                 grad[...] = window_grad
                 step += 1
-                _optimizer_step(spec.optimizer, theta, window_grad, m, v, step)
+                _optimizer_step(config, theta, window_grad, m, v, step)
         losses[n] = loss
 
         # carry the state this forward reached at s_next (or at T)
@@ -89,7 +92,7 @@ def _train(spec, theta, grad, m, v, step, inputs, targets, h, c, losses):
         elif s_next > s:
             h_carry = out[s_next - s - 1].copy()
             if c is not None:
-                c_carry = ws[s_next - s - 1, :, 4 * H:].copy()
+                c_carry = ws[s_next - s - 1, :, c_at:c_at + H].copy()
         t_prev, n = t, n + 1
     return step, None
 
@@ -105,14 +108,14 @@ def _forward(cell, xp, w_hh, b_hh, h, c):
     return out, (None if ws[0] is None else np.stack(ws)), h, c
 
 
-def _head(spec, P, out, first, rows, G):
+def _head(config, P, out, first, rows, G):
     """Loss of the outputs out[first:] against ``rows``; fills G's head
     gradients and returns (loss as a float, d_out for the whole window)."""
-    hs = out[-1] if spec.many_to_one else out[first:]
+    hs = out[-1] if config.many_to_one else out[first:]
     z = hs @ P["weight_hy"].T
     if "bias_y" in P:
         z = z + P["bias_y"]
-    if spec.head == "softmax_ce":
+    if config.head == "softmax_ce":
         zmax = z.max(axis=-1, keepdims=True)
         e = np.exp(z - zmax)
         total = e.sum(axis=-1, keepdims=True)
@@ -121,7 +124,7 @@ def _head(spec, P, out, first, rows, G):
         dz = e / total
         np.put_along_axis(dz, rows[..., None], np.take_along_axis(dz, rows[..., None], -1) - 1, -1)
         terms = rows.size
-    elif spec.head == "sigmoid_bce":
+    elif config.head == "sigmoid_bce":
         z64 = z.astype(np.float64)
         loss = float(np.sum(np.maximum(z64, 0) - z64 * rows + np.log1p(np.exp(-np.abs(z64)))))
         dz = (0.5 * (1 + np.tanh(0.5 * z64)) - rows).astype(z.dtype)  # sigmoid without overflow
@@ -131,7 +134,7 @@ def _head(spec, P, out, first, rows, G):
         loss = float(np.sum(diff.astype(np.float64) ** 2))
         dz = 2 * diff
         terms = rows.size
-    if spec.reduction == "mean":
+    if config.reduce_mean:
         loss /= terms
         dz = dz / z.dtype.type(terms)
     O, H = P["weight_hy"].shape
@@ -139,7 +142,7 @@ def _head(spec, P, out, first, rows, G):
     if "bias_y" in G:
         G["bias_y"][...] = dz.reshape(-1, O).sum(axis=0)
     d_out = np.zeros_like(out)
-    if spec.many_to_one:
+    if config.many_to_one:
         d_out[-1] = dz @ P["weight_hy"]
     else:
         d_out[first:] = dz @ P["weight_hy"]
@@ -158,7 +161,7 @@ def _window_gate_grads(cell, w_hh, out, ws, h_prev, c_prev, d_out):
     return np.stack(gx), np.stack(gh)
 
 
-def _depth_gate_grads(spec, cell, w_hh, out, ws, h_prev, c_prev, d_out):
+def _depth_gate_grads(config, cell, w_hh, out, ws, h_prev, c_prev, d_out):
     """Per-output depth K: the loss at step t reaches steps t .. t-K only.
 
     ``dh[a]`` is the delta that entered K+1 steps' worth of history a steps
@@ -167,7 +170,7 @@ def _depth_gate_grads(spec, cell, w_hh, out, ws, h_prev, c_prev, d_out):
     ages run through one step_gate_grads call (a leading axis), and their gate
     gradients sum.
     """
-    A = spec.depth + 1
+    A = config.depth + 1
     dh_prop = np.zeros((A,) + out.shape[1:], out.dtype)
     dc_prop = None if c_prev is None else np.zeros_like(dh_prop)
     gx, gh = [None] * len(out), [None] * len(out)
@@ -181,10 +184,10 @@ def _depth_gate_grads(spec, cell, w_hh, out, ws, h_prev, c_prev, d_out):
     return np.stack(gx), np.stack(gh)
 
 
-def _layer_weight_grads(spec, G, gx, gh, h_prev, x):
+def _layer_weight_grads(config, G, gx, gh, h_prev, x):
     GH = gx.shape[-1]
     gx2, gh2 = gx.reshape(-1, GH), gh.reshape(-1, GH)
-    if spec.index_input:  # the transpose of the lookup: scatter-add into columns
+    if config.index_input:  # the transpose of the lookup: scatter-add into columns
         G["weight_ih"][...] = 0
         np.add.at(G["weight_ih"].T, x.reshape(-1), gx2)
     else:
@@ -195,30 +198,31 @@ def _layer_weight_grads(spec, G, gx, gh, h_prev, x):
         G["bias_hh"][...] = gh2.sum(axis=0)
 
 
-def _clip(clip, g):
-    if clip.kind == "value":
-        np.clip(g, -clip.value, clip.value, out=g)
-    elif clip.kind == "norm":
+def _clip(config, g):
+    if config.clip == "value":
+        np.clip(g, -config.clip_value, config.clip_value, out=g)
+    elif config.clip == "norm":
         norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
-        if norm > clip.value:
-            g *= g.dtype.type(clip.value / (norm + 1e-6))
+        if norm > config.clip_value:
+            g *= g.dtype.type(config.clip_value / (norm + 1e-6))
 
 
 def _optimizer_step(opt, theta, g, m, v, step):
-    """One update in place (docs/TRAINING.md's formulas; m, v the state)."""
+    """One update in place (docs/TRAINING.md's formulas; m, v the state);
+    opt: the TrainerConfig (its optimizer and hyperparameters)."""
     real = theta.dtype.type
     lr = real(opt.lr)
-    if opt.kind == "sgd":
+    if opt.optimizer == "sgd":
         if opt.momentum:
             m *= real(opt.momentum)
             m += g
             theta -= lr * (g + real(opt.momentum) * m if opt.nesterov else m)
         else:
             theta -= lr * g
-    elif opt.kind == "adagrad":
+    elif opt.optimizer == "adagrad":
         m += g * g
         theta -= lr * g / np.sqrt(m + real(opt.eps))
-    elif opt.kind == "rmsprop":
+    elif opt.optimizer == "rmsprop":
         v *= real(opt.alpha)
         v += real(1 - opt.alpha) * g * g
         theta -= lr * g / (np.sqrt(v) + real(opt.eps))

@@ -55,8 +55,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from . import training as tr
-from .backends import BACKENDS
+from .. import training as tr
+from ..backends import BACKENDS
 
 ALPHABET = string.ascii_letters + string.digits + " .\n"  # 65 distinct characters
 assert len(set(ALPHABET)) == 65

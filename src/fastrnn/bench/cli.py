@@ -1,0 +1,199 @@
+"""The ``fastrnn bench`` command: its arguments, and the run that prints and saves as it goes.
+
+:func:`main` parses the options into a :class:`~fastrnn.bench.timing.Plan`
+(or hands ``minchar ...`` to fastrnn.bench.minchar), refuses up front an
+output path that could not be written at the end of a long run, and calls
+:func:`run_and_report`, which bench/compare.py also uses with a plan of its
+own. Exit status: 0, 130 after Ctrl-C (what was measured is printed and
+saved), 1 when a results file cannot be written, 2 for bad arguments.
+
+What it is not: the measuring (fastrnn.bench.timing) or the formatting
+(fastrnn.bench.report); this module only puts them in order.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import fastrnn
+from fastrnn import cells
+from fastrnn.backends import BACKENDS
+
+from . import minchar, peers, report
+from .timing import (DEFAULT_CELLS, DEFAULT_REPEAT, DEFAULT_THREADS, DTYPES, FLOAT64_SHAPES,
+                     MODES, QUICK_REPEAT, QUICK_SHAPES, SGEMM_N, SHAPES, SLOW_BACKEND_SHAPES,
+                     Plan, Result, measure_sgemm, measure_stream, run_matrix)
+
+DEFAULT_JSON = "fastrnn-bench.json"
+DEFAULT_PNG = "fastrnn-bench.png"
+
+
+def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] = None,
+                   png_path: Optional[Path] = None) -> int:
+    """Measure ``plan``, printing as it goes; write the JSON and chart. Returns the
+    exit status: 0, or 130 when Ctrl-C stopped the measurements."""
+    machine = report.machine_facts(torch)
+    print(report.header_line(machine))
+    print("shapes: " + ", ".join(s.describe() for s in plan.shapes)
+          + f"; {plan.size()} matrix cells, {plan.repeat} round{'s' * (plan.repeat != 1)} "
+          "each after a warm-up; "
+          "x torch = torch time / contender time (> 1: faster than torch); "
+          "FLOPs: forward 2*T*B*(I+H)*G*H, train step 3x forward", flush=True)
+    for note in report.thread_env_warnings(plan.threads):
+        print(note, flush=True)
+    document: Dict[str, Any] = {"machine": machine, "plan": report.plan_facts(plan),
+                                "sgemm_gflops": None, "sgemm": None, "results": [],
+                                "stream": None, "targets": [], "interrupted": False}
+    results: List[Result] = []
+    interrupted = False
+    try:
+        document["sgemm"] = measure_sgemm(torch)
+        document["sgemm_gflops"] = document["sgemm"]["gflops"]
+        print(f"\nsingle-thread SGEMM ({document['sgemm']['library']}, float32, n={SGEMM_N}): "
+              f"{document['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+        document["stream"] = measure_stream(torch)
+        print("\n" + "\n".join(report.stream_lines(document["stream"])) + "\n", flush=True)
+        columns = report.table_columns(plan.cells)
+        print("\n".join(report.table_header(columns)), flush=True)
+        for cell_results in run_matrix(plan, torch, document["sgemm_gflops"]):
+            results.extend(cell_results)
+            for r in cell_results:
+                print(report.table_row(r, columns), flush=True)
+    except KeyboardInterrupt:
+        interrupted = True
+        print(f"\ninterrupted: {len(results)} rows measured before Ctrl-C are kept; "
+              "the matrix cell in progress is dropped", flush=True)
+    document["results"] = [asdict(r) for r in results]
+    document["targets"] = report.evaluate_targets(results, document["stream"],
+                                                  document["sgemm_gflops"])
+    document["interrupted"] = interrupted
+    if document["targets"]:
+        print("\ntargets (fastrnn[c]; only those measured in this run):")
+        print("\n".join(report.targets_table(document["targets"])))
+    else:
+        print("\ntargets: none measurable in this run")
+    status = 130 if interrupted else 0
+    try:
+        if json_path is not None:
+            report.write_json(json_path, document)
+            print(f"\nresults: {json_path}")
+        if png_path is not None:
+            print("chart skipped: interrupted" if interrupted else
+                  report.write_chart(png_path, results))
+    except OSError as exc:
+        print(f"fastrnn bench: error: cannot write {exc.filename or ''}: {exc.strerror or exc}",
+              file=sys.stderr)
+        return status or 1
+    return status
+
+
+# ------------------------------------------------------------------- arguments
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _unique(values: Sequence[Any]) -> List[Any]:
+    return list(dict.fromkeys(values))
+
+
+def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
+    from fastrnn import bench  # the package docstring's first line is the description
+    ap = argparse.ArgumentParser(
+        prog=prog, description=bench.__doc__.split("\n\n")[0],
+        epilog="Shapes (B, T, I, H): " + ", ".join(f"{s.name} ({s.B}, {s.T}, {s.I}, {s.H})"
+                                                   for s in SHAPES.values())
+               + ". The min-char-rnn workload: 'fastrnn bench minchar --help'. Exit status: "
+                 "0, 130 after Ctrl-C (what was measured is printed and saved), 2 for bad "
+                 "arguments.")
+    ap.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=None,
+                    help="(default: all; --quick: tiny small)")
+    ap.add_argument("--cells", nargs="+", choices=list(cells.NAMES), default=list(DEFAULT_CELLS),
+                    help=f"(default: {' '.join(DEFAULT_CELLS)})")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    ap.add_argument("--threads", nargs="+", type=_positive_int, default=list(DEFAULT_THREADS),
+                    help="thread counts for fastrnn and torch alike (default: 1 2)")
+    ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
+                    help="dtypes at every shape (default: float32 at every shape, plus "
+                         f"float64 at {', '.join(FLOAT64_SHAPES)} only)")
+    ap.add_argument("--repeat", type=_positive_int, default=None,
+                    help=f"timed rounds per matrix cell (default: {DEFAULT_REPEAT}; "
+                         f"--quick: {QUICK_REPEAT})")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=None,
+                       help="fastrnn backends to time, at every shape (default: c everywhere, "
+                            f"numba and numpy at {' and '.join(SLOW_BACKEND_SHAPES)} only)")
+    which.add_argument("--all-backends", action="store_true",
+                       help="every available fastrnn backend at every shape (slow)")
+    ap.add_argument("--no-torch", action="store_true", help="do not import or time torch")
+    ap.add_argument("--json", default=DEFAULT_JSON, metavar="PATH",
+                    help=f"results file ({DEFAULT_JSON}; '' for none)")
+    ap.add_argument("--no-json", action="store_true", help="write no results file")
+    ap.add_argument("--png", default=DEFAULT_PNG, metavar="PATH",
+                    help=f"bar chart, when matplotlib is installed ({DEFAULT_PNG}; '' for none)")
+    ap.add_argument("--no-png", action="store_true", help="draw no chart")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"shapes {' '.join(QUICK_SHAPES)} and {QUICK_REPEAT} rounds (explicit "
+                         "--shapes / --repeat still win): a smoke run")
+    return ap
+
+
+def _output_path(ap: argparse.ArgumentParser, option: str, value: str, disabled: bool) -> Optional[Path]:
+    """The path to write, None when disabled; refuses up front (exit 2) a path that
+    could not be written at the end of a long run."""
+    if disabled or not value:
+        return None
+    path = Path(value)
+    if path.is_dir():
+        ap.error(f"{option} {value} is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        ap.error(f"{option}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        ap.error(f"{option}: directory {parent} is not writable")
+    return path
+
+
+def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
+    shape_names = args.shapes if args.shapes is not None else (
+        list(QUICK_SHAPES) if args.quick else list(SHAPES))
+    repeat = args.repeat if args.repeat is not None else (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
+    if args.backends is not None:
+        available = fastrnn.available_backends()
+        missing = [b for b in args.backends if b not in available]
+        if missing:
+            ap.error(f"--backends: {', '.join(missing)} not available here "
+                     f"(available: {', '.join(available)})")
+    return Plan(shapes=[SHAPES[n] for n in _unique(shape_names)], cells=_unique(args.cells),
+                modes=_unique(args.modes), threads=_unique(args.threads),
+                dtypes=None if args.dtypes is None else _unique(args.dtypes), repeat=repeat,
+                backends=None if args.backends is None else _unique(args.backends),
+                all_backends=args.all_backends, torch=not args.no_torch)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    """``fastrnn bench [options]``: parse ``argv``, run the matrix, return the exit
+    status; ``fastrnn bench minchar [options]``: the min-char-rnn workload (status 0)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["minchar"]:  # its own options: fastrnn.bench.minchar's parser
+        minchar.main(argv[1:], prog=None if prog is None else f"{prog} minchar")
+        return 0
+    ap = build_parser(prog)
+    args = ap.parse_args(argv)
+    plan = plan_from_args(ap, args)
+    json_path = _output_path(ap, "--json", args.json, args.no_json)
+    png_path = _output_path(ap, "--png", args.png, args.no_png)
+    torch = peers.import_torch() if plan.torch else None
+    if torch is None:
+        plan.torch = False
+    return run_and_report(plan, torch=torch, json_path=json_path, png_path=png_path)
