@@ -619,7 +619,8 @@ def test_huge_depth_is_the_whole_sequence_in_every_layer():
         def backend(depth):
             spec = tr.TrainSpec(lay, head="mse", depth=depth, optimizer=tr.SGD(lr=0.1))
             theta, grad, h, c_ = lay.init(np.float64, seed=0), np.zeros(lay.size), np.zeros((2, 4)), np.zeros((2, 4))
-            out = c.train(spec, theta, grad, np.zeros(0), np.zeros(0), 0, x, y, h, c_, np.zeros(1))
+            out = c.train(spec.trainer_config(5, 2), theta, grad, np.zeros(0), np.zeros(0), 0, x,
+                          y, h, c_, np.zeros(1))
             return theta, grad, out
 
         want = public(4)
@@ -774,6 +775,27 @@ def test_finite_run_reports_no_stop_and_the_backend_returns_the_pair():
     x = np.ones((5, 1, 3))
     y = np.zeros((5, 1, 3))
     y[3, 0, 1] = np.nan
-    out = c_backend.train(spec, theta, np.zeros_like(theta), np.zeros_like(theta),
-                          np.zeros_like(theta), 0, x, y, np.zeros((1, 4)), None, np.zeros(3))
+    out = c_backend.train(spec.trainer_config(5, 1), theta, np.zeros_like(theta),
+                          np.zeros_like(theta), np.zeros_like(theta), 0, x, y, np.zeros((1, 4)),
+                          None, np.zeros(3))
     assert out == (1, 1)
+
+
+def test_core_stream_checks_its_arguments_by_the_package_rules():
+    """_core.Stream called directly applies fastrnn._validate's rules (and
+    messages), not a copy of its own."""
+    w_ih, w_hh = np.zeros((9, 2)), np.zeros((9, 3))
+    with pytest.raises(ValueError, match="cell must be one of"):
+        _core.Stream("lstmm", w_ih, w_hh)
+    with pytest.raises(ValueError, match="weight_hh must have shape"):
+        _core.Stream("lstm", w_ih, w_hh)  # 9 rows: not 4 * 3
+    with pytest.raises(TypeError, match="weight_ih has dtype float32"):
+        _core.Stream("gru", w_ih.astype(np.float32), w_hh)
+    with pytest.raises(ValueError, match="c0 is only meaningful for a cell with a cell state"):
+        _core.Stream("gru", w_ih, w_hh, c0=np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(batch, hidden_size\)"):
+        _core.Stream("gru", w_ih, w_hh, batch=2, h0=np.zeros((1, 3)))
+    h0 = np.full((2, 3), 0.5)
+    s = _core.Stream("gru", w_ih, w_hh, batch=2, h0=h0)
+    np.testing.assert_array_equal(s.h, h0)
+    assert s.h is not h0 and s.c is None and s.cell == "gru"

@@ -274,13 +274,13 @@ def forward(object cell,
     cdef str name = c.name
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
     cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
-    cdef bint lstm = c.has_cell_state
+    cdef bint has_c = c.has_cell_state
     _sizes("forward", T, B, In, H)
     _parameter_shapes("forward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h0.shape)
     _shape3("forward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     _shape2("forward", "hn", hn.shape[0], hn.shape[1], B, H, "(B, H)")
-    if lstm:
+    if has_c:
         _required("forward", "c0", c0 is None, name)
         _required("forward", "cn", cn is None, name)
         _shape2("forward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
@@ -294,7 +294,7 @@ def forward(object cell,
     cdef _Spans s = _spans(4)
     _add(&s, &out[0, 0, 0], T * B * H * r, r)
     _add(&s, &hn[0, 0], B * H * r, r)
-    _add(&s, &cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &cn[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
     _add(&s, &x[0, 0, 0], T * B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
@@ -302,13 +302,13 @@ def forward(object cell,
     _add(&s, &b_ih[0], GH * r, r)
     _add(&s, &b_hh[0], GH * r, r)
     _add(&s, &h0[0, 0], B * H * r, r)
-    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("forward", &s, ("out", "hn", "cn", "ws", "x", "w_ih", "w_hh", "b_ih", "b_hh",
                               "h0", "c0"))
 
     cdef frnn_cell_desc desc = _desc(c, H)
-    cdef const real *c0p = &c0[0, 0] if lstm else NULL
-    cdef real *cnp = &cn[0, 0] if lstm else NULL
+    cdef const real *c0p = &c0[0, 0] if has_c else NULL
+    cdef real *cnp = &cn[0, 0] if has_c else NULL
     cdef real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
     cdef int rc
     with nogil:
@@ -344,7 +344,7 @@ def backward(object cell,
     cdef str name = c.name
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
     cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
-    cdef bint lstm = c.has_cell_state
+    cdef bint has_c = c.has_cell_state
     _sizes("backward", T, B, In, H)
     _parameter_shapes("backward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h0.shape)
@@ -363,7 +363,7 @@ def backward(object cell,
     _shape1("backward", "db_ih", db_ih.shape[0], GH, "(G*H,)")
     _shape1("backward", "db_hh", db_hh.shape[0], GH, "(G*H,)")
     _shape2("backward", "dh0", dh0.shape[0], dh0.shape[1], B, H, "(B, H)")
-    if lstm:
+    if has_c:
         _required("backward", "c0", c0 is None, name)
         _required("backward", "d_cn", d_cn is None, name)
         _required("backward", "dc0", dc0 is None, name)
@@ -382,25 +382,25 @@ def backward(object cell,
     _add(&s, &db_ih[0], GH * r, r)
     _add(&s, &db_hh[0], GH * r, r)
     _add(&s, &dh0[0, 0], B * H * r, r)
-    _add(&s, &dc0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &dc0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &x[0, 0, 0], T * B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
     _add(&s, &w_hh[0, 0], GH * H * r, r)
     _add(&s, &h0[0, 0], B * H * r, r)
-    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &out[0, 0, 0], T * B * H * r, r)
     _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
     _add(&s, &d_out[0, 0, 0], T * B * H * r, r)
     _add(&s, &d_hn[0, 0], B * H * r, r)
-    _add(&s, &d_cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &d_cn[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("backward", &s, ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0", "x",
                                "w_ih", "w_hh", "h0", "c0", "out", "ws", "d_out", "d_hn", "d_cn"))
 
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef const real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
-    cdef const real *c0p = &c0[0, 0] if lstm else NULL
-    cdef const real *d_cnp = &d_cn[0, 0] if lstm else NULL
-    cdef real *dc0p = &dc0[0, 0] if lstm else NULL
+    cdef const real *c0p = &c0[0, 0] if has_c else NULL
+    cdef const real *d_cnp = &d_cn[0, 0] if has_c else NULL
+    cdef real *dc0p = &dc0[0, 0] if has_c else NULL
     cdef int rc
     with nogil:
         if real is float:
@@ -427,12 +427,12 @@ def step(object cell,
     cell_ = _cell("step", cell)
     cdef str name = cell_.name
     cdef Py_ssize_t B = x.shape[0], In = x.shape[1], H = w_hh.shape[1], GH = cell_.gates * H
-    cdef bint lstm = cell_.has_cell_state
+    cdef bint has_c = cell_.has_cell_state
     _sizes("step", 1, B, In, H)
     _parameter_shapes("step", GH, In, H, B, "h", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h.shape)
     _shape2("step", "h_out", h_out.shape[0], h_out.shape[1], B, H, "(B, H)")
-    if lstm:
+    if has_c:
         _required("step", "c", c is None, name)
         _required("step", "c_out", c_out is None, name)
         _shape2("step", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
@@ -443,21 +443,21 @@ def step(object cell,
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(2)
     _add(&s, &h_out[0, 0], B * H * r, r)
-    _add(&s, &c_out[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c_out[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &x[0, 0], B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
     _add(&s, &w_hh[0, 0], GH * H * r, r)
     _add(&s, &b_ih[0], GH * r, r)
     _add(&s, &b_hh[0], GH * r, r)
     _add(&s, &h[0, 0], B * H * r, r)
-    _add(&s, &c[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     s.alias_out[0], s.alias_in[0] = 0, 7  # h_out is h
     s.alias_out[1], s.alias_in[1] = 1, 8  # c_out is c
     _check_memory("step", &s, ("h_out", "c_out", "x", "w_ih", "w_hh", "b_ih", "b_hh", "h", "c"))
 
     cdef frnn_cell_desc desc = _desc(cell_, H)
-    cdef const real *cp = &c[0, 0] if lstm else NULL
-    cdef real *c_outp = &c_out[0, 0] if lstm else NULL
+    cdef const real *cp = &c[0, 0] if has_c else NULL
+    cdef real *c_outp = &c_out[0, 0] if has_c else NULL
     cdef int rc
     with nogil:
         if real is float:
@@ -714,10 +714,11 @@ cdef class Stream:
 
     ``Stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0)``
     packs the weights once (they are copied: later changes to the arrays
-    passed in are not seen) and owns the state arrays ``h`` (and ``c`` for
-    LSTM), [batch, hidden_size], starting at h0 / c0 or zeros. Build it
-    through ``layer.stream()`` or ``fastrnn.stream.create()``, which validate
-    their arguments; this constructor checks only what the C code needs.
+    passed in are not seen) and owns the state arrays ``h`` (and ``c`` for a
+    cell with a cell state), [batch, hidden_size], starting at h0 / c0 or
+    zeros. Build it through ``layer.stream()`` or ``fastrnn.stream.create()``;
+    this constructor checks its arguments by the same rules
+    (fastrnn._validate) and adds the C stream's own size bound (2**24).
 
     ``s(x)`` / ``s.step(x)``: x [batch, input_size], C-contiguous, of the
     stream's dtype (never converted). Advances the state in place and returns
@@ -733,71 +734,52 @@ cdef class Stream:
     """
 
     cdef void *_s
-    cdef bint _f64, _lstm, _busy
+    cdef bint _f64, _has_c, _busy
     cdef Py_ssize_t _B, _In, _H, _isz
     cdef const char *_fmt
     cdef object _h, _c, _hmv, _cmv
     cdef char *_hp
     cdef char *_cp
     cdef readonly str cell
-    """The cell: "rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm" or "gru"."""
+    """The cell's name (one of fastrnn.cells.NAMES)."""
     cdef readonly str isa
     """The kernel table (ISA) the weights were packed for and every step uses."""
     cdef readonly object dtype
     """numpy.float32 or numpy.float64 as a numpy.dtype."""
 
-    def __cinit__(self, str cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+    def __cinit__(self, cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
                   Py_ssize_t batch=1, h0=None, c0=None):
+        # The package's own rules and messages (fastrnn._validate, which
+        # fastrnn.stream.create has applied already); here they make the
+        # arrays what C needs: C-contiguous, aligned, one dtype, absent
+        # biases as zeros, absent states as zeros.
         import numpy as np
-        c = _cells.get(cell)  # ValueError naming the cells
-        # C-contiguous and aligned (a copy otherwise: the stream packs a copy of
-        # the weights anyway, and C may not read a misaligned float)
-        w_ih = np.require(weight_ih, requirements="CA")
-        if w_ih.dtype not in (np.float32, np.float64):
-            raise TypeError(f"weight_ih must be float32 or float64, got {w_ih.dtype}")
-        dtype = w_ih.dtype
-        w_hh = np.require(weight_hh, requirements="CA")
-        if w_ih.ndim != 2 or w_hh.ndim != 2:
-            raise ValueError("weight_ih and weight_hh must be 2-D")
-        G = c.gates
-        GH, H = w_hh.shape[0], w_hh.shape[1]
-        In = w_ih.shape[1]
-        if H < 1 or In < 1 or GH != G * H or w_ih.shape[0] != GH:
-            raise ValueError(f"weight_ih {w_ih.shape} / weight_hh {w_hh.shape} do not fit cell {cell!r}")
+        from fastrnn import _validate
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        p = _validate.layer_parameters(cell, weight_ih, weight_hh, bias_ih, bias_hh)
+        c = p.cell
+        In, H, dtype = p.input_size, p.hidden_size, p.dtype
         # stream.c's bound on each size (it keeps every product far from
         # overflowing); beyond it frnn_stream_create refuses
         if max(batch, In, H) > 2 ** 24:
             raise ValueError(f"a stream's batch, input_size and hidden_size must each be at "
                              f"most 2**24, got batch={batch}, input_size={In}, "
                              f"hidden_size={H}")
-        b = []
-        for name, a in (("weight_hh", w_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-            if a is None:
-                b.append(np.zeros(GH, dtype))
-                continue
-            a = np.require(a, requirements="CA")
-            if a.dtype != dtype:
-                raise TypeError(f"{name} has dtype {a.dtype}, weight_ih {dtype}")
-            b.append(a)
-        w_hh, b_ih, b_hh = b
-        if b_ih.shape != (GH,) or b_hh.shape != (GH,):
-            raise ValueError(f"bias_ih and bias_hh must have shape ({GH},)")
-        self.cell, self.dtype = cell, dtype
+        h_init = _validate.state(c, "h0", h0, batch, H, dtype, dtype_of="weight_hh")
+        c_init = _validate.state(c, "c0", c0, batch, H, dtype, cell_state=True,
+                                 dtype_of="weight_hh")
+        w_ih, w_hh, b_ih, b_hh = p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh
+        self.cell, self.dtype = c.name, dtype
         self._f64 = dtype == np.float64
-        self._lstm = c.has_cell_state
+        self._has_c = c.has_cell_state
         self._B, self._In, self._H = batch, In, H
         self._isz = dtype.itemsize
         self._fmt = b"d" if self._f64 else b"f"
-        self._h = np.zeros((batch, H), dtype)
-        self._c = np.zeros((batch, H), dtype) if self._lstm else None
-        if h0 is not None:
-            self.h = h0
-        if c0 is not None:
-            if not self._lstm:
-                raise ValueError(f"c0 is only meaningful for cell 'lstm', not {cell!r}")
-            self.c = c0
+        # the stream's own state arrays (copies: the caller's h0 / c0 are not
+        # updated)
+        self._h = np.array(h_init, dtype, order="C", copy=True)
+        self._c = np.array(c_init, dtype, order="C", copy=True) if self._has_c else None
         # Typed views of the state, held for the stream's life: the buffer
         # exports keep the arrays' memory where the cached pointers say.
         cdef float[:, ::1] hf, cf
@@ -806,14 +788,14 @@ cdef class Stream:
         if self._f64:
             hd = self._h
             self._hmv, self._hp = hd, <char *>&hd[0, 0]
-            if self._lstm:
+            if self._has_c:
                 cd = self._c
                 self._cmv, self._cp = cd, <char *>&cd[0, 0]
             self._s = _create_f64(&desc, batch, In, w_ih, w_hh, b_ih, b_hh)
         else:
             hf = self._h
             self._hmv, self._hp = hf, <char *>&hf[0, 0]
-            if self._lstm:
+            if self._has_c:
                 cf = self._c
                 self._cmv, self._cp = cf, <char *>&cf[0, 0]
             self._s = _create_f32(&desc, batch, In, w_ih, w_hh, b_ih, b_hh)
@@ -849,7 +831,7 @@ cdef class Stream:
                 or not PyBuffer_IsContiguous(&view, b'C')
                 or (<uintptr_t>xp) % self._isz != 0
                 or (xp < self._hp + n and self._hp < xp + self._B * self._In * self._isz)
-                or (self._lstm and xp < self._cp + n and self._cp < xp + self._B * self._In * self._isz)):
+                or (self._has_c and xp < self._cp + n and self._cp < xp + self._B * self._In * self._isz)):
             PyBuffer_Release(&view)
             return self._slow_step(x)
         self._busy = True
@@ -918,14 +900,15 @@ cdef class Stream:
 
     @property
     def c(self):
-        """The LSTM cell state [batch, hidden_size], updated in place (None
-        for other cells). Assigning copies values into it."""
+        """The cell state [batch, hidden_size], updated in place (None for
+        cells without one). Assigning copies values into it."""
         return self._c
 
     @c.setter
     def c(self, value):
-        if not self._lstm:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        if not self._has_c:
+            raise ValueError(f"c is only meaningful for a cell with a cell state, not "
+                             f"{self.cell!r}")
         self._set_state("c", self._c, value)
 
     cdef _set_state(self, str name, object dst, object value):
@@ -941,13 +924,14 @@ cdef class Stream:
 
     def reset(self, h=None, c=None):
         """Set the state to h / c ([batch, hidden_size]), zeros where None."""
-        if c is not None and not self._lstm:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        if c is not None and not self._has_c:
+            raise ValueError(f"c is only meaningful for a cell with a cell state, not "
+                             f"{self.cell!r}")
         if h is None:
             self._h[...] = 0
         else:
             self.h = h
-        if self._lstm:
+        if self._has_c:
             if c is None:
                 self._c[...] = 0
             else:
