@@ -114,7 +114,7 @@ void frnn_set_thread_min_flops(double flops);
  * calling thread's block now. */
 void frnn_release_scratch(void);
 
-/* ---- kernel dispatch (runtime/dispatch.c) -------------------------------------- */
+/* ---- kernel dispatch (runtime/dispatch.c) ---------------------------- */
 
 /* Choose the kernel table (GEMM, activations, gate math, optimizers) once:
  * request is NULL / "" / "auto" (best the CPU supports), "baseline"

@@ -18,7 +18,7 @@ int FN(frnn_use_isa)(const char *isa) {
         active = &FRNN_CAT(FN(frnn_kernels), baseline);
         return 1;
     }
-#if defined(FRNN_HAVE_AVX2)
+#if defined(FRNN_HAVE_X86_ISAS)
     if (strcmp(isa, "avx2") == 0) {
         active = &FRNN_CAT(FN(frnn_kernels), avx2);
         return 1;

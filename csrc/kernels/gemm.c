@@ -18,8 +18,8 @@
  * sizes recurrent layers have (H = 100 in f32 on AVX-512: 112 columns of
  * work instead of 128; the batch-1 step is bandwidth-bound on the panel).
  *
- * The tile shape per ISA is tile.h's. nt (single-step entry
- * points, B = 1 GEMV-like) is a dot product per element with FRNN_LANES
+ * The tile shape per ISA is tile.h's. nt (frnn_layer_step, B = 1
+ * GEMV-like) is a dot product per element with FRNN_LANES
  * explicit partial sums. No reassociation beyond what the source spells
  * out: results are deterministic per ISA; FMA contraction makes avx2/avx512
  * differ from baseline in the last bits. Not a BLAS: no alpha/beta, and

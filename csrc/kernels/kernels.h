@@ -97,7 +97,7 @@ const FN(frnn_kernel_table) *FN(frnn_active)(void);
 
 /* Per-ISA tables defined in table.c, named frnn_kernels_<dtype>_<isa>. */
 extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), baseline);
-#if defined(FRNN_HAVE_AVX2)
+#if defined(FRNN_HAVE_X86_ISAS)
 extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), avx2);
 extern const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), avx512);
 #endif

@@ -44,7 +44,7 @@ static size_t FN(stream_round)(size_t bytes) {
 
 /* Lays out a region of `elems` reals at *off and advances *off past it,
  * rounded up; returns the region's offset, or sets *failed if the size does
- * not fit (checked, kernels.h). The sizes are bounded far below that (see
+ * not fit (checked, runtime/sizes.h). The sizes are bounded far below that (see
  * frnn_stream_create), so this never fails in practice; it is here so that
  * no size in the core is computed unchecked. */
 static size_t FN(stream_region)(frnn_int elems, size_t *off, int *failed) {

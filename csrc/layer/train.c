@@ -31,7 +31,7 @@ typedef struct {
     real *w_ih, *w_hh, *b_ih, *b_hh, *w_hy, *b_y; /* biases NULL when absent */
 } FN(params);
 
-/* P, checked (kernels.h): FRNN_SIZE_INVALID on overflow. */
+/* P, checked (runtime/sizes.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
     const frnn_int layer = frnn_size_add(frnn_size_mul(GH, cfg->In), frnn_size_mul(GH, cfg->H));
     const frnn_int biases = cfg->has_bias ? frnn_size_mul(2, GH) : 0;

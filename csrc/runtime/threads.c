@@ -105,10 +105,13 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int nworkers;            /* started (under lock) */
 static int atfork_registered;
 
+/* A spin-wait hint to the core (GCC / Clang spellings; any other compiler
+ * spins without one, which is correct, only less polite to a sibling
+ * hyperthread). */
 static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_ia32_pause();
-#elif defined(__aarch64__)
+#elif defined(__GNUC__) && defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
 }
