@@ -74,3 +74,18 @@ def test_a_cell_descriptor_runs_like_its_name(name):
         if want is not None:
             np.testing.assert_array_equal(got, want)
     assert np.abs(results[0][0]).sum() > 0  # it ran
+
+
+@pytest.mark.parametrize("table,prefix", [("HEAD_CODES", "FRNN_HEAD_"),
+                                          ("CLIP_CODES", "FRNN_CLIP_"),
+                                          ("OPTIMIZER_CODES", "FRNN_OPT_")])
+def test_trainer_codes_are_the_c_enums(table, prefix):
+    """fastrnn.training's head / clip / optimizer codes, which TrainerConfig
+    hands to the C trainer, are fastrnn.h's, name for name and none missing."""
+    training = pytest.importorskip("fastrnn.training")
+    codes = getattr(training, table, None)
+    if codes is None:
+        pytest.skip(f"fastrnn.training has no {table}")
+    got = {prefix + ("NONE" if k is None else k.upper()): v for k, v in codes.items()}
+    want = {k: v for k, v in _core.C_ENUMS.items() if k.startswith(prefix)}
+    assert got == want
