@@ -13,8 +13,12 @@ of each, None only where the contract allows it, no output overlapping
 another array; the trainer also its configuration and the indices it will
 look up) and raises ValueError / TypeError naming the argument. That is one
 pass of integer comparisons (and, for the trainer's index arrays, one pass
-over them); nothing is copied. What C reports (csrc/fastrnn.h) becomes
-MemoryError for sizes that cannot be allocated.
+over them); nothing is copied. What C reports (csrc/include/fastrnn.h)
+becomes MemoryError for sizes that cannot be allocated.
+
+It knows no cell by name: every cell fact (its C code, gates, workspace,
+cell state) comes from its descriptor in fastrnn.cells, and each entry point
+is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
@@ -586,7 +590,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
                          f"{_CELL_CODES}")
     cfg.cell = <frnn_cell_type><int>cell.code
     T, B = _config_int(config, "T", 1), _config_int(config, "B", 1)
-    In, H, O = _config_int(config, "In", 1), _config_int(config, "H", 1), _config_int(config, "O", 1)
+    In, H = _config_int(config, "In", 1), _config_int(config, "H", 1)
+    O = _config_int(config, "O", 1)
     k1, k2 = _config_int(config, "k1", 1), _config_int(config, "k2", 1)
     depth = _config_int(config, "depth", -1)
     if depth < 0 and k2 < k1:
@@ -613,7 +618,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
 
     # Every array against the sizes, in Python integers (no overflow here).
     GH = cell.gates * H
-    P = GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H + (O if cfg.has_head_bias else 0)
+    P = (GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H
+         + (O if cfg.has_head_bias else 0))
     if config.parameters != P:
         raise ValueError(f"fastrnn._core.train: config.parameters must be the layout's size "
                          f"P = {P} for these sizes, got {config.parameters!r}")
@@ -687,9 +693,11 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cdef int rc
     with nogil:
         if real is float:
-            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
+            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
+                                tvp, &h[0, 0], cp, &losses[0], &stopped)
         else:
-            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
+            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
+                                tvp, &h[0, 0], cp, &losses[0], &stopped)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))
@@ -831,7 +839,8 @@ cdef class Stream:
                 or not PyBuffer_IsContiguous(&view, b'C')
                 or (<uintptr_t>xp) % self._isz != 0
                 or (xp < self._hp + n and self._hp < xp + self._B * self._In * self._isz)
-                or (self._has_c and xp < self._cp + n and self._cp < xp + self._B * self._In * self._isz)):
+                or (self._has_c and xp < self._cp + n
+                    and self._cp < xp + self._B * self._In * self._isz)):
             PyBuffer_Release(&view)
             return self._slow_step(x)
         self._busy = True
@@ -956,8 +965,8 @@ cdef void *_create_f32(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
 
 
 cdef void *_create_f64(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
-                       const double[:, ::1] w_ih, const double[:, ::1] w_hh, const double[::1] b_ih,
-                       const double[::1] b_hh):
+                       const double[:, ::1] w_ih, const double[:, ::1] w_hh,
+                       const double[::1] b_ih, const double[::1] b_hh):
     cdef void *s
     with nogil:
         s = frnn_stream_create_f64(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
