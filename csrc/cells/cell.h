@@ -74,7 +74,7 @@ typedef struct {
     int scratch;              /* the forward loop's scratch per batch row, / H */
     int cell_state_offset;    /* has_cell_state: where c_t sits in a ws row, / H */
     int backward_reads;       /* FRNN_READS_* */
-    int variant;              /* a constant of cells that share one file (Elman: frnn_activation) */
+    int variant;              /* a constant for cells sharing a file (Elman: frnn_activation) */
     FN(frnn_cell_steps_fn) steps;
     FN(frnn_cell_gate_grads_fn) gate_grads;
     FN(frnn_cell_step_fn) step;

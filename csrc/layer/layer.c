@@ -32,7 +32,8 @@ int FN(frnn_check_layer)(const FN(frnn_cell) *cell, frnn_int T, frnn_int B, frnn
     return FRNN_OK;
 }
 
-frnn_int FN(frnn_recurrent_packed_size)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k) {
+frnn_int FN(frnn_recurrent_packed_size)(const FN(frnn_cell) *cell,
+                                        const FN(frnn_kernel_table) *k) {
     return frnn_size_mul(cell->ops->gates, FN(frnn_packed_elems)(k, cell->H, cell->H));
 }
 
@@ -84,7 +85,8 @@ int FN(frnn_layer_forward)(const frnn_cell_desc *desc, frnn_int T, frnn_int B, f
     real *c = xp + chunk * B * GH;     /* [B, H] running cell state (if the cell has one) */
     real *cell_scratch = c + B * H;
     /* W_ih^T and every gate's block of W_hh^T, packed as one job */
-    FN(frnn_pack_item) packs[FRNN_MAX_PACK_ITEMS] = {FN(frnn_transposed_item)(GH, In, w_ih, w_ih_p)};
+    FN(frnn_pack_item) packs[FRNN_MAX_PACK_ITEMS] = {
+        FN(frnn_transposed_item)(GH, In, w_ih, w_ih_p)};
     FN(frnn_pack_items)(k, 1 + FN(frnn_recurrent_pack_items)(cell, k, w_hh, w_hh_p, packs + 1),
                         packs);
     if (c0) memcpy(c, c0, sizeof(real) * (size_t)(B * H));

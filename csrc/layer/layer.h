@@ -28,7 +28,8 @@ int FN(frnn_check_layer)(const FN(frnn_cell) *cell, frnn_int T, frnn_int B, frnn
  * one per gate, at most FRNN_MAX_GATES), so a caller can fold it into a
  * job with other packings. */
 #define FRNN_MAX_GATES (FRNN_MAX_PACK_ITEMS - 1) /* one item is left for W_ih^T */
-frnn_int FN(frnn_recurrent_packed_size)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k);
+frnn_int FN(frnn_recurrent_packed_size)(const FN(frnn_cell) *cell,
+                                        const FN(frnn_kernel_table) *k);
 int FN(frnn_recurrent_pack_items)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
                                   const real *w_hh, real *dst, FN(frnn_pack_item) *items);
 void FN(frnn_pack_recurrent)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,

@@ -44,7 +44,7 @@ class Stream:
     cell: str
     isa: str
     dtype: np.dtype
-    def __init__(self, cell: str, weight_ih: _F, weight_hh: _F, bias_ih: Optional[_F] = ...,
+    def __init__(self, cell: _CellArg, weight_ih: _F, weight_hh: _F, bias_ih: Optional[_F] = ...,
                  bias_hh: Optional[_F] = ..., batch: int = ..., h0: Optional[_F] = ...,
                  c0: Optional[_F] = ...) -> None: ...
     def __call__(self, x: _F) -> _F: ...
