@@ -24,6 +24,7 @@ import ctypes
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -255,20 +256,25 @@ class TrainConfig(ctypes.Structure):
                 ("nesterov", ctypes.c_int)]
 
 
+class CellDesc(ctypes.Structure):
+    """frnn_cell_desc (fastrnn.h)."""
+    _fields_ = [("type", ctypes.c_int), ("hidden_size", ctypes.c_int64)]
+
+
 @pytest.fixture(scope="module")
 def lib():
     library = ctypes.CDLL(_core.__file__)
-    for name in ("frnn_train_f64", "frnn_rnn_forward_f64", "frnn_lstm_backward_f64",
-                 "frnn_gru_step_f64"):
+    for name in ("frnn_train_f64", "frnn_layer_forward_f64", "frnn_layer_backward_f64",
+                 "frnn_layer_step_f64"):
         if not hasattr(library, name):
             pytest.skip(f"the extension does not export {name}")
     P = ctypes.POINTER
-    dp, ip = P(ctypes.c_double), P(ctypes.c_int64)
+    dp, ip, desc = P(ctypes.c_double), P(ctypes.c_int64), P(CellDesc)
     library.frnn_train_f64.argtypes = [P(TrainConfig), dp, dp, dp, dp, ip, dp, ip, ip, dp, dp,
                                        dp, dp, ip]
-    library.frnn_rnn_forward_f64.argtypes = [ctypes.c_int] + [ctypes.c_int64] * 4 + [dp] * 8
-    library.frnn_lstm_backward_f64.argtypes = [ctypes.c_int64] * 4 + [dp] * 17
-    library.frnn_gru_step_f64.argtypes = [ctypes.c_int64] * 3 + [dp] * 7
+    library.frnn_layer_forward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 11
+    library.frnn_layer_backward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 17
+    library.frnn_layer_step_f64.argtypes = [desc] + [ctypes.c_int64] * 2 + [dp] * 9
     return library
 
 
@@ -404,23 +410,82 @@ def test_c_layer_entry_points_check_their_sizes(lib, T, B, In, H, expected):
     """Every layer entry point refuses sizes < 1 and size products that
     overflow, before touching its (here: one-element) arrays."""
     one = [np.zeros(1) for _ in range(17)]
-    assert lib.frnn_rnn_forward_f64(0, T, B, In, H, *map(ptr, one[:8])) == expected
-    assert lib.frnn_lstm_backward_f64(T, B, In, H, *map(ptr, one)) == expected
+    rnn, lstm, gru = (ctypes.byref(CellDesc(code, H)) for code in (0, 3, 4))
+    assert lib.frnn_layer_forward_f64(rnn, T, B, In, *map(ptr, one[:11])) == expected
+    assert lib.frnn_layer_backward_f64(lstm, T, B, In, *map(ptr, one)) == expected
     if T == 1:
-        assert lib.frnn_gru_step_f64(B, In, H, *map(ptr, one[:7])) == expected
+        assert lib.frnn_layer_step_f64(gru, B, In, *map(ptr, one[:9])) == expected
     assert all(a[0] == 0 for a in one)
 
 
+def test_c_layer_entry_points_refuse_unknown_cells_and_missing_arrays(lib):
+    """An unknown cell type, or NULL for an array the cell needs (LSTM: its
+    cell state; GRU: its workspace in backward), is FRNN_ERR_UNSUPPORTED
+    before anything is touched; an Elman cell's c0 / cn / ws may be NULL."""
+    T, B, In, H = 2, 1, 1, 1
+    one = [np.zeros(4) for _ in range(17)]
+    args = list(map(ptr, one))
+    for code in (5, -1, 1000):
+        desc = ctypes.byref(CellDesc(code, H))
+        assert lib.frnn_layer_forward_f64(desc, T, B, In, *args[:11]) == FRNN_ERR_UNSUPPORTED
+        assert lib.frnn_layer_backward_f64(desc, T, B, In, *args) == FRNN_ERR_UNSUPPORTED
+        assert lib.frnn_layer_step_f64(desc, B, In, *args[:9]) == FRNN_ERR_UNSUPPORTED
+    assert lib.frnn_layer_forward_f64(None, T, B, In, *args[:11]) == FRNN_ERR_UNSUPPORTED
+    lstm, gru = ctypes.byref(CellDesc(3, H)), ctypes.byref(CellDesc(4, H))
+    no_c0 = args[:6] + [None] + args[7:11]  # forward: c0 is argument 6 after the sizes
+    assert lib.frnn_layer_forward_f64(lstm, T, B, In, *no_c0) == FRNN_ERR_UNSUPPORTED
+    no_ws = args[:6] + [None] + args[7:]  # backward: ws is argument 6
+    assert lib.frnn_layer_backward_f64(gru, T, B, In, *no_ws) == FRNN_ERR_UNSUPPORTED
+    no_c = args[:6] + [None] + args[7:9]  # step: c is argument 6
+    assert lib.frnn_layer_step_f64(lstm, B, In, *no_c) == FRNN_ERR_UNSUPPORTED
+    assert all((a == 0).all() for a in one)
+    rnn = ctypes.byref(CellDesc(0, H))
+    elman = args[:6] + [None, args[7], args[8], None, None]
+    assert lib.frnn_layer_forward_f64(rnn, T, B, In, *elman) == FRNN_OK
+
+
 # ---- _core.train: the configuration and every array against it ----------
+
+# fastrnn.h's enum values, written out here (tests/test_c_cells.py checks
+# _core.C_ENUMS against fastrnn's own codes)
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
+OPT_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
+
+
+def trainer_config(cell, T, B, In, H, O, head, opt, depth, k1, k2, clip, index_input=False,
+                   many_to_one=False, momentum=0.9):
+    """What _core.train reads: the attributes of fastrnn.training.TrainerConfig,
+    as a plain namespace (the test builds them independently of training.py)."""
+    from fastrnn import cells
+    G = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}[cell]
+    return types.SimpleNamespace(
+        cell=cells.get(cell), T=T, B=B, In=In, H=H, O=O, has_bias=True, has_head_bias=True,
+        index_input=index_input, many_to_one=many_to_one, reduce_mean=False, head=head,
+        head_code=HEAD_CODES[head], k1=k1, k2=k2, depth=depth, clip=clip,
+        clip_code=CLIP_CODES[clip], clip_value=1.0, optimizer=opt, optimizer_code=OPT_CODES[opt],
+        lr=0.05, momentum=momentum, alpha=0.99, beta1=0.9, beta2=0.999, eps=1e-8,
+        nesterov=False, uses_m=(opt == "sgd" and momentum != 0) or opt in ("adagrad", "adam"),
+        uses_v=opt in ("rmsprop", "adam"), windows=1 if depth >= 0 else -(-T // k1),
+        parameters=G * H * (In + H + 2) + O * (H + 1))
+
+
+def with_changes(config, **changes):
+    """A copy of a namespace config with some attributes replaced (T also
+    updates windows)."""
+    new = types.SimpleNamespace(**vars(config))
+    for key, value in changes.items():
+        setattr(new, key, value)
+    if "T" in changes and "windows" not in changes and isinstance(new.T, int) and new.T > 0:
+        new.windows = 1 if new.depth >= 0 else -(-new.T // new.k1)
+    return new
+
 
 def core_train_args(cell="gru", head="mse", dtype=np.float64, T=7, B=2, In=3, H=4, O=3,
                     index_input=False, opt="adam", depth=-1, k1=2, k2=3, clip="norm", seed=0):
     rng = np.random.default_rng(seed)
     lay = tr.Layout(cell, In, H, O)
-    config = dict(cell=cell, T=T, B=B, In=In, H=H, O=O, has_bias=True, has_head_bias=True,
-                  index_input=index_input, many_to_one=False, reduce_mean=False, head=head,
-                  k1=k1, k2=k2, depth=depth, clip=clip, clip_value=1.0, opt=opt, lr=0.05,
-                  momentum=0.9, alpha=0.99, beta1=0.9, beta2=0.999, eps=1e-8, nesterov=False)
+    config = trainer_config(cell, T, B, In, H, O, head, opt, depth, k1, k2, clip, index_input)
     theta = lay.init(dtype, seed=seed)
     P = theta.size
     arrays = dict(
@@ -447,23 +512,40 @@ def core_train(config, arrays):
 
 @pytest.mark.parametrize("key,value,error,match", [
     ("T", 2 ** 62, ValueError, r"x must have shape \(T, B, In\)"),
-    ("T", 2 ** 64, ValueError, r"config\['T'\] must be in \[1, 2\*\*63\)"),
-    ("B", 0, ValueError, r"config\['B'\] must be in"),
-    ("H", 5, ValueError, r"theta must have"),
-    ("depth", -2, ValueError, r"config\['depth'\] must be in \[-1, 2\*\*63\)"),
-    ("depth", 2 ** 63, ValueError, r"config\['depth'\]"),
-    ("k1", 0, ValueError, r"config\['k1'\]"),
+    ("T", 2 ** 64, ValueError, r"config\.T must be in \[1, 2\*\*63\)"),
+    ("B", 0, ValueError, r"config\.B must be in"),
+    ("H", 5, ValueError, r"config\.parameters must be the layout's size P = "),
+    ("parameters", 7, ValueError, r"config\.parameters must be the layout's size P = "),
+    ("depth", -2, ValueError, r"config\.depth must be in \[-1, 2\*\*63\)"),
+    ("depth", 2 ** 63, ValueError, r"config\.depth"),
+    ("k1", 0, ValueError, r"config\.k1"),
     ("k2", 1, ValueError, r"k1 <= k2"),
-    ("k1", 2.0, TypeError, r"config\['k1'\] must be an integer"),
-    ("cell", "lstmm", ValueError, r"config\['cell'\] must be one of"),
-    ("head", "hinge", ValueError, r"config\['head'\] must be one of"),
-    ("opt", "lbfgs", ValueError, r"config\['opt'\] must be one of"),
+    ("k1", 2.0, TypeError, r"config\.k1 must be an integer"),
+    ("windows", 3, ValueError, r"config\.windows must be the number of windows 4"),
+    ("cell", "lstmm", ValueError, r"cell must be one of"),
+    ("head_code", 3, ValueError, r"config\.head_code must be one of the C core's FRNN_HEAD_"),
+    ("head_code", True, ValueError, r"config\.head_code must be one of"),
+    ("clip_code", -1, ValueError, r"config\.clip_code must be one of the C core's FRNN_CLIP_"),
+    ("optimizer_code", 5, ValueError, r"config\.optimizer_code must be one of the C core's"),
+    ("optimizer_code", "adam", ValueError, r"config\.optimizer_code must be one of"),
 ])
 def test_core_train_checks_the_configuration(key, value, error, match):
     config, arrays = core_train_args()
-    config[key] = value
+    setattr(config, key, value)
     with pytest.raises(error, match=match):
         core_train(config, arrays)
+
+
+def test_core_train_checks_that_the_optimizer_state_it_uses_is_given():
+    """uses_m / uses_v say which of m and v the optimizer reads: an empty m
+    for Adam is refused by name, and an SGD without momentum needs none."""
+    config, arrays = core_train_args(opt="sgd")
+    config = with_changes(config, momentum=0.0, uses_m=False)
+    empty = np.zeros(0)
+    assert core_train(config, dict(arrays, m=empty, v=empty)) == (4, None)
+    config, arrays = core_train_args(opt="adam")
+    with pytest.raises(ValueError, match=r"m must have P \(optimizer 'adam'\)"):
+        core_train(config, dict(arrays, m=empty))
 
 
 @pytest.mark.parametrize("name,bad,match", [
@@ -500,7 +582,7 @@ def test_core_train_checks_indices_and_overlaps():
     config, arrays = core_train_args(head="softmax_ce", index_input=True)
     core_train(config, dict(arrays, theta=arrays["theta"].copy()))
     bad = dict(arrays, idx=arrays["idx"].copy())
-    bad["idx"][3, 1] = config["In"]
+    bad["idx"][3, 1] = config.In
     with pytest.raises(ValueError, match=r"idx must hold indices in \[0, In\) = \[0, 3\), got 3"):
         core_train(config, bad)
     bad = dict(arrays, target_idx=arrays["target_idx"].copy())
@@ -537,7 +619,8 @@ def test_huge_depth_is_the_whole_sequence_in_every_layer():
         def backend(depth):
             spec = tr.TrainSpec(lay, head="mse", depth=depth, optimizer=tr.SGD(lr=0.1))
             theta, grad, h, c_ = lay.init(np.float64, seed=0), np.zeros(lay.size), np.zeros((2, 4)), np.zeros((2, 4))
-            out = c.train(spec, theta, grad, np.zeros(0), np.zeros(0), 0, x, y, h, c_, np.zeros(1))
+            out = c.train(spec.trainer_config(5, 2), theta, grad, np.zeros(0), np.zeros(0), 0, x,
+                          y, h, c_, np.zeros(1))
             return theta, grad, out
 
         want = public(4)
@@ -575,14 +658,14 @@ def test_huge_k1_k2_are_the_whole_sequence(k1, k2):
 def train_prefix(config, arrays, steps):
     """The reference: the same run over only the first `steps` steps (a
     multiple of k1, so its windows are the full run's first ones)."""
-    cfg = dict(config, T=steps)
-    B, O = arrays["h"].shape[0], config["O"]
+    cfg = with_changes(config, T=steps)
+    B, O = arrays["h"].shape[0], config.O
     ref = {k: (a.copy() if isinstance(a, np.ndarray) else a) for k, a in arrays.items()}
-    if config["index_input"]:
+    if config.index_input:
         ref["idx"] = ref["idx"][:steps].copy()
     else:
         ref["x"] = ref["x"][:steps].copy()
-    if config["head"] == "softmax_ce":
+    if config.head == "softmax_ce":
         ref["target_idx"] = ref["target_idx"][:steps * B].copy()
     else:
         ref["target"] = ref["target"][:steps * B * O].copy()
@@ -595,7 +678,7 @@ def train_prefix(config, arrays, steps):
 def assert_stopped_like_prefix(config, arrays, poison, window, opt_used=True):
     """Run with the poison applied; the run must stop at `window` and leave
     everything as the good windows alone leave it."""
-    k1 = config["k1"]
+    k1 = config.k1
     ref = train_prefix(config, arrays, window * k1) if window else None
     run = {k: (a.copy() if isinstance(a, np.ndarray) else a) for k, a in arrays.items()}
     poison(run)
@@ -627,7 +710,7 @@ def test_nan_target_stops_at_its_window(cell, dtype, opt, isa):
     T, k1, k2 = 12, 3, 5  # windows end at 3, 6, 9, 12; step 7's loss is window 2's
     config, arrays = core_train_args(cell=cell, dtype=dtype, T=T, k1=k1, k2=k2, opt=opt)
     arrays["step"] = 3 if opt else 0  # a run that continues: bias corrections differ
-    B, O = arrays["h"].shape[0], config["O"]
+    B, O = arrays["h"].shape[0], config.O
 
     def poison(run):
         run["target"] = run["target"].copy()
@@ -639,7 +722,7 @@ def test_nan_target_stops_at_its_window(cell, dtype, opt, isa):
 
 def test_stop_at_the_first_window_changes_nothing():
     config, arrays = core_train_args(cell="lstm", head="softmax_ce", index_input=True, opt="sgd")
-    G, H, In = 4, config["H"], config["In"]
+    G, H, In = 4, config.H, config.In
     arrays["theta"][G * H * In + 3] = np.nan  # a weight of W_hh: step 0 already reads it
     run = assert_stopped_like_prefix(config, arrays, lambda run: None, 0)
     assert np.isnan(run["losses"][0])
@@ -652,7 +735,7 @@ def test_infinite_gradient_with_a_finite_loss_stops():
     T, k1 = 8, 2
     config, arrays = core_train_args(cell="gru", dtype=np.float32, T=T, k1=k1, k2=k1, opt="rmsprop",
                                      clip="value")
-    B, O = arrays["h"].shape[0], config["O"]
+    B, O = arrays["h"].shape[0], config.O
 
     def poison(run):
         run["target"] = run["target"].copy()
@@ -664,7 +747,7 @@ def test_infinite_gradient_with_a_finite_loss_stops():
 
 def test_per_output_depth_and_many_to_one_stop_too():
     config, arrays = core_train_args(cell="rnn_relu", T=6, depth=2, opt="adagrad")
-    B, O = arrays["h"].shape[0], config["O"]
+    B, O = arrays["h"].shape[0], config.O
 
     def poison_depth(run):
         run["target"] = run["target"].copy()
@@ -673,7 +756,7 @@ def test_per_output_depth_and_many_to_one_stop_too():
     assert_stopped_like_prefix(config, arrays, poison_depth, 0)
     # many-to-one: only the last window has a loss; earlier ones pass
     config, arrays = core_train_args(cell="gru", T=6, k1=2, k2=2, opt="sgd")
-    config["many_to_one"] = True
+    config.many_to_one = True
     arrays["target"] = arrays["target"][:B * O].copy()
     arrays["target"][1] = np.nan
     h_in = arrays["h"].copy()
@@ -692,6 +775,27 @@ def test_finite_run_reports_no_stop_and_the_backend_returns_the_pair():
     x = np.ones((5, 1, 3))
     y = np.zeros((5, 1, 3))
     y[3, 0, 1] = np.nan
-    out = c_backend.train(spec, theta, np.zeros_like(theta), np.zeros_like(theta),
-                          np.zeros_like(theta), 0, x, y, np.zeros((1, 4)), None, np.zeros(3))
+    out = c_backend.train(spec.trainer_config(5, 1), theta, np.zeros_like(theta),
+                          np.zeros_like(theta), np.zeros_like(theta), 0, x, y, np.zeros((1, 4)),
+                          None, np.zeros(3))
     assert out == (1, 1)
+
+
+def test_core_stream_checks_its_arguments_by_the_package_rules():
+    """_core.Stream called directly applies fastrnn._validate's rules (and
+    messages), not a copy of its own."""
+    w_ih, w_hh = np.zeros((9, 2)), np.zeros((9, 3))
+    with pytest.raises(ValueError, match="cell must be one of"):
+        _core.Stream("lstmm", w_ih, w_hh)
+    with pytest.raises(ValueError, match="weight_hh must have shape"):
+        _core.Stream("lstm", w_ih, w_hh)  # 9 rows: not 4 * 3
+    with pytest.raises(TypeError, match="weight_ih has dtype float32"):
+        _core.Stream("gru", w_ih.astype(np.float32), w_hh)
+    with pytest.raises(ValueError, match="c0 is only meaningful for a cell with a cell state"):
+        _core.Stream("gru", w_ih, w_hh, c0=np.zeros((1, 3)))
+    with pytest.raises(ValueError, match=r"h0 must have shape \(batch, hidden_size\)"):
+        _core.Stream("gru", w_ih, w_hh, batch=2, h0=np.zeros((1, 3)))
+    h0 = np.full((2, 3), 0.5)
+    s = _core.Stream("gru", w_ih, w_hh, batch=2, h0=h0)
+    np.testing.assert_array_equal(s.h, h0)
+    assert s.h is not h0 and s.c is None and s.cell == "gru"

@@ -1,13 +1,9 @@
-# Declarations of csrc/fastrnn.h for Cython. See that header for the meaning
-# and shape of every argument.
+# Declarations of csrc/include/fastrnn.h for Cython. See that header for the
+# meaning and shape of every argument.
 from libc.stdint cimport int64_t
 
 cdef extern from "fastrnn.h" nogil:
     ctypedef int64_t frnn_int
-    ctypedef enum frnn_activation:
-        FRNN_ACT_TANH
-        FRNN_ACT_RELU
-        FRNN_ACT_SIGMOID
     enum:
         FRNN_OK
         FRNN_ERR_NOMEM
@@ -22,35 +18,63 @@ cdef extern from "fastrnn.h" nogil:
     void frnn_set_thread_min_flops(double flops)
     void frnn_release_scratch()
 
-    int frnn_rnn_forward_f32(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, float *out, float *hn)
-    int frnn_rnn_forward_f64(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, double *out, double *hn)
-    int frnn_rnn_backward_f32(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *out, const float *d_out, const float *d_hn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0)
-    int frnn_rnn_backward_f64(frnn_activation act, frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *out, const double *d_out, const double *d_hn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0)
-    int frnn_rnn_step_f32(frnn_activation act, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
-    int frnn_rnn_step_f64(frnn_activation act, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)
-
-    int frnn_lstm_forward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, const float *c0, float *out, float *hn, float *cn, float *ws)
-    int frnn_lstm_forward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, const double *c0, double *out, double *hn, double *cn, double *ws)
-    int frnn_lstm_backward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *c0, const float *out, const float *ws, const float *d_out, const float *d_hn, const float *d_cn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0, float *dc0)
-    int frnn_lstm_backward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *c0, const double *out, const double *ws, const double *d_out, const double *d_hn, const double *d_cn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0, double *dc0)
-    int frnn_lstm_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, const float *c, float *h_out, float *c_out)
-    int frnn_lstm_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, const double *c, double *h_out, double *c_out)
-
-    int frnn_gru_forward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h0, float *out, float *hn, float *ws)
-    int frnn_gru_forward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h0, double *out, double *hn, double *ws)
-    int frnn_gru_backward_f32(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *h0, const float *out, const float *ws, const float *d_out, const float *d_hn, float *dx, float *dw_ih, float *dw_hh, float *db_ih, float *db_hh, float *dh0)
-    int frnn_gru_backward_f64(frnn_int T, frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *h0, const double *out, const double *ws, const double *d_out, const double *d_hn, double *dx, double *dw_ih, double *dw_hh, double *db_ih, double *db_hh, double *dh0)
-    int frnn_gru_step_f32(frnn_int B, frnn_int In, frnn_int H, const float *x, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh, const float *h, float *h_out)
-    int frnn_gru_step_f64(frnn_int B, frnn_int In, frnn_int H, const double *x, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh, const double *h, double *h_out)
-
+    # cells: every member, so that _core.C_ENUMS can list them
     ctypedef enum frnn_cell_type:
         FRNN_CELL_RNN_TANH
+        FRNN_CELL_RNN_RELU
+        FRNN_CELL_RNN_SIGMOID
+        FRNN_CELL_LSTM
+        FRNN_CELL_GRU
+    ctypedef struct frnn_cell_desc:
+        frnn_cell_type type
+        frnn_int hidden_size
+    int frnn_cell_shape(const frnn_cell_desc *cell, frnn_int *gates,
+                        frnn_int *workspace_per_unit, int *has_cell_state)
+
+    int frnn_layer_forward_f32(const frnn_cell_desc *cell, frnn_int T, frnn_int B, frnn_int In,
+                               const float *x, const float *w_ih, const float *w_hh,
+                               const float *b_ih, const float *b_hh, const float *h0,
+                               const float *c0, float *out, float *hn, float *cn, float *ws)
+    int frnn_layer_forward_f64(const frnn_cell_desc *cell, frnn_int T, frnn_int B, frnn_int In,
+                               const double *x, const double *w_ih, const double *w_hh,
+                               const double *b_ih, const double *b_hh, const double *h0,
+                               const double *c0, double *out, double *hn, double *cn,
+                               double *ws)
+    int frnn_layer_backward_f32(const frnn_cell_desc *cell, frnn_int T, frnn_int B, frnn_int In,
+                                const float *x, const float *w_ih, const float *w_hh,
+                                const float *h0, const float *c0, const float *out,
+                                const float *ws, const float *d_out, const float *d_hn,
+                                const float *d_cn, float *dx, float *dw_ih, float *dw_hh,
+                                float *db_ih, float *db_hh, float *dh0, float *dc0)
+    int frnn_layer_backward_f64(const frnn_cell_desc *cell, frnn_int T, frnn_int B, frnn_int In,
+                                const double *x, const double *w_ih, const double *w_hh,
+                                const double *h0, const double *c0, const double *out,
+                                const double *ws, const double *d_out, const double *d_hn,
+                                const double *d_cn, double *dx, double *dw_ih, double *dw_hh,
+                                double *db_ih, double *db_hh, double *dh0, double *dc0)
+    int frnn_layer_step_f32(const frnn_cell_desc *cell, frnn_int B, frnn_int In, const float *x,
+                            const float *w_ih, const float *w_hh, const float *b_ih,
+                            const float *b_hh, const float *h, const float *c, float *h_out,
+                            float *c_out)
+    int frnn_layer_step_f64(const frnn_cell_desc *cell, frnn_int B, frnn_int In, const double *x,
+                            const double *w_ih, const double *w_hh, const double *b_ih,
+                            const double *b_hh, const double *h, const double *c,
+                            double *h_out, double *c_out)
+
     ctypedef enum frnn_head:
         FRNN_HEAD_SOFTMAX_CE
+        FRNN_HEAD_SIGMOID_BCE
+        FRNN_HEAD_MSE
     ctypedef enum frnn_clip:
         FRNN_CLIP_NONE
+        FRNN_CLIP_VALUE
+        FRNN_CLIP_NORM
     ctypedef enum frnn_optimizer:
         FRNN_OPT_NONE
+        FRNN_OPT_SGD
+        FRNN_OPT_ADAGRAD
+        FRNN_OPT_RMSPROP
+        FRNN_OPT_ADAM
     ctypedef struct frnn_train_config:
         frnn_cell_type cell
         frnn_int T, B, In, H, O
@@ -63,16 +87,26 @@ cdef extern from "fastrnn.h" nogil:
         double lr, momentum, alpha, beta1, beta2, eps
         int nesterov
 
-    int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m, float *v, int64_t *step, const float *x, const int64_t *idx, const int64_t *target_idx, const float *target, float *h, float *c, double *losses, int64_t *stopped_window)
-    int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m, double *v, int64_t *step, const double *x, const int64_t *idx, const int64_t *target_idx, const double *target, double *h, double *c, double *losses, int64_t *stopped_window)
+    int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
+                       float *v, int64_t *step, const float *x, const int64_t *idx,
+                       const int64_t *target_idx, const float *target, float *h, float *c,
+                       double *losses, int64_t *stopped_window)
+    int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
+                       double *v, int64_t *step, const double *x, const int64_t *idx,
+                       const int64_t *target_idx, const double *target, double *h, double *c,
+                       double *losses, int64_t *stopped_window)
 
-    # streaming (stream.c): opaque per-dtype objects
+    # streaming (layer/stream.c): opaque per-dtype objects
     ctypedef struct frnn_stream_f32:
         pass
     ctypedef struct frnn_stream_f64:
         pass
-    frnn_stream_f32 *frnn_stream_create_f32(int cell_type, frnn_int B, frnn_int In, frnn_int H, const float *w_ih, const float *w_hh, const float *b_ih, const float *b_hh)
-    frnn_stream_f64 *frnn_stream_create_f64(int cell_type, frnn_int B, frnn_int In, frnn_int H, const double *w_ih, const double *w_hh, const double *b_ih, const double *b_hh)
+    frnn_stream_f32 *frnn_stream_create_f32(const frnn_cell_desc *cell, frnn_int B, frnn_int In,
+                                            const float *w_ih, const float *w_hh,
+                                            const float *b_ih, const float *b_hh)
+    frnn_stream_f64 *frnn_stream_create_f64(const frnn_cell_desc *cell, frnn_int B, frnn_int In,
+                                            const double *w_ih, const double *w_hh,
+                                            const double *b_ih, const double *b_hh)
     int frnn_stream_step_f32(frnn_stream_f32 *s, const float *x, float *h, float *c)
     int frnn_stream_step_f64(frnn_stream_f64 *s, const double *x, double *h, double *c)
     void frnn_stream_destroy_f32(frnn_stream_f32 *s)

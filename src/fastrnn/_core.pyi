@@ -2,12 +2,21 @@
 # float64, C-contiguous, aligned, all of one dtype; fastrnn.functional and
 # fastrnn.training validate them first, and each function checks them again
 # against the sizes it passes to C (ValueError / TypeError naming the array).
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .cells import Cell
+
 _F = NDArray[np.floating]
+_CellArg = Union[str, Cell]  # a name in fastrnn.cells.NAMES or its descriptor
+
+# The C core's enum values (fastrnn.h): FRNN_CELL_*, FRNN_HEAD_*, FRNN_CLIP_*, FRNN_OPT_*.
+C_ENUMS: Dict[str, int]
+
+# (gates, workspace per hidden unit, has_cell_state) of a C cell code; ValueError if unknown.
+def cell_shape(code: int) -> Tuple[int, int, bool]: ...
 
 def select_isa(request: Optional[str] = ...) -> str: ...
 def active_isa() -> str: ...
@@ -15,17 +24,18 @@ def set_num_threads(n: int) -> None: ...
 def get_num_threads() -> int: ...
 def _set_thread_min_flops(flops: float) -> None: ...
 def release_scratch() -> None: ...
-def forward(cell: str, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h0: _F,
+def forward(cell: _CellArg, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h0: _F,
             c0: Optional[_F], out: _F, hn: _F, cn: Optional[_F], ws: Optional[_F]) -> None: ...
-def backward(cell: str, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h0: _F,
+def backward(cell: _CellArg, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h0: _F,
              c0: Optional[_F], out: _F, ws: Optional[_F], d_out: _F, d_hn: _F,
              d_cn: Optional[_F], dx: _F, dw_ih: _F, dw_hh: _F, db_ih: _F, db_hh: _F,
              dh0: _F, dc0: Optional[_F]) -> None: ...
-def step(cell: str, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h: _F,
+def step(cell: _CellArg, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h: _F,
          c: Optional[_F], h_out: _F, c_out: Optional[_F]) -> None: ...
 def _activation(name: str, x: _F, y: _F) -> None: ...  # name: sigmoid, tanh, exp
-# (new step count, None or the index of the non-finite window that stopped the run)
-def train(config: dict, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,
+# config: a fastrnn.training.TrainerConfig (or any object with its attributes).
+# Returns (new step count, None or the index of the non-finite window that stopped the run).
+def train(config: Any, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,
           idx: NDArray[np.int64], target_idx: NDArray[np.int64], target: _F, h: _F, c: _F,
           losses: NDArray[np.float64]) -> Tuple[int, Optional[int]]: ...
 
@@ -34,7 +44,7 @@ class Stream:
     cell: str
     isa: str
     dtype: np.dtype
-    def __init__(self, cell: str, weight_ih: _F, weight_hh: _F, bias_ih: Optional[_F] = ...,
+    def __init__(self, cell: _CellArg, weight_ih: _F, weight_hh: _F, bias_ih: Optional[_F] = ...,
                  bias_hh: Optional[_F] = ..., batch: int = ..., h0: Optional[_F] = ...,
                  c0: Optional[_F] = ...) -> None: ...
     def __call__(self, x: _F) -> _F: ...

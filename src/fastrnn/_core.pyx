@@ -13,33 +13,78 @@ of each, None only where the contract allows it, no output overlapping
 another array; the trainer also its configuration and the indices it will
 look up) and raises ValueError / TypeError naming the argument. That is one
 pass of integer comparisons (and, for the trainer's index arrays, one pass
-over them); nothing is copied. What C reports (csrc/fastrnn.h) becomes
-MemoryError for sizes that cannot be allocated.
+over them); nothing is copied. What C reports (csrc/include/fastrnn.h)
+becomes MemoryError for sizes that cannot be allocated.
+
+It knows no cell by name: every cell fact (its C code, gates, workspace,
+cell state) comes from its descriptor in fastrnn.cells, and each entry point
+is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
 from libc.stdint cimport int64_t
 from ._cfastrnn cimport *
 
+from fastrnn import cells as _cells
+
 ctypedef fused real:
     float
     double
 
-_ACTIVATIONS = {"rnn_tanh": FRNN_ACT_TANH, "rnn_relu": FRNN_ACT_RELU,
-                "rnn_sigmoid": FRNN_ACT_SIGMOID}
-_GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
-# workspace width per hidden unit (docs/ARCHITECTURE.md): W = _WS[cell] * H
-_WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4}
+#: The C core's enum values (csrc/include/fastrnn.h), read from the header at
+#: compile time: what fastrnn.cells' codes and fastrnn.training's head /
+#: clip / optimizer codes must equal (tests/test_c_cells.py checks them).
+C_ENUMS = {
+    "FRNN_CELL_RNN_TANH": FRNN_CELL_RNN_TANH, "FRNN_CELL_RNN_RELU": FRNN_CELL_RNN_RELU,
+    "FRNN_CELL_RNN_SIGMOID": FRNN_CELL_RNN_SIGMOID, "FRNN_CELL_LSTM": FRNN_CELL_LSTM,
+    "FRNN_CELL_GRU": FRNN_CELL_GRU,
+    "FRNN_HEAD_SOFTMAX_CE": FRNN_HEAD_SOFTMAX_CE, "FRNN_HEAD_SIGMOID_BCE": FRNN_HEAD_SIGMOID_BCE,
+    "FRNN_HEAD_MSE": FRNN_HEAD_MSE,
+    "FRNN_CLIP_NONE": FRNN_CLIP_NONE, "FRNN_CLIP_VALUE": FRNN_CLIP_VALUE,
+    "FRNN_CLIP_NORM": FRNN_CLIP_NORM,
+    "FRNN_OPT_NONE": FRNN_OPT_NONE, "FRNN_OPT_SGD": FRNN_OPT_SGD,
+    "FRNN_OPT_ADAGRAD": FRNN_OPT_ADAGRAD, "FRNN_OPT_RMSPROP": FRNN_OPT_RMSPROP,
+    "FRNN_OPT_ADAM": FRNN_OPT_ADAM,
+}
+
+
+def _enum_values(prefix):
+    return tuple(sorted(v for k, v in C_ENUMS.items() if k.startswith(prefix)))
+
+
+_CELL_CODES = _enum_values("FRNN_CELL_")
+_HEAD_CODES = _enum_values("FRNN_HEAD_")
+_CLIP_CODES = _enum_values("FRNN_CLIP_")
+_OPT_CODES = _enum_values("FRNN_OPT_")
+
+
+def cell_shape(code):
+    """``(gates, workspace, has_cell_state)`` of the C core's cell ``code``
+    (frnn_cell_shape), for checking fastrnn.cells' descriptors against C;
+    ValueError for a code the C core does not know."""
+    import operator
+    code = operator.index(code)
+    cdef frnn_cell_desc desc
+    cdef frnn_int gates = 0, workspace = 0
+    cdef int has_cell_state = 0
+    if not -2 ** 31 <= code < 2 ** 31:
+        raise ValueError(f"the C core has no cell with code {code}")
+    desc.type = <frnn_cell_type><int>code
+    desc.hidden_size = 1
+    if frnn_cell_shape(&desc, &gates, &workspace, &has_cell_state) != FRNN_OK:
+        raise ValueError(f"the C core has no cell with code {code}")
+    return gates, workspace, bool(has_cell_state)
 
 
 def select_isa(request=None):
-    """Choose the GEMM kernels ("auto", "baseline", "avx2"); returns the ISA in use."""
+    """Choose the kernel table ("auto", "baseline", "avx2", "avx512"); returns
+    the ISA in use (an ISA the CPU or build lacks falls back to baseline)."""
     cdef bytes req = (request or "auto").encode("ascii")
     return frnn_select_isa(req).decode("ascii")
 
 
 def active_isa():
-    """The ISA whose GEMM kernels are in use."""
+    """The ISA whose kernel table is in use."""
     return frnn_active_isa().decode("ascii")
 
 
@@ -81,11 +126,20 @@ cdef int _raise(int rc, str func, str sizes) except -1:
 
 # ---- argument checks: integer comparisons, messages built only on failure --
 
-cdef int _cell_gates(str func, str cell) except -1:
-    if cell not in _GATES:
-        raise ValueError(f"fastrnn._core.{func}: cell must be one of {tuple(_GATES)}, "
-                         f"got {cell!r}")
-    return _GATES[cell]
+cdef object _cell(str func, object cell):
+    """fastrnn.cells' descriptor of ``cell`` (a name or a Cell)."""
+    try:
+        return _cells.get(cell)
+    except ValueError:
+        raise ValueError(f"fastrnn._core.{func}: cell must be one of {_cells.NAMES}, "
+                         f"got {cell!r}") from None
+
+
+cdef inline frnn_cell_desc _desc(object cell, Py_ssize_t H):
+    cdef frnn_cell_desc desc
+    desc.type = <frnn_cell_type><int>cell.code
+    desc.hidden_size = H
+    return desc
 
 
 cdef int _sizes(str func, Py_ssize_t T, Py_ssize_t B, Py_ssize_t In, Py_ssize_t H) except -1:
@@ -210,7 +264,7 @@ cdef inline _Spans _spans(int n_out) noexcept:
     return s
 
 
-def forward(str cell,
+def forward(object cell,
             const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
             const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
             const real[::1] b_hh not None, const real[:, ::1] h0 not None,
@@ -218,31 +272,33 @@ def forward(str cell,
             real[:, :, ::1] out not None, real[:, ::1] hn not None, real[:, ::1] cn,
             real[:, :, ::1] ws):
     """The forward of the backend contract: out, hn (cn) and, when ws is not
-    None, the workspace (T, B, W) are overwritten. c0 / cn: LSTM only."""
-    cdef int G = _cell_gates("forward", cell)
+    None, the workspace (T, B, W) are overwritten. cell: a name or a
+    fastrnn.cells.Cell; c0 / cn: cells with a cell state only."""
+    c = _cell("forward", cell)
+    cdef str name = c.name
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
-    cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
-    cdef bint lstm = cell == "lstm"
+    cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
+    cdef bint has_c = c.has_cell_state
     _sizes("forward", T, B, In, H)
     _parameter_shapes("forward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h0.shape)
     _shape3("forward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     _shape2("forward", "hn", hn.shape[0], hn.shape[1], B, H, "(B, H)")
-    if lstm:
-        _required("forward", "c0", c0 is None, cell)
-        _required("forward", "cn", cn is None, cell)
+    if has_c:
+        _required("forward", "c0", c0 is None, name)
+        _required("forward", "cn", cn is None, name)
         _shape2("forward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
         _shape2("forward", "cn", cn.shape[0], cn.shape[1], B, H, "(B, H)")
     else:
-        _absent("forward", "c0", c0 is not None, cell)
-        _absent("forward", "cn", cn is not None, cell)
+        _absent("forward", "c0", c0 is not None, name)
+        _absent("forward", "cn", cn is not None, name)
     if ws is not None:
         _shape3("forward", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(4)
     _add(&s, &out[0, 0, 0], T * B * H * r, r)
     _add(&s, &hn[0, 0], B * H * r, r)
-    _add(&s, &cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &cn[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
     _add(&s, &x[0, 0, 0], T * B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
@@ -250,44 +306,29 @@ def forward(str cell,
     _add(&s, &b_ih[0], GH * r, r)
     _add(&s, &b_hh[0], GH * r, r)
     _add(&s, &h0[0, 0], B * H * r, r)
-    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("forward", &s, ("out", "hn", "cn", "ws", "x", "w_ih", "w_hh", "b_ih", "b_hh",
                               "h0", "c0"))
 
-    cdef const real *c0p = NULL
-    cdef real *cnp = NULL
-    cdef real *wsp = NULL
-    cdef int rc = 0
-    cdef frnn_activation act = FRNN_ACT_TANH
-    if lstm:
-        c0p = &c0[0, 0]
-        cnp = &cn[0, 0]
-    if ws is not None and W > 0:
-        wsp = &ws[0, 0, 0]
-    if lstm:
-        with nogil:
-            if real is float:
-                rc = frnn_lstm_forward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0], &hn[0, 0], cnp, wsp)
-            else:
-                rc = frnn_lstm_forward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0], &hn[0, 0], cnp, wsp)
-    elif cell == "gru":
-        with nogil:
-            if real is float:
-                rc = frnn_gru_forward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0], wsp)
-            else:
-                rc = frnn_gru_forward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0], wsp)
-    else:
-        act = _ACTIVATIONS[cell]
-        with nogil:
-            if real is float:
-                rc = frnn_rnn_forward_f32(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0])
-            else:
-                rc = frnn_rnn_forward_f64(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h0[0, 0], &out[0, 0, 0], &hn[0, 0])
+    cdef frnn_cell_desc desc = _desc(c, H)
+    cdef const real *c0p = &c0[0, 0] if has_c else NULL
+    cdef real *cnp = &cn[0, 0] if has_c else NULL
+    cdef real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_layer_forward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                        &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
+                                        &hn[0, 0], cnp, wsp)
+        else:
+            rc = frnn_layer_forward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                        &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
+                                        &hn[0, 0], cnp, wsp)
     if rc != FRNN_OK:
         _raise(rc, "forward", f"T={T}, B={B}, input_size={In}, H={H}")
 
 
-def backward(str cell,
+def backward(object cell,
              const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
              const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
              const real[::1] b_hh not None, const real[:, ::1] h0 not None,
@@ -300,19 +341,20 @@ def backward(str cell,
              real[:, ::1] dh0 not None, real[:, ::1] dc0):
     """BPTT of the backend contract: every gradient output is overwritten.
     ws is the workspace forward filled (T, B, W); it may be None only for the
-    Elman cells (W = 0). c0, d_cn, dc0: LSTM only."""
+    cells without one (W = 0). c0, d_cn, dc0: cells with a cell state only."""
     # b_ih / b_hh are part of the contract but not needed: every cell's
     # backward reads the biases' effect from the saved workspace or outputs.
-    cdef int G = _cell_gates("backward", cell)
+    c = _cell("backward", cell)
+    cdef str name = c.name
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
-    cdef Py_ssize_t GH = G * H, W = _WS[cell] * H
-    cdef bint lstm = cell == "lstm"
+    cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
+    cdef bint has_c = c.has_cell_state
     _sizes("backward", T, B, In, H)
     _parameter_shapes("backward", GH, In, H, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h0.shape)
     _shape3("backward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     if W > 0:
-        _required("backward", "ws", ws is None, cell)
+        _required("backward", "ws", ws is None, name)
     if ws is not None:
         _shape3("backward", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
     _shape3("backward", "d_out", d_out.shape[0], d_out.shape[1], d_out.shape[2], T, B, H,
@@ -325,17 +367,17 @@ def backward(str cell,
     _shape1("backward", "db_ih", db_ih.shape[0], GH, "(G*H,)")
     _shape1("backward", "db_hh", db_hh.shape[0], GH, "(G*H,)")
     _shape2("backward", "dh0", dh0.shape[0], dh0.shape[1], B, H, "(B, H)")
-    if lstm:
-        _required("backward", "c0", c0 is None, cell)
-        _required("backward", "d_cn", d_cn is None, cell)
-        _required("backward", "dc0", dc0 is None, cell)
+    if has_c:
+        _required("backward", "c0", c0 is None, name)
+        _required("backward", "d_cn", d_cn is None, name)
+        _required("backward", "dc0", dc0 is None, name)
         _shape2("backward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
         _shape2("backward", "d_cn", d_cn.shape[0], d_cn.shape[1], B, H, "(B, H)")
         _shape2("backward", "dc0", dc0.shape[0], dc0.shape[1], B, H, "(B, H)")
     else:
-        _absent("backward", "c0", c0 is not None, cell)
-        _absent("backward", "d_cn", d_cn is not None, cell)
-        _absent("backward", "dc0", dc0 is not None, cell)
+        _absent("backward", "c0", c0 is not None, name)
+        _absent("backward", "d_cn", d_cn is not None, name)
+        _absent("backward", "dc0", dc0 is not None, name)
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(7)
     _add(&s, &dx[0, 0, 0], T * B * In * r, r)
@@ -344,104 +386,90 @@ def backward(str cell,
     _add(&s, &db_ih[0], GH * r, r)
     _add(&s, &db_hh[0], GH * r, r)
     _add(&s, &dh0[0, 0], B * H * r, r)
-    _add(&s, &dc0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &dc0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &x[0, 0, 0], T * B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
     _add(&s, &w_hh[0, 0], GH * H * r, r)
     _add(&s, &h0[0, 0], B * H * r, r)
-    _add(&s, &c0[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &out[0, 0, 0], T * B * H * r, r)
     _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
     _add(&s, &d_out[0, 0, 0], T * B * H * r, r)
     _add(&s, &d_hn[0, 0], B * H * r, r)
-    _add(&s, &d_cn[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &d_cn[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("backward", &s, ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0", "x",
                                "w_ih", "w_hh", "h0", "c0", "out", "ws", "d_out", "d_hn", "d_cn"))
 
+    cdef frnn_cell_desc desc = _desc(c, H)
     cdef const real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
-    cdef int rc = 0
-    cdef frnn_activation act = FRNN_ACT_TANH
-    if lstm:
-        with nogil:
-            if real is float:
-                rc = frnn_lstm_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
-            else:
-                rc = frnn_lstm_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &c0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
-    elif cell == "gru":
-        with nogil:
-            if real is float:
-                rc = frnn_gru_backward_f32(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
-            else:
-                rc = frnn_gru_backward_f64(T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], wsp, &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
-    else:
-        act = _ACTIVATIONS[cell]
-        with nogil:
-            if real is float:
-                rc = frnn_rnn_backward_f32(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
-            else:
-                rc = frnn_rnn_backward_f64(act, T, B, In, H, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], &out[0, 0, 0], &d_out[0, 0, 0], &d_hn[0, 0], &dx[0, 0, 0], &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0])
+    cdef const real *c0p = &c0[0, 0] if has_c else NULL
+    cdef const real *d_cnp = &d_cn[0, 0] if has_c else NULL
+    cdef real *dc0p = &dc0[0, 0] if has_c else NULL
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_layer_backward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                         &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                         &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
+                                         &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
+        else:
+            rc = frnn_layer_backward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                         &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                         &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
+                                         &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
     if rc != FRNN_OK:
         _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 
 
-def step(str cell,
+def step(object cell,
          const real[:, ::1] x not None, const real[:, ::1] w_ih not None,
          const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
          const real[::1] b_hh not None, const real[:, ::1] h not None, const real[:, ::1] c,
          real[:, ::1] h_out not None, real[:, ::1] c_out):
     """One time step of the backend contract. h_out may be h itself and c_out
-    c itself (updated in place); c, c_out: LSTM only."""
-    cdef int G = _cell_gates("step", cell)
-    cdef Py_ssize_t B = x.shape[0], In = x.shape[1], H = w_hh.shape[1], GH = G * H
-    cdef bint lstm = cell == "lstm"
+    c itself (updated in place); c, c_out: cells with a cell state only."""
+    cell_ = _cell("step", cell)
+    cdef str name = cell_.name
+    cdef Py_ssize_t B = x.shape[0], In = x.shape[1], H = w_hh.shape[1], GH = cell_.gates * H
+    cdef bint has_c = cell_.has_cell_state
     _sizes("step", 1, B, In, H)
     _parameter_shapes("step", GH, In, H, B, "h", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h.shape)
     _shape2("step", "h_out", h_out.shape[0], h_out.shape[1], B, H, "(B, H)")
-    if lstm:
-        _required("step", "c", c is None, cell)
-        _required("step", "c_out", c_out is None, cell)
+    if has_c:
+        _required("step", "c", c is None, name)
+        _required("step", "c_out", c_out is None, name)
         _shape2("step", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
         _shape2("step", "c_out", c_out.shape[0], c_out.shape[1], B, H, "(B, H)")
     else:
-        _absent("step", "c", c is not None, cell)
-        _absent("step", "c_out", c_out is not None, cell)
+        _absent("step", "c", c is not None, name)
+        _absent("step", "c_out", c_out is not None, name)
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(2)
     _add(&s, &h_out[0, 0], B * H * r, r)
-    _add(&s, &c_out[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c_out[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _add(&s, &x[0, 0], B * In * r, r)
     _add(&s, &w_ih[0, 0], GH * In * r, r)
     _add(&s, &w_hh[0, 0], GH * H * r, r)
     _add(&s, &b_ih[0], GH * r, r)
     _add(&s, &b_hh[0], GH * r, r)
     _add(&s, &h[0, 0], B * H * r, r)
-    _add(&s, &c[0, 0] if lstm else NULL, B * H * r if lstm else 0, r)
+    _add(&s, &c[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     s.alias_out[0], s.alias_in[0] = 0, 7  # h_out is h
     s.alias_out[1], s.alias_in[1] = 1, 8  # c_out is c
     _check_memory("step", &s, ("h_out", "c_out", "x", "w_ih", "w_hh", "b_ih", "b_hh", "h", "c"))
 
-    cdef int rc = 0
-    cdef frnn_activation act = FRNN_ACT_TANH
-    if lstm:
-        with nogil:
-            if real is float:
-                rc = frnn_lstm_step_f32(B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &c[0, 0], &h_out[0, 0], &c_out[0, 0])
-            else:
-                rc = frnn_lstm_step_f64(B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &c[0, 0], &h_out[0, 0], &c_out[0, 0])
-    elif cell == "gru":
-        with nogil:
-            if real is float:
-                rc = frnn_gru_step_f32(B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
-            else:
-                rc = frnn_gru_step_f64(B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
-    else:
-        act = _ACTIVATIONS[cell]
-        with nogil:
-            if real is float:
-                rc = frnn_rnn_step_f32(act, B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
-            else:
-                rc = frnn_rnn_step_f64(act, B, In, H, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0], &h[0, 0], &h_out[0, 0])
+    cdef frnn_cell_desc desc = _desc(cell_, H)
+    cdef const real *cp = &c[0, 0] if has_c else NULL
+    cdef real *c_outp = &c_out[0, 0] if has_c else NULL
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_layer_step_f32(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
+                                     &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
+        else:
+            rc = frnn_layer_step_f64(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
+                                     &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
     if rc != FRNN_OK:
         _raise(rc, "step", f"B={B}, input_size={In}, H={H}")
 
@@ -469,19 +497,16 @@ def _activation(str name, const real[::1] x not None, real[::1] y not None):
             frnn_activation_f64(which, x.shape[0], &x[0], &y[0])
 
 
-_CELL_TYPES = {"rnn_tanh": 0, "rnn_relu": 1, "rnn_sigmoid": 2, "lstm": 3, "gru": 4}
-_HEADS = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
-_CLIPS = {"none": 0, "value": 1, "norm": 2}
-_OPTS = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
 _INT64_MAX = 2 ** 63 - 1
 
 
-cdef object _config_choice(dict config, str key, dict choices):
-    value = config[key]
-    if value not in choices:
-        raise ValueError(f"fastrnn._core.train: config[{key!r}] must be one of "
-                         f"{tuple(choices)}, got {value!r}")
-    return choices[value]
+cdef int _config_code(object config, str key, tuple codes, str enum, str meaning) except? -1:
+    """config.<key>, an int that must be one of the C enum's values."""
+    value = getattr(config, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value not in codes:
+        raise ValueError(f"fastrnn._core.train: config.{key} must be one of the C core's "
+                         f"{enum} values {codes} (the {meaning}), got {value!r}")
+    return value
 
 
 cdef object _checked_int(object value, str label, object low):
@@ -500,8 +525,8 @@ cdef object _checked_int(object value, str label, object low):
     return value
 
 
-cdef object _config_int(dict config, str key, object low):
-    return _checked_int(config[key], f"config[{key!r}]", low)
+cdef object _config_int(object config, str key, object low):
+    return _checked_int(getattr(config, key), f"config.{key}", low)
 
 
 cdef int _length(str name, Py_ssize_t got, object want, str meaning) except -1:
@@ -532,51 +557,74 @@ cdef int _indices_in_range(str name, const int64_t *a, Py_ssize_t n, int64_t lim
     return 0
 
 
-def train(dict config, real[::1] theta not None, real[::1] grad not None, real[::1] m not None,
-          real[::1] v not None, object step,
+def train(object config, real[::1] theta not None, real[::1] grad not None,
+          real[::1] m not None, real[::1] v not None, object step,
           const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
           const int64_t[::1] target_idx not None, const real[::1] target not None,
           real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None):
-    """The sequence trainer (frnn_train_*). Arrays that a configuration does
-    not use are passed empty (never None), so the fused type always resolves:
-    x (T, B, In) or idx (T, B); target_idx (T*B,) (or (B,) many-to-one) for
-    softmax_ce, else target (T*B*O,) (or (B*O,)); m, v (P,) where the
-    optimizer uses them; c (B, H) for LSTM only.
+    """The sequence trainer (frnn_train_*).
+
+    config: a fastrnn.training.TrainerConfig (any object with its
+    attributes: cell, T, B, In, H, O, has_bias, has_head_bias, index_input,
+    many_to_one, reduce_mean, head, head_code, k1, k2, depth, clip,
+    clip_code, clip_value, optimizer, optimizer_code, lr, momentum, alpha,
+    beta1, beta2, eps, nesterov, uses_m, uses_v, windows, parameters); the
+    codes must be the C core's enum values (C_ENUMS) and the sizes, windows
+    and parameters consistent with each other.
+
+    Arrays that a configuration does not use are passed empty (never None),
+    so the fused type always resolves: x (T, B, In) or idx (T, B);
+    target_idx (T*B,) (or (B,) many-to-one) for softmax_ce, else target
+    (T*B*O,) (or (B*O,)); m, v (P,) where the optimizer uses them; c (B, H)
+    for cells with a cell state only.
 
     Returns ``(step, stopped)``: the new optimizer step count, and None, or
     the index of the window whose loss or gradient was not finite, which
     stopped the run before its update (docs/TRAINING.md: theta, m, v, step
     and grad as the previous window left them, h and c as passed in)."""
     cdef frnn_train_config cfg
-    cell = config["cell"]
-    cfg.cell = <frnn_cell_type><int>_config_choice(config, "cell", _CELL_TYPES)
+    cell = _cell("train", config.cell)
+    if cell.code not in _CELL_CODES:
+        raise ValueError(f"fastrnn._core.train: config.cell {cell.name!r} has code "
+                         f"{cell.code!r}, not one of the C core's FRNN_CELL_* values "
+                         f"{_CELL_CODES}")
+    cfg.cell = <frnn_cell_type><int>cell.code
     T, B = _config_int(config, "T", 1), _config_int(config, "B", 1)
-    In, H, O = _config_int(config, "In", 1), _config_int(config, "H", 1), _config_int(config, "O", 1)
+    In, H = _config_int(config, "In", 1), _config_int(config, "H", 1)
+    O = _config_int(config, "O", 1)
     k1, k2 = _config_int(config, "k1", 1), _config_int(config, "k2", 1)
     depth = _config_int(config, "depth", -1)
     if depth < 0 and k2 < k1:
         raise ValueError(f"fastrnn._core.train: TBPTT needs k1 <= k2, got k1={k1}, k2={k2}")
     cfg.T, cfg.B, cfg.In, cfg.H, cfg.O = T, B, In, H, O
     cfg.k1, cfg.k2, cfg.depth = k1, k2, depth
-    cfg.has_bias, cfg.has_head_bias = bool(config["has_bias"]), bool(config["has_head_bias"])
-    cfg.index_input, cfg.many_to_one = bool(config["index_input"]), bool(config["many_to_one"])
-    cfg.reduce_mean = bool(config["reduce_mean"])
-    cfg.head = <frnn_head><int>_config_choice(config, "head", _HEADS)
-    cfg.clip = <frnn_clip><int>_config_choice(config, "clip", _CLIPS)
-    cfg.clip_value = config["clip_value"]
-    cfg.opt = <frnn_optimizer><int>_config_choice(config, "opt", _OPTS)
-    cfg.lr, cfg.momentum, cfg.alpha = config["lr"], config["momentum"], config["alpha"]
-    cfg.beta1, cfg.beta2, cfg.eps = config["beta1"], config["beta2"], config["eps"]
-    cfg.nesterov = bool(config["nesterov"])
+    cfg.has_bias, cfg.has_head_bias = bool(config.has_bias), bool(config.has_head_bias)
+    cfg.index_input, cfg.many_to_one = bool(config.index_input), bool(config.many_to_one)
+    cfg.reduce_mean = bool(config.reduce_mean)
+    head = config.head
+    cfg.head = <frnn_head>_config_code(config, "head_code", _HEAD_CODES, "FRNN_HEAD_*",
+                                       f"head {head!r}")
+    cfg.clip = <frnn_clip>_config_code(config, "clip_code", _CLIP_CODES, "FRNN_CLIP_*",
+                                       f"clip {config.clip!r}")
+    cfg.clip_value = config.clip_value
+    opt = config.optimizer
+    cfg.opt = <frnn_optimizer>_config_code(config, "optimizer_code", _OPT_CODES, "FRNN_OPT_*",
+                                           f"optimizer {opt!r}")
+    cfg.lr, cfg.momentum, cfg.alpha = config.lr, config.momentum, config.alpha
+    cfg.beta1, cfg.beta2, cfg.eps = config.beta1, config.beta2, config.eps
+    cfg.nesterov = bool(config.nesterov)
+    uses_m, uses_v = bool(config.uses_m), bool(config.uses_v)
+    is_softmax = cfg.head == FRNN_HEAD_SOFTMAX_CE
 
     # Every array against the sizes, in Python integers (no overflow here).
-    GH = _GATES[cell] * H
-    P = GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H + (O if cfg.has_head_bias else 0)
+    GH = cell.gates * H
+    P = (GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H
+         + (O if cfg.has_head_bias else 0))
+    if config.parameters != P:
+        raise ValueError(f"fastrnn._core.train: config.parameters must be the layout's size "
+                         f"P = {P} for these sizes, got {config.parameters!r}")
     _length("theta", theta.shape[0], P, "the layout's size P")
     _length("grad", grad.shape[0], P, "the layout's size P")
-    opt = config["opt"]
-    uses_m = (opt == "sgd" and cfg.momentum != 0) or opt in ("adagrad", "adam")
-    uses_v = opt in ("rmsprop", "adam")
     if uses_m or m.shape[0]:
         _length("m", m.shape[0], P, f"P (optimizer {opt!r})")
     if uses_v or v.shape[0]:
@@ -588,20 +636,24 @@ def train(dict config, real[::1] theta not None, real[::1] grad not None, real[:
         _shape3("train", "x", x.shape[0], x.shape[1], x.shape[2], T, B, In, "(T, B, In)")
         _unused("idx", idx.shape[0] * idx.shape[1], "for dense input")
     rows = B if cfg.many_to_one else T * B
-    if config["head"] == "softmax_ce":
+    if is_softmax:
         _length("target_idx", target_idx.shape[0], rows, "(B,)" if cfg.many_to_one else "(T*B,)")
         _unused("target", target.shape[0], "for head 'softmax_ce'")
     else:
         _length("target", target.shape[0], rows * O, "(B*O,)" if cfg.many_to_one else "(T*B*O,)")
-        _unused("target_idx", target_idx.shape[0], f"for head {config['head']!r}")
+        _unused("target_idx", target_idx.shape[0], f"for head {head!r}")
     _shape2("train", "h", h.shape[0], h.shape[1], B, H, "(B, H)")
-    if cell == "lstm":
+    if cell.has_cell_state:
         _shape2("train", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
     else:
-        _unused("c", c.shape[0] * c.shape[1], f"for cell {cell!r}")
+        _unused("c", c.shape[0] * c.shape[1], f"for cell {cell.name!r}")
     windows = 1 if depth >= 0 else -(-T // k1)
+    if config.windows != windows:
+        raise ValueError(f"fastrnn._core.train: config.windows must be the number of windows "
+                         f"{windows} for T={T}, " + (f"depth={depth}" if depth >= 0 else
+                                                     f"k1={k1}") + f", got {config.windows!r}")
     step = _checked_int(step, "step", 0)
-    if opt is not None and step > _INT64_MAX - windows:
+    if cfg.opt != FRNN_OPT_NONE and step > _INT64_MAX - windows:
         raise ValueError(f"fastrnn._core.train: step must be at most 2**63 - 1 - windows = "
                          f"{_INT64_MAX - windows} so that each of the {windows} windows can "
                          f"count its update, got {step}")
@@ -627,7 +679,7 @@ def train(dict config, real[::1] theta not None, real[::1] grad not None, real[:
                             "target_idx", "target"))
     if cfg.index_input:
         _indices_in_range("idx", &idx[0, 0], T * B, In, "In")
-    if config["head"] == "softmax_ce":
+    if is_softmax:
         _indices_in_range("target_idx", &target_idx[0], rows, O, "O")
 
     cdef const real *xp = &x[0, 0, 0] if x.shape[0] > 0 else NULL
@@ -641,9 +693,11 @@ def train(dict config, real[::1] theta not None, real[::1] grad not None, real[:
     cdef int rc
     with nogil:
         if real is float:
-            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
+            rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
+                                tvp, &h[0, 0], cp, &losses[0], &stopped)
         else:
-            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip, tvp, &h[0, 0], cp, &losses[0], &stopped)
+            rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
+                                tvp, &h[0, 0], cp, &losses[0], &stopped)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))
@@ -668,10 +722,11 @@ cdef class Stream:
 
     ``Stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0)``
     packs the weights once (they are copied: later changes to the arrays
-    passed in are not seen) and owns the state arrays ``h`` (and ``c`` for
-    LSTM), [batch, hidden_size], starting at h0 / c0 or zeros. Build it
-    through ``layer.stream()`` or ``fastrnn.stream.create()``, which validate
-    their arguments; this constructor checks only what the C code needs.
+    passed in are not seen) and owns the state arrays ``h`` (and ``c`` for a
+    cell with a cell state), [batch, hidden_size], starting at h0 / c0 or
+    zeros. Build it through ``layer.stream()`` or ``fastrnn.stream.create()``;
+    this constructor checks its arguments by the same rules
+    (fastrnn._validate) and adds the C stream's own size bound (2**24).
 
     ``s(x)`` / ``s.step(x)``: x [batch, input_size], C-contiguous, of the
     stream's dtype (never converted). Advances the state in place and returns
@@ -687,91 +742,71 @@ cdef class Stream:
     """
 
     cdef void *_s
-    cdef bint _f64, _lstm, _busy
+    cdef bint _f64, _has_c, _busy
     cdef Py_ssize_t _B, _In, _H, _isz
     cdef const char *_fmt
     cdef object _h, _c, _hmv, _cmv
     cdef char *_hp
     cdef char *_cp
     cdef readonly str cell
-    """The cell: "rnn_tanh", "rnn_relu", "rnn_sigmoid", "lstm" or "gru"."""
+    """The cell's name (one of fastrnn.cells.NAMES)."""
     cdef readonly str isa
     """The kernel table (ISA) the weights were packed for and every step uses."""
     cdef readonly object dtype
     """numpy.float32 or numpy.float64 as a numpy.dtype."""
 
-    def __cinit__(self, str cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
+    def __cinit__(self, cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None,
                   Py_ssize_t batch=1, h0=None, c0=None):
+        # The package's own rules and messages (fastrnn._validate, which
+        # fastrnn.stream.create has applied already); here they make the
+        # arrays what C needs: C-contiguous, aligned, one dtype, absent
+        # biases as zeros, absent states as zeros.
         import numpy as np
-        if cell not in _GATES:
-            raise ValueError(f"cell must be one of {tuple(_GATES)}, got {cell!r}")
-        # C-contiguous and aligned (a copy otherwise: the stream packs a copy of
-        # the weights anyway, and C may not read a misaligned float)
-        w_ih = np.require(weight_ih, requirements="CA")
-        if w_ih.dtype not in (np.float32, np.float64):
-            raise TypeError(f"weight_ih must be float32 or float64, got {w_ih.dtype}")
-        dtype = w_ih.dtype
-        w_hh = np.require(weight_hh, requirements="CA")
-        if w_ih.ndim != 2 or w_hh.ndim != 2:
-            raise ValueError("weight_ih and weight_hh must be 2-D")
-        G = _GATES[cell]
-        GH, H = w_hh.shape[0], w_hh.shape[1]
-        In = w_ih.shape[1]
-        if H < 1 or In < 1 or GH != G * H or w_ih.shape[0] != GH:
-            raise ValueError(f"weight_ih {w_ih.shape} / weight_hh {w_hh.shape} do not fit cell {cell!r}")
+        from fastrnn import _validate
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
+        p = _validate.layer_parameters(cell, weight_ih, weight_hh, bias_ih, bias_hh)
+        c = p.cell
+        In, H, dtype = p.input_size, p.hidden_size, p.dtype
         # stream.c's bound on each size (it keeps every product far from
         # overflowing); beyond it frnn_stream_create refuses
         if max(batch, In, H) > 2 ** 24:
             raise ValueError(f"a stream's batch, input_size and hidden_size must each be at "
                              f"most 2**24, got batch={batch}, input_size={In}, "
                              f"hidden_size={H}")
-        b = []
-        for name, a in (("weight_hh", w_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-            if a is None:
-                b.append(np.zeros(GH, dtype))
-                continue
-            a = np.require(a, requirements="CA")
-            if a.dtype != dtype:
-                raise TypeError(f"{name} has dtype {a.dtype}, weight_ih {dtype}")
-            b.append(a)
-        w_hh, b_ih, b_hh = b
-        if b_ih.shape != (GH,) or b_hh.shape != (GH,):
-            raise ValueError(f"bias_ih and bias_hh must have shape ({GH},)")
-        self.cell, self.dtype = cell, dtype
+        h_init = _validate.state(c, "h0", h0, batch, H, dtype, dtype_of="weight_hh")
+        c_init = _validate.state(c, "c0", c0, batch, H, dtype, cell_state=True,
+                                 dtype_of="weight_hh")
+        w_ih, w_hh, b_ih, b_hh = p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh
+        self.cell, self.dtype = c.name, dtype
         self._f64 = dtype == np.float64
-        self._lstm = cell == "lstm"
+        self._has_c = c.has_cell_state
         self._B, self._In, self._H = batch, In, H
         self._isz = dtype.itemsize
         self._fmt = b"d" if self._f64 else b"f"
-        self._h = np.zeros((batch, H), dtype)
-        self._c = np.zeros((batch, H), dtype) if self._lstm else None
-        if h0 is not None:
-            self.h = h0
-        if c0 is not None:
-            if not self._lstm:
-                raise ValueError(f"c0 is only meaningful for cell 'lstm', not {cell!r}")
-            self.c = c0
+        # the stream's own state arrays (copies: the caller's h0 / c0 are not
+        # updated)
+        self._h = np.array(h_init, dtype, order="C", copy=True)
+        self._c = np.array(c_init, dtype, order="C", copy=True) if self._has_c else None
         # Typed views of the state, held for the stream's life: the buffer
         # exports keep the arrays' memory where the cached pointers say.
         cdef float[:, ::1] hf, cf
         cdef double[:, ::1] hd, cd
-        cdef int ct = _CELL_TYPES[cell]
+        cdef frnn_cell_desc desc = _desc(c, H)
         if self._f64:
             hd = self._h
             self._hmv, self._hp = hd, <char *>&hd[0, 0]
-            if self._lstm:
+            if self._has_c:
                 cd = self._c
                 self._cmv, self._cp = cd, <char *>&cd[0, 0]
-            self._s = _create_f64(ct, batch, In, H, w_ih, w_hh, b_ih, b_hh)
+            self._s = _create_f64(&desc, batch, In, w_ih, w_hh, b_ih, b_hh)
         else:
             hf = self._h
             self._hmv, self._hp = hf, <char *>&hf[0, 0]
-            if self._lstm:
+            if self._has_c:
                 cf = self._c
                 self._cmv, self._cp = cf, <char *>&cf[0, 0]
-            self._s = _create_f32(ct, batch, In, H, w_ih, w_hh, b_ih, b_hh)
+            self._s = _create_f32(&desc, batch, In, w_ih, w_hh, b_ih, b_hh)
         if self._s == NULL:
             raise MemoryError("fastrnn: could not allocate the stream")
         self.isa = active_isa()
@@ -804,7 +839,8 @@ cdef class Stream:
                 or not PyBuffer_IsContiguous(&view, b'C')
                 or (<uintptr_t>xp) % self._isz != 0
                 or (xp < self._hp + n and self._hp < xp + self._B * self._In * self._isz)
-                or (self._lstm and xp < self._cp + n and self._cp < xp + self._B * self._In * self._isz)):
+                or (self._has_c and xp < self._cp + n
+                    and self._cp < xp + self._B * self._In * self._isz)):
             PyBuffer_Release(&view)
             return self._slow_step(x)
         self._busy = True
@@ -873,14 +909,15 @@ cdef class Stream:
 
     @property
     def c(self):
-        """The LSTM cell state [batch, hidden_size], updated in place (None
-        for other cells). Assigning copies values into it."""
+        """The cell state [batch, hidden_size], updated in place (None for
+        cells without one). Assigning copies values into it."""
         return self._c
 
     @c.setter
     def c(self, value):
-        if not self._lstm:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        if not self._has_c:
+            raise ValueError(f"c is only meaningful for a cell with a cell state, not "
+                             f"{self.cell!r}")
         self._set_state("c", self._c, value)
 
     cdef _set_state(self, str name, object dst, object value):
@@ -896,13 +933,14 @@ cdef class Stream:
 
     def reset(self, h=None, c=None):
         """Set the state to h / c ([batch, hidden_size]), zeros where None."""
-        if c is not None and not self._lstm:
-            raise ValueError(f"c is only meaningful for cell 'lstm', not {self.cell!r}")
+        if c is not None and not self._has_c:
+            raise ValueError(f"c is only meaningful for a cell with a cell state, not "
+                             f"{self.cell!r}")
         if h is None:
             self._h[...] = 0
         else:
             self.h = h
-        if self._lstm:
+        if self._has_c:
             if c is None:
                 self._c[...] = 0
             else:
@@ -917,17 +955,19 @@ cdef class Stream:
                 f"hidden_size={self._H}, dtype={self.dtype.name}, isa={self.isa!r})")
 
 
-cdef void *_create_f32(int ct, frnn_int B, frnn_int In, frnn_int H, const float[:, ::1] w_ih,
-                       const float[:, ::1] w_hh, const float[::1] b_ih, const float[::1] b_hh):
+cdef void *_create_f32(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
+                       const float[:, ::1] w_ih, const float[:, ::1] w_hh, const float[::1] b_ih,
+                       const float[::1] b_hh):
     cdef void *s
     with nogil:
-        s = frnn_stream_create_f32(ct, B, In, H, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        s = frnn_stream_create_f32(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
     return s
 
 
-cdef void *_create_f64(int ct, frnn_int B, frnn_int In, frnn_int H, const double[:, ::1] w_ih,
-                       const double[:, ::1] w_hh, const double[::1] b_ih, const double[::1] b_hh):
+cdef void *_create_f64(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
+                       const double[:, ::1] w_ih, const double[:, ::1] w_hh,
+                       const double[::1] b_ih, const double[::1] b_hh):
     cdef void *s
     with nogil:
-        s = frnn_stream_create_f64(ct, B, In, H, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        s = frnn_stream_create_f64(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
     return s

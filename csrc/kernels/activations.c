@@ -23,13 +23,9 @@
  * monotonically, within one unit of their spacing. tanh's argument is
  * clamped where the result has saturated. NaN propagates.
  */
-#include "activations.h"
-#include "kernels.h"
+#include "kernels/activations.h"
+#include "kernels/isa.h"
 
-#ifndef FRNN_ISA
-#define FRNN_ISA baseline
-#endif
-#define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 
 /* exp(x) for x <= 0 (the softmax's shifted logits), subnormal and then 0
  * far left like the true value. */

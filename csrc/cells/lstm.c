@@ -4,13 +4,14 @@
  *   [i f g o] = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh
  *   i, f, o = sigmoid(.), g = tanh(.)
  *   c_t = f c_{t-1} + i g,   h_t = o tanh(c_t)
- * Workspace per (t, b): [i f g o c_t], 5H values (FRNN_LSTM_WS); tanh(c_t)
- * is recomputed in backward rather than stored. Compiled once per dtype; the
- * whole-window forward/backward around these loops is layer.c's.
+ * Workspace per (t, b): [i f g o c_t], 5H values; tanh(c_t) is recomputed
+ * in backward rather than stored. Compiled once per dtype; the whole-window
+ * forward/backward around these loops is layer.c's.
  */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "cells/cell.h"
+#include "runtime/memory.h"
 
 /* One step's work on one block of hidden units: what a task of the
  * threaded step does (threads.h). Units [j0, j0 + cols) of all four gates
@@ -42,9 +43,12 @@ static void FN(lstm_step_block)(void *arg, frnn_int task) {
     k->lstm_forward_math(B, H, j0, cols, j->xp, j->b_hh, j->c, j->h, j->ws);
 }
 
-void FN(frnn_lstm_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
-                         frnn_int H, real *xp, const real *w_hh_p, const real *b_hh,
-                         const real *h_prev0, real *c, real *out, real *ws) {
+static void FN(lstm_steps)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                           frnn_int steps, frnn_int B, real *xp, const real *w_hh_p,
+                           const real *b_hh, const real *h_prev0, real *c, real *out, real *ws,
+                           real *scratch) {
+    (void)scratch;
+    const frnn_int H = cell->H;
     const frnn_int GH = 4 * H;
     const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
     FN(lstm_step_job) job = {k, B, H, split.block, k->packed_size(H, H), w_hh_p, b_hh, NULL,
@@ -84,9 +88,13 @@ static void FN(lstm_grad_block)(void *arg, frnn_int task) {
                           j->d_out + t * B * H, j->dh_next, j->dc, j->G + t * B * GH);
 }
 
-void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
-                              frnn_int H, const real *w_hh_p, const real *c0, const real *ws,
-                              const real *d_out, real *dh_next, real *dc, real *G) {
+/* Gx and Gh are equal for LSTM: G is written to Gx, Gh is not read. */
+static void FN(lstm_gate_grads)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                                frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
+                                const real *c0, const real *out, const real *ws,
+                                const real *d_out, real *dh_next, real *dc, real *G, real *Gh) {
+    (void)h0, (void)out, (void)Gh;
+    const frnn_int H = cell->H;
     const frnn_int GH = 4 * H;
     const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
     FN(lstm_grad_job) job = {k, T, B, H, split.block, 0, w_hh_p, c0, ws, d_out, dh_next, dc, G};
@@ -94,14 +102,11 @@ void FN(frnn_lstm_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
         frnn_parallel_for(split.tasks, split.threads, FN(lstm_grad_block), &job);
 }
 
-int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
-                       const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
-                       const real *c, real *h_out, real *c_out) {
-    const frnn_cell cell = frnn_make_cell(FRNN_KIND_LSTM, FRNN_ACT_TANH, H);
-    const int valid = frnn_check_layer(&cell, 1, B, In);
-    if (valid != FRNN_OK) return valid;
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int GH = cell.GH;
+static int FN(lstm_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                         frnn_int B, frnn_int In, const real *x, const real *w_ih,
+                         const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
+                         const real *c, real *h_out, real *c_out) {
+    const frnn_int H = cell->H, GH = cell->GH;
     size_t bytes; /* gates [B, 4H], c_new, h_new [B, H] */
     if (frnn_size_bytes(frnn_size_mul(B, frnn_size_add(GH, 2 * H)), sizeof(real), &bytes))
         return FRNN_ERR_TOO_LARGE;
@@ -121,3 +126,9 @@ int FN(frnn_lstm_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const
     free(scratch);
     return FRNN_OK;
 }
+
+/* Four gates; the workspace is [i f g o c_t] with c_t at 4H; backward reads
+ * c_{t-1} (the workspace of t-1, or c0). */
+const FN(frnn_cell_ops) FN(frnn_lstm_ops) = {
+    FRNN_CELL_LSTM, 4, 5, 1, 0, 0, 4, FRNN_READS_C_PREV, 0,
+    FN(lstm_steps), FN(lstm_gate_grads), FN(lstm_step)};

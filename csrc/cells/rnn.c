@@ -6,11 +6,13 @@
  * (tanh' = 1 - h^2, relu' = [h > 0], sigmoid' = h (1 - h)), so backward
  * needs only `out` and h0. Compiled once per dtype (see real.h). The whole-
  * window forward/backward around these loops is layer.c's, shared by all
- * cells; this file has the per-step math and the single-step entry point.
+ * cells; this file has the time loops and the single step of the three
+ * Elman cells, which differ only in the activation (their ops' variant).
  */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "cells/cell.h"
+#include "runtime/memory.h"
 
 /* One step on one block of hidden units (see lstm.c: the same scheme, the
  * products accumulating onto the consumed projection in place). */
@@ -31,9 +33,13 @@ static void FN(rnn_step_block)(void *arg, frnn_int task) {
     j->k->rnn_forward_math(j->act, B, H, j0, cols, j->xp, j->b_hh, j->h);
 }
 
-void FN(frnn_rnn_steps)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int steps,
-                        frnn_int B, frnn_int H, real *xp, const real *w_hh_p,
-                        const real *b_hh, const real *h_prev0, real *out) {
+static void FN(rnn_steps)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                          frnn_int steps, frnn_int B, real *xp, const real *w_hh_p,
+                          const real *b_hh, const real *h_prev0, real *c, real *out, real *ws,
+                          real *scratch) {
+    (void)c, (void)ws, (void)scratch; /* no cell state, no workspace, no scratch */
+    const frnn_int H = cell->H;
+    const frnn_activation act = (frnn_activation)cell->ops->variant;
     const frnn_step_split split = frnn_split_step(B, H, H, k->nr);
     FN(rnn_step_job) job = {k, act, B, H, split.block, w_hh_p, b_hh, NULL, NULL, NULL};
     for (frnn_int s = 0; s < steps; s++) {
@@ -66,22 +72,27 @@ static void FN(rnn_grad_block)(void *arg, frnn_int task) {
     j->k->rnn_backward_math(j->act, B, H, j0, cols, j->out + at, j->d_out + at, j->dh, j->G + at);
 }
 
-void FN(frnn_rnn_gate_grads)(const FN(frnn_kernel_table) *k, frnn_activation act, frnn_int T,
-                             frnn_int B, frnn_int H, const real *w_hh_p, const real *out,
-                             const real *d_out, real *dh, real *G) {
+/* Gx and Gh are equal for Elman: G is written to Gx, Gh is not read. */
+static void FN(rnn_gate_grads)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                               frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
+                               const real *c0, const real *out, const real *ws,
+                               const real *d_out, real *dh, real *dc, real *G, real *Gh) {
+    (void)h0, (void)c0, (void)ws, (void)dc, (void)Gh;
+    const frnn_int H = cell->H;
+    const frnn_activation act = (frnn_activation)cell->ops->variant;
     const frnn_step_split split = frnn_split_step(B, H, H, k->nr);
     FN(rnn_grad_job) job = {k, act, T, B, H, split.block, 0, w_hh_p, out, d_out, dh, G};
     for (job.t = T - 1; job.t >= -1; job.t--)
         frnn_parallel_for(split.tasks, split.threads, FN(rnn_grad_block), &job);
 }
 
-int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
-                      const real *x, const real *w_ih, const real *w_hh, const real *b_ih,
-                      const real *b_hh, const real *h, real *h_out) {
-    const frnn_cell cell = frnn_make_cell(FRNN_KIND_RNN, act, H);
-    const int valid = frnn_check_layer(&cell, 1, B, In);
-    if (valid != FRNN_OK) return valid;
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
+static int FN(rnn_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k, frnn_int B,
+                        frnn_int In, const real *x, const real *w_ih, const real *w_hh,
+                        const real *b_ih, const real *b_hh, const real *h, const real *c,
+                        real *h_out, real *c_out) {
+    (void)c, (void)c_out;
+    const frnn_int H = cell->H;
+    const frnn_activation act = (frnn_activation)cell->ops->variant;
     size_t bytes;
     if (frnn_size_bytes(frnn_size_mul(B, H), sizeof(real), &bytes)) return FRNN_ERR_TOO_LARGE;
     real *a = frnn_alloc(bytes); /* [B, H] pre-activation */
@@ -95,3 +106,13 @@ int FN(frnn_rnn_step)(frnn_activation act, frnn_int B, frnn_int In, frnn_int H,
     free(a);
     return FRNN_OK;
 }
+
+/* One gate, no workspace, no scratch; backward reads h_t (the activation's
+ * derivative is a function of it). */
+#define FRNN_ELMAN_OPS(type, act)                                                          \
+    {type, 1, 0, 0, 0, 0, 0, FRNN_READS_OUTPUT, act, FN(rnn_steps), FN(rnn_gate_grads),  \
+     FN(rnn_step)}
+const FN(frnn_cell_ops) FN(frnn_rnn_tanh_ops) = FRNN_ELMAN_OPS(FRNN_CELL_RNN_TANH, FRNN_ACT_TANH);
+const FN(frnn_cell_ops) FN(frnn_rnn_relu_ops) = FRNN_ELMAN_OPS(FRNN_CELL_RNN_RELU, FRNN_ACT_RELU);
+const FN(frnn_cell_ops) FN(frnn_rnn_sigmoid_ops) =
+    FRNN_ELMAN_OPS(FRNN_CELL_RNN_SIGMOID, FRNN_ACT_SIGMOID);

@@ -23,7 +23,12 @@
  * Not here: nested jobs, more than one concurrent caller (a second caller
  * runs its job inline, which is correct, just not parallel).
  */
-#include "threads.h"
+/* clock_gettime, pthreads: POSIX, which a strict -std=c11 does not expose
+ * unless asked (CMake builds with the GNU dialect, which does anyway). */
+#if !defined(_POSIX_C_SOURCE) && (defined(__unix__) || defined(__APPLE__))
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include "runtime/threads.h"
 
 #if defined(__unix__) || defined(__APPLE__)
 #define FRNN_HAVE_PTHREADS 1
@@ -100,10 +105,13 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static int nworkers;            /* started (under lock) */
 static int atfork_registered;
 
+/* A spin-wait hint to the core (GCC / Clang spellings; any other compiler
+ * spins without one, which is correct, only less polite to a sibling
+ * hyperthread). */
 static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
     __builtin_ia32_pause();
-#elif defined(__aarch64__)
+#elif defined(__GNUC__) && defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
 }

@@ -1,8 +1,8 @@
 /* gates.c - the cells' elementwise gate math, one fused pass per block.
  *
  * Compiled once per dtype and ISA, like gemm.c and activations.c, and
- * reached through the kernel table: the cell files (rnn.c, lstm.c, gru.c)
- * are compiled for the baseline ISA only, and their elementwise loops used
+ * reached through the kernel table: the cell files (cells/rnn.c, lstm.c,
+ * gru.c) are compiled for the baseline ISA only, and their elementwise loops used
  * to run there at SSE2 width while sigmoid / tanh were separate array calls
  * per gate and row (profiled: 15% of a medium GRU forward, 10% of a small
  * LSTM training step). Here each function makes one pass over the block
@@ -15,13 +15,9 @@
  * contracted multiply-adds differs between ISAs. Shapes: B = batch,
  * H = hidden; a "[B, kH]" array has rows of k gate blocks of H units.
  */
-#include "activations.h"
-#include "kernels.h"
+#include "kernels/activations.h"
+#include "kernels/isa.h"
 
-#ifndef FRNN_ISA
-#define FRNN_ISA baseline
-#endif
-#define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 
 /* Elman forward: h = act(pre + b_hh); pre: [B, H] holding x W_ih^T + b_ih +
  * h_prev W_hh^T; h: [B, H], may be pre itself. */

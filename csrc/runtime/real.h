@@ -22,6 +22,12 @@ typedef float real;
 
 #define FN(name) FRNN_CAT(name, FRNN_DTYPE)
 
+/* C99's restrict, which MSVC spells __restrict outside its C11 mode. */
+#if defined(_MSC_VER) && !defined(__clang__) && !defined(restrict) && \
+    (!defined(__STDC_VERSION__) || __STDC_VERSION__ < 199901L)
+#define restrict __restrict
+#endif
+
 /* sigmoid and tanh are array kernels in activations.c, vectorised per ISA. */
 /* NaN < 0 is false, so NaN propagates as it does through torch.relu. */
 static inline real r_relu(real v) { return v < 0 ? (real)0 : v; }

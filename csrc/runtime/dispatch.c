@@ -1,12 +1,17 @@
-/* dispatch.c - picks the GEMM kernels once, by CPU feature, for both dtypes.
+/* dispatch.c - picks the kernel table once (GEMM, activations, gate math,
+ * optimizers), by CPU feature, for both dtypes.
  *
  * "Reference first, then override": every table starts as the portable
  * baseline; an ISA-specific table replaces it only if this build compiled it
  * and the running CPU (and OS) support it. The FASTRNN_ISA environment
  * variable is read by the Python layer and passed in as `request`, so tests
  * can force the baseline path.
+ *
+ * The x86 tables (avx2, avx512) are built only by GCC and Clang on x86
+ * (FRNN_HAVE_X86_ISAS, CMakeLists.txt), which also provide
+ * __builtin_cpu_supports to detect them; any other compiler (MSVC) builds
+ * the baseline table alone, so there is nothing to detect. Compiled once.
  */
-#include <stdlib.h>
 #include <string.h>
 #include "fastrnn.h"
 
@@ -17,7 +22,7 @@ static const char *active_isa = "baseline";
 
 static int cpu_has(const char *isa) {
     if (strcmp(isa, "baseline") == 0) return 1;
-#if defined(FRNN_HAVE_AVX2) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if defined(FRNN_HAVE_X86_ISAS) && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     __builtin_cpu_init();
     if (strcmp(isa, "avx2") == 0)
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -55,5 +60,3 @@ const char *frnn_select_isa(const char *request) {
 }
 
 const char *frnn_active_isa(void) { return active_isa; }
-
-void *frnn_alloc(size_t bytes) { return malloc(bytes ? bytes : 1); }

@@ -3,11 +3,11 @@
  * The *_step entry points of fastrnn.h take the weights as they are and pay
  * for it on every call: scratch is allocated, and the products are formed
  * from unpacked weights. A stream does that work once: frnn_stream_create
- * packs W_ih^T and W_hh^T (the latter in whatever layout frnn_cell_steps
- * reads, through frnn_pack_recurrent), copies the biases, and sizes every
- * buffer a step needs, all in one allocation. A step is then the input
- * projection, one call of frnn_cell_steps with steps = 1, and a [B, H] copy:
- * no allocation, no re-packing.
+ * packs W_ih^T and W_hh^T (the latter in whatever layout the cells' forward
+ * loops read, through frnn_pack_recurrent), copies the biases, and sizes
+ * every buffer a step needs, all in one allocation. A step is then the
+ * input projection, one call of the cell's forward loop (its ops' steps)
+ * with steps = 1, and a [B, H] copy: no allocation, no re-packing.
  *
  * The kernel table: the packed layouts belong to the table that packed
  * them, so the stream remembers that table (`k`) and every step uses it,
@@ -20,18 +20,19 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "layer/layer.h"
+#include "runtime/memory.h"
 
 struct FN(frnn_stream) {
     const FN(frnn_kernel_table) *k; /* the table that packed w_ih_p / w_hh_p */
-    frnn_cell cell;
+    FN(frnn_cell) cell;
     frnn_int B, In;
     real *w_ih_p;  /* W_ih^T packed by k (frnn_pack_transposed) */
     real *w_hh_p;  /* W_hh^T packed by frnn_pack_recurrent */
     real *b_ih;    /* [GH] */
     real *b_hh;    /* [GH] */
     real *xp;      /* [B, GH] x W_ih^T + b_ih */
-    real *h_new;   /* [B, H] frnn_cell_steps' out, which must not alias h */
+    real *h_new;   /* [B, H] the forward loop's out, which must not alias h */
     real *scratch; /* [frnn_cell_scratch(cell, B)] */
 };
 
@@ -43,7 +44,7 @@ static size_t FN(stream_round)(size_t bytes) {
 
 /* Lays out a region of `elems` reals at *off and advances *off past it,
  * rounded up; returns the region's offset, or sets *failed if the size does
- * not fit (checked, kernels.h). The sizes are bounded far below that (see
+ * not fit (checked, runtime/sizes.h). The sizes are bounded far below that (see
  * frnn_stream_create), so this never fails in practice; it is here so that
  * no size in the core is computed unchecked. */
 static size_t FN(stream_region)(frnn_int elems, size_t *off, int *failed) {
@@ -57,32 +58,22 @@ static size_t FN(stream_region)(frnn_int elems, size_t *off, int *failed) {
     return at;
 }
 
-FN(frnn_stream) *FN(frnn_stream_create)(int cell_type, frnn_int B, frnn_int In, frnn_int H,
+FN(frnn_stream) *FN(frnn_stream_create)(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
                                         const real *w_ih, const real *w_hh, const real *b_ih,
                                         const real *b_hh) {
-    frnn_kind kind;
-    frnn_activation act = FRNN_ACT_TANH;
-    switch (cell_type) {
-    case FRNN_CELL_RNN_TANH: kind = FRNN_KIND_RNN; act = FRNN_ACT_TANH; break;
-    case FRNN_CELL_RNN_RELU: kind = FRNN_KIND_RNN; act = FRNN_ACT_RELU; break;
-    case FRNN_CELL_RNN_SIGMOID: kind = FRNN_KIND_RNN; act = FRNN_ACT_SIGMOID; break;
-    case FRNN_CELL_LSTM: kind = FRNN_KIND_LSTM; break;
-    case FRNN_CELL_GRU: kind = FRNN_KIND_GRU; break;
-    default: return NULL;
-    }
+    FN(frnn_cell) cell;
+    if (FN(frnn_make_cell)(desc, &cell) != FRNN_OK) return NULL;
     /* Sizes a caller could not mean; the 2^24 bound keeps every product
      * below far from overflowing 64 bits. */
-    const frnn_int limit = (frnn_int)1 << 24;
+    const frnn_int limit = (frnn_int)1 << 24, H = cell.H;
     if (B < 1 || In < 1 || H < 1 || B > limit || In > limit || H > limit) return NULL;
     if (!w_ih || !w_hh) return NULL;
-
-    const frnn_cell cell = frnn_make_cell(kind, act, H);
-    if (frnn_check_layer(&cell, 1, B, In) != FRNN_OK) return NULL;
+    if (FN(frnn_check_layer)(&cell, 1, B, In) != FRNN_OK) return NULL;
     const FN(frnn_kernel_table) *k = FN(frnn_active)();
     const frnn_int GH = cell.GH;
     const frnn_int ih_size = FN(frnn_packed_elems)(k, In, GH);
     const frnn_int hh_size = FN(frnn_recurrent_packed_size)(&cell, k);
-    const frnn_int scratch_size = frnn_cell_scratch(&cell, B);
+    const frnn_int scratch_size = FN(frnn_cell_scratch)(&cell, B);
     const size_t r = sizeof(real);
     /* offsets, in bytes, from the (aligned) start of the data region */
     size_t off = 0;
@@ -129,12 +120,12 @@ FN(frnn_stream) *FN(frnn_stream_create)(int cell_type, frnn_int B, frnn_int In, 
 }
 
 int FN(frnn_stream_step)(FN(frnn_stream) *s, const real *x, real *h, real *c) {
-    if (!s || !x || !h || (s->cell.kind == FRNN_KIND_LSTM && !c)) return FRNN_ERR_UNSUPPORTED;
+    if (!s || !x || !h || (s->cell.ops->has_cell_state && !c)) return FRNN_ERR_UNSUPPORTED;
     const FN(frnn_kernel_table) *k = s->k;
     const frnn_int B = s->B, H = s->cell.H, GH = s->cell.GH;
     FN(frnn_project_inputs)(k, B, s->In, GH, x, s->w_ih_p, s->b_ih, s->xp);
-    FN(frnn_cell_steps)(&s->cell, k, 1, B, s->xp, s->w_hh_p, s->b_hh, h,
-                        s->cell.kind == FRNN_KIND_LSTM ? c : NULL, s->h_new, NULL, s->scratch);
+    s->cell.ops->steps(&s->cell, k, 1, B, s->xp, s->w_hh_p, s->b_hh, h,
+                       s->cell.ops->has_cell_state ? c : NULL, s->h_new, NULL, s->scratch);
     memcpy(h, s->h_new, sizeof(real) * (size_t)(B * H));
     return FRNN_OK;
 }

@@ -1,31 +1,14 @@
-/* common.c - per-dtype plumbing the cells share: the active kernel table and
- * the small helpers every cell uses. Compiled once per dtype. */
+/* products.c - the threaded products around the cells' time loops: the
+ * hoisted input projection, the packing of weights into panels, and the
+ * parameter gradients backward forms after its loop (layer/products.h).
+ *
+ * Compiled once per dtype; every product goes through a kernel table the
+ * caller passes, so a stream's products use the table that packed it. Not
+ * here: anything cell-specific (cells/).
+ */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
-#include "kernels_export.h"
-
-static const FN(frnn_kernel_table) *active = &FRNN_CAT(FN(frnn_kernels), baseline);
-
-const FN(frnn_kernel_table) *FN(frnn_active)(void) { return active; }
-
-int FN(frnn_use_isa)(const char *isa) {
-    if (strcmp(isa, "baseline") == 0) {
-        active = &FRNN_CAT(FN(frnn_kernels), baseline);
-        return 1;
-    }
-#if defined(FRNN_HAVE_AVX2)
-    if (strcmp(isa, "avx2") == 0) {
-        active = &FRNN_CAT(FN(frnn_kernels), avx2);
-        return 1;
-    }
-    if (strcmp(isa, "avx512") == 0) {
-        active = &FRNN_CAT(FN(frnn_kernels), avx512);
-        return 1;
-    }
-#endif
-    return 0;
-}
+#include "layer/products.h"
 
 void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
     memset(y, 0, (size_t)N * sizeof(real));
@@ -37,13 +20,17 @@ void FN(frnn_column_sums)(frnn_int M, frnn_int N, const real *a, real *y) {
  * with more, a product is cut into about two blocks per thread, at
  * boundaries that leave every element's arithmetic unchanged, so results
  * do not depend on the thread count:
- *   - rows at multiples of 24, a multiple of every ISA's micro-tile height
- *     (8, 6, 4), so each row lands in the same kind of tile as uncut;
+ *   - rows at multiples of the table's micro-tile height k->mr (times
+ *     ROW_TILES, so that a block is worth a hand-off), so each row lands
+ *     in the same kind of tile as uncut;
  *   - columns at multiples of the panel width, so each column lands in the
  *     same panel; a column cut also never repacks an operand twice (a row
  *     cut of a product with an unpacked right-hand side packs it once per
  *     block, which costs about as much as 45 rows of multiply-adds). */
-enum { ROW_ALIGN = 24 };
+/* Row blocks are whole multiples of ROW_TILES micro-tiles: 24 rows on AVX2
+ * (the fixed alignment this replaced), 32 on AVX-512, 16 on baseline. */
+enum { ROW_TILES = 4 };
+static frnn_int FN(row_align)(const FN(frnn_kernel_table) *k) { return ROW_TILES * k->mr; }
 
 static frnn_int FN(block_size)(frnn_int n, int threads, frnn_int align) {
     if (threads <= 1) return n > 0 ? n : 1;
@@ -113,8 +100,8 @@ void FN(frnn_project_inputs)(const FN(frnn_kernel_table) *k, frnn_int rows, frnn
                              frnn_int GH, const real *x, const real *w_ih_packed, const real *b_ih,
                              real *xp) {
     const int threads = frnn_threads_for(2.0 * (double)rows * (double)In * (double)GH,
-                                         rows / ROW_ALIGN);
-    FN(projection_job) job = {k, rows, FN(block_size)(rows, threads, ROW_ALIGN), In, GH, x,
+                                         rows / FN(row_align)(k));
+    FN(projection_job) job = {k, rows, FN(block_size)(rows, threads, FN(row_align)(k)), In, GH, x,
                               w_ih_packed, b_ih, xp};
     frnn_parallel_for(FN(count_blocks)(rows, job.per_task), threads, FN(projection_rows), &job);
 }
@@ -176,17 +163,8 @@ void FN(frnn_parameter_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_i
     job.hh_tasks = FN(count_blocks)(H, job.hh_cols);
     job.ih_cols = FN(block_size)(In, threads, nr);
     job.ih_tasks = FN(count_blocks)(In, job.ih_cols);
-    job.dx_rows = FN(block_size)(TB, threads, ROW_ALIGN);
+    job.dx_rows = FN(block_size)(TB, threads, FN(row_align)(k));
     job.dx_tasks = FN(count_blocks)(TB, job.dx_rows);
     frnn_parallel_for(job.hh_tasks + job.ih_tasks + job.dx_tasks + 1, threads, FN(grads_block),
                       &job);
-}
-
-void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {
-    if (which == 0)
-        active->sigmoid(n, x, y);
-    else if (which == 1)
-        active->tanh(n, x, y);
-    else
-        active->exp_nonpositive(n, x, y);
 }

@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-#include "real.h"
+#include "runtime/real.h"
 
 #ifdef FRNN_F64
 typedef uint64_t rbits; /* unsigned: the exponent is built with shifts that wrap */
@@ -48,7 +48,10 @@ typedef uint32_t rbits;
  * runs beside the polynomial), and exp = 2^n + 2^n expm1(r) then rounds
  * once, in one fused multiply-add, into the subnormal range. */
 #define EXP_SHIFT 64
-#define EXP_UNSHIFT 0x1p-64 /* 2^-EXP_SHIFT, exact in float and double */
+/* 2^-EXP_SHIFT, exact in float and double; spelt as a quotient of exact
+ * decimal literals rather than the hex float 0x1p-64, which not every C
+ * compiler reads */
+#define EXP_UNSHIFT (1.0 / 18446744073709551616.0)
 
 /* 1/(k+1)!, k = 0..13: expm1(r) = r * sum_k r^k / (k+1)! */
 static const double inv_factorial_shifted[14] = {

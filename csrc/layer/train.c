@@ -12,22 +12,26 @@
  * window, so its memory is O(T B G H + K B G H) like full BPTT (K clamped to
  * T - 1: a deeper K is the same gradient). Not here: threads.
  *
+ * The cell comes in through its ops (cells/cell.h): its forward and
+ * backward loops, whether it carries a cell state and where its workspace
+ * keeps it; nothing here knows which cell runs.
+ *
  * Trust: frnn_train checks its configuration, its sizes (with overflow
- * checks, kernels.h) and the indices it will look up before it reads
+ * checks, runtime/sizes.h) and the indices it will look up before it reads
  * anything else, and a window whose loss or unclipped gradient is not
  * finite stops the run before it changes anything (fastrnn.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "layer/layer.h"
 
 /* Where each parameter lives in a flat vector (theta, grad, m, v). */
 typedef struct {
     real *w_ih, *w_hh, *b_ih, *b_hh, *w_hy, *b_y; /* biases NULL when absent */
 } FN(params);
 
-/* P, checked (kernels.h): FRNN_SIZE_INVALID on overflow. */
+/* P, checked (runtime/sizes.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
     const frnn_int layer = frnn_size_add(frnn_size_mul(GH, cfg->In), frnn_size_mul(GH, cfg->H));
     const frnn_int biases = cfg->has_bias ? frnn_size_mul(2, GH) : 0;
@@ -144,7 +148,7 @@ static void FN(optimizer_step)(const FN(frnn_kernel_table) *k, const frnn_train_
 
 /* Everything a trainer needs for one window, carved out of one allocation. */
 typedef struct {
-    frnn_cell cell;
+    FN(frnn_cell) cell;
     const FN(frnn_kernel_table) *k;
     FN(params) p, g;                   /* theta and the window gradient gw */
     const real *b_ih, *b_hh;           /* theta's biases or zeros */
@@ -246,14 +250,18 @@ static void FN(project_window)(const frnn_train_config *cfg, FN(window) *w, frnn
 static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn_int T,
                                frnn_int depth, const real *h0, const real *c0, real *age_buf) {
     const FN(frnn_kernel_table) *k = w->k;
-    const frnn_cell *cell = &w->cell;
+    const FN(frnn_cell) *cell = &w->cell;
+    const FN(frnn_cell_ops) *ops = cell->ops;
     const frnn_int B = cfg->B, H = cfg->H, GH = cell->GH, Wd = cell->W;
     const frnn_int A = depth + 1, R = A * B; /* ages, stacked rows (depth <= T - 1) */
-    const int two = cell->kind == FRNN_KIND_GRU;
-    real *ws_rep = age_buf;             /* [R, W] ws[t] per age */
-    real *prev_rep = ws_rep + R * Wd;   /* [R, H] h_{t-1} (GRU) or c_{t-1} (LSTM) */
-    real *h_rep = prev_rep + R * H;     /* [R, H] h_t (Elman) */
-    real *zero = h_rep + R * H;         /* [R, H] */
+    const int two = ops->separate_hidden_grad;
+    const int reads = ops->backward_reads;
+    /* what the cell's backward reads of step t (cells/cell.h), per age */
+    real *ws_rep = age_buf;                                            /* [R, W] ws[t] */
+    real *h_rep = ws_rep + R * Wd;                                     /* [R, H] h_t */
+    real *h_prev_rep = h_rep + (reads & FRNN_READS_OUTPUT ? R * H : 0); /* [R, H] h_{t-1} */
+    real *c_prev_rep = h_prev_rep + (reads & FRNN_READS_H_PREV ? R * H : 0); /* [R, H] c_{t-1} */
+    real *zero = c_prev_rep + (reads & FRNN_READS_C_PREV ? R * H : 0); /* [R, H] */
     real *dh = zero + R * H;            /* [R, H] incoming, then propagated */
     real *dc = dh + R * H;              /* [R, H] */
     real *gx = dc + R * H;              /* [R, GH] */
@@ -262,6 +270,7 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
     memset(dh, 0, sizeof(real) * (size_t)(R * H));
     memset(dc, 0, sizeof(real) * (size_t)(R * H));
     const size_t rowH = sizeof(real) * (size_t)(B * H);
+    const frnn_int c_at = (frnn_int)ops->cell_state_offset * H; /* c_t in a ws row */
     for (frnn_int t = T - 1; t >= 0; t--) {
         /* ages 1..K take the propagated deltas of ages 0..K-1; age 0 d_out[t] */
         memmove(dh + B * H, dh, rowH * (size_t)(A - 1));
@@ -271,18 +280,18 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
         const real *h_prev = t == 0 ? h0 : w->out + (t - 1) * B * H;
         for (frnn_int a = 0; a < A; a++) {
             if (Wd) memcpy(ws_rep + a * B * Wd, w->ws + t * B * Wd, sizeof(real) * (size_t)(B * Wd));
-            memcpy(h_rep + a * B * H, w->out + t * B * H, rowH);
-            if (cell->kind == FRNN_KIND_GRU) {
-                memcpy(prev_rep + a * B * H, h_prev, rowH);
-            } else if (cell->kind == FRNN_KIND_LSTM) {
+            if (reads & FRNN_READS_OUTPUT) memcpy(h_rep + a * B * H, w->out + t * B * H, rowH);
+            if (reads & FRNN_READS_H_PREV) memcpy(h_prev_rep + a * B * H, h_prev, rowH);
+            if (reads & FRNN_READS_C_PREV)
                 for (frnn_int b = 0; b < B; b++)
-                    memcpy(prev_rep + (a * B + b) * H,
-                           t == 0 ? c0 + b * H : w->ws + ((t - 1) * B + b) * Wd + 4 * H,
+                    memcpy(c_prev_rep + (a * B + b) * H,
+                           t == 0 ? c0 + b * H : w->ws + ((t - 1) * B + b) * Wd + c_at,
                            sizeof(real) * (size_t)H);
-            }
         }
-        FN(frnn_cell_gate_grads)(cell, k, 1, R, w->w_hh_p, prev_rep, prev_rep, h_rep, ws_rep,
-                                 zero, dh, dc, gx, gh);
+        /* one step of the cell's backward loop over the stacked rows: its
+         * "initial" state is step t-1's, its output step t's */
+        ops->gate_grads(cell, k, 1, R, w->w_hh_p, h_prev_rep, c_prev_rep, h_rep, ws_rep, zero, dh,
+                        dc, gx, gh);
         real *Gx_t = w->Gx + t * B * GH, *Gh_t = w->Gh + t * B * GH;
         memcpy(Gx_t, gx, sizeof(real) * (size_t)(B * GH));
         for (frnn_int a = 1; a < A; a++)
@@ -302,11 +311,12 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
  * input / class target outside [0, In) / [0, O) (one pass over each; the
  * lookup and the scatter-add would otherwise read and write outside W_ih, and
  * the softmax outside its row). */
-static int FN(valid_config)(const frnn_train_config *cfg, const real *theta, const real *grad,
+static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *cell,
+                            const real *theta, const real *grad,
                             const real *m, const real *v, const int64_t *step, const real *x,
                             const int64_t *idx, const int64_t *target_idx, const real *target,
                             const real *h, const real *c, const double *losses) {
-    if ((int)cfg->cell < 0 || (int)cfg->cell > 4 || cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
+    if (cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
         cfg->H < 1 || cfg->O < 1 || cfg->depth < -1 ||
         (cfg->depth < 0 && (cfg->k1 < 1 || cfg->k2 < cfg->k1)) || (int)cfg->head < 0 ||
         (int)cfg->head > 2 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
@@ -318,7 +328,7 @@ static int FN(valid_config)(const frnn_train_config *cfg, const real *theta, con
     if (!theta || !grad || !step || !h || !losses || (uses_m && !m) || (uses_v && !v) ||
         (cfg->index_input ? !idx : !x) ||
         (cfg->head == FRNN_HEAD_SOFTMAX_CE ? !target_idx : !target) ||
-        (cfg->cell == FRNN_CELL_LSTM && !c))
+        (cell->ops->has_cell_state && !c))
         return 0;
     const frnn_int T = cfg->T, B = cfg->B; /* T * B fits: frnn_check_layer ran first */
     if (cfg->index_input)
@@ -336,19 +346,15 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                    int64_t *step, const real *x, const int64_t *idx,
                    const int64_t *target_idx, const real *target, real *h, real *c,
                    double *losses, int64_t *stopped_window) {
-    static const frnn_kind kinds[] = {FRNN_KIND_RNN, FRNN_KIND_RNN, FRNN_KIND_RNN,
-                                      FRNN_KIND_LSTM, FRNN_KIND_GRU};
-    static const frnn_activation acts[] = {FRNN_ACT_TANH, FRNN_ACT_RELU, FRNN_ACT_SIGMOID,
-                                           FRNN_ACT_TANH, FRNN_ACT_TANH};
     if (stopped_window) *stopped_window = -1;
-    if ((int)cfg->cell < 0 || (int)cfg->cell > 4) return FRNN_ERR_UNSUPPORTED;
     FN(window) w;
-    w.cell = frnn_make_cell(kinds[cfg->cell], acts[cfg->cell], cfg->H);
-    /* the sizes first (so that T * B and friends may be formed), then the
-     * rest of the configuration */
-    const int layer_ok = frnn_check_layer(&w.cell, cfg->T, cfg->B, cfg->In);
+    /* the cell and the sizes first (so that T * B and friends may be
+     * formed), then the rest of the configuration */
+    const frnn_cell_desc desc = {cfg->cell, cfg->H};
+    int layer_ok = FN(frnn_make_cell)(&desc, &w.cell);
+    if (layer_ok == FRNN_OK) layer_ok = FN(frnn_check_layer)(&w.cell, cfg->T, cfg->B, cfg->In);
     if (layer_ok != FRNN_OK) return layer_ok;
-    if (!FN(valid_config)(cfg, theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses))
+    if (!FN(valid_config)(cfg, &w.cell, theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses))
         return FRNN_ERR_UNSUPPORTED;
     const int by_depth = cfg->depth >= 0;
     w.k = FN(frnn_active)();
@@ -366,7 +372,15 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         return FRNN_ERR_UNSUPPORTED;
     const frnn_int W = k2; /* the longest window */
     const frnn_int P = param_count(cfg, GH);
-    const int lstm = w.cell.kind == FRNN_KIND_LSTM, two = w.cell.kind == FRNN_KIND_GRU;
+    const FN(frnn_cell_ops) *ops = w.cell.ops;
+    const int state = ops->has_cell_state, two = ops->separate_hidden_grad;
+    const int reads = ops->backward_reads;
+    /* depth_backward's rows per age: ws, what the cell's backward reads of
+     * steps t and t-1, zero, dh, dc (units of H), and the gate gradients */
+    const int gathered = !!(reads & FRNN_READS_OUTPUT) + !!(reads & FRNN_READS_H_PREV) +
+                         !!(reads & FRNN_READS_C_PREV);
+    const frnn_int age_row = frnn_size_add(frnn_size_add(Wd, frnn_size_mul(3 + gathered, H)),
+                                           frnn_size_mul(1 + two, GH));
     const frnn_int loss_rows_max = cfg->many_to_one ? B : frnn_size_mul(W, B);
     const frnn_int R = by_depth ? frnn_size_mul(depth + 1, B) : 0; /* stacked age rows */
     const frnn_int WB = frnn_size_mul(W, B), BH = frnn_size_mul(B, H);
@@ -386,9 +400,8 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         frnn_size_mul(4, BH),                /* c_run, carried h and c, dh */
         BH,                                  /* dc */
         frnn_size_mul(2, GH),                /* zero biases */
-        frnn_cell_scratch(&w.cell, R > B ? R : B), /* cell_scratch: batch or stacked ages */
-        frnn_size_mul(R, frnn_size_add(frnn_size_add(Wd, frnn_size_mul(5, H)),
-                                       frnn_size_mul(1 + two, GH))), /* depth: age_buf */
+        FN(frnn_cell_scratch)(&w.cell, R > B ? R : B), /* cell_scratch: batch or stacked ages */
+        frnn_size_mul(R, age_row),           /* depth: age_buf */
     };
     frnn_int total = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total = frnn_size_add(total, sizes[i]);
@@ -416,14 +429,14 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     real *c_carry = h_carry + B * H, *dh = c_carry + B * H, *dc = dh + B * H;
     real *zeros = dc + B * H;
     w.cell_scratch = zeros + 2 * GH;
-    real *age_buf = w.cell_scratch + frnn_cell_scratch(&w.cell, R > B ? R : B);
+    real *age_buf = w.cell_scratch + FN(frnn_cell_scratch)(&w.cell, R > B ? R : B);
     memset(zeros, 0, sizeof(real) * (size_t)(2 * GH));
 
     w.p = FN(split)(cfg, GH, theta);
     w.b_ih = w.p.b_ih ? w.p.b_ih : zeros;
     w.b_hh = w.p.b_hh ? w.p.b_hh : zeros + GH;
     memcpy(h_carry, h, sizeof(real) * (size_t)(B * H));
-    if (lstm) memcpy(c_carry, c, sizeof(real) * (size_t)(B * H));
+    if (state) memcpy(c_carry, c, sizeof(real) * (size_t)(B * H));
     if (cfg->opt == FRNN_OPT_NONE) memset(grad, 0, sizeof(real) * (size_t)P);
 
     /* Per-output depth: one window, the whole sequence. TBPTT(k1, k2): windows
@@ -442,9 +455,9 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         /* forward over the window from the carried state */
         FN(project_window)(cfg, &w, s, L, x, idx);
         FN(frnn_pack_recurrent)(&w.cell, k, w.p.w_hh, w.w_hh_tp);
-        if (lstm) memcpy(c_run, c_carry, sizeof(real) * (size_t)(B * H));
-        FN(frnn_cell_steps)(&w.cell, k, L, B, w.xp, w.w_hh_tp, w.b_hh, h_carry, c_run, w.out,
-                            w.ws, w.cell_scratch);
+        if (state) memcpy(c_run, c_carry, sizeof(real) * (size_t)(B * H));
+        ops->steps(&w.cell, k, L, B, w.xp, w.w_hh_tp, w.b_hh, h_carry, c_run, w.out, w.ws,
+                   w.cell_scratch);
 
         /* loss, backward through the window (never into the carried state),
          * clip, update */
@@ -460,8 +473,8 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
             } else {
                 memset(dh, 0, sizeof(real) * (size_t)(B * H));
                 memset(dc, 0, sizeof(real) * (size_t)(B * H));
-                FN(frnn_cell_gate_grads)(&w.cell, k, L, B, w.w_hh_p, h_carry, c_carry, w.out,
-                                         w.ws, w.d_out, dh, dc, w.Gx, w.Gh);
+                ops->gate_grads(&w.cell, k, L, B, w.w_hh_p, h_carry, c_carry, w.out, w.ws,
+                                w.d_out, dh, dc, w.Gx, w.Gh);
             }
             FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
             /* A window whose loss or unclipped gradient is not finite stops
@@ -483,13 +496,14 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         /* carry: the state this forward reached at s_next (or at T) */
         if (t == T) {
             memcpy(h, w.out + (L - 1) * B * H, sizeof(real) * (size_t)(B * H));
-            if (lstm) memcpy(c, c_run, sizeof(real) * (size_t)(B * H));
+            if (state) memcpy(c, c_run, sizeof(real) * (size_t)(B * H));
         } else if (s_next > s) {
             const frnn_int o = s_next - s - 1; /* the step whose output is h_{s_next} */
             memcpy(h_carry, w.out + o * B * H, sizeof(real) * (size_t)(B * H));
-            if (lstm)
+            if (state) /* c at s_next: its block of that step's workspace */
                 for (frnn_int b = 0; b < B; b++)
-                    memcpy(c_carry + b * H, w.ws + (o * B + b) * Wd + 4 * H,
+                    memcpy(c_carry + b * H,
+                           w.ws + (o * B + b) * Wd + (frnn_int)ops->cell_state_offset * H,
                            sizeof(real) * (size_t)H);
         }
         t_prev = t;

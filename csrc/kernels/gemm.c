@@ -1,7 +1,7 @@
 /* gemm.c - the dense matrix products the cells are built from.
  *
- * Compiled once per (dtype, ISA): CMake defines FRNN_F64 or not, and FRNN_ISA
- * (baseline; avx2 with -mavx2 -mfma; avx512 adding -mavx512f/dq/vl).
+ * Compiled once per (dtype, ISA) (isa.h); table.c puts the exported
+ * functions into the ISA's kernel table.
  *
  * nn and tn share one register-tiled micro-kernel: a tile of MR rows x NR
  * columns of C stays in registers while k runs, reading
@@ -18,56 +18,19 @@
  * sizes recurrent layers have (H = 100 in f32 on AVX-512: 112 columns of
  * work instead of 128; the batch-1 step is bandwidth-bound on the panel).
  *
- * Vectors are GCC/Clang vector extensions sized to the ISA; other compilers
- * get VL = 1 and the same loops in scalar form. nt (single-step entry
- * points, B = 1 GEMV-like) is a dot product per element with FRNN_LANES
+ * The tile shape per ISA is tile.h's. nt (frnn_layer_step, B = 1
+ * GEMV-like) is a dot product per element with FRNN_LANES
  * explicit partial sums. No reassociation beyond what the source spells
  * out: results are deterministic per ISA; FMA contraction makes avx2/avx512
  * differ from baseline in the last bits. Not a BLAS: no alpha/beta, and
  * sized for recurrent layers (GH x H with H in the hundreds or thousands).
  */
 #include <string.h>
-#include "kernels.h"
-
-#ifndef FRNN_ISA
-#define FRNN_ISA baseline
-#endif
-#define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
-#define FRNN_STR_(x) #x
-#define FRNN_STR(x) FRNN_STR_(x)
+#include "kernels/isa.h"
+#include "kernels/tile.h"
 
 #define FRNN_LANES 8
 #define KC 256 /* k-block of the on-the-fly packing: one panel stays in L1 */
-
-/* Tile shape per ISA: MR x NV vectors of accumulators, sized so they plus
- * the NV B vectors and one broadcast fit the register file (16 ymm for
- * AVX2: 6x2 + 2 + 1; 32 zmm for AVX-512: 8x2 + 2 + 1) and the FMA units,
- * not the load ports, are the limit. */
-#if defined(__GNUC__)
-#if defined(__AVX512F__)
-#define VBYTES 64
-#define MR 8
-#elif defined(__AVX2__)
-#define VBYTES 32
-#define MR 6
-#else
-#define VBYTES 16
-#define MR 4
-#endif
-typedef real vreal __attribute__((vector_size(VBYTES)));
-#define VL ((frnn_int)(VBYTES / sizeof(real)))
-#define VZERO ((vreal){0})
-#define NV 2
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-typedef real vreal;
-#define VL ((frnn_int)1)
-#define VZERO ((real)0)
-#define MR 4
-#define NV 8
-#define ALWAYS_INLINE inline
-#endif
-#define NR (NV * VL) /* columns per tile and per packed panel */
 
 /* The width of the panel holding `cols` <= NR columns: NR, except that an
  * edge of at most one vector gets a one-vector panel, so that N = 100 costs
@@ -118,7 +81,7 @@ static void ISA_FN(pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, f
     }
 }
 
-static frnn_int ISA_FN(packed_size)(frnn_int K, frnn_int N) {
+frnn_int ISA_FN(frnn_packed_size)(frnn_int K, frnn_int N) {
     const frnn_int edge = N % NR;
     return (N / NR * NR + (edge ? PANEL_WIDTH(edge) : 0)) * K;
 }
@@ -215,7 +178,7 @@ static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C
 }
 
 /* C[M,N] (+)= A[M,K] Bp, Bp from pack_b(K, N, ...). */
-static void ISA_FN(gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
                                    frnn_int lda, const real *Bp, int accumulate, real *C,
                                    frnn_int ldc) {
     if (K == 0) {
@@ -249,13 +212,13 @@ static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real 
 }
 
 /* C[M,N] (+)= A[M,K] B[K,N] */
-static void ISA_FN(gemm_nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+void ISA_FN(frnn_gemm_nn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                             const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc) {
     ISA_FN(gemm_strided)(M, N, K, A, lda, 1, B, ldb, accumulate, C, ldc);
 }
 
 /* C[M,N] (+)= A[K,M]^T B[K,N]: weight gradients, K = T*B the long dimension. */
-static void ISA_FN(gemm_tn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
+void ISA_FN(frnn_gemm_tn)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                             const real *B, frnn_int ldb, int accumulate, real *C, frnn_int ldc) {
     ISA_FN(gemm_strided)(M, N, K, A, 1, lda, B, ldb, accumulate, C, ldc);
 }
@@ -297,7 +260,7 @@ static inline real ISA_FN(dot)(frnn_int K, const real *restrict a, const real *r
 
 /* C[M,N] (+)= A[M,K] B[N,K]^T: one dot product per element. Used by the
  * single-step entry points, which cannot amortise a transpose of W. */
-static void ISA_FN(gemm_nt)(frnn_int M, frnn_int N, frnn_int K,
+void ISA_FN(frnn_gemm_nt)(frnn_int M, frnn_int N, frnn_int K,
                             const real *restrict A, frnn_int lda,
                             const real *restrict B, frnn_int ldb,
                             int accumulate, real *restrict C, frnn_int ldc) {
@@ -308,62 +271,9 @@ static void ISA_FN(gemm_nt)(frnn_int M, frnn_int N, frnn_int K,
         }
 }
 
-/* This ISA's row of the kernel table (activations.c, gates.c and optim.c supply the rest). */
-void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y);
-void ISA_FN(frnn_tanh)(frnn_int n, const real *x, real *y);
-void ISA_FN(frnn_exp_nonpositive)(frnn_int n, const real *x, real *y);
-void ISA_FN(frnn_rnn_forward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
-                                   frnn_int cols, const real *pre, const real *b_hh, real *h);
-void ISA_FN(frnn_rnn_backward_math)(frnn_activation act, frnn_int B, frnn_int H, frnn_int j0,
-                                    frnn_int cols, const real *y, const real *d_out,
-                                    const real *dh, real *g);
-void ISA_FN(frnn_lstm_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
-                                    const real *gates, const real *b_hh, real *c, real *h,
-                                    real *ws);
-void ISA_FN(frnn_lstm_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
-                                     const real *ws, const real *c_prev, frnn_int c_prev_stride,
-                                     const real *d_out, const real *dh, real *dc, real *G);
-void ISA_FN(frnn_gru_forward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
-                                   const real *xp, const real *hp, const real *b_hh,
-                                   const real *h_prev, real *h, real *w);
-void ISA_FN(frnn_gru_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_int cols,
-                                    const real *ws, const real *h_prev, const real *d_out,
-                                    real *dh, real *Gx, real *Gh);
-void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
-double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g);
-int ISA_FN(frnn_all_finite)(frnn_int n, const real *g);
-void ISA_FN(frnn_scale)(frnn_int n, real *g, real a);
-void ISA_FN(frnn_sgd)(frnn_int n, real *p, const real *g, real *m, real lr, real mu, int nesterov);
-void ISA_FN(frnn_adagrad)(frnn_int n, real *p, const real *g, real *m, real lr, real eps);
-void ISA_FN(frnn_rmsprop)(frnn_int n, real *p, const real *g, real *v, real lr, real alpha,
-                          real eps);
-void ISA_FN(frnn_adam)(frnn_int n, real *p, const real *g, real *m, real *v, real lr, real b1,
-                       real b2, real c1, real c2, real eps);
-
-const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
-    .isa = FRNN_STR(FRNN_ISA),
-    .nr = NR,
-    .gemm_nn = ISA_FN(gemm_nn),
-    .gemm_tn = ISA_FN(gemm_tn),
-    .gemm_nt = ISA_FN(gemm_nt),
-    .packed_size = ISA_FN(packed_size),
-    .pack_b = ISA_FN(pack_b),
-    .gemm_nn_packed = ISA_FN(gemm_nn_packed),
-    .sigmoid = ISA_FN(frnn_sigmoid),
-    .tanh = ISA_FN(frnn_tanh),
-    .exp_nonpositive = ISA_FN(frnn_exp_nonpositive),
-    .rnn_forward_math = ISA_FN(frnn_rnn_forward_math),
-    .rnn_backward_math = ISA_FN(frnn_rnn_backward_math),
-    .lstm_forward_math = ISA_FN(frnn_lstm_forward_math),
-    .lstm_backward_math = ISA_FN(frnn_lstm_backward_math),
-    .gru_forward_math = ISA_FN(frnn_gru_forward_math),
-    .gru_backward_math = ISA_FN(frnn_gru_backward_math),
-    .clip_value = ISA_FN(frnn_clip_value),
-    .sum_squares = ISA_FN(frnn_sum_squares),
-    .all_finite = ISA_FN(frnn_all_finite),
-    .scale = ISA_FN(frnn_scale),
-    .sgd = ISA_FN(frnn_sgd),
-    .adagrad = ISA_FN(frnn_adagrad),
-    .rmsprop = ISA_FN(frnn_rmsprop),
-    .adam = ISA_FN(frnn_adam),
-};
+/* Bp = B[K, N] packed (see pack_b): the table's entry; gemm_strided calls
+ * pack_b itself, so that it stays inlinable there. */
+void ISA_FN(frnn_pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, frnn_int cs,
+                         real *Bp) {
+    ISA_FN(pack_b)(K, N, B, rs, cs, Bp);
+}

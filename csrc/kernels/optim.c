@@ -11,12 +11,8 @@
  * with FRNN_LANES explicit partial sums (fixed order, so deterministic).
  */
 #include <math.h>
-#include "kernels.h"
+#include "kernels/isa.h"
 
-#ifndef FRNN_ISA
-#define FRNN_ISA baseline
-#endif
-#define ISA_FN(name) FRNN_CAT(FN(name), FRNN_ISA)
 #define FRNN_LANES 8
 
 #ifdef FRNN_F64

@@ -13,7 +13,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include "kernels.h"
+#include "cells/cell.h"
+#include "runtime/memory.h"
 
 /* One step on one block of hidden units (see lstm.c: the same scheme). */
 typedef struct {
@@ -37,9 +38,14 @@ static void FN(gru_step_block)(void *arg, frnn_int task) {
     j->k->gru_forward_math(B, H, j0, cols, j->xp, j->hp, j->b_hh, j->h_prev, j->h, j->w);
 }
 
-void FN(frnn_gru_steps)(const FN(frnn_kernel_table) *k, frnn_int steps, frnn_int B,
-                        frnn_int H, const real *xp, const real *w_hh_p, const real *b_hh,
-                        const real *h_prev0, real *out, real *ws, real *hp, real *gates) {
+/* scratch: hp [B, 3H], then gates [B, 4H], used when ws is NULL */
+static void FN(gru_steps)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                          frnn_int steps, frnn_int B, real *xp, const real *w_hh_p,
+                          const real *b_hh, const real *h_prev0, real *c, real *out, real *ws,
+                          real *scratch) {
+    (void)c;
+    const frnn_int H = cell->H;
+    real *hp = scratch, *gates = scratch + B * cell->GH;
     const frnn_int GH = 3 * H;
     const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
     FN(gru_step_job) job = {k, B, H, split.block, k->packed_size(H, H), NULL, w_hh_p, b_hh, NULL,
@@ -76,10 +82,12 @@ static void FN(gru_grad_block)(void *arg, frnn_int task) {
                             j->dh_next, j->Gx + t * B * GH, j->Gh + t * B * GH);
 }
 
-void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_int B,
-                             frnn_int H, const real *w_hh_p, const real *h0, const real *out,
-                             const real *ws, const real *d_out, real *dh_next, real *Gx,
-                             real *Gh) {
+static void FN(gru_gate_grads)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k,
+                               frnn_int T, frnn_int B, const real *w_hh_p, const real *h0,
+                               const real *c0, const real *out, const real *ws,
+                               const real *d_out, real *dh_next, real *dc, real *Gx, real *Gh) {
+    (void)c0, (void)dc;
+    const frnn_int H = cell->H;
     const frnn_int GH = 3 * H;
     const frnn_step_split split = frnn_split_step(B, GH, H, k->nr);
     FN(gru_grad_job) job = {k, T, B, H, split.block, 0, w_hh_p, h0, out, ws, d_out, dh_next, Gx,
@@ -88,14 +96,12 @@ void FN(frnn_gru_gate_grads)(const FN(frnn_kernel_table) *k, frnn_int T, frnn_in
         frnn_parallel_for(split.tasks, split.threads, FN(gru_grad_block), &job);
 }
 
-int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const real *w_ih,
-                      const real *w_hh, const real *b_ih, const real *b_hh, const real *h,
-                      real *h_out) {
-    const frnn_cell cell = frnn_make_cell(FRNN_KIND_GRU, FRNN_ACT_TANH, H);
-    const int valid = frnn_check_layer(&cell, 1, B, In);
-    if (valid != FRNN_OK) return valid;
-    const FN(frnn_kernel_table) *k = FN(frnn_active)();
-    const frnn_int GH = cell.GH;
+static int FN(gru_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *k, frnn_int B,
+                        frnn_int In, const real *x, const real *w_ih, const real *w_hh,
+                        const real *b_ih, const real *b_hh, const real *h, const real *c,
+                        real *h_out, real *c_out) {
+    (void)c, (void)c_out;
+    const frnn_int H = cell->H, GH = cell->GH;
     size_t bytes; /* xp, hp [B, 3H], h_new [B, H], gates [B, 4H] */
     if (frnn_size_bytes(frnn_size_mul(B, frnn_size_add(2 * GH, 5 * H)), sizeof(real), &bytes))
         return FRNN_ERR_TOO_LARGE;
@@ -113,3 +119,10 @@ int FN(frnn_gru_step)(frnn_int B, frnn_int In, frnn_int H, const real *x, const 
     free(scratch);
     return FRNN_OK;
 }
+
+/* Three gates; the workspace is [r z n hn]; the forward loop's scratch is
+ * hp and the gates (3H + 4H per row); backward keeps Gh apart from Gx (the
+ * n block) and reads h_{t-1}. */
+const FN(frnn_cell_ops) FN(frnn_gru_ops) = {
+    FRNN_CELL_GRU, 3, 4, 0, 1, 7, 0, FRNN_READS_H_PREV, 0,
+    FN(gru_steps), FN(gru_gate_grads), FN(gru_step)};

@@ -1,0 +1,321 @@
+/* fastrnn.h - the C interface of fastrnn's compiled core.
+ *
+ * Plain C11, no Python. Every function that takes arrays exists twice, for
+ * float (_f32) and double (_f64); the argument lists below are written once
+ * with `real`. Shapes (row-major, C-contiguous):
+ *   T = time steps, B = batch, In = input size, H = hidden size,
+ *   G = gates of the cell (frnn_cell_shape: 1 Elman, 4 LSTM i,f,g,o,
+ *   3 GRU r,z,n), GH = G*H, W = the cell's workspace per unit times H.
+ * Weights follow PyTorch: weight_ih [GH, In], weight_hh [GH, H], biases [GH].
+ * Biases are never NULL in the layer calls (pass zeros for a bias-free
+ * layer).
+ *
+ * A layer is run by three calls, the same for every cell (the cell is an
+ * argument, frnn_cell_desc):
+ *   frnn_layer_forward  - a whole window: the input projection for all T
+ *                         steps is hoisted into one GEMM (in bounded chunks
+ *                         of time), then the recurrence runs one small GEMM +
+ *                         fused gate math per step;
+ *   frnn_layer_backward - full BPTT over the window, given the workspace
+ *                         saved by forward; parameter gradients are two GEMMs
+ *                         after the loop;
+ *   frnn_layer_step     - one time step for streaming (no workspace).
+ *
+ * Return value: FRNN_OK (0) on success; FRNN_ERR_NOMEM if scratch
+ * allocation failed; FRNN_ERR_UNSUPPORTED if the cell is unknown, a size is
+ * < 1, an array the call needs is NULL (or, for the trainer, the
+ * configuration is invalid); FRNN_ERR_TOO_LARGE if the arrays these sizes
+ * describe, or the call's working memory, have more elements or bytes than
+ * this machine can address (checked before anything is read or written).
+ * Outputs are unspecified after NOMEM and untouched after UNSUPPORTED /
+ * TOO_LARGE. What C cannot check - that each array really has the shape the
+ * sizes say, C-contiguous, one dtype, aligned to its element - the caller
+ * (the Cython layer, fastrnn._core) checks before every call.
+ *
+ * Aliasing: unless an argument says otherwise, no output may overlap any
+ * other array of the same call (the kernels write outputs while they still
+ * read the inputs).
+ *
+ * This header deliberately has no multi-layer or bidirectional entry points:
+ * those are compositions the Python layer can build from these.
+ */
+#ifndef FASTRNN_H
+#define FASTRNN_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef int64_t frnn_int;
+
+enum {
+    FRNN_OK = 0,
+    FRNN_ERR_NOMEM = 1,
+    FRNN_ERR_UNSUPPORTED = 2, /* unknown cell, a size < 1, a needed array NULL, a bad config */
+    FRNN_ERR_TOO_LARGE = 3,   /* a size product overflows what memory could hold */
+    FRNN_ERR_NONFINITE = 4    /* frnn_train: a window's loss or gradient is inf / NaN */
+};
+
+/* ---- cells ------------------------------------------------------------ */
+
+/* The recurrent cells (their Python names in fastrnn.cells: rnn_tanh,
+ * rnn_relu, rnn_sigmoid, lstm, gru; tests check the codes agree). */
+typedef enum {
+    FRNN_CELL_RNN_TANH = 0,
+    FRNN_CELL_RNN_RELU = 1,
+    FRNN_CELL_RNN_SIGMOID = 2,
+    FRNN_CELL_LSTM = 3,
+    FRNN_CELL_GRU = 4
+} frnn_cell_type;
+
+/* One layer's cell, as every layer call and frnn_stream_create take it.
+ *   type:        which cell
+ *   hidden_size: H, >= 1
+ * A cell with hyperparameters of its own (a leak rate, a projection size)
+ * gets them as fields here, after these two, so that the calls themselves
+ * never change; today's cells have none. */
+typedef struct {
+    frnn_cell_type type;
+    frnn_int hidden_size;
+} frnn_cell_desc;
+
+/* The shape of a cell type (cell->hidden_size is not read):
+ *   gates:              out: G, the gate blocks of the weights
+ *   workspace_per_unit: out: W / H, what a training forward saves per batch
+ *                       row, step and hidden unit (0: the outputs suffice)
+ *   has_cell_state:     out: 1 if the cell carries c besides h (then c0, cn,
+ *                       d_cn, dc0 and the trainer's c are needed), else 0
+ * Any output may be NULL. Returns FRNN_OK, or FRNN_ERR_UNSUPPORTED (outputs
+ * untouched) if cell is NULL or its type unknown. The workspace layouts are
+ * documented in docs/ARCHITECTURE.md. */
+int frnn_cell_shape(const frnn_cell_desc *cell, frnn_int *gates, frnn_int *workspace_per_unit,
+                    int *has_cell_state);
+
+/* ---- threads (runtime/threads.c) ---------------------------------------------- */
+
+/* The number of threads the kernels may use, >= 1 (n <= 0 means 1). A call
+ * uses them only where a step has enough work to pay for the hand-off
+ * (docs/ARCHITECTURE.md, "Threads"); results do not depend on the count.
+ * Workers block rather than spin when idle. Not to be called while a kernel
+ * runs in another thread. */
+void frnn_set_num_threads(int n);
+int frnn_get_num_threads(void);
+/* The work threshold: a job of fewer flops runs on one thread. flops < 0
+ * restores the default; 0 threads every job, even while the pool is
+ * backing off from a contended machine (for tests of the threaded path at
+ * small sizes). Same caveat as frnn_set_num_threads. */
+void frnn_set_thread_min_flops(double flops);
+
+/* Whole-window calls keep their scratch memory (tens of MB for a large
+ * layer) per calling thread for the next call instead of paying fresh pages
+ * each time; a thread's block is freed when it exits. This frees the
+ * calling thread's block now. */
+void frnn_release_scratch(void);
+
+/* ---- kernel dispatch (runtime/dispatch.c) ---------------------------- */
+
+/* Choose the kernel table (GEMM, activations, gate math, optimizers) once:
+ * request is NULL / "" / "auto" (best the CPU supports), "baseline"
+ * (portable C), or an ISA name ("avx2", "avx512"; x86-64 builds with GCC or
+ * Clang). An ISA the CPU or the build lacks falls back to baseline. Returns
+ * the name of the chosen table ("baseline", "avx2" or "avx512").
+ * Not thread-safe: call before any kernel runs (the Cython module does it at
+ * import). */
+const char *frnn_select_isa(const char *request);
+const char *frnn_active_isa(void);
+
+/* ---- a layer over a window, and one step (layer/layer.c) ------------- */
+
+#define FRNN_DECLARE(real, sfx)                                                 \
+    /* forward:                                                                 \
+     *   cell:  the cell and H                                                  \
+     *   T, B, In: time steps, batch rows, input size, each >= 1                \
+     *   x:     [T, B, In] input sequence, time-major                           \
+     *   w_ih:  [GH, In] input weights;  w_hh: [GH, H] recurrent weights        \
+     *   b_ih, b_hh: [GH] biases (zeros for none)                               \
+     *   h0:    [B, H] initial hidden state                                     \
+     *   c0:    [B, H] initial cell state; cells without one: ignored, NULL     \
+     *   out:   [T, B, H] out: h_1 .. h_T                                       \
+     *   hn:    [B, H] out: h_T (a copy of out[T-1]; may not alias out)         \
+     *   cn:    [B, H] out: c_T; cells without a cell state: ignored, NULL      \
+     *   ws:    [T, B, W] out: the workspace backward needs (training), or      \
+     *          NULL (inference); ignored where W = 0 */                        \
+    int frnn_layer_forward_##sfx(const frnn_cell_desc *cell, frnn_int T,        \
+        frnn_int B, frnn_int In, const real *x, const real *w_ih,               \
+        const real *w_hh, const real *b_ih, const real *b_hh, const real *h0,   \
+        const real *c0, real *out, real *hn, real *cn, real *ws);               \
+    /* backward (BPTT over the window forward ran; the biases' effect is in     \
+     * out and ws, so they are not arguments):                                  \
+     *   cell, T, B, In, x, w_ih, w_hh, h0, c0: as given to forward             \
+     *   out:   [T, B, H] forward's output;  ws: [T, B, W] forward's            \
+     *          workspace (NULL allowed only where W = 0)                       \
+     *   d_out: [T, B, H] gradient of the loss w.r.t. out                       \
+     *   d_hn:  [B, H] w.r.t. hn;  d_cn: [B, H] w.r.t. cn (cells with a cell    \
+     *          state; else ignored, NULL)                                      \
+     *   dx:    [T, B, In] out;  dw_ih: [GH, In] out;  dw_hh: [GH, H] out       \
+     *   db_ih, db_hh: [GH] out;  dh0: [B, H] out                               \
+     *   dc0:   [B, H] out (cells with a cell state; else ignored, NULL)        \
+     * Every output is overwritten. */                                          \
+    int frnn_layer_backward_##sfx(const frnn_cell_desc *cell, frnn_int T,       \
+        frnn_int B, frnn_int In, const real *x, const real *w_ih,               \
+        const real *w_hh, const real *h0, const real *c0, const real *out,      \
+        const real *ws, const real *d_out, const real *d_hn, const real *d_cn,  \
+        real *dx, real *dw_ih, real *dw_hh, real *db_ih, real *db_hh,           \
+        real *dh0, real *dc0);                                                  \
+    /* step (one time step from unpacked weights; allocates a little scratch   \
+     * per call - a stream, below, does not):                                   \
+     *   cell, B, In, w_ih, w_hh, b_ih, b_hh: as for forward                    \
+     *   x:     [B, In] this step's input                                       \
+     *   h, c:  [B, H] the state before the step (c: cells with a cell state;   \
+     *          else ignored, NULL)                                             \
+     *   h_out, c_out: [B, H] out: the state after it; h_out may be h itself    \
+     *          and c_out c itself (the whole old state is read first), but     \
+     *          may not overlap them otherwise */                               \
+    int frnn_layer_step_##sfx(const frnn_cell_desc *cell, frnn_int B,           \
+        frnn_int In, const real *x, const real *w_ih, const real *w_hh,         \
+        const real *b_ih, const real *b_hh, const real *h, const real *c,       \
+        real *h_out, real *c_out);
+
+FRNN_DECLARE(float, f32)
+FRNN_DECLARE(double, f64)
+#undef FRNN_DECLARE
+
+/* ---- training over a sequence (layer/train.c; docs/TRAINING.md) ------ */
+
+typedef enum { FRNN_HEAD_SOFTMAX_CE = 0, FRNN_HEAD_SIGMOID_BCE = 1, FRNN_HEAD_MSE = 2 } frnn_head;
+typedef enum { FRNN_CLIP_NONE = 0, FRNN_CLIP_VALUE = 1, FRNN_CLIP_NORM = 2 } frnn_clip;
+typedef enum {
+    FRNN_OPT_NONE = 0, /* gradients only: grad = sum of clipped window gradients */
+    FRNN_OPT_SGD = 1,
+    FRNN_OPT_ADAGRAD = 2,
+    FRNN_OPT_RMSPROP = 3,
+    FRNN_OPT_ADAM = 4
+} frnn_optimizer;
+
+/* A trainer's configuration: the layer (cell, sizes), the head and loss,
+ * the truncation, clipping and optimizer. */
+typedef struct {
+    frnn_cell_type cell;      /* the layer's cell (hidden size: H) */
+    frnn_int T, B, In, H, O;  /* In = vocabulary size for index input */
+    int has_bias;             /* bias_ih and bias_hh in theta */
+    int has_head_bias;        /* bias_y in theta */
+    int index_input;          /* idx [T, B] instead of x [T, B, In] */
+    int many_to_one;          /* loss at t = T-1 only */
+    int reduce_mean;          /* else sum */
+    frnn_head head;
+    frnn_int k1, k2;          /* TBPTT(k1, k2), 1 <= k1 <= k2 (beyond T: T) */
+    frnn_int depth;           /* >= 0: per-output depth instead of TBPTT (beyond T - 1:
+                                 T - 1); -1: TBPTT */
+    frnn_clip clip;
+    double clip_value;
+    frnn_optimizer opt;
+    double lr, momentum, alpha, beta1, beta2, eps;
+    int nesterov;
+} frnn_train_config;
+
+/* Train over one sequence window by window (docs/TRAINING.md).
+ *   cfg:   the configuration above
+ *   theta: [P] flat parameters (weight_ih [GH, In], weight_hh [GH, H],
+ *          [bias_ih, bias_hh [GH]], weight_hy [O, H], [bias_y [O]]),
+ *          updated in place
+ *   grad:  [P] out: the last window's clipped gradient (FRNN_OPT_NONE: the
+ *          sum over windows)
+ *   m, v:  [P] optimizer state, updated in place (unused ones may be NULL:
+ *          SGD with momentum uses m, Adagrad m, RMSprop v, Adam both)
+ *   step:  [1] the optimizer's update count, in and out (+1 per window)
+ *   x:     [T, B, In] dense input, or NULL (index input)
+ *   idx:   [T, B] index input (each in [0, In)), or NULL (dense input)
+ *   target_idx: [T, B] or, many-to-one, [B] class targets in [0, O)
+ *          (softmax_ce; else NULL)
+ *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse; else NULL)
+ *   h:     [B, H] initial hidden state in, final state out
+ *   c:     [B, H] the same for the cell state (cells with one; else
+ *          ignored, NULL)
+ *   losses: [ceil(T / k1)] out: the reduced loss of every window ([1] by
+ *          depth)
+ *   stopped_window: [1] out (may be NULL): -1, or the window that stopped
+ *          the run (FRNN_ERR_NONFINITE)
+ * Outputs (theta, grad, m, v, step, h, c, losses, stopped_window) may not
+ * overlap each other or the inputs.
+ * depth >= T - 1 is run as T - 1 and k1, k2 >= T as T (the same gradients).
+ * A window whose reduced loss or unclipped gradient has an inf or NaN stops
+ * the run before its clip and update: its loss is written to losses[n],
+ * theta, m, v, *step are as the previous window left them, grad is the last
+ * applied window's clipped gradient (zeros if none; FRNN_OPT_NONE: the sum
+ * over the previous windows), h and c are as passed in, *stopped_window = n,
+ * and the result is FRNN_ERR_NONFINITE.
+ * Returns FRNN_OK, FRNN_ERR_NONFINITE, FRNN_ERR_NOMEM, FRNN_ERR_TOO_LARGE,
+ * or FRNN_ERR_UNSUPPORTED (a size < 1, depth < -1, TBPTT without
+ * 1 <= k1 <= k2, an unknown enum, a needed array NULL, an index in idx /
+ * target_idx outside [0, In) / [0, O), or with an optimizer *step < 0 or
+ * *step + the number of windows > INT64_MAX; nothing is read or written). */
+int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
+                   float *v, int64_t *step, const float *x, const int64_t *idx,
+                   const int64_t *target_idx, const float *target, float *h, float *c,
+                   double *losses, int64_t *stopped_window);
+int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
+                   double *v, int64_t *step, const double *x, const int64_t *idx,
+                   const int64_t *target_idx, const double *target, double *h, double *c,
+                   double *losses, int64_t *stopped_window);
+
+/* ---- streaming: one step at a time with prepared weights (layer/stream.c) */
+
+/* A stream holds one layer's weights prepared for single steps: W_ih^T and
+ * W_hh^T packed once, copies of the biases, and all the scratch a step needs,
+ * in one allocation. A step allocates nothing. The stream copies what it
+ * needs at creation: the caller's weight arrays may be freed or changed
+ * afterwards (and changes are not seen). The state (h, c) is the caller's
+ * and is passed to every step.
+ *
+ * The packed layouts belong to the kernel table that was active (see
+ * frnn_select_isa) when the stream was created; the stream keeps using that
+ * table for every step, so selecting another ISA later does not affect an
+ * existing stream (results stay correct; new streams use the new table).
+ *
+ * A stream is not thread-safe: one step at a time per stream (it owns
+ * scratch). Different streams may step concurrently from different threads.
+ *
+ * Shapes as above, with G and GH = G*H from the cell. */
+typedef struct frnn_stream_f32 frnn_stream_f32;
+typedef struct frnn_stream_f64 frnn_stream_f64;
+
+/* Create a stream.
+ *   cell: the cell and H (hidden_size), copied (the desc need not outlive
+ *         the call)
+ *   B:    batch rows stepped together, >= 1
+ *   In:   input size, >= 1
+ *   w_ih: [GH, In] input weights (PyTorch layout), copied (packed)
+ *   w_hh: [GH, H] recurrent weights (PyTorch layout), copied (packed)
+ *   b_ih: [GH] input bias, copied; NULL means zeros
+ *   b_hh: [GH] recurrent bias, copied; NULL means zeros
+ * Returns the stream, or NULL if allocation failed, cell is NULL or its
+ * type unknown, a size is < 1 or > 2^24, or w_ih / w_hh is NULL. */
+frnn_stream_f32 *frnn_stream_create_f32(const frnn_cell_desc *cell, frnn_int B, frnn_int In,
+                                        const float *w_ih, const float *w_hh,
+                                        const float *b_ih, const float *b_hh);
+frnn_stream_f64 *frnn_stream_create_f64(const frnn_cell_desc *cell, frnn_int B, frnn_int In,
+                                        const double *w_ih, const double *w_hh,
+                                        const double *b_ih, const double *b_hh);
+
+/* Advance the state by one time step, in place.
+ *   s: a stream from frnn_stream_create_*
+ *   x: [B, In] the input of this step; may not overlap h or c
+ *   h: [B, H] hidden state: h_{t-1} in, h_t out (in place)
+ *   c: [B, H] cell state: c_{t-1} in, c_t out, in place (cells with a cell
+ *      state); ignored, may be NULL, for the other cells; may not overlap h
+ * Returns FRNN_OK, or FRNN_ERR_UNSUPPORTED (nothing done) if s, x or h is
+ * NULL, or c is NULL for a cell with a cell state. */
+int frnn_stream_step_f32(frnn_stream_f32 *s, const float *x, float *h, float *c);
+int frnn_stream_step_f64(frnn_stream_f64 *s, const double *x, double *h, double *c);
+
+/* Free a stream and everything it holds; s may be NULL.
+ *   s: a stream from frnn_stream_create_*, or NULL */
+void frnn_stream_destroy_f32(frnn_stream_f32 *s);
+void frnn_stream_destroy_f64(frnn_stream_f64 *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
