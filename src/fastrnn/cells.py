@@ -32,7 +32,7 @@ class Cell:
 
     name: the cell's name everywhere ("lstm"): the ``cell`` argument of the
         functional API, training layouts, saved models and the CLI.
-    code: its ``frnn_cell_type`` in the C core (csrc/fastrnn.h), which the
+    code: its ``frnn_cell_type`` in the C core (csrc/include/fastrnn.h), which the
         Numba backend uses too; tests check the two agree.
     gates: G, the gate blocks of weight_ih / weight_hh / the biases.
     gate_names: the blocks of a gate row in order (PyTorch's order).

@@ -3,7 +3,7 @@
 The contract's functions map one to one onto _core's (which check every
 array against the sizes they pass to C); this module picks the GEMM ISA
 once, at import, from FASTRNN_ISA (``auto`` by default, ``baseline`` forces
-the portable kernels, which the tests use) and maps a TrainSpec onto the C
+the portable kernels, which the tests use) and hands the TrainerConfig to the C
 trainer's configuration. It is not where arguments are explained to users:
 fastrnn.functional and fastrnn.training do that first.
 """
@@ -39,14 +39,6 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     import numpy as np
 
     dtype = theta.dtype
-    legacy = dict(  # TRANSITIONAL: until _core.train reads the TrainerConfig itself
-        cell=config.cell.name, T=config.T, B=config.B, In=config.In, H=config.H, O=config.O,
-        has_bias=config.has_bias, has_head_bias=config.has_head_bias,
-        index_input=config.index_input, many_to_one=config.many_to_one,
-        reduce_mean=config.reduce_mean, head=config.head, k1=config.k1, k2=config.k2,
-        depth=config.depth, clip=config.clip, clip_value=config.clip_value,
-        opt=config.optimizer, lr=config.lr, momentum=config.momentum, alpha=config.alpha,
-        beta1=config.beta1, beta2=config.beta2, eps=config.eps, nesterov=config.nesterov)
     empty3 = np.zeros((0, 0, 0), dtype)
     empty_i2 = np.zeros((0, 0), np.int64)
     x = empty3 if config.index_input else inputs
@@ -58,5 +50,5 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     c_arr = c if c is not None else np.zeros((0, 0), dtype)
     m = m if m.size else np.zeros(0, dtype)
     v = v if v.size else np.zeros(0, dtype)
-    return _core.train(legacy, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
+    return _core.train(config, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
                        c_arr, losses)

@@ -1,7 +1,8 @@
 """The Numba backend: the C kernels' loops, compiled by Numba.
 
 Each function here mirrors the loop structure of its counterpart in csrc/
-(rnn.c, lstm.c, gru.c, gemm.c, common.c): the input projection ``x W_ih^T +
+(cells/rnn.c, cells/lstm.c, cells/gru.c, kernels/gemm.c, kernels/gates.c,
+layer/layer.c, layer/products.c): the input projection ``x W_ih^T +
 b_ih`` hoisted out of the time loop (in chunks bounded like the C core's), one
 recurrent product per step followed by the fused gate math, and in backward
 the gate gradients Gx (and Gh for GRU) collected over the whole sequence, with
@@ -54,7 +55,7 @@ _helper = numba.njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
 # --------------------------------------------------------------------------
-# Dense products (gemm.c) and shared helpers (common.c). All arrays 2-D,
+# Dense products (kernels/gemm.c) and shared helpers (layer/products.c). All arrays 2-D,
 # C-contiguous. The products accumulate (C += ...); callers zero C first for
 # C = ... (no flag: Numba would specialise on a literal True / False).
 # --------------------------------------------------------------------------
@@ -120,7 +121,7 @@ def _gemm_tn(A, Bm, C):
 
 @_helper
 def _dot(a, b, zero):
-    """dot(a, b) with eight partial sums combined in a fixed order (gemm.c)."""
+    """dot(a, b) with eight partial sums combined in a fixed order (kernels/gemm.c)."""
     K = a.shape[0]
     l0 = l1 = l2 = l3 = l4 = l5 = l6 = l7 = zero
     k = 0
@@ -210,8 +211,8 @@ def _sigmoid(v, one):
 
 
 # --------------------------------------------------------------------------
-# Fused per-step gate math (rnn.c activate_rows, lstm.c lstm_gates,
-# gru.c gru_gates); shared by forward and step.
+# Fused per-step gate math (kernels/gates.c: frnn_rnn_forward_math,
+# frnn_lstm_forward_math, frnn_gru_forward_math); shared by forward and step.
 # --------------------------------------------------------------------------
 
 @_helper

@@ -1,4 +1,4 @@
-"""The Numba sequence trainer: csrc/train.c's window loop, compiled by Numba.
+"""The Numba sequence trainer: csrc/layer/train.c's window loop, compiled by Numba.
 
 Same contract (fastrnn.training's module docstring) and same algorithm as the
 C trainer, step for step: the sequence is cut into the windows of

@@ -1,6 +1,6 @@
 """The NumPy reference sequence trainer: docs/TRAINING.md written as plainly as possible.
 
-Same contract and same algorithm as the C trainer (csrc/train.c), step for
+Same contract and same algorithm as the C trainer (csrc/layer/train.c), step for
 step, so that reading this file explains that one: windows of TBPTT(k1, k2)
 cut from the sequence, each projected (a column lookup for index input),
 run forward from the carried state, scored by the head, differentiated back
