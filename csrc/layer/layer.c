@@ -58,8 +58,7 @@ int FN(frnn_layer_forward)(const frnn_cell_desc *desc, frnn_int T, frnn_int B, f
                            real *hn, real *cn, real *ws) {
     FN(frnn_cell) one;
     const FN(frnn_cell) *cell = &one;
-    int valid = FN(frnn_make_cell)(desc, &one);
-    if (valid == FRNN_OK) valid = FN(frnn_check_layer)(cell, T, B, In);
+    const int valid = FN(frnn_layer_cell)(desc, T, B, In, &one);
     if (valid != FRNN_OK) return valid;
     const int state = cell->ops->has_cell_state;
     if (!x || !w_ih || !w_hh || !b_ih || !b_hh || !h0 || !out || !hn || (state && (!c0 || !cn)))
@@ -111,8 +110,7 @@ int FN(frnn_layer_backward)(const frnn_cell_desc *desc, frnn_int T, frnn_int B, 
                             real *dw_hh, real *db_ih, real *db_hh, real *dh0, real *dc0) {
     FN(frnn_cell) one;
     const FN(frnn_cell) *cell = &one;
-    int valid = FN(frnn_make_cell)(desc, &one);
-    if (valid == FRNN_OK) valid = FN(frnn_check_layer)(cell, T, B, In);
+    const int valid = FN(frnn_layer_cell)(desc, T, B, In, &one);
     if (valid != FRNN_OK) return valid;
     const int state = cell->ops->has_cell_state;
     if (!x || !w_ih || !w_hh || !h0 || !out || (cell->W > 0 && !ws) || !d_out || !d_hn || !dx ||
@@ -147,8 +145,7 @@ int FN(frnn_layer_step)(const frnn_cell_desc *desc, frnn_int B, frnn_int In, con
                         const real *w_ih, const real *w_hh, const real *b_ih, const real *b_hh,
                         const real *h, const real *c, real *h_out, real *c_out) {
     FN(frnn_cell) cell;
-    int valid = FN(frnn_make_cell)(desc, &cell);
-    if (valid == FRNN_OK) valid = FN(frnn_check_layer)(&cell, 1, B, In);
+    const int valid = FN(frnn_layer_cell)(desc, 1, B, In, &cell);
     if (valid != FRNN_OK) return valid;
     const int state = cell.ops->has_cell_state;
     if (!x || !w_ih || !w_hh || !b_ih || !b_hh || !h || !h_out || (state && (!c || !c_out)))

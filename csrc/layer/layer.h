@@ -20,6 +20,14 @@
  * it, every product of these sizes that the kernels form fits. */
 int FN(frnn_check_layer)(const FN(frnn_cell) *cell, frnn_int T, frnn_int B, frnn_int In);
 
+/* *cell for desc, checked for a layer of these sizes: frnn_make_cell, then
+ * frnn_check_layer (what every entry point does first). */
+static inline int FN(frnn_layer_cell)(const frnn_cell_desc *desc, frnn_int T, frnn_int B,
+                                      frnn_int In, FN(frnn_cell) *cell) {
+    const int valid = FN(frnn_make_cell)(desc, cell);
+    return valid == FRNN_OK ? FN(frnn_check_layer)(cell, T, B, In) : valid;
+}
+
 /* W_hh^T packed the way the cells' forward loops read it (their recurrent
  * right-hand side): each gate's [H, H] block packed on its own, so a block
  * of hidden units finds the columns of all its gates in whole panels.

@@ -202,6 +202,19 @@ cdef int _absent(str func, str name, bint given, str cell) except -1:
     return 0
 
 
+cdef int _cell_state(str func, str name, bint has_c, bint missing, const Py_ssize_t *shape,
+                     Py_ssize_t B, Py_ssize_t H, str cell) except -1:
+    """A cell-state argument (c0, cn, d_cn, dc0, c, c_out): required, of shape
+    (B, H), for a cell with a cell state; None for any other. ``shape``: the
+    memoryview's, read only when it is not None (``missing``)."""
+    if has_c:
+        _required(func, name, missing, cell)
+        _shape2(func, name, shape[0], shape[1], B, H, "(B, H)")
+    else:
+        _absent(func, name, not missing, cell)
+    return 0
+
+
 cdef struct _Spans:
     # the memory of a call's arrays (at most 24): [start, start + size)
     # bytes, elements of `align` bytes; the first n_out are written by the
@@ -284,14 +297,8 @@ def forward(object cell,
                       b_hh.shape[0], h0.shape)
     _shape3("forward", "out", out.shape[0], out.shape[1], out.shape[2], T, B, H, "(T, B, H)")
     _shape2("forward", "hn", hn.shape[0], hn.shape[1], B, H, "(B, H)")
-    if has_c:
-        _required("forward", "c0", c0 is None, name)
-        _required("forward", "cn", cn is None, name)
-        _shape2("forward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
-        _shape2("forward", "cn", cn.shape[0], cn.shape[1], B, H, "(B, H)")
-    else:
-        _absent("forward", "c0", c0 is not None, name)
-        _absent("forward", "cn", cn is not None, name)
+    _cell_state("forward", "c0", has_c, c0 is None, c0.shape, B, H, name)
+    _cell_state("forward", "cn", has_c, cn is None, cn.shape, B, H, name)
     if ws is not None:
         _shape3("forward", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
     cdef Py_ssize_t r = sizeof(real)
@@ -367,17 +374,9 @@ def backward(object cell,
     _shape1("backward", "db_ih", db_ih.shape[0], GH, "(G*H,)")
     _shape1("backward", "db_hh", db_hh.shape[0], GH, "(G*H,)")
     _shape2("backward", "dh0", dh0.shape[0], dh0.shape[1], B, H, "(B, H)")
-    if has_c:
-        _required("backward", "c0", c0 is None, name)
-        _required("backward", "d_cn", d_cn is None, name)
-        _required("backward", "dc0", dc0 is None, name)
-        _shape2("backward", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
-        _shape2("backward", "d_cn", d_cn.shape[0], d_cn.shape[1], B, H, "(B, H)")
-        _shape2("backward", "dc0", dc0.shape[0], dc0.shape[1], B, H, "(B, H)")
-    else:
-        _absent("backward", "c0", c0 is not None, name)
-        _absent("backward", "d_cn", d_cn is not None, name)
-        _absent("backward", "dc0", dc0 is not None, name)
+    _cell_state("backward", "c0", has_c, c0 is None, c0.shape, B, H, name)
+    _cell_state("backward", "d_cn", has_c, d_cn is None, d_cn.shape, B, H, name)
+    _cell_state("backward", "dc0", has_c, dc0 is None, dc0.shape, B, H, name)
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(7)
     _add(&s, &dx[0, 0, 0], T * B * In * r, r)
@@ -436,14 +435,8 @@ def step(object cell,
     _parameter_shapes("step", GH, In, H, B, "h", w_ih.shape, w_hh.shape, b_ih.shape[0],
                       b_hh.shape[0], h.shape)
     _shape2("step", "h_out", h_out.shape[0], h_out.shape[1], B, H, "(B, H)")
-    if has_c:
-        _required("step", "c", c is None, name)
-        _required("step", "c_out", c_out is None, name)
-        _shape2("step", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
-        _shape2("step", "c_out", c_out.shape[0], c_out.shape[1], B, H, "(B, H)")
-    else:
-        _absent("step", "c", c is not None, name)
-        _absent("step", "c_out", c_out is not None, name)
+    _cell_state("step", "c", has_c, c is None, c.shape, B, H, name)
+    _cell_state("step", "c_out", has_c, c_out is None, c_out.shape, B, H, name)
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(2)
     _add(&s, &h_out[0, 0], B * H * r, r)

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -34,12 +33,15 @@ def as_input(name: str, value, ndim: int, dtype: np.dtype | None = None,
              dtype_of: str = "x") -> np.ndarray:
     """A C-contiguous float array of rank ``ndim``; ``dtype`` (that of the
     argument ``dtype_of``) must match if given."""
-    if value is None:
+    if type(value) is np.ndarray:  # the common case, on every call: no conversion
+        arr = value
+    elif value is None:
         raise TypeError(f"{name} is required")
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:  # ragged nested lists and the like
-        raise TypeError(f"{name} must be a float32 or float64 array: {exc}") from None
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+            raise TypeError(f"{name} must be a float32 or float64 array: {exc}") from None
     if arr.dtype not in FLOAT_DTYPES:
         raise TypeError(
             f"{name} must be a float32 or float64 array, got dtype {arr.dtype}"
@@ -88,8 +90,7 @@ def as_output(name: str, value, shape: tuple, dtype: np.dtype, inputs) -> np.nda
 
 # -- one layer's parameters and states: the rules every entry point shares --
 
-@dataclass(frozen=True)
-class LayerParameters:
+class LayerParameters(NamedTuple):  # a tuple: built on every call, so cheaply
     """One layer's validated parameters (see :func:`layer_parameters`).
 
     weight_ih [G*H, I], weight_hh [G*H, H], bias_ih / bias_hh [G*H]: C-contiguous,
@@ -144,8 +145,8 @@ def layer_parameters(cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
             b = as_input(name, bias, 1, dtype, dtype_of)
             expect_shape(name, b, (GH,), "(gates*hidden_size,)")
             biases.append(b)
-    return LayerParameters(spec, weight_ih, weight_hh, biases[0], biases[1],
-                           bias_ih is not None, bias_hh is not None, weight_ih.shape[1], H, dtype)
+    return LayerParameters(spec, weight_ih, weight_hh, biases[0], biases[1], bias_ih is not None,
+                           bias_hh is not None, weight_ih.shape[1], H, dtype)
 
 
 def state(cell, name: str, value, batch: int, hidden_size: int, dtype: np.dtype, *,
@@ -159,11 +160,10 @@ def state(cell, name: str, value, batch: int, hidden_size: int, dtype: np.dtype,
     cells carry: for any other cell the result is None, and a value given
     is a ValueError.
     """
-    spec = cells.get(cell)
-    if cell_state and not spec.has_cell_state:
+    if cell_state and not cells.get(cell).has_cell_state:
         if value is not None:
             raise ValueError(f"{name} is only meaningful for a cell with a cell state "
-                             f"{_cells_with_state()}, not {spec.name!r}")
+                             f"{_cells_with_state()}, not {cells.get(cell).name!r}")
         return None
     if value is None:
         return np.zeros((batch, hidden_size), dtype) if zeros else None

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import _validate as v
 from . import cells
-from .backends import get_backend, resolve_backend
+from .backends import get_backend, select
 
 __all__ = ["ForwardResult", "Gradients", "forward", "backward", "step"]
 
@@ -155,14 +155,14 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     c_n = np.empty((B, H), dtype) if spec.has_cell_state else None
     ws = v.allocate("the training workspace (T, batch, width)",
                     (T, B, spec.workspace_width(H)), dtype) if training else None
-    name = resolve_backend(backend, "forward")
+    name, module = select(backend, "forward")
     if T == 0 or B == 0:
         h_n[...] = h0
         if c_n is not None:
             c_n[...] = c0
     else:
-        get_backend(name, "forward").forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih,
-                                             p.bias_hh, h0, c0, out, h_n, c_n, ws)
+        module.forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
+                       out, h_n, c_n, ws)
     saved = None
     if training:
         saved = _Saved(spec.name, name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh,

@@ -47,7 +47,7 @@ import numpy as np
 from . import _validate as v
 from . import cells
 from . import functional as F
-from .backends import get_backend, resolve_backend
+from .backends import select
 
 __all__ = ["Stream", "PyStream", "create"]
 
@@ -197,15 +197,14 @@ def create(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, batch
     p = v.layer_parameters(spec, weight_ih, weight_hh, bias_ih, bias_hh)
     h0 = _state(spec, "h0", h0, batch, p.hidden_size, p.dtype)
     c0 = _state(spec, "c0", c0, batch, p.hidden_size, p.dtype, cell_state=True)
-    module = get_backend(backend, "stream")
+    name, module = select(backend, "stream")
     # absent biases go to the stream as None: it copies what it is given
     b_ih = p.bias_ih if p.has_bias_ih else None
     b_hh = p.bias_hh if p.has_bias_hh else None
     native = getattr(module, "create_stream", None)
     if native is not None:
         return native(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0)
-    return PyStream(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0,
-                    resolve_backend(backend, "stream"))
+    return PyStream(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0, name)
 
 
 def _register():

@@ -36,7 +36,7 @@ from types import ModuleType
 from typing import Optional
 
 __all__ = ["BACKENDS", "FEATURES", "Backend", "BackendUnavailableError", "BackendFeatureError",
-           "available_backends", "resolve_backend", "get_backend", "features"]
+           "available_backends", "resolve_backend", "get_backend", "select", "features"]
 
 FEATURES = ("forward", "backward", "step", "stream", "train", "lengths")
 
@@ -151,8 +151,15 @@ def resolve_backend(backend: Optional[str] = None, feature: str = "forward") -> 
     return name
 
 
+def select(backend: Optional[str] = None, feature: str = "forward") -> tuple:
+    """``(name, module)``: resolve_backend's name and the module that
+    implements ``feature`` there (the trainer module for "train", the layer
+    module otherwise), resolved once."""
+    name = resolve_backend(backend, feature)
+    entry = REGISTRY[name]
+    return name, _loaded[entry.trainer if feature == "train" else entry.module]
+
+
 def get_backend(backend: Optional[str] = None, feature: str = "forward") -> ModuleType:
-    """The module that implements ``feature`` on ``backend`` (see resolve_backend):
-    the trainer module for "train", the layer module otherwise."""
-    entry = REGISTRY[resolve_backend(backend, feature)]
-    return _loaded[entry.trainer if feature == "train" else entry.module]
+    """The module that implements ``feature`` on ``backend`` (see :func:`select`)."""
+    return select(backend, feature)[1]
