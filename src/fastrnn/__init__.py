@@ -18,7 +18,7 @@ from .backends import (BackendFeatureError, BackendUnavailableError, available_b
                        resolve_backend)
 from .functional import ForwardResult, Gradients, backward, forward, step
 from .layers import GRU, LSTM, RNN
-from . import nn
+from . import nn, optim
 from .nn import Linear
 
 __version__ = "0.1.0"
@@ -28,7 +28,7 @@ from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __ver
 __all__ = [
     "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
-    "BackendFeatureError", "cells", "nn", "Linear",
+    "BackendFeatureError", "cells", "nn", "optim", "Linear",
     "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",
 ]
 
