@@ -74,14 +74,37 @@ def test_every_feature_goes_through_the_registry(monkeypatch):
     with pytest.raises(NotImplementedError, match=f"'{first}' does not implement 'train'"):
         tr.fit_sequence(spec, theta, x, y, backend=first)
     tr.fit_sequence(spec, theta, x, y)  # auto: the next backend with a trainer
-    with pytest.raises(backends.BackendFeatureError, match="no fastrnn backend implements 'lengths'"):
-        fastrnn.resolve_backend("auto", "lengths")
-    with pytest.raises(backends.BackendFeatureError,
-                       match="backend 'numpy' does not implement 'lengths' \\(no backend does yet\\)"):
-        fastrnn.resolve_backend("numpy", "lengths")
     with pytest.raises(ValueError, match="feature must be one of"):
         fastrnn.resolve_backend("numpy", "fly")
-    assert fastrnn.available_backends("lengths") == []
+
+
+def test_lengths_is_a_feature_of_the_backends_that_have_it(monkeypatch):
+    """Per-row lengths: only the backends declaring "lengths" take them
+    (the NumPy reference so far); auto picks one and says why it is slow."""
+    monkeypatch.delenv("FASTRNN_BACKEND", raising=False)
+    able = [b for b in backends.BACKENDS if "lengths" in backends.features(b)]
+    assert able and fastrnn.available_backends("lengths") == [
+        b for b in fastrnn.available_backends() if b in able]
+    for name in fastrnn.available_backends():
+        if name in able:
+            assert fastrnn.resolve_backend(name, "lengths") == name
+        else:
+            with pytest.raises(backends.BackendFeatureError,
+                               match=f"backend '{name}' does not implement 'lengths' "
+                                     f"\\(backends that do: {', '.join(able)}\\)"):
+                fastrnn.resolve_backend(name, "lengths")
+    lacking = [b for b in fastrnn.available_backends() if b not in able]
+    if lacking and able == ["numpy"]:
+        with pytest.warns(RuntimeWarning, match="no faster backend implements 'lengths' yet "
+                                                f"\\({', '.join(lacking)} lack it\\)") as rec:
+            fastrnn.forward("gru", np.zeros((2, 1, 3)), np.zeros((6, 3)), np.zeros((6, 2)),
+                            lengths=[1])
+        assert rec[0].filename == __file__  # the warning points at the caller's line
+    entry = backends.REGISTRY["numpy"]
+    monkeypatch.setitem(backends.REGISTRY, "numpy", backends.Backend(
+        entry.name, entry.module, entry.trainer, entry.features - {"lengths"}))
+    with pytest.raises(backends.BackendFeatureError, match="no fastrnn backend implements 'lengths'"):
+        fastrnn.resolve_backend("auto", "lengths")
 
 
 def test_streams_come_from_the_registry(backend):

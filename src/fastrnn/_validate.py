@@ -186,6 +186,36 @@ def upstream(name: str, value, shape: tuple, meaning: str, dtype: np.dtype,
     return arr
 
 
+def lengths(value, batch: int, T: int) -> Optional[np.ndarray]:
+    """Per-row sequence lengths: None (every row runs all T steps) or an
+    integer array-like of shape (batch,), in any order, each 0 <= length <= T.
+    Returns an int64 C-contiguous copy (the backend contract's form), so that
+    the caller's array may change later without touching a saved forward.
+    Floats and bools are a TypeError (a length is never rounded), a wrong
+    shape or a value out of range a ValueError naming the first bad row."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 0:
+        value = np.zeros(0, np.int64)  # np.asarray([]) would be float64
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"lengths must be an integer array of shape (batch,) = ({batch},): "
+                        f"{exc}") from None
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be an integer array of shape (batch,) = ({batch},) "
+                        f"with values in [0, T] = [0, {T}], got dtype {arr.dtype}"
+                        + (" (lengths are never rounded)" if arr.dtype.kind in "fc" else ""))
+    if arr.shape != (batch,):
+        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {arr.shape}")
+    bad = np.flatnonzero((arr < 0) | (arr > T))
+    if bad.size:
+        row = int(bad[0])
+        raise ValueError(f"lengths must be in [0, T] = [0, {T}] (T = x.shape[0]), got "
+                         f"lengths[{row}] = {int(arr[row])}")
+    return np.array(arr, dtype=np.int64, order="C", copy=True)
+
+
 # -- scalars: sizes, flags and hyperparameters --
 
 def integer(name: str, value, minimum: Optional[int] = None,

@@ -39,6 +39,7 @@ class _Saved:
     workspace: np.ndarray  # (T, B, W) layout in docs/ARCHITECTURE.md
     output: np.ndarray  # the very array forward returned as result.output
     sizes: tuple  # (cell, T, B, I, H, dtype) of the forward, which every array must match
+    lengths: Optional[np.ndarray] = None  # int64 (B,) per-row lengths, None = all T
 
 
 def _check_saved(result: "ForwardResult") -> "_Saved":
@@ -72,6 +73,14 @@ def _check_saved(result: "ForwardResult") -> "_Saved":
             got = f"{arr.dtype}{arr.shape}" if isinstance(arr, np.ndarray) else type(arr).__name__
             raise ValueError(f"result.saved.{name} was changed after forward: expected a "
                              f"C-contiguous {dtype} array of shape {shape}, got {got}")
+    if s.lengths is not None:  # the backend indexes by them: same checks as forward's
+        lengths = s.lengths
+        if not (isinstance(lengths, np.ndarray) and lengths.dtype == np.int64
+                and lengths.shape == (B,) and lengths.flags.c_contiguous
+                and (B == 0 or (int(lengths.min()) >= 0 and int(lengths.max()) <= T))):
+            raise ValueError(f"result.saved.lengths was changed after forward: expected a "
+                             f"C-contiguous int64 array of shape ({B},) with values in "
+                             f"[0, {T}]")
     return s
 
 
@@ -127,7 +136,7 @@ def _check_params(cell, x, weight_ih, weight_hh, bias_ih, bias_hh):
 
 def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=None, c0=None,
             *, backend: Optional[str] = None, training: bool = False,
-            out: Optional[np.ndarray] = None) -> ForwardResult:
+            out: Optional[np.ndarray] = None, lengths=None) -> ForwardResult:
     """Run one recurrent layer over a sequence.
 
     cell: a name in fastrnn.CELLS ("rnn_tanh", "rnn_relu", "rnn_sigmoid",
@@ -137,12 +146,21 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     h0, c0: (B, H) initial state, zeros if None (c0 for LSTM only).
     training: keep what :func:`backward` needs in ``result.saved``.
     out: optional caller-provided (T, B, H) array for ``result.output``.
+    lengths: optional per-row sequence lengths, integers (B,) in any order,
+    each 0 <= length <= T (None: every row runs all T steps). As PyTorch's
+    pack_padded_sequence(..., enforce_sorted=False): output[t, b] = 0 for
+    t >= lengths[b], h_n[b] / c_n[b] is row b's state after its last valid
+    step (its initial state for a length of 0), and backward ignores
+    d_output past a row's length. Only backends with the "lengths" feature
+    take it (fastrnn.backends.features; the NumPy reference today): naming
+    another is a BackendFeatureError, and "auto" picks one that has it.
 
     T = 0 or B = 0 is allowed and returns empty outputs with h_n = h0.
     """
     training = v.boolean("training", training)
     x, p, (T, B, I, H) = _check_params(cell, x, weight_ih, weight_hh, bias_ih, bias_hh)
     spec, dtype = p.cell, x.dtype
+    lengths = v.lengths(lengths, B, T)
     h0 = v.state(spec, "h0", h0, B, H, dtype)
     c0 = v.state(spec, "c0", c0, B, H, dtype, cell_state=True)
     inputs = [("x", x), ("weight_ih", p.weight_ih), ("weight_hh", p.weight_hh),
@@ -155,19 +173,22 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     c_n = np.empty((B, H), dtype) if spec.has_cell_state else None
     ws = v.allocate("the training workspace (T, batch, width)",
                     (T, B, spec.workspace_width(H)), dtype) if training else None
-    name, module = select(backend, "forward")
+    name, module = select(backend, "forward" if lengths is None else "lengths")
     if T == 0 or B == 0:
         h_n[...] = h0
         if c_n is not None:
             c_n[...] = c0
-    else:
+    elif lengths is None:  # the contract's plain call: backends without "lengths" see no keyword
         module.forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
                        out, h_n, c_n, ws)
+    else:
+        module.forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
+                       out, h_n, c_n, ws, lengths=lengths)
     saved = None
     if training:
         saved = _Saved(spec.name, name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh,
                        p.has_bias_ih, p.has_bias_hh, h0, c0, ws, out,
-                       (spec.name, T, B, I, H, dtype))
+                       (spec.name, T, B, I, H, dtype), lengths)
     return ForwardResult(out, h_n, c_n, saved)
 
 
@@ -178,6 +199,11 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
     d_output: (T, B, H) gradient of the loss w.r.t. ``result.output``;
     d_h_n, d_c_n: (B, H) gradients w.r.t. the final state. Any of them may be
     None (zero). The backend defaults to the one that ran forward.
+    A forward run with ``lengths`` is differentiated with the same lengths:
+    d_output past a row's length is ignored (those outputs are the constant
+    0), d_h_n enters each row at its last valid step (a row of length 0
+    passes it straight to the h0 gradient), and the x gradient past a row's
+    length is 0.
     """
     if not isinstance(result, ForwardResult):
         raise TypeError(f"result must be the ForwardResult of forward(), got {type(result).__name__}")
@@ -205,11 +231,16 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
         dh0[...] = d_h_n
         if dc0 is not None:
             dc0[...] = d_c_n
-    else:
+    elif s.lengths is None:
         get_backend(backend or s.backend, "backward").backward(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
             s.output, s.workspace, d_output, d_h_n, d_c_n,
             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0)
+    else:
+        get_backend(backend or s.backend, "lengths").backward(
+            s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
+            s.output, s.workspace, d_output, d_h_n, d_c_n,
+            dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths=s.lengths)
     return Gradients(dx, dw_ih, dw_hh, db_ih if s.has_bias_ih else None,
                      db_hh if s.has_bias_hh else None, dh0, dc0)
 

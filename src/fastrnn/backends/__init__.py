@@ -10,7 +10,8 @@ each contract):
   once); any backend with ``step`` gets the generic
   :class:`fastrnn.stream.PyStream`;
 * ``train`` - the sequence trainer of fastrnn.training (``Backend.trainer``);
-* ``lengths`` - per-row sequence lengths (reserved: no backend has it yet).
+* ``lengths`` - per-row sequence lengths (``lengths=`` of forward / backward):
+  only the NumPy reference has it so far.
 
 Three backends exist:
 
@@ -57,7 +58,7 @@ REGISTRY = {b.name: b for b in (
     Backend("numba", "fastrnn.backends.numba_loops", "fastrnn.backends.numba_train",
             _LAYER | {"train"}),
     Backend("numpy", "fastrnn.backends.numpy_ref", "fastrnn.backends.numpy_train",
-            _LAYER | {"train"}),
+            _LAYER | {"train", "lengths"}),
 )}
 #: The backends, fastest first: the order "auto" tries them in.
 BACKENDS = tuple(REGISTRY)
@@ -120,6 +121,12 @@ def available_backends(feature: Optional[str] = None) -> list:
 def resolve_backend(backend: Optional[str] = None, feature: str = "forward") -> str:
     """The concrete backend name for ``backend`` (None / "auto" / a name) and
     the feature the caller needs (see the module docstring)."""
+    return _resolve(backend, feature)
+
+
+def _resolve(backend: Optional[str], feature: str) -> str:
+    """resolve_backend, for it and select: a warning names their caller's
+    caller (the user's line), four frames up from here."""
     _check_feature(feature)
     if backend is not None and not isinstance(backend, str):
         raise TypeError(f"backend must be a str (one of {('auto',) + BACKENDS}) or None, "
@@ -127,14 +134,21 @@ def resolve_backend(backend: Optional[str] = None, feature: str = "forward") -> 
     name = backend if backend is not None else os.environ.get("FASTRNN_BACKEND", "auto")
     name = name.strip().lower()
     if name == "auto":
+        lacking = []  # faster backends that load but lack the feature
         for candidate in REGISTRY.values():
-            if feature in candidate.features and _loads(candidate):
-                if candidate.name == "numpy":
-                    warnings.warn(
-                        "fastrnn: neither the compiled core nor numba is available "
-                        f"({'; '.join(_import_errors.values())}); using the slow NumPy "
-                        "reference backend", RuntimeWarning, stacklevel=3)
-                return candidate.name
+            if not _loads(candidate):
+                continue
+            if feature not in candidate.features:
+                lacking.append(candidate.name)
+                continue
+            if candidate.name == "numpy":
+                reason = (f"no faster backend implements {feature!r} yet ({', '.join(lacking)} "
+                          f"lack it)" if lacking else
+                          f"neither the compiled core nor numba is available "
+                          f"({'; '.join(_import_errors.values())})")
+                warnings.warn(f"fastrnn: {reason}; using the slow NumPy reference backend",
+                              RuntimeWarning, stacklevel=4)
+            return candidate.name
         raise BackendFeatureError(f"no fastrnn backend implements {feature!r} yet")
     if name not in REGISTRY:
         raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {name!r}")
@@ -155,7 +169,7 @@ def select(backend: Optional[str] = None, feature: str = "forward") -> tuple:
     """``(name, module)``: resolve_backend's name and the module that
     implements ``feature`` there (the trainer module for "train", the layer
     module otherwise), resolved once."""
-    name = resolve_backend(backend, feature)
+    name = _resolve(backend, feature)
     entry = REGISTRY[name]
     return name, _loaded[entry.trainer if feature == "train" else entry.module]
 

@@ -4,6 +4,12 @@ This is the readable statement of the math (see docs/ARCHITECTURE.md for the
 equations) and the fallback when nothing compiled is available. It favours
 clarity over speed: one matrix product per step, no fusion, no scratch reuse.
 It is not a training framework - only the backend contract.
+
+Per-row sequence lengths (the "lengths" feature) run the packed path of
+PyTorch's pack_padded_sequence(..., enforce_sorted=False): rows are ordered
+by length once, step t runs on the rows still active, and the results are
+un-permuted; lengths all equal to T take the plain path, so they give
+bitwise the results of lengths=None.
 """
 from __future__ import annotations
 
@@ -93,7 +99,10 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
     return gx, gx, gx @ w_hh, None
 
 
-def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, lengths=None):
+    if lengths is not None and int(lengths.min()) < x.shape[0]:
+        return _forward_lengths(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws,
+                                lengths)
     spec = cells.get(cell)
     xp = x @ w_ih.T + b_ih  # input projection for every step at once: [T, B, GH]
     h, c = h0, c0
@@ -108,7 +117,10 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
-             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0):
+             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths=None):
+    if lengths is not None and int(lengths.min()) < x.shape[0]:
+        return _backward_lengths(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn,
+                                 d_cn, dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths)
     spec = cells.get(cell)
     T, H = x.shape[0], h0.shape[1]
     h_prev = np.concatenate([h0[None], out[:-1]], axis=0)  # h_{t-1} for every t
@@ -136,6 +148,103 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
     dw_hh[...] = gh2.T @ h_prev.reshape(-1, H)
     db_ih[...] = gx2.sum(axis=0)
     db_hh[...] = gh2.sum(axis=0)
+
+
+# -- per-row lengths: the packed path --
+
+def _schedule(lengths, T):
+    """``(order, active)``: the rows by length, longest first (a stable sort,
+    so equal lengths keep their order, as torch's enforce_sorted=False does),
+    and active[t] = how many rows are still running at step t (length > t),
+    nonincreasing, so step t works on ``order[:active[t]]``."""
+    order = np.argsort(-lengths, kind="stable")
+    ended_by = np.cumsum(np.bincount(lengths, minlength=T + 1))  # rows with length <= t
+    active = lengths.shape[0] - ended_by[:T]
+    return order, active
+
+
+def _packed_rows(order, active):
+    """Per step t, the (time, row) pairs of the valid entries, concatenated in
+    step order: the index arrays that gather a packed (N_valid, ...) array out
+    of a (T, B, ...) one. One gather then serves every step's matrix product,
+    and the work is proportional to the valid steps, not to T x B."""
+    steps = [t for t in range(active.shape[0]) if active[t] > 0]
+    if not steps:  # every row has length 0
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(1, np.intp), 0
+    time_index = np.concatenate([np.full(active[t], t, np.intp) for t in steps])
+    row_index = np.concatenate([order[:active[t]] for t in steps])
+    offsets = np.concatenate([[0], np.cumsum(active)])
+    return time_index, row_index, offsets, len(steps)
+
+
+def _forward_lengths(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, lengths):
+    spec = cells.get(cell)
+    T = x.shape[0]
+    order, active = _schedule(lengths, T)
+    time_index, row_index, offsets, steps = _packed_rows(order, active)
+    xp = x[time_index, row_index] @ w_ih.T + b_ih  # packed input projection [N_valid, GH]
+    h = h0[order]  # the state in length order: rows that ended keep their final state
+    c = c0[order] if spec.has_cell_state else None
+    out.fill(0)  # outputs past a row's length are the constant 0
+    if ws is not None:
+        ws.fill(0)  # unspecified there, but finite
+    for t in range(steps):
+        a = int(active[t])
+        rows = order[:a]
+        h_t, c_t, ws_t = cell_step(cell, xp[offsets[t]:offsets[t] + a], h[:a],
+                                   None if c is None else c[:a], w_hh, b_hh)
+        h[:a] = h_t
+        if c is not None:
+            c[:a] = c_t
+        out[t, rows] = h_t
+        if ws is not None and ws_t is not None:
+            ws[t, rows] = ws_t
+    hn[order] = h
+    if spec.has_cell_state:
+        cn[order] = c
+
+
+def _backward_lengths(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+                      dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths):
+    spec = cells.get(cell)
+    T, H = x.shape[0], h0.shape[1]
+    order, active = _schedule(lengths, T)
+    time_index, row_index, offsets, steps = _packed_rows(order, active)
+    at = spec.workspace_names.index("c") * H if spec.has_cell_state else 0
+    N = time_index.shape[0]
+    gx = np.empty((N, w_ih.shape[0]), dtype=x.dtype)
+    gh = np.empty_like(gx) if spec.separate_hidden_grad else gx
+    h_prev_packed = np.empty((N, H), dtype=x.dtype)
+    # dL/dh (and dL/dc) in length order: d_h_n enters each row at its last
+    # valid step, and a row of length 0 is never touched, so it reaches dh0
+    dh = d_hn[order]
+    dc = d_cn[order] if spec.has_cell_state else None
+    for t in range(steps - 1, -1, -1):
+        a = int(active[t])
+        rows = order[:a]
+        h_prev = h0[rows] if t == 0 else out[t - 1, rows]
+        c_prev = None
+        if spec.has_cell_state:
+            c_prev = c0[rows] if t == 0 else ws[t - 1, rows, at:at + H]
+        ws_t = None if ws is None or ws.shape[2] == 0 else ws[t, rows]
+        block = slice(offsets[t], offsets[t] + a)
+        gx[block], gh[block], dh_prev, dc_prev = step_gate_grads(
+            cell, w_hh, out[t, rows], ws_t, h_prev, c_prev, d_out[t, rows] + dh[:a],
+            None if dc is None else dc[:a])
+        h_prev_packed[block] = h_prev
+        dh[:a] = dh_prev
+        if dc is not None:
+            dc[:a] = dc_prev
+    dh0[order] = dh
+    if spec.has_cell_state:
+        dc0[order] = dc
+
+    dx.fill(0)  # the inputs past a row's length do not reach any result
+    dx[time_index, row_index] = gx @ w_ih
+    dw_ih[...] = gx.T @ x[time_index, row_index]
+    dw_hh[...] = gh.T @ h_prev_packed
+    db_ih[...] = gx.sum(axis=0)
+    db_hh[...] = gh.sum(axis=0)
 
 
 def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):
