@@ -21,6 +21,7 @@ from fastrnn import functional as F
 from fastrnn.backends import BACKENDS, BackendFeatureError, features
 
 from conftest import TOLERANCE, rel_err
+from test_vectors import vector_errors
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "lengths"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
@@ -94,16 +95,7 @@ def test_lengths_match_torch_packed_path(path, length_backend, dtype):
                     cast("bias_hh"), cast("h0"), cast("c0"), backend=length_backend,
                     training=True, lengths=v["lengths"])
     grads = F.backward(res, cast("d_output"), cast("d_h_n"), cast("d_c_n"))
-    pairs = [("output", res.output), ("h_n", res.h_n)]
-    if "c_n" in v:
-        pairs.append(("c_n", res.c_n))
-    for name in GRAD_NAMES:
-        got = getattr(grads, name)
-        if f"grad_{name}" in v:
-            pairs.append((f"grad_{name}", got))
-        else:
-            assert got is None, f"grad {name} should be None for this layer"
-    errors = {name: rel_err(got, v[name]) for name, got in pairs}
+    errors = vector_errors(v, res, grads)
     print(f"\n{path.stem} [{length_backend}/{dtype.name}] "
           + " ".join(f"{k}={e:.1e}" for k, e in errors.items()))
     worst = max(errors, key=errors.get)

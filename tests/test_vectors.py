@@ -45,10 +45,9 @@ def run_vector(v: dict, backend: str, dtype):
     return res, grads
 
 
-@pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
-def test_forward_backward_match_torch(path, engine, dtype):
-    v = load(path)
-    res, grads = run_vector(v, engine, dtype)
+def vector_errors(v: dict, res, grads) -> dict:
+    """The relative error of every output and gradient the vector file has
+    (asserting that those it lacks are None)."""
     pairs = [("output", res.output), ("h_n", res.h_n)]
     if "c_n" in v:
         pairs.append(("c_n", res.c_n))
@@ -58,7 +57,14 @@ def test_forward_backward_match_torch(path, engine, dtype):
             pairs.append((f"grad_{name}", got))
         else:
             assert got is None, f"grad {name} should be None for this layer"
-    errors = {name: rel_err(got, v[name]) for name, got in pairs}
+    return {name: rel_err(got, v[name]) for name, got in pairs}
+
+
+@pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
+def test_forward_backward_match_torch(path, engine, dtype):
+    v = load(path)
+    res, grads = run_vector(v, engine, dtype)
+    errors = vector_errors(v, res, grads)
     label = f"c-{fastrnn.cpu_isa()}" if engine == "c" else engine
     print(f"\n{path.stem} [{label}/{dtype.name}] " +
           " ".join(f"{k}={e:.1e}" for k, e in errors.items()))

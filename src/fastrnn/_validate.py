@@ -265,6 +265,18 @@ def seed(name: str, value) -> Optional[int]:
     return integer(name, value, 0)
 
 
+def float_dtype(name: str, value) -> np.dtype:
+    """A dtype argument: anything numpy.dtype takes that names float32 or
+    float64 (a layer's or model's dtype; never another one, never a cast)."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name} must be float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype}")
+    return dtype
+
+
 def boolean(name: str, value) -> bool:
     """A flag: bool or numpy bool (an int 1 is a TypeError, not True)."""
     if not isinstance(value, (bool, np.bool_)):

@@ -479,12 +479,7 @@ class CharLM:
         hidden_size = _positive_int("hidden_size", hidden_size)
         batch, window = _positive_int("batch", batch), _positive_int("window", window)
         lr, clip, seed = _positive_real("lr", lr), _positive_real("clip", clip), _v.seed("seed", seed)
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = _v.float_dtype("dtype", dtype)
         self.vocab = vocab
         spec = cells.get(cell)
         # impossible sizes are refused before allocating, naming the argument:

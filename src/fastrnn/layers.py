@@ -39,12 +39,7 @@ class _Recurrent:
         input_size = v.integer("input_size", input_size, 1)
         hidden_size = v.integer("hidden_size", hidden_size, 1)
         bias = v.boolean("bias", bias)
-        try:
-            dtype = np.dtype(dtype)
-        except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if dtype not in v.FLOAT_DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        dtype = v.float_dtype("dtype", dtype)
         self.input_size, self.hidden_size = input_size, hidden_size
         seed = v.seed("seed", seed)
         self.dtype, self.backend = dtype, backend

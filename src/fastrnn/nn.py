@@ -41,13 +41,7 @@ REDUCTIONS = ("mean", "sum", "none")
 
 def _dtype(value) -> np.dtype:
     """A layer's dtype argument: float32 or float64, nothing else."""
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        raise TypeError(f"dtype must be float32 or float64, got {value!r}") from None
-    if dtype not in v.FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    return dtype
+    return v.float_dtype("dtype", value)
 
 
 def _float_array(name: str, value, dtype: Optional[np.dtype] = None,

@@ -124,7 +124,7 @@ def _parameter_dict(params: ParamsLike) -> Dict[str, np.ndarray]:
             raise TypeError("params must be a dict name -> array or an iterable of (name, array) "
                             f"pairs, got {type(params).__name__}") from None
     result: Dict[str, np.ndarray] = {}
-    dtype = None
+    dtype = first = None
     for pair in pairs:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
             raise TypeError("params must be a dict name -> array or an iterable of (name, array) "
@@ -135,16 +135,8 @@ def _parameter_dict(params: ParamsLike) -> Dict[str, np.ndarray]:
                             f"{name!r}")
         if name in result:
             raise ValueError(f"params: parameter {name!r} appears more than once")
-        if not isinstance(arr, np.ndarray):
-            raise TypeError(f"params[{name!r}] must be a numpy.ndarray (updated in place), got "
-                            f"{type(arr).__name__}")
-        if arr.dtype not in v.FLOAT_DTYPES:
-            raise TypeError(f"params[{name!r}] must be float32 or float64, got dtype {arr.dtype}")
-        if dtype is None:
-            dtype, first = arr.dtype, name
-        elif arr.dtype != dtype:
-            raise TypeError(f"params[{name!r}] has dtype {arr.dtype} but params[{first!r}] has "
-                            f"dtype {dtype}; all parameters must have one dtype")
+        dtype, first = _one_float_dtype(f"params[{name!r}]", arr, "updated in place", dtype,
+                                        first, "parameters")
         if not (arr.flags.c_contiguous and arr.flags.aligned):
             raise ValueError(f"params[{name!r}] must be C-contiguous and aligned (it is updated "
                              "in place)")
@@ -172,18 +164,9 @@ def _gradient_arrays(grads, what: str = "grads"):
                         f"got {type(grads).__name__}")
     else:
         items = [(f"{what}[{i}]", g) for i, g in enumerate(grads)]
-    dtype = None
+    dtype = first = None
     for label, g in items:
-        if not isinstance(g, np.ndarray):
-            raise TypeError(f"{label} must be a numpy.ndarray (modified in place), got "
-                            f"{type(g).__name__}")
-        if g.dtype not in v.FLOAT_DTYPES:
-            raise TypeError(f"{label} must be float32 or float64, got dtype {g.dtype}")
-        if dtype is None:
-            dtype, first = g.dtype, label
-        elif g.dtype != dtype:
-            raise TypeError(f"{label} has dtype {g.dtype} but {first} has dtype {dtype}; "
-                            "all gradients must have one dtype")
+        dtype, first = _one_float_dtype(label, g, "modified in place", dtype, first, "gradients")
         if not g.flags.writeable:
             raise ValueError(f"{label} is read-only (clipping modifies it in place)")
     return [g for _, g in items], dtype
@@ -357,15 +340,7 @@ class Optimizer:
             if name not in grads or grads[name] is None:
                 continue  # no gradient this step: skipped, as torch skips p.grad is None
             g = grads[name]
-            if not isinstance(g, np.ndarray):
-                raise TypeError(f"grads[{name!r}] must be a numpy.ndarray, got "
-                                f"{type(g).__name__}")
-            if g.dtype != self.dtype:
-                raise TypeError(f"grads[{name!r}] has dtype {g.dtype} but the parameters have "
-                                f"dtype {self.dtype}; fastrnn does not mix dtypes")
-            if g.shape != p.shape:
-                raise ValueError(f"grads[{name!r}] must have the shape of params[{name!r}] = "
-                                 f"{p.shape}, got {g.shape}")
+            _check_like(f"grads[{name!r}]", g, name, p)
             if np.may_share_memory(g, p):
                 raise ValueError(f"grads[{name!r}] overlaps params[{name!r}]")
             checked[name] = g
@@ -441,23 +416,53 @@ class Optimizer:
                 entry[k] = v.integer(f"{where}[{k!r}]", st[k], 0)
             for k in array_keys:
                 arr = st[k]
-                if not isinstance(arr, np.ndarray):
-                    raise TypeError(f"{where}[{k!r}] must be a numpy.ndarray, got "
-                                    f"{type(arr).__name__}")
-                if arr.dtype != self.dtype:
-                    raise TypeError(f"{where}[{k!r}] has dtype {arr.dtype}, but the parameters "
-                                    f"have dtype {self.dtype}")
-                if arr.shape != p.shape:
-                    raise ValueError(f"{where}[{k!r}] must have the shape of params[{name!r}] "
-                                     f"= {p.shape}, got {arr.shape}")
+                _check_like(f"{where}[{k!r}]", arr, name, p)
                 entry[k] = np.array(arr, order="C", copy=True)
             new_state[name] = entry
         self.defaults = hp
         self.state = new_state
         self._after_load()
 
+    def _count_step(self, p: np.ndarray, state: Dict[str, Any]) -> None:
+        """A parameter's state at its gradient: created at the first one (step
+        0, zero buffers, as torch does lazily), then this step counted."""
+        if not state:
+            state["step"] = 0
+            for k in self._state_keys()[1]:
+                state[k] = np.zeros(p.shape, self.dtype)
+        state["step"] += 1
+
     def _after_load(self) -> None:
         """Hook: state that exists from construction (Adagrad's) is recreated."""
+
+
+def _one_float_dtype(label: str, arr, why: str, dtype, first, role: str):
+    """``arr`` (named ``label``) must be a float32 / float64 ndarray with the
+    dtype of the first of its kind (``first``, of ``dtype``; both None for
+    the first). Returns the (dtype, first) to check the next one against."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{label} must be a numpy.ndarray ({why}), got {type(arr).__name__}")
+    if arr.dtype not in v.FLOAT_DTYPES:
+        raise TypeError(f"{label} must be float32 or float64, got dtype {arr.dtype}")
+    if dtype is None:
+        return arr.dtype, label
+    if arr.dtype != dtype:
+        raise TypeError(f"{label} has dtype {arr.dtype} but {first} has dtype {dtype}; all "
+                        f"{role} must have one dtype")
+    return dtype, first
+
+
+def _check_like(what: str, arr, name: str, p: np.ndarray) -> None:
+    """``arr`` (a gradient or a state buffer, named ``what``) must be an
+    ndarray of the dtype and shape of parameter ``name``."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(arr).__name__}")
+    if arr.dtype != p.dtype:
+        raise TypeError(f"{what} has dtype {arr.dtype} but the parameters have dtype "
+                        f"{p.dtype}; fastrnn does not mix dtypes")
+    if arr.shape != p.shape:
+        raise ValueError(f"{what} must have the shape of params[{name!r}] = {p.shape}, got "
+                         f"{arr.shape}")
 
 
 def _check_lr(hp):
@@ -591,11 +596,7 @@ class RMSprop(Optimizer):
 
     def _update(self, p, g, state):
         hp, t = self.defaults, self.dtype.type
-        if not state:
-            state["step"] = 0
-            for k in self._state_keys()[1]:
-                state[k] = np.zeros(p.shape, self.dtype)
-        state["step"] += 1
+        self._count_step(p, state)
         g = _with_weight_decay(g, p, hp["weight_decay"], t)
         alpha = hp["alpha"]
         square_avg = state["square_avg"]
@@ -662,11 +663,7 @@ class Adam(Optimizer):
 
     def _update(self, p, g, state):
         hp, t = self.defaults, self.dtype.type
-        if not state:
-            state["step"] = 0
-            for k in self._state_keys()[1]:
-                state[k] = np.zeros(p.shape, self.dtype)
-        state["step"] += 1
+        self._count_step(p, state)
         lr, (beta1, beta2), wd = hp["lr"], hp["betas"], hp["weight_decay"]
         if wd != 0:
             if self._decoupled_weight_decay:

@@ -30,7 +30,10 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 HERE = Path(__file__).resolve().parent / "lengths"
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
+# the same draws, checks and files as the equal-length vectors (every case here has H > 1)
+# (this script's folder is on sys.path when it runs)
+from generate_vectors import (GATES, case_record, draw_case,  # noqa: E402
+                              finite_difference_check, save_case)
 
 # (T, B, I, H, has_bias, has_h0, lengths): unsorted, 0 and T present in
 # each, ties in the last (the stable order of enforce_sorted=False matters).
@@ -44,26 +47,6 @@ CASES = [
 def file_name(cell, T, B, I, H, has_bias, has_h0):
     return (f"{cell}_T{T}_B{B}_I{I}_H{H}" + ("" if has_bias else "_nobias")
             + ("" if has_h0 else "_noh0") + "_lengths.npz")
-
-
-def draw_case(seed, cell, T, B, I, H, has_bias, has_h0):
-    rng = np.random.default_rng(seed)
-    G = GATES[cell]
-    k = 1.0 / np.sqrt(H)
-    a = {"x": rng.standard_normal((T, B, I)),
-         "weight_ih": rng.uniform(-k, k, (G * H, I)),
-         "weight_hh": rng.uniform(-k, k, (G * H, H))}
-    if has_bias:
-        a["bias_ih"] = rng.uniform(-k, k, G * H)
-        a["bias_hh"] = rng.uniform(-k, k, G * H)
-    a["h0"] = rng.normal(0, 0.5, (B, H)) if has_h0 else np.zeros((B, H))
-    if cell == "lstm":
-        a["c0"] = rng.normal(0, 0.5, (B, H)) if has_h0 else np.zeros((B, H))
-    a["d_output"] = rng.standard_normal((T, B, H))
-    a["d_h_n"] = rng.standard_normal((B, H))
-    if cell == "lstm":
-        a["d_c_n"] = rng.standard_normal((B, H))
-    return a
 
 
 def sigmoid_rnn_masked(t, lengths, has_bias):
@@ -124,45 +107,16 @@ def loss_and_outputs(cell, arrays, lengths, has_bias, requires_grad):
     return loss, t, out, h_n, c_n
 
 
-def finite_difference_check(cell, arrays, lengths, has_bias, grads):
-    """Central differences on a few entries of x, weight_hh and h0."""
-    eps = 1e-6
-    rng = np.random.default_rng(0)
-    for name in ("x", "weight_hh", "h0"):
-        for _ in range(4):
-            idx = tuple(int(rng.integers(n)) for n in arrays[name].shape)
-            plus = {k: v.copy() for k, v in arrays.items()}
-            minus = {k: v.copy() for k, v in arrays.items()}
-            plus[name][idx] += eps
-            minus[name][idx] -= eps
-            with torch.no_grad():
-                up = loss_and_outputs(cell, plus, lengths, has_bias, False)[0].item()
-                down = loss_and_outputs(cell, minus, lengths, has_bias, False)[0].item()
-            numeric = (up - down) / (2 * eps)
-            scale = max(1.0, np.max(np.abs(grads[name])))
-            assert abs(numeric - grads[name][idx]) <= 1e-6 * scale, (cell, name, idx, numeric)
-
-
 def make_case(seed, cell, T, B, I, H, has_bias, has_h0, lengths):
     arrays = draw_case(seed, cell, T, B, I, H, has_bias, has_h0)
     loss, t, out, h_n, c_n = loss_and_outputs(cell, arrays, lengths, has_bias, True)
     loss.backward()
     grads = {k: t[k].grad.numpy() for k in t if not k.startswith("d_")}
-    finite_difference_check(cell, arrays, lengths, has_bias, grads)
+    finite_difference_check(cell, arrays, grads, lambda a: loss_and_outputs(
+        cell, a, lengths, has_bias, False)[0].item())
 
-    record = {"cell": np.array(cell), "has_bias": np.array(has_bias), "has_h0": np.array(has_h0),
-              "lengths": np.array(lengths, dtype=np.int64)}
-    for k, v in arrays.items():
-        if k in ("h0", "c0") and not has_h0:
-            continue  # absent: the backends start from zeros
-        record[k] = v
-    record["output"] = out.detach().numpy()
-    record["h_n"] = h_n.detach().numpy()
-    if c_n is not None:
-        record["c_n"] = c_n.detach().numpy()
-    for k, g in grads.items():
-        record[f"grad_{k}"] = g
-    return record
+    return case_record(cell, arrays, has_bias, has_h0, out, h_n, c_n, grads,
+                       lengths=np.array(lengths, dtype=np.int64))
 
 
 def main() -> None:
@@ -171,11 +125,9 @@ def main() -> None:
     written = 0
     for c, cell in enumerate(GATES):
         for s, (T, B, I, H, has_bias, has_h0, lengths) in enumerate(CASES):
-            record = make_case(5000 + 1000 * c + s, cell, T, B, I, H, has_bias, has_h0, lengths)
-            path = HERE / file_name(cell, T, B, I, H, has_bias, has_h0)
-            np.savez_compressed(path, **record)
-            written += path.stat().st_size
-            print(f"wrote {path.name}")
+            written += save_case(HERE / file_name(cell, T, B, I, H, has_bias, has_h0),
+                                 make_case(5000 + 1000 * c + s, cell, T, B, I, H, has_bias,
+                                           has_h0, lengths))
     print(f"{written / 1024:.1f} KiB in total")
 
 

@@ -104,8 +104,9 @@ def loss_and_outputs(cell, arrays, has_bias, requires_grad):
     return loss, t, out, h_n, c_n
 
 
-def finite_difference_check(cell, arrays, has_bias, grads):
-    """Central differences on a few entries of x, weight_hh and h0."""
+def finite_difference_check(cell, arrays, grads, loss):
+    """Central differences on a few entries of x, weight_hh and h0 against
+    ``grads``; loss(arrays) is the case's scalar loss (torch, float64)."""
     eps = 1e-6
     rng = np.random.default_rng(0)
     for name in ("x", "weight_hh", "h0"):
@@ -116,9 +117,7 @@ def finite_difference_check(cell, arrays, has_bias, grads):
             plus[name][idx] += eps
             minus[name][idx] -= eps
             with torch.no_grad():
-                up = loss_and_outputs(cell, plus, has_bias, False)[0].item()
-                down = loss_and_outputs(cell, minus, has_bias, False)[0].item()
-            numeric = (up - down) / (2 * eps)
+                numeric = (loss(plus) - loss(minus)) / (2 * eps)
             analytic = grads[name][idx]
             scale = max(1.0, np.max(np.abs(grads[name])))
             assert abs(numeric - analytic) <= 1e-6 * scale, (cell, name, idx, numeric, analytic)
@@ -129,9 +128,17 @@ def make_case(seed, cell, T, B, I, H, has_bias, has_h0):
     loss, t, out, h_n, c_n = loss_and_outputs(cell, arrays, has_bias, True)
     loss.backward()
     grads = {k: t[k].grad.numpy() for k in t if not k.startswith("d_")}
-    finite_difference_check(cell, arrays, has_bias, grads)
+    finite_difference_check(cell, arrays, grads,
+                            lambda a: loss_and_outputs(cell, a, has_bias, False)[0].item())
 
-    record = {"cell": np.array(cell), "has_bias": np.array(has_bias), "has_h0": np.array(has_h0)}
+    return case_record(cell, arrays, has_bias, has_h0, out, h_n, c_n, grads)
+
+
+def case_record(cell, arrays, has_bias, has_h0, out, h_n, c_n, grads, **extra):
+    """What a case's .npz holds (README's keys): the flags, ``extra``, the
+    inputs (h0 / c0 only when given), the torch outputs and the gradients."""
+    record = {"cell": np.array(cell), "has_bias": np.array(has_bias),
+              "has_h0": np.array(has_h0), **extra}
     for k, v in arrays.items():
         if k in ("h0", "c0") and not has_h0:
             continue  # absent: the backends start from zeros
@@ -145,16 +152,20 @@ def make_case(seed, cell, T, B, I, H, has_bias, has_h0):
     return record
 
 
+def save_case(path, record) -> int:
+    """Write one case's record; returns the file's size in bytes."""
+    np.savez_compressed(path, **record)
+    print(f"wrote {path.name}")
+    return path.stat().st_size
+
+
 def main() -> None:
     torch.manual_seed(0)
     written = 0
     for c, cell in enumerate(GATES):
         for s, (T, B, I, H, has_bias, has_h0) in enumerate(SHAPES):
-            record = make_case(1000 * c + s, cell, T, B, I, H, has_bias, has_h0)
-            path = HERE / file_name(cell, T, B, I, H, has_bias, has_h0)
-            np.savez_compressed(path, **record)
-            written += path.stat().st_size
-            print(f"wrote {path.name}")
+            written += save_case(HERE / file_name(cell, T, B, I, H, has_bias, has_h0),
+                                 make_case(1000 * c + s, cell, T, B, I, H, has_bias, has_h0))
     print(f"{written / 1024:.1f} KiB in total")
 
 
