@@ -1,6 +1,7 @@
 """The `fastrnn` command, run as a user runs it: `python -m fastrnn ...` in a subprocess."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -217,7 +218,11 @@ def test_bench_bad_arguments_exit_2(tmp_path, args, message):
 
 
 def test_info_and_help(tmp_path):
-    assert "backends available" in run("info", cwd=tmp_path).stdout
+    info = run("info", cwd=tmp_path).stdout
+    assert "backends available" in info
+    # one line per cell, with PyTorch's gate order (torch.nn's documentation)
+    for name, gates in (("rnn_tanh", "h"), ("lstm", "i, f, g, o"), ("gru", "r, z, n")):
+        assert re.search(rf"^  {name} +\d gates? \({gates}\): ", info, re.M), info
     r = run("--help", cwd=tmp_path)
     assert r.returncode == 0 and all(c in r.stdout for c in ("train", "sample", "bench", "check"))
 

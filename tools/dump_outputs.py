@@ -99,6 +99,7 @@ def _training_case(path, dtype, backend, store, key):
 
 def _random_case(cell, dtype, backend, threads, store, key):
     rng = np.random.default_rng(7)
+    # restated, not fastrnn.cells: this runs on builds from before that module
     G = {"lstm": 4, "gru": 3}.get(cell, 1)
     T, B, I, H = 7, 29, 37, 53  # row counts off every tile height, H off every panel
     k = 1 / np.sqrt(H)

@@ -50,6 +50,14 @@ def _info() -> int:
     return 0
 
 
+def _info_cells() -> None:
+    """Every cell the package describes (fastrnn.cells), with its update."""
+    print("cells:")
+    for c in cells.CELLS.values():
+        print(f"  {c.name:12s} {c.gates} gate{'s' if c.gates > 1 else ''} "
+              f"({', '.join(c.gate_names)}): {c.equations}")
+
+
 def _finite_difference_error(cell: str, backend: str) -> float:
     """Max relative error of backward vs central differences, float64."""
     rng = np.random.default_rng(7)
@@ -501,7 +509,11 @@ def main(argv=None) -> int:
                 return _train(args)
             if args.command == "sample":
                 return _sample(args)
-            return _info() if args.command == "info" else _check()
+            if args.command == "info":  # check prints _info too, not the cells
+                status = _info()
+                _info_cells()
+                return status
+            return _check()
         except _UsageError as exc:
             print(f"fastrnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
             return 2

@@ -48,7 +48,7 @@ class Cell:
         "GRU"), with ``nonlinearity`` its argument for the Elman cells.
     hyperparameters: (name, default) pairs of the cell's own settings beyond
         the weights; none of today's cells has any.
-    equations: the cell's update, for docstrings and ``fastrnn info``.
+    equations: the cell's update, written out (``fastrnn info`` prints it).
     """
 
     name: str

@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent / "lengths"
 # the same draws, checks and files as the equal-length vectors (every case here has H > 1)
 # (this script's folder is on sys.path when it runs)
 from generate_vectors import (GATES, case_record, draw_case,  # noqa: E402
-                              finite_difference_check, save_case)
+                              finite_difference_check, save_case, torch_module)
 
 # (T, B, I, H, has_bias, has_h0, lengths): unsorted, 0 and T present in
 # each, ties in the last (the stable order of enforce_sorted=False matters).
@@ -69,12 +69,7 @@ def torch_forward(cell, t, lengths, has_bias):
         return sigmoid_rnn_masked(t, torch.tensor(lengths), has_bias)
     T, B = t["x"].shape[:2]
     I, H = t["weight_ih"].shape[1], t["weight_hh"].shape[1]
-    if cell == "lstm":
-        module = torch.nn.LSTM(I, H, bias=has_bias, dtype=torch.float64)
-    elif cell == "gru":
-        module = torch.nn.GRU(I, H, bias=has_bias, dtype=torch.float64)
-    else:
-        module = torch.nn.RNN(I, H, nonlinearity=cell[4:], bias=has_bias, dtype=torch.float64)
+    module = torch_module(cell, I, H, has_bias)
     params = {f"{n}_l0": t[n] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if n in t}
     rows = torch.tensor([b for b in range(B) if lengths[b] > 0], dtype=torch.long)
     out = torch.zeros((T, B, H), dtype=torch.float64)

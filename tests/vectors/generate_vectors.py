@@ -66,6 +66,15 @@ def draw_case(seed, cell, T, B, I, H, has_bias, has_h0):
     return a
 
 
+def torch_module(cell, I, H, has_bias):
+    """The float64 torch.nn module computing ``cell`` (not rnn_sigmoid: torch lacks it)."""
+    if cell == "lstm":
+        return torch.nn.LSTM(I, H, bias=has_bias, dtype=torch.float64)
+    if cell == "gru":
+        return torch.nn.GRU(I, H, bias=has_bias, dtype=torch.float64)
+    return torch.nn.RNN(I, H, nonlinearity=cell[4:], bias=has_bias, dtype=torch.float64)
+
+
 def torch_forward(cell, t, has_bias):
     """output, h_n, c_n (None unless LSTM) from torch tensors t."""
     I, H = t["weight_ih"].shape[1], t["weight_hh"].shape[1]
@@ -78,12 +87,7 @@ def torch_forward(cell, t, has_bias):
             h = torch.sigmoid(pre)
             outs.append(h)
         return torch.stack(outs), h, None
-    if cell == "lstm":
-        module = torch.nn.LSTM(I, H, bias=has_bias, dtype=torch.float64)
-    elif cell == "gru":
-        module = torch.nn.GRU(I, H, bias=has_bias, dtype=torch.float64)
-    else:
-        module = torch.nn.RNN(I, H, nonlinearity=cell[4:], bias=has_bias, dtype=torch.float64)
+    module = torch_module(cell, I, H, has_bias)
     # Functional call with our tensors as the module's parameters, so that
     # autograd reaches them directly.
     params = {f"{n}_l0": t[n] for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if n in t}
