@@ -10,8 +10,8 @@ and a JSON file (fastrnn.bench); ``fastrnn bench minchar`` times the
 min-char-rnn workload against its NumPy original (fastrnn.bench.minchar).
 ``fastrnn check`` (the default) runs the slide walk-through with hand-derived
 numbers on every available backend and a float64 finite-difference gradient
-check of each cell. ``fastrnn info`` prints the version, backends and the C
-kernels' ISA.
+check of each cell. ``fastrnn info`` prints the version, backends, the C
+kernels' ISA and every cell with its update (fastrnn.cells).
 
 Every expected failure ends with a one-line message on stderr and exit
 status 2, never a traceback: bad arguments, unreadable or invalid text and
