@@ -164,6 +164,30 @@ const char *frnn_active_isa(void);
         const real *ws, const real *d_out, const real *d_hn, const real *d_cn,  \
         real *dx, real *dw_ih, real *dw_hh, real *db_ih, real *db_hh,           \
         real *dh0, real *dc0);                                                  \
+    /* forward_lengths / backward_lengths (layer/lengths.c): the same, with     \
+     * each batch row running its own number of steps, as PyTorch's            \
+     * pack_padded_sequence(..., enforce_sorted=False):                        \
+     *   lengths: [B] steps of each row, each in [0, T], any order              \
+     * Row b runs steps 0 .. lengths[b]-1: out[t, b] = 0 (and ws[t, b] = 0)     \
+     * for t >= lengths[b]; hn / cn[b] = its state after its last valid step   \
+     * (h0 / c0[b] for a length of 0). backward ignores d_out past a row's      \
+     * length, lets d_hn / d_cn enter at its last valid step (so a row of      \
+     * length 0 has dh0 = d_hn, dc0 = d_cn) and writes dx = 0 past it. The      \
+     * work is that of the valid steps (rows ordered by length once, step t    \
+     * run on the rows still active). A length outside [0, T] is               \
+     * FRNN_ERR_UNSUPPORTED. With every length T, prefer the plain calls: the  \
+     * results are the same and they skip the gathers. */                      \
+    int frnn_layer_forward_lengths_##sfx(const frnn_cell_desc *cell,           \
+        frnn_int T, frnn_int B, frnn_int In, const frnn_int *lengths,           \
+        const real *x, const real *w_ih, const real *w_hh, const real *b_ih,    \
+        const real *b_hh, const real *h0, const real *c0, real *out, real *hn,  \
+        real *cn, real *ws);                                                    \
+    int frnn_layer_backward_lengths_##sfx(const frnn_cell_desc *cell,          \
+        frnn_int T, frnn_int B, frnn_int In, const frnn_int *lengths,           \
+        const real *x, const real *w_ih, const real *w_hh, const real *h0,      \
+        const real *c0, const real *out, const real *ws, const real *d_out,     \
+        const real *d_hn, const real *d_cn, real *dx, real *dw_ih,              \
+        real *dw_hh, real *db_ih, real *db_hh, real *dh0, real *dc0);           \
     /* step (one time step from unpacked weights; allocates a little scratch   \
      * per call - a stream, below, does not):                                   \
      *   cell, B, In, w_ih, w_hh, b_ih, b_hh: as for forward                    \

@@ -277,16 +277,39 @@ cdef inline _Spans _spans(int n_out) noexcept:
     return s
 
 
+cdef const int64_t *_lengths(str func, const int64_t[::1] lengths, Py_ssize_t T,
+                             Py_ssize_t B) except? NULL:
+    """The lengths for C: NULL when there are none or all are T (the plain
+    entry point: the same results, without the gathers), else checked, (B,)
+    in [0, T]. An input only: no float output can overlap an int64 array
+    that the caller passed for this alone."""
+    if lengths is None:
+        return NULL
+    if lengths.shape[0] != B:
+        raise ValueError(f"fastrnn._core.{func}: lengths must have shape ({B},), got "
+                         f"({lengths.shape[0]},)")
+    cdef Py_ssize_t b
+    cdef bint all_full = True
+    for b in range(B):
+        if lengths[b] < 0 or lengths[b] > T:
+            raise ValueError(f"fastrnn._core.{func}: lengths[{b}] = {lengths[b]} is outside "
+                             f"[0, T={T}]")
+        if lengths[b] != T:
+            all_full = False
+    return NULL if all_full else &lengths[0]
+
+
 def forward(object cell,
             const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
             const real[:, ::1] w_hh not None, const real[::1] b_ih not None,
             const real[::1] b_hh not None, const real[:, ::1] h0 not None,
             const real[:, ::1] c0,
             real[:, :, ::1] out not None, real[:, ::1] hn not None, real[:, ::1] cn,
-            real[:, :, ::1] ws):
+            real[:, :, ::1] ws, const int64_t[::1] lengths=None):
     """The forward of the backend contract: out, hn (cn) and, when ws is not
     None, the workspace (T, B, W) are overwritten. cell: a name or a
-    fastrnn.cells.Cell; c0 / cn: cells with a cell state only."""
+    fastrnn.cells.Cell; c0 / cn: cells with a cell state only. lengths:
+    None, or each row's steps (B,) in [0, T] (frnn_layer_forward_lengths)."""
     c = _cell("forward", cell)
     cdef str name = c.name
     cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2], H = w_hh.shape[1]
@@ -316,6 +339,7 @@ def forward(object cell,
     _add(&s, &c0[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("forward", &s, ("out", "hn", "cn", "ws", "x", "w_ih", "w_hh", "b_ih", "b_hh",
                               "h0", "c0"))
+    cdef const int64_t *lengthsp = _lengths("forward", lengths, T, B)
 
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef const real *c0p = &c0[0, 0] if has_c else NULL
@@ -324,13 +348,25 @@ def forward(object cell,
     cdef int rc
     with nogil:
         if real is float:
-            rc = frnn_layer_forward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
-                                        &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
-                                        &hn[0, 0], cnp, wsp)
+            if lengthsp != NULL:
+                rc = frnn_layer_forward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
+                                                    &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0],
+                                                    &h0[0, 0], c0p, &out[0, 0, 0], &hn[0, 0], cnp,
+                                                    wsp)
+            else:
+                rc = frnn_layer_forward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                            &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
+                                            &hn[0, 0], cnp, wsp)
         else:
-            rc = frnn_layer_forward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
-                                        &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
-                                        &hn[0, 0], cnp, wsp)
+            if lengthsp != NULL:
+                rc = frnn_layer_forward_lengths_f64(&desc, T, B, In, lengthsp, &x[0, 0, 0],
+                                                    &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0],
+                                                    &h0[0, 0], c0p, &out[0, 0, 0], &hn[0, 0], cnp,
+                                                    wsp)
+            else:
+                rc = frnn_layer_forward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                            &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
+                                            &hn[0, 0], cnp, wsp)
     if rc != FRNN_OK:
         _raise(rc, "forward", f"T={T}, B={B}, input_size={In}, H={H}")
 
@@ -345,10 +381,12 @@ def backward(object cell,
              const real[:, ::1] d_cn,
              real[:, :, ::1] dx not None, real[:, ::1] dw_ih not None,
              real[:, ::1] dw_hh not None, real[::1] db_ih not None, real[::1] db_hh not None,
-             real[:, ::1] dh0 not None, real[:, ::1] dc0):
+             real[:, ::1] dh0 not None, real[:, ::1] dc0,
+             const int64_t[::1] lengths=None):
     """BPTT of the backend contract: every gradient output is overwritten.
     ws is the workspace forward filled (T, B, W); it may be None only for the
-    cells without one (W = 0). c0, d_cn, dc0: cells with a cell state only."""
+    cells without one (W = 0). c0, d_cn, dc0: cells with a cell state only.
+    lengths: those forward ran with, or None."""
     # b_ih / b_hh are part of the contract but not needed: every cell's
     # backward reads the biases' effect from the saved workspace or outputs.
     c = _cell("backward", cell)
@@ -398,6 +436,7 @@ def backward(object cell,
     _add(&s, &d_cn[0, 0] if has_c else NULL, B * H * r if has_c else 0, r)
     _check_memory("backward", &s, ("dx", "dw_ih", "dw_hh", "db_ih", "db_hh", "dh0", "dc0", "x",
                                "w_ih", "w_hh", "h0", "c0", "out", "ws", "d_out", "d_hn", "d_cn"))
+    cdef const int64_t *lengthsp = _lengths("backward", lengths, T, B)
 
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef const real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
@@ -407,15 +446,31 @@ def backward(object cell,
     cdef int rc
     with nogil:
         if real is float:
-            rc = frnn_layer_backward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
-                                         &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
-                                         &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
-                                         &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
+            if lengthsp != NULL:
+                rc = frnn_layer_backward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
+                                                     &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], c0p,
+                                                     &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                                     &d_hn[0, 0], d_cnp, &dx[0, 0, 0],
+                                                     &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0],
+                                                     &db_hh[0], &dh0[0, 0], dc0p)
+            else:
+                rc = frnn_layer_backward_f32(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                             &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                             &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
+                                             &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
         else:
-            rc = frnn_layer_backward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
-                                         &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
-                                         &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
-                                         &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
+            if lengthsp != NULL:
+                rc = frnn_layer_backward_lengths_f64(&desc, T, B, In, lengthsp, &x[0, 0, 0],
+                                                     &w_ih[0, 0], &w_hh[0, 0], &h0[0, 0], c0p,
+                                                     &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                                     &d_hn[0, 0], d_cnp, &dx[0, 0, 0],
+                                                     &dw_ih[0, 0], &dw_hh[0, 0], &db_ih[0],
+                                                     &db_hh[0], &dh0[0, 0], dc0p)
+            else:
+                rc = frnn_layer_backward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
+                                             &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
+                                             &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
+                                             &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
     if rc != FRNN_OK:
         _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 

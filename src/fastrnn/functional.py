@@ -152,8 +152,10 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     t >= lengths[b], h_n[b] / c_n[b] is row b's state after its last valid
     step (its initial state for a length of 0), and backward ignores
     d_output past a row's length. Only backends with the "lengths" feature
-    take it (fastrnn.backends.features; the NumPy reference today): naming
-    another is a BackendFeatureError, and "auto" picks one that has it.
+    take it (fastrnn.backends.features): naming another is a
+    BackendFeatureError, and "auto" picks one that has it. The work is that
+    of the valid steps: rows are ordered by length once and step t runs on
+    the rows still active.
 
     T = 0 or B = 0 is allowed and returns empty outputs with h_n = h0.
     """

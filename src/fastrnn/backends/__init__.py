@@ -10,8 +10,8 @@ each contract):
   once); any backend with ``step`` gets the generic
   :class:`fastrnn.stream.PyStream`;
 * ``train`` - the sequence trainer of fastrnn.training (``Backend.trainer``);
-* ``lengths`` - per-row sequence lengths (``lengths=`` of forward / backward):
-  only the NumPy reference has it so far.
+* ``lengths`` - per-row sequence lengths (``lengths=`` of forward / backward),
+  PyTorch's packed-sequence semantics at the cost of the valid steps.
 
 Three backends exist:
 
@@ -54,7 +54,7 @@ class Backend:
 
 _LAYER = frozenset({"forward", "backward", "step", "stream"})
 REGISTRY = {b.name: b for b in (
-    Backend("c", "fastrnn.backends.c", "fastrnn.backends.c", _LAYER | {"train"}),
+    Backend("c", "fastrnn.backends.c", "fastrnn.backends.c", _LAYER | {"train", "lengths"}),
     Backend("numba", "fastrnn.backends.numba_loops", "fastrnn.backends.numba_train",
             _LAYER | {"train"}),
     Backend("numpy", "fastrnn.backends.numpy_ref", "fastrnn.backends.numpy_train",
