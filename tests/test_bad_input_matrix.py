@@ -939,7 +939,11 @@ def layer_call_entry(kind):
         r = kw.pop("layer")(**kw)
         return r.output, r.h_n, r.c_n
 
-    args = ([Arg("x", "in", shape_label=r"\bx\b|weight_ih")] + _state_args(cell)
+    # a state with one more dimension is torch's (num_layers*D, B, H), valid
+    # for a layer: tests/test_stacked_layers.py checks the layer's state ranks
+    states = [Arg(n, "in", optional=True, skip=("wrong_rank",)) for n in ("h0", "c0")
+              if n[0] == "h" or cell == "lstm"]
+    args = ([Arg("x", "in", shape_label=r"\bx\b|weight_ih")] + states
             + [Arg("out", "out", optional=True), Arg("training", "flag")])
     return Entry(f"{kind}.__call__", valid, call, tuple(args), BACKENDS, (F32,))
 

@@ -80,10 +80,21 @@ def test_state_dict_round_trip_through_torch():
         assert torch.equal(v, module2.state_dict()[k])
 
 
-def test_from_torch_rejects_unsupported_modules():
-    with pytest.raises(ValueError, match="num_layers"):
-        fastrnn.LSTM.from_torch(torch.nn.LSTM(3, 4, num_layers=2))
-    with pytest.raises(ValueError, match="bidirectional"):
-        fastrnn.GRU.from_torch(torch.nn.GRU(3, 4, bidirectional=True))
-    with pytest.raises(ValueError, match="batch_first"):
-        fastrnn.RNN.from_torch(torch.nn.RNN(3, 4, batch_first=True))
+def test_from_torch_takes_stacked_bidirectional_batch_first_modules():
+    """Every layer and direction, batch_first and dropout come across, and
+    the layer computes what the module does (dropout off: inference)."""
+    torch.manual_seed(0)
+    module = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True,
+                          dropout=0.25).double().eval()
+    layer = fastrnn.GRU.from_torch(module)
+    assert (layer.num_layers, layer.bidirectional, layer.batch_first, layer.dropout) == \
+        (2, True, True, 0.25)
+    assert list(layer.named_parameters()) == [n for n, _ in module.named_parameters()]
+    x = np.random.default_rng(0).standard_normal((5, 6, 3))
+    with torch.no_grad():
+        want, want_h = module(torch.from_numpy(x))
+    got = layer(x)
+    assert rel_err(got.output, want.numpy()) <= 1e-12
+    assert rel_err(got.h_n, want_h.numpy()) <= 1e-12
+    with pytest.raises(ValueError, match="proj_size"):
+        fastrnn.LSTM.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
