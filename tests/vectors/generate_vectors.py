@@ -66,13 +66,15 @@ def draw_case(seed, cell, T, B, I, H, has_bias, has_h0):
     return a
 
 
-def torch_module(cell, I, H, has_bias):
-    """The float64 torch.nn module computing ``cell`` (not rnn_sigmoid: torch lacks it)."""
+def torch_module(cell, I, H, has_bias, **options):
+    """The float64 torch.nn module computing ``cell`` (not rnn_sigmoid: torch
+    lacks it); ``options`` (num_layers, bidirectional, batch_first) go to it."""
     if cell == "lstm":
-        return torch.nn.LSTM(I, H, bias=has_bias, dtype=torch.float64)
+        return torch.nn.LSTM(I, H, bias=has_bias, dtype=torch.float64, **options)
     if cell == "gru":
-        return torch.nn.GRU(I, H, bias=has_bias, dtype=torch.float64)
-    return torch.nn.RNN(I, H, nonlinearity=cell[4:], bias=has_bias, dtype=torch.float64)
+        return torch.nn.GRU(I, H, bias=has_bias, dtype=torch.float64, **options)
+    return torch.nn.RNN(I, H, nonlinearity=cell[4:], bias=has_bias, dtype=torch.float64,
+                        **options)
 
 
 def torch_forward(cell, t, has_bias):
@@ -108,12 +110,13 @@ def loss_and_outputs(cell, arrays, has_bias, requires_grad):
     return loss, t, out, h_n, c_n
 
 
-def finite_difference_check(cell, arrays, grads, loss):
-    """Central differences on a few entries of x, weight_hh and h0 against
-    ``grads``; loss(arrays) is the case's scalar loss (torch, float64)."""
+def finite_difference_check(cell, arrays, grads, loss, names=("x", "weight_hh", "h0")):
+    """Central differences on a few entries of each of ``names`` (x, weight_hh
+    and h0 unless told) against ``grads``; loss(arrays) is the case's scalar
+    loss (torch, float64)."""
     eps = 1e-6
     rng = np.random.default_rng(0)
-    for name in ("x", "weight_hh", "h0"):
+    for name in names:
         for _ in range(4):
             idx = tuple(int(rng.integers(n)) for n in arrays[name].shape)
             plus = {k: v.copy() for k, v in arrays.items()}
