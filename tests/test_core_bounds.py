@@ -799,3 +799,41 @@ def test_core_stream_checks_its_arguments_by_the_package_rules():
     s = _core.Stream("gru", w_ih, w_hh, batch=2, h0=h0)
     np.testing.assert_array_equal(s.h, h0)
     assert s.h is not h0 and s.c is None and s.cell == "gru"
+
+
+# ---- per-row lengths: _core's checks, and C's own --------------------------
+
+@pytest.mark.parametrize("fn_name,names", [("forward", FORWARD), ("backward", BACKWARD)])
+@pytest.mark.parametrize("lengths, words", [
+    (np.array([1, 2, 3], np.int64), r"lengths must have shape \(2,\)"),
+    (np.array([4, 1], np.int64), r"lengths\[0\] = 4 is outside \[0, T=3\]"),
+    (np.array([1, -1], np.int64), r"lengths\[1\] = -1 is outside"),
+])
+def test_core_checks_lengths(fn_name, names, lengths, words):
+    arrays = layer_arrays("lstm", np.float64)
+    with pytest.raises(ValueError, match=words):
+        getattr(_core, fn_name)("lstm", *(arrays[n] for n in names), lengths=lengths)
+    with pytest.raises((TypeError, ValueError)):  # int32 is not the contract's int64
+        getattr(_core, fn_name)("lstm", *(arrays[n] for n in names),
+                                lengths=np.array([1, 2], np.int32))
+
+
+def test_c_lengths_entry_points_refuse_lengths_out_of_range_untouched(lib):
+    """Called directly, frnn_layer_forward_lengths checks every length before
+    it writes anything (fastrnn.h: FRNN_ERR_UNSUPPORTED, outputs untouched)."""
+    P = ctypes.POINTER
+    dp, ip, desc = P(ctypes.c_double), P(ctypes.c_int64), P(CellDesc)
+    fn = lib.frnn_layer_forward_lengths_f64
+    fn.argtypes = [desc] + [ctypes.c_int64] * 3 + [ip] + [dp] * 11
+    a = layer_arrays("gru", np.float64)
+    d = CellDesc(4, 5)  # FRNN_CELL_GRU
+    a["out"][...] = 7.0
+    for bad in ([4, 1], [-1, 2]):
+        lengths = np.array(bad, np.int64)
+        rc = fn(ctypes.byref(d), 3, 2, 4, ptr(lengths),
+                *(ptr(a[n]) for n in FORWARD))
+        assert rc == FRNN_ERR_UNSUPPORTED
+        assert np.all(a["out"] == 7.0)
+    rc = fn(ctypes.byref(d), 3, 2, 4, ptr(np.array([3, 0], np.int64)),
+            *(ptr(a[n]) for n in FORWARD))
+    assert rc == FRNN_OK and np.all(a["out"][:, 1] == 0) and np.all(a["hn"][1] == a["h0"][1])
