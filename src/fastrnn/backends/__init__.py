@@ -56,7 +56,7 @@ _LAYER = frozenset({"forward", "backward", "step", "stream"})
 REGISTRY = {b.name: b for b in (
     Backend("c", "fastrnn.backends.c", "fastrnn.backends.c", _LAYER | {"train", "lengths"}),
     Backend("numba", "fastrnn.backends.numba_loops", "fastrnn.backends.numba_train",
-            _LAYER | {"train"}),
+            _LAYER | {"train", "lengths"}),
     Backend("numpy", "fastrnn.backends.numpy_ref", "fastrnn.backends.numpy_train",
             _LAYER | {"train", "lengths"}),
 )}

@@ -14,14 +14,30 @@ activation polynomials and register-tiled GEMM are not reproduced, so the two
 backends agree to rounding, not bit for bit). Every temporary has the dtype of
 the inputs: float32 problems are computed in float32 throughout.
 
-Three ``@numba.njit(cache=True)`` kernels (forward, backward, step), each
-shared by all five cells through an integer cell code, are compiled lazily on
-first use, once per dtype, and cached on disk; they release the GIL. The
-Python functions ``forward``, ``backward`` and ``step`` implement the backend
-contract of docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at
-inference, the LSTM-only cell-state arrays for other cells) becomes an empty
-placeholder array of the same rank and dtype; the kernels skip an empty
-workspace.
+Per-row sequence lengths (the "lengths" feature: PyTorch's
+pack_padded_sequence(..., enforce_sorted=False) semantics, see
+docs/ARCHITECTURE.md) have two kernels of their own, on the plan the C core
+uses: the rows ordered once by length, longest first (a stable counting sort,
+O(B + T)), active[t] = the number of rows with length > t, and step t run on
+the first active[t] sorted rows. The valid (t, row) entries are packed step
+after step (step t's block starts at offsets[t] = active[0] + ... +
+active[t-1]), so every block is contiguous and the plain path's helpers run on
+it unchanged; h_{t-1} of step t is the head of step t-1's block, and a row
+that has ended keeps its state where it is. x / d_output / the saved arrays
+are gathered into packed scratch, and output / ws / dx scattered back with the
+padding zero-filled: the arithmetic follows the valid steps (only that fill
+touches all T x B entries), all of it inside the kernels, with no Python loop
+over rows or steps. Lengths all equal to T take the plain kernels (bitwise the
+results of lengths=None).
+
+Five ``@numba.njit(cache=True)`` kernels (forward, backward, step, and
+forward / backward with lengths), each shared by all five cells through an
+integer cell code, are compiled lazily on first use, once per dtype, and
+cached on disk; they release the GIL. The Python functions ``forward``,
+``backward`` and ``step`` implement the backend contract of
+docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at inference,
+the LSTM-only cell-state arrays for other cells) becomes an empty placeholder
+array of the same rank and dtype; the kernels skip an empty workspace.
 
 What it deliberately is not: not parallel, not a fastmath build, no dtype-
 specific or ISA-specific variants, no argument checking (that is
@@ -517,6 +533,281 @@ def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
 
 
 # --------------------------------------------------------------------------
+# Per-row lengths: the packed path (the C core's plan; numpy_ref's
+# _forward_lengths / _backward_lengths state the same semantics plainly).
+# --------------------------------------------------------------------------
+
+@_helper
+def _length_schedule(lengths, T):
+    """``(order, active, offsets)`` for lengths[B] in [0, T].
+
+    order[B]: the rows by length, longest first; a stable counting sort
+    (O(B + T), no comparison sort), so equal lengths keep their order as in
+    torch's enforce_sorted=False. active[T]: the rows still running at step t
+    (length > t), nonincreasing, so step t runs on sorted rows
+    0 .. active[t] - 1. offsets[T + 1]: where step t's block starts among the
+    packed valid entries; offsets[T] is their number."""
+    B = lengths.shape[0]
+    count = np.zeros(T + 1, np.int64)
+    for b in range(B):
+        count[lengths[b]] += 1
+    # next_slot[l] = the rows longer than l: where the rows of length l start
+    next_slot = np.empty(T + 1, np.int64)
+    longer = 0
+    for length in range(T, -1, -1):
+        next_slot[length] = longer
+        longer += count[length]
+    active = np.empty(T, np.int64)
+    offsets = np.empty(T + 1, np.int64)
+    offsets[0] = 0
+    for t in range(T):
+        active[t] = next_slot[t]  # rows with length > t
+        offsets[t + 1] = offsets[t] + active[t]
+    order = np.empty(B, np.int64)
+    for b in range(B):  # rows in their original order: the sort is stable
+        length = lengths[b]
+        order[next_slot[length]] = b
+        next_slot[length] += 1
+    return order, active, offsets
+
+
+@_helper
+def _gather_rows(src, order, active, offsets, t_first, t_last, dst, dst_first):
+    """dst[offsets[t] - dst_first + k] = src[t, order[k]] for the valid entries
+    of steps t_first .. t_last - 1: (T, B, N) -> packed (rows, N)."""
+    cols = src.shape[2]
+    for t in range(t_first, t_last):
+        base = offsets[t] - dst_first
+        for k in range(active[t]):
+            s = src[t, order[k]]
+            d = dst[base + k]
+            for j in range(cols):
+                d[j] = s[j]
+
+
+@_helper
+def _scatter_rows(packed, order, active, offsets, dst):
+    """dst[t, order[k]] = packed[offsets[t] + k] for the valid entries and 0
+    for the padding: every element of dst[T, B, N] is written once."""
+    T, B, cols = dst.shape
+    for t in range(T):
+        a = active[t]
+        base = offsets[t]
+        for k in range(B):
+            d = dst[t, order[k]]
+            if k < a:
+                s = packed[base + k]
+                for j in range(cols):
+                    d[j] = s[j]
+            else:
+                for j in range(cols):
+                    d[j] = 0
+
+
+@_helper
+def _sorted_rows(src, order, dst):
+    """dst[k] = src[order[k]]: a (B, H) state into length order."""
+    cols = src.shape[1]
+    for k in range(order.shape[0]):
+        s = src[order[k]]
+        d = dst[k]
+        for j in range(cols):
+            d[j] = s[j]
+
+
+@_helper
+def _steps_run(active):
+    """The steps that run at all: the longest length (active is nonincreasing)."""
+    steps = 0
+    while steps < active.shape[0] and active[steps] > 0:
+        steps += 1
+    return steps
+
+
+@_njit
+def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws,
+                            lengths, one):
+    T, B, In = x.shape
+    H = h0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    order, active, offsets = _length_schedule(lengths, T)
+    valid = offsets[T]
+    steps = _steps_run(active)
+    # Only LSTM / GRU store anything; an Elman ws is (T, B, 0).
+    write_ws = ws.shape[0] > 0 and (kind == _LSTM or kind == _GRU)
+    width = ws.shape[2] if write_ws else 0
+    w_ih_t = np.empty((In, GH), dt)
+    w_hh_t = np.empty((H, GH), dt)
+    _transpose(w_ih, w_ih_t)
+    _transpose(w_hh, w_hh_t)
+    out_packed = np.empty((valid, H), dt)      # h_t of the valid entries, step after step
+    ws_packed = np.empty((valid, width), dt)   # their workspace rows (training)
+    no_ws = np.empty((0, 0), dt)
+    gates = np.empty((B, GH), dt)
+    h_first = np.empty((B, H), dt)             # h0 in length order: step 0's h_{t-1}
+    _sorted_rows(h0, order, h_first)
+    c = np.empty((B, H), dt)                   # LSTM running cell state, length order;
+    if kind == _LSTM:                          # rows that ended keep their final c
+        _sorted_rows(c0, order, c)
+    # The hoisted input projection over packed rows, in chunks of whole steps
+    # bounded like the plain path's (about _PROJ_CHUNK_ELEMS elements, at
+    # least one step: active[t] <= B).
+    max_rows = max(_PROJ_CHUNK_ELEMS // GH, B)
+    buffer_rows = min(max_rows, valid)
+    x_packed = np.empty((buffer_rows, In), dt)
+    xp = np.empty((buffer_rows, GH), dt)
+
+    t0 = 0
+    while t0 < steps:
+        t1 = t0 + 1
+        while t1 < steps and offsets[t1 + 1] - offsets[t0] <= max_rows:
+            t1 += 1
+        first = offsets[t0]
+        rows = offsets[t1] - first
+        _gather_rows(x, order, active, offsets, t0, t1, x_packed, first)
+        xps = xp[:rows]
+        _set_rows(b_ih, xps)
+        _gemm_nn(x_packed[:rows], w_ih_t, xps)
+        for t in range(t0, t1):
+            a = active[t]
+            r0 = offsets[t]
+            xpt = xp[r0 - first:r0 - first + a]
+            # h_{t-1} of the active rows: the head of step t-1's block (the
+            # rows active at t are the first ones active at t-1)
+            if t == 0:
+                h_prev = h_first[:a]
+            else:
+                h_prev = out_packed[offsets[t - 1]:offsets[t - 1] + a]
+            h = out_packed[r0:r0 + a]
+            ws_t = ws_packed[r0:r0 + a] if write_ws else no_ws
+            g = gates[:a]
+            if kind == _LSTM:
+                _copy2(xpt, g)
+                _gemm_nn(h_prev, w_hh_t, g)
+                _lstm_gates(g, b_hh, c[:a], h, ws_t, one)
+            elif kind == _GRU:
+                _zero2(g)
+                _gemm_nn(h_prev, w_hh_t, g)
+                _gru_gates(xpt, g, b_hh, h_prev, h, ws_t, one)
+            else:
+                _copy2(xpt, h)
+                _gemm_nn(h_prev, w_hh_t, h)
+                _activate_rows(kind, b_hh, h, one)
+        t0 = t1
+
+    _scatter_rows(out_packed, order, active, offsets, out)
+    if write_ws:
+        _scatter_rows(ws_packed, order, active, offsets, ws)
+    # h_n: each row's last valid step, row k of step (length - 1)'s block;
+    # a row of length 0 keeps h0.
+    for k in range(B):
+        b = order[k]
+        length = lengths[b]
+        src = h0[b] if length == 0 else out_packed[offsets[length - 1] + k]
+        for j in range(H):
+            hn[b, j] = src[j]
+        if kind == _LSTM:
+            for j in range(H):
+                cn[b, j] = c[k, j]
+
+
+@_njit
+def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+                             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths, one):
+    T, B, In = x.shape
+    H = h0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    order, active, offsets = _length_schedule(lengths, T)
+    valid = offsets[T]
+    steps = _steps_run(active)
+    read_ws = kind == _LSTM or kind == _GRU
+    width = ws.shape[2] if read_ws else 0
+    # The saved arrays of the valid entries, packed: contiguous per step.
+    out_packed = np.empty((valid, H), dt)
+    _gather_rows(out, order, active, offsets, 0, steps, out_packed, 0)
+    ws_packed = np.empty((valid, width), dt)
+    if read_ws:
+        _gather_rows(ws, order, active, offsets, 0, steps, ws_packed, 0)
+    # h_{t-1} per valid entry (dW_hh's right factor and GRU's gate math):
+    # sorted h0 for step 0, else the head of step t-1's block of out_packed.
+    h_prev_packed = np.empty((valid, H), dt)
+    if steps > 0:
+        _sorted_rows(h0, order[:active[0]], h_prev_packed[:active[0]])
+    for t in range(1, steps):
+        _copy2(out_packed[offsets[t - 1]:offsets[t - 1] + active[t]],
+               h_prev_packed[offsets[t]:offsets[t] + active[t]])
+    c_first = np.empty((B, H), dt)  # c0 in length order: step 0's c_{t-1} (LSTM)
+    if kind == _LSTM:
+        _sorted_rows(c0, order, c_first)
+
+    Gx = np.empty((valid, GH), dt)  # w.r.t. x W_ih^T + b_ih, packed
+    if kind == _GRU:
+        Gh = np.empty((valid, GH), dt)  # w.r.t. h W_hh^T + b_hh
+    else:
+        Gh = Gx
+    # The deltas into h (and c) in length order. d_h_n sits in a row's slot
+    # until the row becomes active at its last valid step; a row of length 0
+    # is never touched, so d_h_n reaches dh0 unchanged.
+    dh = np.empty((B, H), dt)
+    dc = np.empty((B, H), dt)
+    _sorted_rows(d_hn, order, dh)
+    if kind == _LSTM:
+        _sorted_rows(d_cn, order, dc)
+    for t in range(steps - 1, -1, -1):
+        a = active[t]
+        r0 = offsets[t]
+        dy = d_out[t]  # read only at the active rows: d_output past a length is ignored
+        for k in range(a):
+            s = dy[order[k]]
+            d = dh[k]
+            for j in range(H):
+                d[j] = s[j] + d[j]
+        h_t = out_packed[r0:r0 + a]
+        ws_t = ws_packed[r0:r0 + a] if read_ws else h_t  # unread by the Elman cells
+        h_prev = h_prev_packed[r0:r0 + a]
+        if kind == _LSTM:  # c_{t-1}: sorted c0 at t = 0, else step t-1's c_t slot
+            if t == 0:
+                c_prev = c_first[:a]
+                c_off = 0
+            else:
+                c_prev = ws_packed[offsets[t - 1]:offsets[t - 1] + a]
+                c_off = 4 * H
+        else:
+            c_prev = h_prev
+            c_off = 0
+        # dh[:a] / dc[:a] become the deltas into h_{t-1} / c_{t-1} in place
+        _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh[:a], dc[:a],
+                         Gx[r0:r0 + a], Gh[r0:r0 + a], a, one)
+    for k in range(B):
+        b = order[k]
+        for j in range(H):
+            dh0[b, j] = dh[k, j]
+        if kind == _LSTM:
+            for j in range(H):
+                dc0[b, j] = dc[k, j]
+
+    # The products after the loop, over the packed entries only; one (valid, In)
+    # scratch holds the packed x for dW_ih, then the packed dx.
+    x_packed = np.empty((valid, In), dt)
+    _gather_rows(x, order, active, offsets, 0, steps, x_packed, 0)
+    _zero2(dw_ih)
+    _gemm_tn(Gx, x_packed, dw_ih)
+    _zero2(dw_hh)
+    _gemm_tn(Gh, h_prev_packed, dw_hh)
+    _column_sums(Gx, db_ih)
+    if kind == _GRU:
+        _column_sums(Gh, db_hh)
+    else:
+        for j in range(GH):
+            db_hh[j] = db_ih[j]
+    _zero2(x_packed)
+    _gemm_nn(Gx, w_ih, x_packed)
+    _scatter_rows(x_packed, order, active, offsets, dx)  # dx past a length is 0
+
+
+# --------------------------------------------------------------------------
 # The backend contract (docs/ARCHITECTURE.md).
 # --------------------------------------------------------------------------
 
@@ -553,7 +844,14 @@ def _uniform(inputs):
     return inputs
 
 
-def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+def _packed_path(lengths, T):
+    """Whether lengths call for the packed kernels: some row shorter than T.
+    Lengths all equal to T run the plain kernels, so they are bitwise
+    lengths=None (as in numpy_ref)."""
+    return lengths is not None and int(lengths.min()) < T
+
+
+def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, lengths=None):
     kind = _code(cell)
     dt = x.dtype
     if c0 is None:
@@ -562,12 +860,18 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws):
         cn = _placeholder(dt, 2)
     if ws is None:
         ws = _placeholder(dt, 3)  # empty: the kernel skips the workspace
+    if _packed_path(lengths, x.shape[0]):
+        x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = _uniform(
+            (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths))
+        _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws,
+                                lengths, dt.type(1))
+        return
     x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _uniform((x, w_ih, w_hh, b_ih, b_hh, h0, c0))
     _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, dt.type(1))
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
-             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0):
+             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths=None):
     kind = _code(cell)
     dt = x.dtype
     if c0 is None:
@@ -579,6 +883,13 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
     if ws is None:
         ws = _placeholder(dt, 3)  # only the Elman cells, which read no workspace
     # b_ih / b_hh do not enter the gradients (given for the contract's symmetry).
+    if _packed_path(lengths, x.shape[0]):
+        x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn, lengths = _uniform(
+            (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn, lengths))
+        _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
+                                 dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths,
+                                 dt.type(1))
+        return
     x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn = _uniform(
         (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn))
     _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
