@@ -8,6 +8,9 @@ Quick tour::
     res = lstm(x, training=True)                # res.output (50, 4, 32), res.h_n, res.c_n
     grads = lstm.backward(res, d_output=np.ones_like(res.output))
     grads.weight_hh.shape                       # (128, 32), PyTorch layout
+    gru = fastrnn.GRU(8, 32, num_layers=2, bidirectional=True, seed=0)
+    res = gru(x, lengths=[50, 9, 30, 0], training=True)  # output (50, 4, 64), h_n (4, 4, 32)
+    grads = gru.backward(res, np.ones_like(res.output))  # grads.params["weight_hh_l1_reverse"]
 
 See fastrnn.functional for the array-level API and docs/ARCHITECTURE.md for
 how the layers fit together.
@@ -17,7 +20,7 @@ from ._validate import CELLS
 from .backends import (BackendFeatureError, BackendUnavailableError, available_backends,
                        resolve_backend)
 from .functional import ForwardResult, Gradients, backward, forward, step
-from .layers import GRU, LSTM, RNN
+from .layers import GRU, LSTM, RNN, LayerGradients, LayerResult
 from . import nn, optim
 from .nn import Linear
 
@@ -26,7 +29,7 @@ __version__ = "0.1.0"
 from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __version__)
 
 __all__ = [
-    "CELLS", "RNN", "LSTM", "GRU", "forward", "backward", "step", "ForwardResult",
+    "CELLS", "RNN", "LSTM", "GRU", "LayerResult", "LayerGradients", "forward", "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
     "BackendFeatureError", "cells", "nn", "optim", "Linear",
     "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",
