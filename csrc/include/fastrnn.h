@@ -284,6 +284,93 @@ int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, do
                    const int64_t *target_idx, const double *target, double *h, double *c,
                    double *losses, int64_t *stopped_window);
 
+/* ---- torch.optim's updates over a flat array (layer/optimizers.c) ---- */
+
+/* One optimizer step of torch.optim's SGD, Adagrad, RMSprop, Adam / AdamW
+ * for one parameter, elementwise, in place: the formulas, order of
+ * operations and rounding of torch 2.13's single-tensor (foreach=False)
+ * path in the arrays' dtype (derived scalars such as Adam's
+ * lr / (1 - beta1^step) are computed in double, as torch computes them,
+ * then rounded), so the results are fastrnn.optim's NumPy path's bit for
+ * bit. fastrnn.optim documents the formulas. The hyperparameters are
+ * torch's, by name; a ParamsLike grouping, maximize, foreach, fused and
+ * capturable are not here.
+ *
+ * Arrays: n elements each (n >= 0; n = 0 does nothing), C order, one dtype
+ * per call, none overlapping another (fastrnn.h's rule). A state buffer the
+ * hyperparameters do not use is not touched and may be NULL.
+ *   param: [n] the parameter, updated in place
+ *   grad:  [n] its gradient, read only (weight decay is applied to a copy
+ *          of each element, never written back)
+ *   step:  the parameter's update count including this update, >= 1
+ *          (torch's state['step'] after its increment)
+ * Returns FRNN_OK, or FRNN_ERR_UNSUPPORTED (nothing written) if h is NULL,
+ * n < 0, step < 1, an array the hyperparameters need is NULL, or a
+ * hyperparameter is outside torch's range (below). The kernels run on the
+ * calling thread: a step is one pass over memory, which one core saturates
+ * nearly as well as several. */
+typedef struct {
+    double lr;           /* >= 0 */
+    double momentum;     /* >= 0; 0: no momentum buffer */
+    double dampening;    /* in [0, 1] */
+    double weight_decay; /* >= 0, L2: grad + weight_decay * param */
+    int nesterov;        /* needs momentum > 0 and dampening = 0 */
+} frnn_sgd_hyper;
+
+typedef struct {
+    double lr;           /* >= 0 */
+    double lr_decay;     /* >= 0 */
+    double weight_decay; /* >= 0 */
+    double eps;          /* >= 0 */
+} frnn_adagrad_hyper;
+
+typedef struct {
+    double lr;           /* >= 0 */
+    double alpha;        /* in [0, 1] */
+    double eps;          /* >= 0 */
+    double weight_decay; /* >= 0 */
+    double momentum;     /* >= 0; 0: no momentum buffer */
+    int centered;        /* keep grad_avg, divide by the centred second moment */
+} frnn_rmsprop_hyper;
+
+typedef struct {
+    double lr;                  /* >= 0 */
+    double beta1, beta2;        /* each in [0, 1) */
+    double eps;                 /* >= 0 */
+    double weight_decay;        /* >= 0 */
+    int amsgrad;                /* keep max_exp_avg_sq */
+    int decoupled_weight_decay; /* 1: AdamW (param * (1 - lr * weight_decay)); 0: Adam (L2) */
+} frnn_adam_hyper;
+
+#define FRNN_DECLARE_OPTIM(real, sfx)                                           \
+    /* SGD:                                                                     \
+     *   momentum_buffer: [n] torch's state['momentum_buffer'], updated (used   \
+     *          when momentum != 0)                                             \
+     *   first_step: 1 if the buffer has no value yet (torch creates it from    \
+     *          the gradient): it is then written, not read */                  \
+    int frnn_sgd_step_##sfx(const frnn_sgd_hyper *h, frnn_int n, real *param,    \
+        const real *grad, real *momentum_buffer, int first_step);               \
+    /* Adagrad:                                                                 \
+     *   sum:   [n] torch's state['sum'], updated (starts at                    \
+     *          initial_accumulator_value) */                                   \
+    int frnn_adagrad_step_##sfx(const frnn_adagrad_hyper *h, frnn_int n,        \
+        int64_t step, real *param, const real *grad, real *sum);                \
+    /* RMSprop (torch's state of the same names, each updated):                 \
+     *   square_avg: [n] always;  momentum_buffer: [n] when momentum > 0;       \
+     *   grad_avg: [n] when centered */                                         \
+    int frnn_rmsprop_step_##sfx(const frnn_rmsprop_hyper *h, frnn_int n,        \
+        real *param, const real *grad, real *square_avg, real *momentum_buffer, \
+        real *grad_avg);                                                        \
+    /* Adam / AdamW (torch's state of the same names, each updated):            \
+     *   exp_avg, exp_avg_sq: [n] always;  max_exp_avg_sq: [n] when amsgrad */  \
+    int frnn_adam_step_##sfx(const frnn_adam_hyper *h, frnn_int n, int64_t step, \
+        real *param, const real *grad, real *exp_avg, real *exp_avg_sq,         \
+        real *max_exp_avg_sq);
+
+FRNN_DECLARE_OPTIM(float, f32)
+FRNN_DECLARE_OPTIM(double, f64)
+#undef FRNN_DECLARE_OPTIM
+
 /* ---- streaming: one step at a time with prepared weights (layer/stream.c) */
 
 /* A stream holds one layer's weights prepared for single steps: W_ih^T and

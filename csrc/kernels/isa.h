@@ -1,6 +1,6 @@
 /* isa.h - internal: every per-ISA kernel's prototype, written once.
  *
- * gemm.c, activations.c, gates.c and optim.c are compiled once per (dtype,
+ * gemm.c, activations.c, gates.c, optim.c and torch_optim.c are compiled once per (dtype,
  * ISA): CMake defines FRNN_F64 or not (real.h) and FRNN_ISA (baseline;
  * avx2 with -mavx2 -mfma; avx512 adding -mavx512f/dq/vl). ISA_FN(name)
  * gives each copy its own symbol, name_<dtype>_<isa>, so all of them link
@@ -70,5 +70,17 @@ void ISA_FN(frnn_rmsprop)(frnn_int n, real *p, const real *g, real *v, real lr, 
                           real eps);
 void ISA_FN(frnn_adam)(frnn_int n, real *p, const real *g, real *m, real *v, real lr, real b1,
                        real b2, real c1, real c2, real eps);
+
+/* torch_optim.c (arguments: the table's fields in kernels.h) */
+void ISA_FN(frnn_torch_sgd)(frnn_int n, real *restrict p, const real *restrict g,
+                            real *restrict buf, const FN(frnn_torch_sgd_coef) *c);
+void ISA_FN(frnn_torch_adagrad)(frnn_int n, real *restrict p, const real *restrict g,
+                                real *restrict sum, const FN(frnn_torch_adagrad_coef) *c);
+void ISA_FN(frnn_torch_rmsprop)(frnn_int n, real *restrict p, const real *restrict g,
+                                real *restrict square_avg, real *restrict buf,
+                                real *restrict grad_avg, const FN(frnn_torch_rmsprop_coef) *c);
+void ISA_FN(frnn_torch_adam)(frnn_int n, real *restrict p, const real *restrict g,
+                             real *restrict exp_avg, real *restrict exp_avg_sq,
+                             real *restrict max_exp_avg_sq, const FN(frnn_torch_adam_coef) *c);
 
 #endif

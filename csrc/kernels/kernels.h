@@ -2,9 +2,10 @@
  * kernels.
  *
  * GEMM (gemm.c), activation (activations.c), gate-math (gates.c) and
- * optimizer (optim.c) kernels are compiled once per dtype and per ISA
- * (baseline portable C; AVX2+FMA and AVX-512 on x86-64) and collected into
- * one table per (dtype, ISA) (table.c). One table per dtype is active,
+ * optimizer (optim.c: the trainer's; torch_optim.c: torch.optim's) kernels
+ * are compiled once per dtype and per ISA (baseline portable C; AVX2+FMA
+ * and AVX-512 on x86-64) and collected into one table per (dtype, ISA)
+ * (table.c). One table per dtype is active,
  * chosen "reference first, then override" by CPU feature (dispatch.c).
  * Everything above the kernels calls through a table (FN(frnn_active)(),
  * or the one a stream kept) so it never knows which ISA runs.
@@ -28,6 +29,56 @@ typedef enum {
     FRNN_ACT_RELU = 1,
     FRNN_ACT_SIGMOID = 2
 } frnn_activation;
+
+/* torch.optim's updates (torch_optim.c): each kernel's scalars, already in
+ * the working dtype. layer/optimizers.c derives them once per call from the
+ * hyperparameters in double, as torch does, and rounds each to `real` as
+ * torch rounds a Python float combined with a tensor; the has_* flags say
+ * whether an optional term applies, decided on the double hyperparameter
+ * (torch tests `weight_decay != 0`, not its rounding). */
+typedef struct {
+    real lr;                   /* lr */
+    real weight_decay;         /* weight_decay (used when has_weight_decay) */
+    real momentum;             /* momentum (used when has_momentum) */
+    real dampening_complement; /* 1 - dampening */
+    int has_weight_decay;      /* weight_decay != 0 */
+    int has_momentum;          /* momentum != 0: buf is read and written */
+    int nesterov;              /* Nesterov momentum */
+    int first_step;            /* buf does not exist yet: buf = the (decayed) gradient */
+} FN(frnn_torch_sgd_coef);
+
+typedef struct {
+    real neg_clr;         /* -lr / (1 + (step - 1) * lr_decay) */
+    real weight_decay;    /* weight_decay (used when has_weight_decay) */
+    real eps;             /* eps, added to sqrt(sum) */
+    int has_weight_decay; /* weight_decay != 0 */
+} FN(frnn_torch_adagrad_coef);
+
+typedef struct {
+    real lr, neg_lr;      /* lr and -lr */
+    real alpha;           /* alpha */
+    real one_minus_alpha; /* 1 - alpha */
+    real eps;             /* eps */
+    real weight_decay;    /* weight_decay (used when has_weight_decay) */
+    real momentum;        /* momentum (used when has_momentum) */
+    int has_weight_decay; /* weight_decay != 0 */
+    int has_momentum;     /* momentum > 0: buf is read and written */
+    int centered;         /* grad_avg is read and written */
+} FN(frnn_torch_rmsprop_coef);
+
+typedef struct {
+    real one_minus_beta1;       /* 1 - beta1, the lerp weight of exp_avg */
+    real beta2;                 /* beta2 */
+    real one_minus_beta2;       /* 1 - beta2 */
+    real neg_step_size;         /* -lr / (1 - beta1^step) */
+    real bias_correction2_sqrt; /* (1 - beta2^step)^0.5 */
+    real eps;                   /* eps */
+    real weight_decay;          /* Adam's L2 weight_decay (has_weight_decay, not decoupled) */
+    real decay_factor;          /* AdamW's 1 - lr * weight_decay (has_weight_decay, decoupled) */
+    int has_weight_decay;       /* weight_decay != 0 */
+    int decoupled;              /* AdamW (decay p) rather than Adam (decay the gradient) */
+    int amsgrad;                /* max_exp_avg_sq is read and written */
+} FN(frnn_torch_adam_coef);
 
 typedef struct {
     const char *isa;
@@ -90,6 +141,23 @@ typedef struct {
     void (*rmsprop)(frnn_int n, real *p, const real *g, real *v, real lr, real alpha, real eps);
     void (*adam)(frnn_int n, real *p, const real *g, real *m, real *v, real lr, real b1,
                  real b2, real c1, real c2, real eps);
+    /* torch.optim's updates over one flat array of n >= 0 elements, in
+     * place (torch_optim.c; the scalars: the coefficient structs above).
+     * No two arrays of a call may overlap; a buffer whose flag is off (SGD
+     * buf without momentum, RMSprop buf / grad_avg, Adam max_exp_avg_sq) is
+     * not touched and may be NULL.
+     *   p:   [n] the parameter, updated
+     *   g:   [n] its gradient, read only
+     *   buf, sum, square_avg, grad_avg, exp_avg, exp_avg_sq,
+     *   max_exp_avg_sq: [n] the optimizer's state of that name, updated */
+    void (*torch_sgd)(frnn_int n, real *p, const real *g, real *buf,
+                      const FN(frnn_torch_sgd_coef) *c);
+    void (*torch_adagrad)(frnn_int n, real *p, const real *g, real *sum,
+                          const FN(frnn_torch_adagrad_coef) *c);
+    void (*torch_rmsprop)(frnn_int n, real *p, const real *g, real *square_avg, real *buf,
+                          real *grad_avg, const FN(frnn_torch_rmsprop_coef) *c);
+    void (*torch_adam)(frnn_int n, real *p, const real *g, real *exp_avg, real *exp_avg_sq,
+                       real *max_exp_avg_sq, const FN(frnn_torch_adam_coef) *c);
 } FN(frnn_kernel_table);
 
 /* The table chosen by frnn_select_isa (baseline until then). */

@@ -1,7 +1,7 @@
 /* table.c - one (dtype, ISA)'s kernel table: the functions gemm.c,
- * activations.c, gates.c and optim.c compiled for it, collected under the
- * name frnn_kernels_<dtype>_<isa> (kernels.h), which is all that the rest
- * of the core sees of them.
+ * activations.c, gates.c, optim.c and torch_optim.c compiled for it,
+ * collected under the name frnn_kernels_<dtype>_<isa> (kernels.h), which is
+ * all that the rest of the core sees of them.
  *
  * Compiled once per (dtype, ISA) like those files (isa.h). Nothing else
  * here: adding a kernel is a field in kernels.h, a prototype in isa.h, its
@@ -40,4 +40,8 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .adagrad = ISA_FN(frnn_adagrad),
     .rmsprop = ISA_FN(frnn_rmsprop),
     .adam = ISA_FN(frnn_adam),
+    .torch_sgd = ISA_FN(frnn_torch_sgd),
+    .torch_adagrad = ISA_FN(frnn_torch_adagrad),
+    .torch_rmsprop = ISA_FN(frnn_torch_rmsprop),
+    .torch_adam = ISA_FN(frnn_torch_adam),
 };
