@@ -138,3 +138,36 @@ cdef extern from "fastrnn.h" nogil:
     int frnn_stream_step_f64(frnn_stream_f64 *s, const double *x, double *h, double *c)
     void frnn_stream_destroy_f32(frnn_stream_f32 *s)
     void frnn_stream_destroy_f64(frnn_stream_f64 *s)
+
+    # torch.optim's updates over a flat array (layer/optimizers.c)
+    ctypedef struct frnn_sgd_hyper:
+        double lr, momentum, dampening, weight_decay
+        int nesterov
+    ctypedef struct frnn_adagrad_hyper:
+        double lr, lr_decay, weight_decay, eps
+    ctypedef struct frnn_rmsprop_hyper:
+        double lr, alpha, eps, weight_decay, momentum
+        int centered
+    ctypedef struct frnn_adam_hyper:
+        double lr, beta1, beta2, eps, weight_decay
+        int amsgrad, decoupled_weight_decay
+    int frnn_sgd_step_f32(const frnn_sgd_hyper *h, frnn_int n, float *param, const float *grad,
+                          float *momentum_buffer, int first_step)
+    int frnn_sgd_step_f64(const frnn_sgd_hyper *h, frnn_int n, double *param,
+                          const double *grad, double *momentum_buffer, int first_step)
+    int frnn_adagrad_step_f32(const frnn_adagrad_hyper *h, frnn_int n, int64_t step,
+                              float *param, const float *grad, float *sum)
+    int frnn_adagrad_step_f64(const frnn_adagrad_hyper *h, frnn_int n, int64_t step,
+                              double *param, const double *grad, double *sum)
+    int frnn_rmsprop_step_f32(const frnn_rmsprop_hyper *h, frnn_int n, float *param,
+                              const float *grad, float *square_avg, float *momentum_buffer,
+                              float *grad_avg)
+    int frnn_rmsprop_step_f64(const frnn_rmsprop_hyper *h, frnn_int n, double *param,
+                              const double *grad, double *square_avg, double *momentum_buffer,
+                              double *grad_avg)
+    int frnn_adam_step_f32(const frnn_adam_hyper *h, frnn_int n, int64_t step, float *param,
+                           const float *grad, float *exp_avg, float *exp_avg_sq,
+                           float *max_exp_avg_sq)
+    int frnn_adam_step_f64(const frnn_adam_hyper *h, frnn_int n, int64_t step, double *param,
+                           const double *grad, double *exp_avg, double *exp_avg_sq,
+                           double *max_exp_avg_sq)

@@ -1019,3 +1019,246 @@ cdef void *_create_f64(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
     with nogil:
         s = frnn_stream_create_f64(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
     return s
+
+
+# ---- torch.optim's updates over one flat array (layer/optimizers.c) ----------
+#
+# fastrnn.optim's C path: one call per parameter and step, on the caller's
+# arrays (flattened views: nothing is copied or reallocated). param and the
+# state buffers are updated in place; grad is read only. Every array must be
+# 1-D, C-contiguous, of param's dtype (the fused `real`: float32 and float64
+# arrays are never mixed, and nothing is cast) and param's length, aligned,
+# and no written array may overlap another; param and the buffers must be
+# writable. A buffer the hyperparameters do not use may be None (and is then
+# not checked). Hyperparameters are torch.optim's (fastrnn.optim checks them
+# and explains them first); the C core refuses values outside torch's ranges
+# with a ValueError here.
+
+cdef int _optim_buffer(str func, str name, object buf, Py_ssize_t size, Py_ssize_t n,
+                       bint needed, str why) except -1:
+    """A state buffer: required (not None) when ``needed``, and of param's
+    length whenever given and needed."""
+    if not needed:
+        return 0
+    if buf is None:
+        raise ValueError(f"fastrnn._core.{func}: {name} is required {why} (None given)")
+    if size != n:
+        raise ValueError(f"fastrnn._core.{func}: {name} must have param's length {n}, "
+                         f"got {size}")
+    return 0
+
+
+cdef inline real *_optional(real[::1] buf, bint used) noexcept:
+    """The data pointer of a used, non-empty buffer; NULL otherwise."""
+    if not used or buf is None or buf.shape[0] == 0:
+        return NULL
+    return &buf[0]
+
+
+cdef int _optim_arrays(str func, object param, tuple names, tuple arrays) except -1:
+    """param must be a 1-D float32 or float64 array and every other array
+    given 1-D of its dtype: a TypeError (dtype) or ValueError (dimensions)
+    naming the first that is not (the fused implementations would only say
+    that no signature matches)."""
+    dtype = getattr(param, "dtype", None)
+    if dtype is None or dtype.kind != "f" or dtype.itemsize not in (4, 8):
+        raise TypeError(f"fastrnn._core.{func}: param must be a float32 or float64 array, got "
+                        f"{getattr(param, 'dtype', type(param).__name__)}")
+    for name, a in zip(("param",) + names, (param,) + arrays):
+        if a is None:
+            continue
+        if getattr(a, "dtype", None) != dtype:
+            raise TypeError(f"fastrnn._core.{func}: {name} must have param's dtype {dtype}, "
+                            f"got {getattr(a, 'dtype', type(a).__name__)} (nothing is cast)")
+        if getattr(a, "ndim", None) != 1:
+            raise ValueError(f"fastrnn._core.{func}: {name} must be 1-D (a flat view of the "
+                             f"array), got {getattr(a, 'ndim', '?')} dimensions")
+    return 0
+
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
+             first_step):
+    """torch.optim.SGD's update of one parameter (frnn_sgd_step).
+    momentum_buffer: used when momentum != 0 (else may be None); first_step:
+    it has no value yet (it is then written from the gradient, not read)."""
+    _optim_arrays("sgd_step", param, ("grad", "momentum_buffer"), (grad, momentum_buffer))
+    _sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
+              first_step)
+
+
+def adagrad_step(param, grad, sum, step, lr, lr_decay, weight_decay, eps):
+    """torch.optim.Adagrad's update of one parameter (frnn_adagrad_step);
+    step: its update count including this one, >= 1."""
+    _optim_arrays("adagrad_step", param, ("grad", "sum"), (grad, sum))
+    _adagrad_step(param, grad, sum, step, lr, lr_decay, weight_decay, eps)
+
+
+def rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps,
+                 weight_decay, momentum, centered):
+    """torch.optim.RMSprop's update of one parameter (frnn_rmsprop_step).
+    momentum_buffer: used when momentum > 0; grad_avg: when centered (else
+    either may be None)."""
+    _optim_arrays("rmsprop_step", param, ("grad", "square_avg", "momentum_buffer", "grad_avg"),
+                  (grad, square_avg, momentum_buffer, grad_avg))
+    _rmsprop_step(param, grad, square_avg, momentum_buffer, grad_avg, lr, alpha, eps,
+                  weight_decay, momentum, centered)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, amsgrad, decoupled_weight_decay):
+    """torch.optim.Adam's (decoupled_weight_decay: AdamW's) update of one
+    parameter (frnn_adam_step); step: its update count including this one,
+    >= 1; max_exp_avg_sq: used when amsgrad (else may be None)."""
+    _optim_arrays("adam_step", param, ("grad", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
+                  (grad, exp_avg, exp_avg_sq, max_exp_avg_sq))
+    _adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+               weight_decay, amsgrad, decoupled_weight_decay)
+
+
+def _sgd_step(real[::1] param not None, const real[::1] grad not None,
+             real[::1] momentum_buffer, double lr, double momentum, double dampening,
+             double weight_decay, bint nesterov, bint first_step):
+    """sgd_step's fused implementation (arguments: sgd_step)."""
+    cdef Py_ssize_t n = param.shape[0]
+    cdef bint has_momentum = momentum != 0
+    _shape1("sgd_step", "grad", grad.shape[0], n, "(param's length,)")
+    _optim_buffer("sgd_step", "momentum_buffer", momentum_buffer,
+                  momentum_buffer.shape[0] if momentum_buffer is not None else 0, n,
+                  has_momentum, "when momentum != 0")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(2)
+    cdef real *buf = _optional(momentum_buffer, has_momentum)
+    _add(&s, &param[0] if n else NULL, n * r, r)
+    _add(&s, buf, n * r if buf != NULL else 0, r)
+    _add(&s, &grad[0] if n else NULL, n * r, r)
+    _check_memory("sgd_step", &s, ("param", "momentum_buffer", "grad"))
+    cdef frnn_sgd_hyper h
+    h.lr, h.momentum, h.dampening, h.weight_decay = lr, momentum, dampening, weight_decay
+    h.nesterov = nesterov
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_sgd_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
+                                   buf, first_step)
+        else:
+            rc = frnn_sgd_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
+                                   buf, first_step)
+    if rc != FRNN_OK:
+        _raise(rc, "sgd_step", f"n={n}, lr={lr}, momentum={momentum}, dampening={dampening}, "
+                               f"weight_decay={weight_decay}, nesterov={bool(nesterov)}")
+
+
+def _adagrad_step(real[::1] param not None, const real[::1] grad not None,
+                 real[::1] sum not None, int64_t step, double lr, double lr_decay,
+                 double weight_decay, double eps):
+    """adagrad_step's fused implementation."""
+    cdef Py_ssize_t n = param.shape[0]
+    _shape1("adagrad_step", "grad", grad.shape[0], n, "(param's length,)")
+    _shape1("adagrad_step", "sum", sum.shape[0], n, "(param's length,)")
+    if step < 1:
+        raise ValueError(f"fastrnn._core.adagrad_step: step must be >= 1 (the count including "
+                         f"this update), got {step}")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(2)
+    _add(&s, &param[0] if n else NULL, n * r, r)
+    _add(&s, &sum[0] if n else NULL, n * r, r)
+    _add(&s, &grad[0] if n else NULL, n * r, r)
+    _check_memory("adagrad_step", &s, ("param", "sum", "grad"))
+    cdef frnn_adagrad_hyper h
+    h.lr, h.lr_decay, h.weight_decay, h.eps = lr, lr_decay, weight_decay, eps
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_adagrad_step_f32(&h, n, step, &param[0] if n else NULL,
+                                       &grad[0] if n else NULL, &sum[0] if n else NULL)
+        else:
+            rc = frnn_adagrad_step_f64(&h, n, step, &param[0] if n else NULL,
+                                       &grad[0] if n else NULL, &sum[0] if n else NULL)
+    if rc != FRNN_OK:
+        _raise(rc, "adagrad_step", f"n={n}, lr={lr}, lr_decay={lr_decay}, "
+                                   f"weight_decay={weight_decay}, eps={eps}")
+
+
+def _rmsprop_step(real[::1] param not None, const real[::1] grad not None,
+                 real[::1] square_avg not None, real[::1] momentum_buffer,
+                 real[::1] grad_avg, double lr, double alpha, double eps, double weight_decay,
+                 double momentum, bint centered):
+    """rmsprop_step's fused implementation."""
+    cdef Py_ssize_t n = param.shape[0]
+    cdef bint has_momentum = momentum > 0
+    _shape1("rmsprop_step", "grad", grad.shape[0], n, "(param's length,)")
+    _shape1("rmsprop_step", "square_avg", square_avg.shape[0], n, "(param's length,)")
+    _optim_buffer("rmsprop_step", "momentum_buffer", momentum_buffer,
+                  momentum_buffer.shape[0] if momentum_buffer is not None else 0, n,
+                  has_momentum, "when momentum > 0")
+    _optim_buffer("rmsprop_step", "grad_avg", grad_avg,
+                  grad_avg.shape[0] if grad_avg is not None else 0, n, centered,
+                  "when centered")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(4)
+    cdef real *buf = _optional(momentum_buffer, has_momentum)
+    cdef real *avg = _optional(grad_avg, centered)
+    _add(&s, &param[0] if n else NULL, n * r, r)
+    _add(&s, &square_avg[0] if n else NULL, n * r, r)
+    _add(&s, buf, n * r if buf != NULL else 0, r)
+    _add(&s, avg, n * r if avg != NULL else 0, r)
+    _add(&s, &grad[0] if n else NULL, n * r, r)
+    _check_memory("rmsprop_step", &s, ("param", "square_avg", "momentum_buffer", "grad_avg",
+                                       "grad"))
+    cdef frnn_rmsprop_hyper h
+    h.lr, h.alpha, h.eps, h.weight_decay, h.momentum = lr, alpha, eps, weight_decay, momentum
+    h.centered = centered
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_rmsprop_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
+                                       &square_avg[0] if n else NULL, buf, avg)
+        else:
+            rc = frnn_rmsprop_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
+                                       &square_avg[0] if n else NULL, buf, avg)
+    if rc != FRNN_OK:
+        _raise(rc, "rmsprop_step", f"n={n}, lr={lr}, alpha={alpha}, eps={eps}, "
+                                   f"weight_decay={weight_decay}, momentum={momentum}")
+
+
+def _adam_step(real[::1] param not None, const real[::1] grad not None,
+              real[::1] exp_avg not None, real[::1] exp_avg_sq not None,
+              real[::1] max_exp_avg_sq, int64_t step, double lr, double beta1, double beta2,
+              double eps, double weight_decay, bint amsgrad, bint decoupled_weight_decay):
+    """adam_step's fused implementation."""
+    cdef Py_ssize_t n = param.shape[0]
+    _shape1("adam_step", "grad", grad.shape[0], n, "(param's length,)")
+    _shape1("adam_step", "exp_avg", exp_avg.shape[0], n, "(param's length,)")
+    _shape1("adam_step", "exp_avg_sq", exp_avg_sq.shape[0], n, "(param's length,)")
+    _optim_buffer("adam_step", "max_exp_avg_sq", max_exp_avg_sq,
+                  max_exp_avg_sq.shape[0] if max_exp_avg_sq is not None else 0, n, amsgrad,
+                  "when amsgrad")
+    if step < 1:
+        raise ValueError(f"fastrnn._core.adam_step: step must be >= 1 (the count including "
+                         f"this update), got {step}")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(4)
+    cdef real *vmax = _optional(max_exp_avg_sq, amsgrad)
+    _add(&s, &param[0] if n else NULL, n * r, r)
+    _add(&s, &exp_avg[0] if n else NULL, n * r, r)
+    _add(&s, &exp_avg_sq[0] if n else NULL, n * r, r)
+    _add(&s, vmax, n * r if vmax != NULL else 0, r)
+    _add(&s, &grad[0] if n else NULL, n * r, r)
+    _check_memory("adam_step", &s, ("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq",
+                                    "grad"))
+    cdef frnn_adam_hyper h
+    h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = lr, beta1, beta2, eps, weight_decay
+    h.amsgrad, h.decoupled_weight_decay = amsgrad, decoupled_weight_decay
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_adam_step_f32(&h, n, step, &param[0] if n else NULL,
+                                    &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
+                                    &exp_avg_sq[0] if n else NULL, vmax)
+        else:
+            rc = frnn_adam_step_f64(&h, n, step, &param[0] if n else NULL,
+                                    &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
+                                    &exp_avg_sq[0] if n else NULL, vmax)
+    if rc != FRNN_OK:
+        _raise(rc, "adam_step", f"n={n}, lr={lr}, betas=({beta1}, {beta2}), eps={eps}, "
+                                f"weight_decay={weight_decay}")
