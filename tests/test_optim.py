@@ -3,7 +3,12 @@
 Stored vectors (tests/vectors/optim/*.npz, from generate_optim_vectors.py:
 torch float64, 20 steps, a parameter skipped at one step) are replayed in
 float64 and float32; a live cross-check runs random configurations against
-torch in both dtypes when torch is installed; clipping is checked against
+torch in both dtypes when torch is installed; both on each implementation
+of the updates (opt.kernels: the NumPy path and the C core's kernels,
+skipped where the compiled core lacks them), which must also agree bit for
+bit with each other on every kernel table (ISA) of this CPU, update the
+caller's arrays in place, and fall back (or, with kernels="c", refuse)
+where the kernels cannot take an array; clipping is checked against
 hand-derived numbers and live torch; state_dict round-trips bitwise; bad
 input gets a ValueError/TypeError naming the argument. Errors are normwise
 (conftest.rel_err: max|diff| / max|ref| per array).
@@ -20,7 +25,7 @@ import pytest
 
 from fastrnn import optim
 
-from conftest import rel_err
+from conftest import c_kernels, rel_err
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "optim"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
@@ -54,11 +59,27 @@ def load_vector(path):
             state)
 
 
-def make(optimizer, params, hyper):
+def make(optimizer, params, hyper, kernels="auto"):
     hyper = dict(hyper)
     if "betas" in hyper:
         hyper["betas"] = tuple(hyper["betas"])
-    return getattr(optim, optimizer)(params, **hyper)
+    opt = getattr(optim, optimizer)(params, **hyper)
+    opt.kernels = kernels
+    return opt
+
+
+# the two implementations of every update: opt.kernels = "numpy" / "c"
+KERNEL_PATHS = ("numpy", "c")
+
+
+@pytest.fixture(params=KERNEL_PATHS)
+def kernels(request):
+    """Each implementation; "c" is skipped where the compiled core lacks the
+    optimizer kernels (with kernels="c" a step can never silently fall back
+    to NumPy: it raises instead)."""
+    if request.param == "c" and not optim.c_kernels_available():
+        pytest.skip("the compiled core's optimizer kernels are not available")
+    return request.param
 
 
 def test_vector_files_cover_every_optimizer():
@@ -69,11 +90,11 @@ def test_vector_files_cover_every_optimizer():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
-def test_stored_vectors(path, dtype):
+def test_stored_vectors(path, dtype, kernels):
     optimizer, hyper, names, data, want_state = load_vector(path)
     dtype = np.dtype(dtype)
     params = {n: data[f"initial/{n}"].astype(dtype) for n in names}
-    opt = make(optimizer, params, hyper)
+    opt = make(optimizer, params, hyper, kernels)
     steps = int(data["steps"])
     for t in range(steps):
         grads = {n: data[f"grads/{n}"][t].astype(dtype) for n in names
@@ -128,7 +149,7 @@ def random_config(rng, name):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("seed", range(20))
-def test_live_torch(seed, dtype):
+def test_live_torch(seed, dtype, kernels):
     torch = pytest.importorskip("torch")
     dtype = np.dtype(dtype)
     rng = np.random.default_rng(1000 + seed)
@@ -137,7 +158,7 @@ def test_live_torch(seed, dtype):
     params = {f"p{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(shapes)}
     tensors = {k: torch.tensor(a.copy(), requires_grad=True) for k, a in params.items()}
     reference = getattr(torch.optim, name)(list(tensors.values()), foreach=False, **hyper)
-    opt = getattr(optim, name)(params, **hyper)
+    opt = make(name, params, hyper, kernels)
     for _ in range(20):
         grads = {k: rng.standard_normal(a.shape).astype(dtype) for k, a in params.items()
                  if rng.random() < 0.85}
@@ -299,19 +320,19 @@ def gradient_sequence(shapes, dtype, steps, seed):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("name,hyper", ROUND_TRIP_CONFIGS,
                          ids=[f"{n}{i}" for i, (n, _) in enumerate(ROUND_TRIP_CONFIGS)])
-def test_state_dict_round_trip_bitwise(name, hyper, dtype):
+def test_state_dict_round_trip_bitwise(name, hyper, dtype, kernels):
     shapes = {"w": (3, 4), "b": (4,)}
     rng = np.random.default_rng(3)
     initial = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     seq = gradient_sequence(shapes, dtype, 20, 4)
 
     straight = {k: a.copy() for k, a in initial.items()}
-    opt = getattr(optim, name)(straight, **hyper)
+    opt = make(name, straight, hyper, kernels)
     for g in seq:
         opt.step(g)
 
     first = {k: a.copy() for k, a in initial.items()}
-    opt1 = getattr(optim, name)(first, **hyper)
+    opt1 = make(name, first, hyper, kernels)
     for g in seq[:10]:
         opt1.step(g)
     saved = opt1.state_dict()
@@ -323,6 +344,7 @@ def test_state_dict_round_trip_bitwise(name, hyper, dtype):
     resumed = {k: a.copy() for k, a in first.items()}
     # a fresh optimizer made with other hyperparameters: load must restore them
     opt2 = getattr(optim, name)(resumed)
+    opt2.kernels = kernels
     opt2.load_state_dict(saved)
     assert opt2.defaults == opt1.defaults
     for g in seq[10:]:
@@ -376,6 +398,211 @@ def test_adagrad_state_exists_from_construction():
     assert opt.state["w"]["step"] == 0
     assert opt.state["w"]["sum"].tolist() == [0.25] * 3
     assert opt.state_dict()["state"]["w"]["step"] == 0
+
+
+# -- the C kernels and the NumPy path ------------------------------------------------
+
+# Every branch of every kernel: each optional term on and off, both sides of
+# torch.lerp's weight 0.5 (Adam's 1 - beta1, RMSprop's 1 - alpha), and
+# the first SGD momentum step (buffer created from the gradient).
+KERNEL_CONFIGS = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.1, weight_decay=0.1)),
+    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.2, nesterov=True)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.3,
+                     eps=1e-4)),
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, momentum=0.6)),
+    ("RMSprop", dict(lr=0.01, centered=True, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.01, alpha=0.3, centered=True, momentum=0.5, weight_decay=0.1)),
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+    ("Adam", dict(lr=0.01, betas=(0.4, 0.5), eps=1e-5)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, betas=(0.3, 0.9), weight_decay=0.2, amsgrad=True)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.0)),
+]
+
+
+def run_steps(name, hyper, dtype, kernels, steps=12, seed=5):
+    """(params, optimizer) after ``steps`` steps on fixed random data, with a
+    gradient that is strided (a view) at one step and missing at another.
+    Shapes include a 0-d parameter and one longer than any vector width."""
+    shapes = {"w": (7, 9), "b": (37,), "s": ()}
+    rng = np.random.default_rng(seed)
+    params = {k: rng.standard_normal(sh).astype(dtype) for k, sh in shapes.items()}
+    opt = make(name, params, hyper, kernels)
+    for t in range(steps):
+        grads = {k: rng.standard_normal(sh).astype(dtype) for k, sh in shapes.items()
+                 if not (k == "b" and t == 4)}
+        grads["s"] = np.asarray(grads["s"])
+        opt.step(grads)
+    return params, opt
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("name,hyper", KERNEL_CONFIGS,
+                         ids=[f"{n}{i}" for i, (n, _) in enumerate(KERNEL_CONFIGS)])
+def test_c_kernels_equal_numpy_bitwise(name, hyper, dtype, isa):
+    # Bitwise, not to a tolerance: the kernels do torch's (and the NumPy
+    # path's) IEEE operations in the same order, with no fused multiply-adds
+    # (-ffp-contract=off); vector and scalar divide / sqrt round alike, so
+    # every ISA's table gives the same bits.
+    if not optim.c_kernels_available():
+        pytest.skip("the compiled core's optimizer kernels are not available")
+    want, want_opt = run_steps(name, hyper, dtype, "numpy")
+    got, got_opt = run_steps(name, hyper, dtype, "c")
+    for k in want:
+        assert np.array_equal(got[k], want[k]), (isa, k)
+        assert set(got_opt.state[k]) == set(want_opt.state[k]), k
+        for sk, val in want_opt.state[k].items():
+            assert np.array_equal(got_opt.state[k][sk], val), (isa, k, sk)
+    assert not np.array_equal(got["w"], run_steps(name, hyper, dtype, "numpy", steps=11)[0]["w"])
+
+
+@pytest.mark.parametrize("name,hyper", KERNEL_CONFIGS,
+                         ids=[f"{n}{i}" for i, (n, _) in enumerate(KERNEL_CONFIGS)])
+def test_c_kernels_update_the_callers_arrays_in_place(name, hyper):
+    if not optim.c_kernels_available():
+        pytest.skip("the compiled core's optimizer kernels are not available")
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((5, 6)).astype(np.float32)
+    initial = w.copy()
+    address = w.__array_interface__["data"][0]
+    opt = make(name, {"w": w}, hyper, "c")
+    opt.step({"w": rng.standard_normal((5, 6)).astype(np.float32)})
+    buffers = {k: (b, b.__array_interface__["data"][0]) for k, b in opt.state["w"].items()
+               if isinstance(b, np.ndarray)}
+    for _ in range(3):
+        opt.step({"w": rng.standard_normal((5, 6)).astype(np.float32)})
+    assert opt.params["w"] is w and w.__array_interface__["data"][0] == address
+    assert w.shape == (5, 6) and w.dtype == np.float32 and w.flags.c_contiguous
+    assert not np.array_equal(w, initial)  # it moved, in the caller's array
+    for k, (buf, buf_address) in buffers.items():  # state buffers: the same NumPy arrays
+        assert opt.state["w"][k] is buf and buf.__array_interface__["data"][0] == buf_address
+        assert type(buf) is np.ndarray and buf.shape == (5, 6) and buf.dtype == np.float32
+
+
+def test_auto_falls_back_to_numpy_for_arrays_the_kernels_cannot_take():
+    if not optim.c_kernels_available():
+        pytest.skip("the compiled core's optimizer kernels are not available")
+    rng = np.random.default_rng(2)
+    wide = rng.standard_normal((4, 10))
+    strided = wide[:, ::2]  # (4, 5), not C-contiguous
+    results = {}
+    for kernels in ("auto", "numpy"):
+        w = np.linspace(-1, 1, 20).reshape(4, 5)
+        opt = make("Adam", {"w": w}, dict(lr=0.1), kernels)
+        opt.step({"w": strided})
+        opt.step({"w": np.ascontiguousarray(strided)})
+        results[kernels] = w
+    assert np.array_equal(results["auto"], results["numpy"])
+
+    # kernels="c" says why instead, before anything changes
+    w = np.zeros((4, 5))
+    opt = make("Adam", {"w": w}, dict(lr=0.1), "c")
+    with pytest.raises(ValueError, match=r"kernels='c'.*grads\['w'\] is not C-contiguous"):
+        opt.step({"w": strided})
+    assert not w.any() and opt.state["w"] == {}
+    opt.step({"w": np.ones((4, 5))})
+    opt.state["w"]["exp_avg"] = np.asfortranarray(np.zeros((5, 4)).T)  # replaced by the user
+    with pytest.raises(ValueError, match=r"state\['w'\]\['exp_avg'\] is not C-contiguous"):
+        opt.step({"w": np.ones((4, 5))})
+    opt.state["w"]["exp_avg"] = opt.state["w"]["exp_avg_sq"]
+    with pytest.raises(ValueError, match=r"state\['w'\]\['exp_avg_sq'\] overlaps"):
+        opt.step({"w": np.ones((4, 5))})
+    opt.kernels = "auto"  # the NumPy path takes what the kernels refuse
+    opt.state["w"]["exp_avg"] = np.asfortranarray(np.zeros((5, 4)).T)
+    opt.step({"w": np.ones((4, 5))})
+    assert opt.state["w"]["step"] == 2
+    w.flags.writeable = False
+    opt.kernels = "c"
+    with pytest.raises(ValueError, match=r"params\['w'\] is not C-contiguous, aligned and "
+                                         r"writable"):
+        opt.step({"w": np.ones((4, 5))})
+
+
+def test_kernels_attribute(monkeypatch):
+    opt = optim.SGD({"w": np.ones(3)}, lr=0.5)
+    assert opt.kernels == "auto" and optim.KERNELS == ("auto", "c", "numpy")
+    for bad, exc in (("C", ValueError), ("numba", ValueError), (None, TypeError),
+                     (1, TypeError)):
+        with pytest.raises(exc, match="kernels must be"):
+            opt.kernels = bad
+    assert opt.kernels == "auto"
+    # without the compiled kernels: "c" is refused, "auto" is NumPy
+    monkeypatch.setattr(optim, "_core_cache", [(None, "no compiled core in this test")])
+    assert not optim.c_kernels_available()
+    from fastrnn.backends import BackendUnavailableError
+    with pytest.raises(BackendUnavailableError, match="no compiled core in this test"):
+        opt.kernels = "c"
+    opt.step({"w": np.ones(3)})
+    assert opt.params["w"].tolist() == [0.5] * 3
+
+
+def test_core_optimizer_entry_points_check_arguments():
+    if not optim.c_kernels_available():
+        pytest.skip("the compiled core's optimizer kernels are not available")
+    from fastrnn import _core
+
+    def arrays(n=4, dtype=np.float64):
+        return [np.ones(n, dtype) for _ in range(5)]
+
+    p, g, m, v, vmax = arrays()
+    adam = dict(lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False,
+                decoupled_weight_decay=False)
+    _core.adam_step(p, g, m, v, None, step=1, **adam)  # max_exp_avg_sq unused: None
+    assert not np.array_equal(p, np.ones(4))
+    bad = [
+        (lambda: _core.adam_step(p, g[:3], m, v, None, 1, **adam), ValueError, "grad"),
+        (lambda: _core.adam_step(p, g, m, v[:2], None, 1, **adam), ValueError, "exp_avg_sq"),
+        (lambda: _core.adam_step(p, g, m, v, None, 1, **{**adam, "amsgrad": True}), ValueError,
+         "max_exp_avg_sq is required"),
+        (lambda: _core.adam_step(p, g, m, v, vmax[:1], 1, **{**adam, "amsgrad": True}),
+         ValueError, "max_exp_avg_sq must have param's length"),
+        (lambda: _core.adam_step(p, g, m, v, None, 0, **adam), ValueError, "step must be >= 1"),
+        (lambda: _core.adam_step(p, g, m, m, None, 1, **adam), ValueError,
+         "exp_avg must not overlap exp_avg_sq"),
+        (lambda: _core.adam_step(p, p, m, v, None, 1, **adam), ValueError,
+         "param must not overlap grad"),
+        (lambda: _core.adam_step(p, g.astype(np.float32), m, v, None, 1, **adam), TypeError,
+         "grad must have param's dtype float64, got float32"),
+        (lambda: _core.adam_step(p.astype(np.int64), g, m, v, None, 1, **adam), TypeError,
+         "param must be a float32 or float64 array"),
+        (lambda: _core.adam_step(p, g, m, v, None, 1, **{**adam, "lr": -1.0}), ValueError,
+         "rejected"),
+        (lambda: _core.adam_step(p, g, m, v, None, 1, **{**adam, "beta2": 1.0}), ValueError,
+         "rejected"),
+        (lambda: _core.sgd_step(p, g, None, 0.1, 0.9, 0.0, 0.0, False, True), ValueError,
+         "momentum_buffer is required"),
+        (lambda: _core.sgd_step(p, g, m, math.nan, 0.0, 0.0, 0.0, False, False), ValueError,
+         "rejected"),
+        (lambda: _core.sgd_step(p, g, m, 0.1, 0.0, 0.0, 0.0, True, False), ValueError,
+         "rejected"),  # nesterov without momentum
+        (lambda: _core.adagrad_step(p, g, m, 0, 0.1, 0.0, 0.0, 1e-10), ValueError, "step"),
+        (lambda: _core.adagrad_step(p, g, m[:3], 1, 0.1, 0.0, 0.0, 1e-10), ValueError, "sum"),
+        (lambda: _core.rmsprop_step(p, g, m, None, None, 0.1, 0.99, 1e-8, 0.0, 0.0, True),
+         ValueError, "grad_avg is required"),
+        (lambda: _core.rmsprop_step(p, g, m, None, None, 0.1, 1.5, 1e-8, 0.0, 0.0, False),
+         ValueError, "rejected"),
+        (lambda: _core.adam_step(np.ones((2, 2)), g, m, v, None, 1, **adam), ValueError,
+         "param must be 1-D"),
+    ]
+    for call, exc, match in bad:
+        before = [a.copy() for a in (p, g, m, v, vmax)]
+        with pytest.raises(exc, match=match):
+            call()
+        for a, b in zip((p, g, m, v, vmax), before):  # nothing written
+            assert np.array_equal(a, b, equal_nan=True)
+    read_only = np.ones(4)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        _core.sgd_step(read_only, g, None, 0.1, 0.0, 0.0, 0.0, False, False)
+    _core.sgd_step(p, read_only, None, 0.1, 0.0, 0.0, 0.0, False, False)  # grad may be
+    empty = np.zeros(0)
+    _core.adam_step(empty, empty.copy(), empty.copy(), empty.copy(), None, 1, **adam)
 
 
 # -- behaviour -------------------------------------------------------------------------

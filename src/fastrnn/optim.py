@@ -12,10 +12,28 @@ float64 arrays in place, plus ``clip_grad_norm_`` and ``clip_grad_value_``::
 What this deliberately is not: there are no parameter groups (one set of
 hyperparameters for every parameter; assign ``opt.lr`` for a schedule), no
 ``zero_grad`` (gradients are passed to ``step``), no sparse, complex,
-``maximize``, ``capturable``, ``differentiable`` or ``fused`` variants, and it
-does not use the C core's optimizer kernels (csrc/kernels/optim.c): those
-implement the sequence trainer's min-char-rnn variants (e.g. Adagrad's eps
-inside the square root, no weight decay or dampening), which are not torch's.
+``maximize``, ``capturable``, ``differentiable`` or ``fused`` variants. It
+does not use the sequence trainer's optimizer kernels (csrc/kernels/optim.c,
+min-char-rnn's formulas: e.g. Adagrad's eps inside the square root, no weight
+decay or dampening), which are not torch's.
+
+Two implementations of every update, with the same results bit for bit:
+
+* the C core's kernels (csrc/kernels/torch_optim.c through
+  ``fastrnn._core.sgd_step`` / ``adagrad_step`` / ``rmsprop_step`` /
+  ``adam_step``): one vectorised pass per parameter, GIL released, no
+  temporaries, the arrays updated in place. Used when the compiled core
+  loads (and has them) and the parameter, its gradient and its state
+  buffers are C-contiguous, aligned, writable (the gradient need not be)
+  and do not overlap;
+* NumPy, below: the readable reference, and the fallback for everything else
+  (a strided gradient, no compiled core).
+
+``opt.kernels`` chooses per optimizer: ``"auto"`` (the default: as just
+said, parameter by parameter), ``"c"`` (the C kernels or an error saying why
+not: ``BackendUnavailableError`` without them, ValueError for an array they
+cannot take) or ``"numpy"`` (always NumPy: for tests and comparisons).
+:func:`c_kernels_available` says whether the C kernels can run here.
 
 Arithmetic is done in the parameters' dtype, as torch does for a float32 or
 float64 tensor: a Python-float hyperparameter (or a combination of them such
@@ -95,7 +113,11 @@ import numpy as np
 from . import _validate as v
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
-           "clip_grad_norm_", "clip_grad_value_", "NonFiniteNormError"]
+           "clip_grad_norm_", "clip_grad_value_", "NonFiniteNormError", "KERNELS",
+           "c_kernels_available"]
+
+#: The values of ``Optimizer.kernels`` (see the module docstring).
+KERNELS = ("auto", "c", "numpy")
 
 ParamsLike = Union[Mapping, Iterable]
 
@@ -105,6 +127,43 @@ class NonFiniteNormError(ValueError, RuntimeError):
 
     A ValueError (fastrnn's rule for bad values) and a RuntimeError (what
     torch raises), so either ``except`` clause catches it."""
+
+
+# -- the C core's kernels ----------------------------------------------------------
+
+_CORE_FUNCTIONS = ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step")
+_core_cache: list = []  # [(module or None, why not)] once looked up
+
+
+def _compiled_core():
+    """(fastrnn._core, "") when the C core loads and has the optimizer kernels,
+    else (None, the reason). Looked up once, through the backend registry:
+    importing the "c" backend selects the kernel ISA (FASTRNN_ISA) first."""
+    if not _core_cache:
+        from . import backends
+        try:
+            backends.get_backend("c", "forward")
+        except ImportError as exc:  # BackendUnavailableError: no compiled core here
+            _core_cache.append((None, str(exc)))
+        else:
+            from . import _core
+            missing = [f for f in _CORE_FUNCTIONS if not hasattr(_core, f)]
+            _core_cache.append((None, f"the installed compiled core predates the optimizer "
+                                      f"kernels (it lacks {', '.join(missing)}); rebuild it")
+                               if missing else (_core, ""))
+    return _core_cache[0]
+
+
+def c_kernels_available() -> bool:
+    """Whether the C core's optimizer kernels can run here (the compiled core
+    loads and has them); ``opt.kernels = "c"`` needs them."""
+    return _compiled_core()[0] is not None
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of a C-contiguous array (never a copy: the kernels write
+    through it into the caller's array)."""
+    return a.reshape(-1)
 
 
 # -- parameters and gradients --------------------------------------------------
@@ -292,6 +351,7 @@ class Optimizer:
 
     #: hyperparameter names, in signature order
     _hyperparameter_names: Tuple[str, ...] = ()
+    _kernels = "auto"
 
     def __init__(self, params: ParamsLike, **hyperparameters):
         self.params = _parameter_dict(params)
@@ -309,7 +369,65 @@ class Optimizer:
         raise NotImplementedError
 
     def _update(self, p: np.ndarray, g: np.ndarray, state: Dict[str, Any]) -> None:
+        """The update on NumPy."""
         raise NotImplementedError
+
+    def _update_c(self, core, p: np.ndarray, g: np.ndarray, state: Dict[str, Any]) -> None:
+        """The same update through the C core's kernel (arrays checked by
+        :meth:`_kernel_obstacle`; state buffers it creates are NumPy arrays)."""
+        raise NotImplementedError
+
+    @property
+    def kernels(self) -> str:
+        """Which implementation :meth:`step` uses: ``"auto"`` (default: the C
+        core's kernels for every parameter whose arrays they can take,
+        NumPy for the others), ``"c"`` (the C kernels, else an error) or
+        ``"numpy"``. Results are the same bit for bit; assignable at any
+        time. Assigning ``"c"`` where the kernels are missing raises
+        :class:`fastrnn.backends.BackendUnavailableError`."""
+        return self._kernels
+
+    @kernels.setter
+    def kernels(self, value) -> None:
+        if not isinstance(value, str):
+            raise TypeError(f"kernels must be a str, one of {KERNELS}, got "
+                            f"{type(value).__name__} {value!r}")
+        if value not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {value!r}")
+        if value == "c":
+            core, why = _compiled_core()
+            if core is None:
+                from .backends import BackendUnavailableError
+                raise BackendUnavailableError(f"kernels='c': the C core's optimizer kernels are "
+                                              f"not available: {why}")
+        self._kernels = value
+
+    def _kernel_obstacle(self, name: str, p: np.ndarray, g: np.ndarray,
+                         state: Dict[str, Any]):
+        """None if the C kernels can update parameter ``name`` in place, else
+        why not (a sentence). They need the parameter and its existing state
+        buffers C-contiguous, aligned, writable, of its shape and dtype, the
+        gradient C-contiguous and aligned, and none of them overlapping."""
+        if not (p.flags.c_contiguous and p.flags.aligned and p.flags.writeable):
+            return f"params[{name!r}] is not C-contiguous, aligned and writable"
+        if not (g.flags.c_contiguous and g.flags.aligned):
+            return f"grads[{name!r}] is not C-contiguous and aligned"
+        arrays = [(f"params[{name!r}]", p), (f"grads[{name!r}]", g)]
+        for key in self._state_keys()[1]:
+            buf = state.get(key)
+            if buf is None:
+                continue  # created by the update, C-contiguous
+            label = f"state[{name!r}][{key!r}]"
+            if not (isinstance(buf, np.ndarray) and buf.dtype == p.dtype and
+                    buf.shape == p.shape):
+                return f"{label} is not an array of params[{name!r}]'s shape and dtype"
+            if not (buf.flags.c_contiguous and buf.flags.aligned and buf.flags.writeable):
+                return f"{label} is not C-contiguous, aligned and writable"
+            for other_label, other in arrays:
+                if np.may_share_memory(buf, other):
+                    return f"{label} overlaps {other_label}"
+            arrays.append((label, buf))
+        return None
 
     @property
     def lr(self) -> float:
@@ -353,8 +471,22 @@ class Optimizer:
         place; ``grads`` is not modified. Every gradient is checked before any
         parameter changes."""
         checked = self._check_grads(grads)
+        core = None if self._kernels == "numpy" else _compiled_core()[0]
+        plan = []  # (name, gradient, use the C kernel), decided before any update
         for name, g in checked.items():
-            self._update(self.params[name], g, self.state[name])
+            use_c = False
+            if core is not None:
+                why = self._kernel_obstacle(name, self.params[name], g, self.state[name])
+                if why is not None and self._kernels == "c":
+                    raise ValueError(f"kernels='c': the C kernels cannot update this "
+                                     f"parameter in place: {why}")
+                use_c = why is None
+            plan.append((name, g, use_c))
+        for name, g, use_c in plan:
+            if use_c:
+                self._update_c(core, self.params[name], g, self.state[name])
+            else:
+                self._update(self.params[name], g, self.state[name])
 
     # -- checkpoints --
     def state_dict(self) -> Dict[str, Any]:
@@ -425,7 +557,8 @@ class Optimizer:
 
     def _count_step(self, p: np.ndarray, state: Dict[str, Any]) -> None:
         """A parameter's state at its gradient: created at the first one (step
-        0, zero buffers, as torch does lazily), then this step counted."""
+        0, zero buffers in C order, as torch does lazily), then this step
+        counted."""
         if not state:
             state["step"] = 0
             for k in self._state_keys()[1]:
@@ -516,6 +649,18 @@ class SGD(Optimizer):
             g = g + t(momentum) * buf if hp["nesterov"] else buf
         p -= t(hp["lr"]) * g
 
+    def _update_c(self, core, p, g, state):
+        hp = self.defaults
+        buf, first_step = None, False
+        if hp["momentum"] != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:  # torch: buf = clone(grad), which the kernel writes
+                buf = state["momentum_buffer"] = np.empty(p.shape, self.dtype)
+                first_step = True
+            buf = _flat(buf)
+        core.sgd_step(_flat(p), _flat(g), buf, hp["lr"], hp["momentum"], hp["dampening"],
+                      hp["weight_decay"], hp["nesterov"], first_step)
+
 
 class Adagrad(Optimizer):
     """Adagrad as torch.optim.Adagrad (see the module docstring). State, created
@@ -555,13 +700,21 @@ class Adagrad(Optimizer):
         g = _with_weight_decay(g, p, hp["weight_decay"], t)
         clr = hp["lr"] / (1 + (step - 1) * hp["lr_decay"])  # in double, as torch
         s = state["sum"]
-        scratch = np.multiply(g, g)
+        # out=: for a 0-d parameter NumPy would return a scalar, which the
+        # out= below cannot take
+        scratch = np.multiply(g, g, out=np.empty(p.shape, self.dtype))
         s += scratch
         std = np.sqrt(s)
         std += t(hp["eps"])
         np.multiply(g, t(-clr), out=scratch)  # p + (-clr * g) / std
         scratch /= std
         p += scratch
+
+    def _update_c(self, core, p, g, state):
+        hp = self.defaults
+        state["step"] += 1
+        core.adagrad_step(_flat(p), _flat(g), _flat(state["sum"]), state["step"], hp["lr"],
+                          hp["lr_decay"], hp["weight_decay"], hp["eps"])
 
 
 class RMSprop(Optimizer):
@@ -601,14 +754,15 @@ class RMSprop(Optimizer):
         alpha = hp["alpha"]
         square_avg = state["square_avg"]
         square_avg *= t(alpha)
-        scratch = np.multiply(g, t(1 - alpha))  # addcmul: ((1 - alpha) * g) * g
+        # addcmul: ((1 - alpha) * g) * g; out=, as in Adagrad, for 0-d parameters
+        scratch = np.multiply(g, t(1 - alpha), out=np.empty(p.shape, self.dtype))
         scratch *= g
         square_avg += scratch
         if hp["centered"]:
             grad_avg = state["grad_avg"]
             _lerp_(grad_avg, g, t(1 - alpha), scratch)
             # addcmul(grad_avg, grad_avg, value=-1): v + (-a) * a, which is v - a * a
-            avg = np.multiply(grad_avg, grad_avg)
+            avg = np.multiply(grad_avg, grad_avg, out=np.empty(p.shape, self.dtype))
             np.subtract(square_avg, avg, out=avg)
             np.sqrt(avg, out=avg)
         else:
@@ -625,6 +779,15 @@ class RMSprop(Optimizer):
             np.multiply(g, t(-hp["lr"]), out=scratch)  # p + (-lr * g) / avg
             scratch /= avg
             p += scratch
+
+    def _update_c(self, core, p, g, state):
+        hp = self.defaults
+        self._count_step(p, state)
+        buf, grad_avg = state.get("momentum_buffer"), state.get("grad_avg")
+        core.rmsprop_step(_flat(p), _flat(g), _flat(state["square_avg"]),
+                          None if buf is None else _flat(buf),
+                          None if grad_avg is None else _flat(grad_avg), hp["lr"], hp["alpha"],
+                          hp["eps"], hp["weight_decay"], hp["momentum"], hp["centered"])
 
 
 def _check_betas(hp):
@@ -693,6 +856,16 @@ class Adam(Optimizer):
         np.multiply(exp_avg, t(-step_size), out=scratch)  # p + (-step_size * m) / denom
         scratch /= denom
         p += scratch
+
+    def _update_c(self, core, p, g, state):
+        hp = self.defaults
+        self._count_step(p, state)
+        beta1, beta2 = hp["betas"]
+        max_sq = state.get("max_exp_avg_sq")
+        core.adam_step(_flat(p), _flat(g), _flat(state["exp_avg"]), _flat(state["exp_avg_sq"]),
+                       None if max_sq is None else _flat(max_sq), state["step"], hp["lr"],
+                       beta1, beta2, hp["eps"], hp["weight_decay"], hp["amsgrad"],
+                       self._decoupled_weight_decay)
 
 
 class AdamW(Adam):
