@@ -192,20 +192,29 @@ int FN(frnn_layer_forward_lengths)(const frnn_cell_desc *desc, frnn_int T, frnn_
     FN(permute_rows)(&sched, B, H, h0, h_start, 1);
     if (c0) FN(permute_rows)(&sched, B, H, c0, c, 1);
 
-    for (frnn_int t0 = 0; t0 < sched.steps;) {
-        const frnn_int t1 = segment_end(&sched, t0), rows = active_rows(&sched, t0);
-        const frnn_int per_chunk = chunk_rows / rows; /* >= 1: rows <= B <= chunk_rows */
-        for (frnn_int s0 = t0; s0 < t1; s0 += per_chunk) {
-            const frnn_int steps = t1 - s0 < per_chunk ? t1 - s0 : per_chunk;
-            const frnn_int at = sched.offset[s0];
-            FN(gather_steps)(&sched, s0, s0 + steps, B, In, x, xg);
-            FN(frnn_project_inputs)(k, steps * rows, In, GH, xg, w_ih_p, b_ih, xp);
-            /* h_{s0-1} of these rows: the first `rows` rows of step s0-1's block */
-            const real *h_prev = s0 == 0 ? h_start : out_p + sched.offset[s0 - 1] * H;
-            cell->ops->steps(cell, k, steps, rows, xp, w_hh_p, b_hh, h_prev, c, out_p + at * H,
-                             ws ? ws_p + at * W : NULL, cell_scratch);
+    /* Chunks of whole steps, up to chunk_rows packed rows each (the packed
+     * rows of consecutive steps are contiguous, across segments too): one
+     * gather and one projection GEMM per chunk, then the segments inside
+     * it. Projecting per segment instead cost a small GEMM per distinct
+     * length. */
+    for (frnn_int c0 = 0; c0 < sched.steps;) {
+        frnn_int c1 = c0 + 1; /* at least one step: its rows <= B <= chunk_rows */
+        while (c1 < sched.steps && sched.offset[c1 + 1] - sched.offset[c0] <= chunk_rows) c1++;
+        FN(gather_steps)(&sched, c0, c1, B, In, x, xg);
+        FN(frnn_project_inputs)(k, sched.offset[c1] - sched.offset[c0], In, GH, xg, w_ih_p, b_ih,
+                                xp);
+        for (frnn_int t0 = c0; t0 < c1;) {
+            frnn_int t1 = segment_end(&sched, t0);
+            if (t1 > c1) t1 = c1;
+            const frnn_int rows = active_rows(&sched, t0), at = sched.offset[t0];
+            /* h_{t0-1} of these rows: the first `rows` rows of step t0-1's block */
+            const real *h_prev = t0 == 0 ? h_start : out_p + sched.offset[t0 - 1] * H;
+            cell->ops->steps(cell, k, t1 - t0, rows, xp + (at - sched.offset[c0]) * GH, w_hh_p,
+                             b_hh, h_prev, c, out_p + at * H, ws ? ws_p + at * W : NULL,
+                             cell_scratch);
+            t0 = t1;
         }
-        t0 = t1;
+        c0 = c1;
     }
     FN(scatter_steps)(&sched, T, B, H, out_p, out);
     if (ws) FN(scatter_steps)(&sched, T, B, W, ws_p, ws);
