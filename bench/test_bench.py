@@ -7,6 +7,10 @@
   ``pytest bench/`` stays quick.
 * ``test_train_step`` / ``test_train_step_torch``: one training step per
   (cell, backend) at bench/compare.py's default size, every backend.
+* ``test_layer_fastrnn`` / ``test_layer_torch``: ``fastrnn bench``'s layer
+  workloads (fastrnn.bench.stacked: 2-layer bidirectional LSTM / GRU with
+  lengths) on fastrnn[c] and on torch's packed and padded paths, one thread;
+  "stacked-small" only unless ``FASTRNN_BENCH_ALL=1`` adds "stacked".
 
 The problems, the torch peers and the FLOP convention are fastrnn.bench's
 (one implementation). Compare within one run, e.g.
@@ -21,7 +25,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn.bench import peers, timing
+from fastrnn.bench import peers, stacked, timing
 
 ALL_SHAPES = os.environ.get("FASTRNN_BENCH_ALL") == "1"
 QUICK_SHAPES = ("tiny", "small")
@@ -83,3 +87,32 @@ def test_train_step(benchmark, one_thread, cell, backend):
 def test_train_step_torch(benchmark, torch, one_thread, cell):
     problem = timing.make_problem(cell, COMPARE_SHAPE, np.float32)
     benchmark(peers.torch_callable(problem, "train", torch))
+
+
+def _workload_params():
+    return [pytest.param(name, id=name, marks=[] if ALL_SHAPES or name.endswith("-small") else
+                         [pytest.mark.skip(reason="set FASTRNN_BENCH_ALL=1 for full-size workloads")])
+            for name in ("stacked-small", "stacked")]
+
+
+@pytest.mark.parametrize("mode", timing.MODES)
+@pytest.mark.parametrize("cell", stacked.WORKLOADS["stacked"].cells)
+@pytest.mark.parametrize("workload", _workload_params())
+def test_layer_fastrnn(benchmark, one_thread, workload, cell, mode):
+    if "c" not in fastrnn.available_backends("lengths"):
+        pytest.skip("the compiled core (with lengths) is not available")
+    problem = stacked.make_layer_problem(stacked.WORKLOADS[workload], cell, np.float32)
+    benchmark(stacked.fastrnn_layer_callable(problem, "c", mode, stacked.UNIFORM_QUARTER_TO_T))
+
+
+@pytest.mark.parametrize("path", [stacked.TORCH_PACKED, stacked.TORCH_PADDED])
+@pytest.mark.parametrize("mode", timing.MODES)
+@pytest.mark.parametrize("cell", stacked.WORKLOADS["stacked"].cells)
+@pytest.mark.parametrize("workload", _workload_params())
+def test_layer_torch(benchmark, torch, one_thread, workload, cell, mode, path):
+    problem = stacked.make_layer_problem(stacked.WORKLOADS[workload], cell, np.float32)
+    module = peers.torch_layer_module(problem, torch)
+    lengths = problem.lengths[stacked.UNIFORM_QUARTER_TO_T]
+    benchmark(peers.torch_packed_callable(problem, lengths, mode, torch, module)
+              if path == stacked.TORCH_PACKED else
+              peers.torch_padded_callable(problem, mode, torch, module))

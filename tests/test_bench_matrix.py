@@ -318,3 +318,203 @@ def test_round_robin_settles_before_every_sample(monkeypatch):
     slept.clear()
     timing.time_round_robin({"a": lambda: None}, 2, {"a": 1})
     assert slept == []
+
+
+# ------------------------------------------------- the layer workloads (issue 11)
+
+from fastrnn.bench import stacked  # noqa: E402 - the section's own import
+
+
+def _tiny_workload(**changes):
+    fields = dict(name="t", B=2, T=4, I=3, H=2, num_layers=2, bidirectional=True,
+                  length_sets=(stacked.UNIFORM_QUARTER_TO_T,), cells=("lstm",),
+                  modes=("inference", "train"),
+                  torch_paths=(stacked.TORCH_PACKED, stacked.TORCH_PADDED), slow_backends=True)
+    fields.update(changes)
+    return stacked.LayerWorkload(**fields)
+
+
+def test_layer_workloads_are_the_issues():
+    s, cost = stacked.WORKLOADS["stacked"], stacked.WORKLOADS["lengths-cost"]
+    assert (s.B, s.T, s.I, s.H, s.num_layers, s.bidirectional) == (32, 100, 256, 256, 2, True)
+    assert s.cells == ("lstm", "gru") and s.modes == ("inference", "train")
+    assert s.torch_paths == ("torch packed", "torch padded (wrong)")
+    assert (cost.B, cost.T, cost.I, cost.H, cost.num_layers, cost.bidirectional) == (
+        32, 100, 256, 256, 1, False)
+    assert cost.cells == ("lstm",) and cost.modes == ("train",)
+    assert stacked.DEFAULT_WORKLOADS == ("stacked", "lengths-cost")
+    assert all(stacked.WORKLOADS[n].slow_backends for n in stacked.QUICK_WORKLOADS)
+
+
+def test_length_sets():
+    uniform = stacked.lengths_for(stacked.UNIFORM_QUARTER_TO_T, 32, 100)
+    assert uniform.dtype == np.int64 and uniform.shape == (32,)
+    assert uniform.min() >= 25 and uniform.max() <= 100 and len(set(uniform.tolist())) > 5
+    assert np.array_equal(stacked.lengths_for(stacked.UNIFORM_QUARTER_TO_T, 32, 100), uniform)
+    assert stacked.lengths_for(stacked.ALL_T, 3, 7).tolist() == [7, 7, 7]
+    assert stacked.lengths_for(stacked.HALF_T_HALF_TENTH, 4, 100).tolist() == [100, 10, 100, 10]
+    mixed = stacked.lengths_for(stacked.HALF_T_HALF_TENTH, 32, 100)
+    assert mixed.sum() / (32 * 100) == pytest.approx(0.55)  # the issue's expected cost
+    assert stacked.length_label(stacked.UNIFORM_QUARTER_TO_T, 100) == "U[25,100]"
+    with pytest.raises(ValueError, match="length_set must be one of"):
+        stacked.lengths_for("some", 2, 3)
+
+
+def test_layer_flops_count_the_valid_steps_of_every_layer_and_direction():
+    w = _tiny_workload()
+    lengths = np.array([4, 1])  # 5 valid steps
+    # LSTM G*H = 8; layer 0: 2*5*(I 3 + H 2)*8 = 400, layer 1: 2*5*(D*H 4 + 2)*8 = 480; x 2 directions
+    assert stacked.layer_forward_flops(w, "lstm", lengths) == 1760
+    assert stacked.layer_step_flops(w, "lstm", lengths, "train") == 5280
+    # one layer, one direction, GRU (G*H = 6): 2*5*(3+2)*6
+    one = _tiny_workload(num_layers=1, bidirectional=False)
+    assert stacked.layer_step_flops(one, "gru", lengths, "inference") == 300
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_torch_packed_peer_computes_what_fastrnn_does_and_padded_does_not(cell):
+    torch = pytest.importorskip("torch")
+    problem = stacked.make_layer_problem(_tiny_workload(B=5, T=6, cells=(cell,)), cell, np.float64)
+    lengths = problem.lengths[stacked.UNIFORM_QUARTER_TO_T]
+    assert lengths.min() < 6  # some rows end early: packed and padded differ
+    module = peers.torch_layer_module(problem, torch)
+    assert type(module) is getattr(torch.nn, cell.upper())
+    assert (module.num_layers, module.bidirectional) == (2, True)
+    packed = peers.torch_packed_callable(problem, lengths, "inference", torch, module)().numpy()
+    padded = peers.torch_padded_callable(problem, "inference", torch, module)().numpy()
+    backends = fastrnn.available_backends("lengths")
+    for backend in backends:
+        ours = stacked.fastrnn_layer_callable(problem, backend, "inference",
+                                              stacked.UNIFORM_QUARTER_TO_T)().output
+        assert np.max(np.abs(ours - packed)) < 1e-10, backend
+    assert np.max(np.abs(padded - packed)) > 1e-3  # the padded path's result is another one
+    # the training steps: the same weight gradients (d_output past a row's length is ignored)
+    peers.torch_packed_callable(problem, lengths, "train", torch, module)()
+    layer = stacked.fastrnn_layer(problem, backends[0])
+    grads = layer.backward(layer(problem.x, lengths=lengths, training=True), problem.d_output)
+    for name, p in module.named_parameters():
+        assert np.max(np.abs(grads.params[name] - p.grad.numpy())) < 1e-10, name
+
+
+def test_layer_backends_are_those_with_lengths_narrowed_as_the_matrix():
+    capable = fastrnn.available_backends("lengths")
+    full, small = stacked.WORKLOADS["stacked"], stacked.WORKLOADS["stacked-small"]
+    plan = timing.Plan(shapes=[])
+    assert stacked.backends_for(plan, small) == capable
+    assert stacked.backends_for(plan, full) == [b for b in capable if b != "numpy"]
+    assert stacked.backends_for(timing.Plan(shapes=[], all_backends=True), full) == capable
+    assert stacked.backends_for(timing.Plan(shapes=[], backends=list(fastrnn.available_backends())),
+                                full) == capable
+
+
+def test_plan_takes_the_workloads_from_shapes_and_quick():
+    ap = cli.build_parser()
+
+    def plan(*argv):
+        return cli.plan_from_args(ap, ap.parse_args(list(argv)))
+    default = plan()
+    assert [w.name for w in default.workloads] == ["stacked", "lengths-cost"]
+    assert [s.name for s in default.shapes] == list(timing.SHAPES)
+    assert default.layer_cells is None and default.layer_modes is None
+    assert default.cells == list(timing.DEFAULT_CELLS) and default.modes == list(timing.MODES)
+    quick = plan("--quick")
+    assert [w.name for w in quick.workloads] == ["stacked-small", "lengths-cost-small"]
+    assert [s.name for s in quick.shapes] == ["tiny", "small"] and quick.repeat == timing.QUICK_REPEAT
+    assert plan("--shapes", "tiny").workloads == []
+    only = plan("--shapes", "stacked", "--cells", "gru", "--modes", "inference", "--threads", "1")
+    assert only.shapes == [] and [w.name for w in only.workloads] == ["stacked"]
+    assert stacked.cells_for(only, only.workloads[0]) == ["gru"]
+    assert stacked.modes_for(only, only.workloads[0]) == ["inference"]
+    assert stacked.layer_plan_size(only) == 1
+    # stacked: 2 cells x 2 modes, lengths-cost: 1 x 1; float32 only; 2 thread counts
+    assert stacked.layer_plan_size(default) == (4 + 1) * 2
+    assert stacked.dtypes_for(plan("--dtypes", "float64")) == ["float64"]
+
+
+def _layer_rows(out):
+    """The layer table's rows (the cost-of-lengths table below it has 8 columns, not 12)."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if line.startswith("| stacked-small") or line.startswith("| lengths-cost-small")]
+    return [r for r in rows if len(r) == len(report.LAYER_COLUMNS)]
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the compiled core is not available")
+def test_layer_rows_appear_run_and_report_ratios(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    before = (fastrnn.get_num_threads(), torch.get_num_threads())
+    path = tmp_path / "out.json"
+    rc = cli.main(["--shapes", "stacked-small", "lengths-cost-small", "--repeat", "1",
+                   "--threads", "1", "--json", str(path), "--no-png"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "| shape  | cell" not in out  # no matrix shape asked for: no matrix table
+    assert "layer workloads: stacked-small (2 layers, bidirectional, B=8, T=20" in out
+    rows = _layer_rows(out)
+    ours = [f"fastrnn[{b}]" for b in fastrnn.available_backends("lengths")]
+    contenders = [ours[0], "torch packed", "torch padded (wrong)"] + ours[1:]
+    stacked_rows = [r for r in rows if r[0] == "stacked-small"]
+    assert [(r[1], r[2], r[6]) for r in stacked_rows] == [
+        (cell, mode, c) for cell in ("lstm", "gru") for mode in ("inference", "train")
+        for c in contenders]
+    for r in stacked_rows:
+        x_packed, x_padded = float(r[10]), float(r[11])
+        assert x_packed > 0 and x_padded > 0 and r[5] == "U[5,20]"
+        if r[6] == "torch packed":
+            assert x_packed == 1.0
+        if r[6] == "torch padded (wrong)":
+            assert x_padded == 1.0
+    cost_rows = [r for r in rows if r[0] == "lengths-cost-small"]
+    assert [(r[1], r[2], r[5], r[6]) for r in cost_rows] == [
+        ("lstm", "train", lengths, c) for lengths in ("all 40", "half 40, half 4")
+        for c in [ours[0], "torch packed"] + ours[1:]]
+    assert all(r[11] == "–" and float(r[10]) > 0 for r in cost_rows)  # no padded path here
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["results"] == [] and len(doc["layers"]) == len(rows)
+    by = {(r["workload"], r["cell"], r["mode"], r["lengths"], r["contender"]): r
+          for r in doc["layers"]}
+    c = by[("stacked-small", "gru", "train", "U[5,20]", "fastrnn[c]")]
+    t = by[("stacked-small", "gru", "train", "U[5,20]", "torch packed")]
+    assert c["x_packed"] == pytest.approx(t["median_s"] / c["median_s"])
+    assert c["valid_steps"] == int(stacked.lengths_for(stacked.UNIFORM_QUARTER_TO_T, 8, 20).sum())
+    assert c["num_layers"] == 2 and c["directions"] == 2
+    costs = {x["contender"]: x for x in doc["lengths_cost"]}
+    assert set(costs) == {ours[0], "torch packed", *ours[1:]}
+    for x in costs.values():
+        assert x["valid_share"] == pytest.approx(0.55) and x["share"] > 0
+        assert (x["full"], x["lengths"]) == ("all 40", "half 40, half 4")
+        assert x["share"] == pytest.approx(x["median_s"] / x["full_median_s"])
+    assert "| lengths-cost-small lstm train, float32, 1 thread" in out
+    assert [w["name"] for w in doc["plan"]["workloads"]] == ["stacked-small", "lengths-cost-small"]
+    assert (fastrnn.get_num_threads(), torch.get_num_threads()) == before
+
+
+def test_layer_rows_without_torch_have_no_ratios(capsys):
+    rc = cli.main(["--shapes", "stacked-small", "--cells", "gru", "--modes", "train",
+                   "--threads", "1", "--repeat", "1", "--backends", "numpy", "--no-torch",
+                   "--no-json", "--no-png"])
+    assert rc == 0
+    rows = _layer_rows(capsys.readouterr().out)
+    assert [(r[1], r[2], r[6], r[10], r[11]) for r in rows] == [
+        ("gru", "train", "fastrnn[numpy]", "–", "–")]
+
+
+def test_ctrl_c_in_the_layer_workloads_keeps_their_rows(tmp_path, monkeypatch, capsys):
+    real = stacked.measure_layer_cell
+    calls = []
+
+    def interrupted_on_the_second_cell(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stacked, "measure_layer_cell", interrupted_on_the_second_cell)
+    path = tmp_path / "out.json"
+    rc = cli.main(["--shapes", "stacked-small", "--cells", "lstm", "--threads", "1",
+                   "--repeat", "1", "--backends", "numpy", "--no-torch", "--json", str(path),
+                   "--no-png"])
+    assert rc == 130
+    assert "interrupted:" in capsys.readouterr().out
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["interrupted"] is True
+    assert [(r["mode"], r["contender"]) for r in doc["layers"]] == [("inference", "fastrnn[numpy]")]

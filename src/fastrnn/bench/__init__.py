@@ -3,6 +3,7 @@
     fastrnn bench                               # the whole matrix (minutes)
     fastrnn bench --quick                       # tiny + small shapes, 3 rounds
     fastrnn bench --shapes medium --cells lstm --modes train --threads 1
+    fastrnn bench --shapes stacked lengths-cost # the layer workloads only
 
 What it measures. Every cell of the matrix (shape x cell x mode x dtype x
 thread count) times each contender on the same problem, in this process:
@@ -51,6 +52,25 @@ step; the elementwise gate arithmetic is ignored. A training step counts
 the weights (dx, dh) and the weight-gradient products (dW_ih, dW_hh).
 GFLOP/s is that count over the median time, for every contender alike.
 
+Layer workloads (fastrnn.bench.stacked), after the matrix in the same
+run, in a table of their own: whole layers with per-row lengths, on the
+fastrnn backends with the "lengths" feature (numpy at the "-small" sizes
+only, unless ``--all-backends`` / ``--backends``), against torch's
+``pack_padded_sequence(..., enforce_sorted=False)`` path ("torch packed",
+the same result) and torch's module on the padded input without lengths
+("torch padded (wrong)": a different result past each row's length, timed
+as the shortcut people take). "stacked": a 2-layer bidirectional LSTM and
+GRU, B=32, T=100, I=H=256, lengths uniform in [T/4, T] (seeded), float32,
+inference and a training step; "lengths-cost": a 1-layer LSTM training
+step with half the rows at T and half at T/10 against all rows at T,
+interleaved in the same rounds, followed by a "cost of lengths" table (each
+contender's time on the short set as a share of its time on the full one,
+beside the share of valid steps, 55 %). ``--quick`` runs their "-small"
+versions; ``--shapes`` names them like shapes; ``--cells``, ``--modes``,
+``--dtypes``, ``--threads``, ``--repeat`` and the backend options apply as
+to the matrix (the workloads' own cells and modes, and float32, when those
+are not given). Their rows go to the JSON's "layers" and "lengths_cost".
+
 Also measured in the same run: the machine's single-thread SGEMM rate
 (torch.mm, else numpy.matmul with its BLAS pinned to one thread, on square
 float32 n = 1024, median of 5) against which every large-shape row is shown
@@ -85,7 +105,9 @@ The modules, one job each:
   problems, the FLOP counts, the warm-up and round-robin timing, the run over
   a Plan that yields Result rows, the SGEMM rate and the streaming step;
 * fastrnn.bench.peers: everything torch-specific (import, modules built from
-  the cell descriptors, callables, thread count);
+  the cell descriptors, callables, the packed and padded paths, thread count);
+* fastrnn.bench.stacked: the layer workloads (stacked, bidirectional, with
+  lengths) and the cost of lengths;
 * fastrnn.bench.report: the targets, the tables, the JSON and the chart
   (written through fastrnn._atomic);
 * fastrnn.bench.cli: the options and :func:`main`, and :func:`run_and_report`;

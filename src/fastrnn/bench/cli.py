@@ -23,7 +23,7 @@ import fastrnn
 from fastrnn import cells
 from fastrnn.backends import BACKENDS
 
-from . import minchar, peers, report
+from . import minchar, peers, report, stacked
 from .timing import (DEFAULT_CELLS, DEFAULT_REPEAT, DEFAULT_THREADS, DTYPES, FLOAT64_SHAPES,
                      MODES, QUICK_REPEAT, QUICK_SHAPES, SGEMM_N, SHAPES, SLOW_BACKEND_SHAPES,
                      Plan, Result, measure_sgemm, measure_stream, run_matrix)
@@ -38,17 +38,27 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
     exit status: 0, or 130 when Ctrl-C stopped the measurements."""
     machine = report.machine_facts(torch)
     print(report.header_line(machine))
-    print("shapes: " + ", ".join(s.describe() for s in plan.shapes)
-          + f"; {plan.size()} matrix cells, {plan.repeat} round{'s' * (plan.repeat != 1)} "
-          "each after a warm-up; "
-          "x torch = torch time / contender time (> 1: faster than torch); "
-          "FLOPs: forward 2*T*B*(I+H)*G*H, train step 3x forward", flush=True)
+    rounds = f"{plan.repeat} round{'s' * (plan.repeat != 1)} each after a warm-up"
+    if plan.shapes or not plan.workloads:
+        print("shapes: " + ", ".join(s.describe() for s in plan.shapes)
+              + f"; {plan.size()} matrix cells, {rounds}; "
+              "x torch = torch time / contender time (> 1: faster than torch); "
+              "FLOPs: forward 2*T*B*(I+H)*G*H, train step 3x forward", flush=True)
+    if plan.workloads:
+        print("layer workloads: " + "; ".join(w.describe() for w in plan.workloads)
+              + f"; {stacked.layer_plan_size(plan)} layer cells, {rounds}; "
+              "x packed / x padded = torch "
+              "packed / padded time over the contender's, same lengths; torch padded ignores "
+              "the lengths (a different result past each row's length); FLOPs over the valid "
+              "steps only", flush=True)
     for note in report.thread_env_warnings(plan.threads):
         print(note, flush=True)
     document: Dict[str, Any] = {"machine": machine, "plan": report.plan_facts(plan),
                                 "sgemm_gflops": None, "sgemm": None, "results": [],
+                                "layers": [], "lengths_cost": [],
                                 "stream": None, "targets": [], "interrupted": False}
     results: List[Result] = []
+    layer_rows: List[stacked.LayerRow] = []
     interrupted = False
     try:
         document["sgemm"] = measure_sgemm(torch)
@@ -57,17 +67,29 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
               f"{document['sgemm_gflops']:.1f} GFLOP/s", flush=True)
         document["stream"] = measure_stream(torch)
         print("\n" + "\n".join(report.stream_lines(document["stream"])) + "\n", flush=True)
-        columns = report.table_columns(plan.cells)
-        print("\n".join(report.table_header(columns)), flush=True)
-        for cell_results in run_matrix(plan, torch, document["sgemm_gflops"]):
-            results.extend(cell_results)
-            for r in cell_results:
-                print(report.table_row(r, columns), flush=True)
+        if plan.shapes:
+            columns = report.table_columns(plan.cells)
+            print("\n".join(report.table_header(columns)), flush=True)
+            for cell_results in run_matrix(plan, torch, document["sgemm_gflops"]):
+                results.extend(cell_results)
+                for r in cell_results:
+                    print(report.table_row(r, columns), flush=True)
+        if plan.workloads:
+            layer_cells = sorted({c for w in plan.workloads for c in stacked.cells_for(plan, w)})
+            print("\n" + "\n".join(report.layer_table_header(layer_cells)), flush=True)
+            for cell_rows in stacked.run_layers(plan, torch):
+                layer_rows.extend(cell_rows)
+                for row in cell_rows:
+                    print(report.layer_table_row(row, layer_cells), flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\ninterrupted: {len(results)} rows measured before Ctrl-C are kept; "
-              "the matrix cell in progress is dropped", flush=True)
+        print(f"\ninterrupted: {len(results) + len(layer_rows)} rows measured before Ctrl-C "
+              "are kept; the matrix (or layer) cell in progress is dropped", flush=True)
     document["results"] = [asdict(r) for r in results]
+    document["layers"] = [asdict(r) for r in layer_rows]
+    document["lengths_cost"] = stacked.lengths_cost(layer_rows)
+    if document["lengths_cost"]:
+        print("\n" + "\n".join(report.lengths_cost_table(document["lengths_cost"])))
     document["targets"] = report.evaluate_targets(results, document["stream"],
                                                   document["sgemm_gflops"])
     document["interrupted"] = interrupted
@@ -113,26 +135,36 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
         prog=prog, description=bench.__doc__.split("\n\n")[0],
         epilog="Shapes (B, T, I, H): " + ", ".join(f"{s.name} ({s.B}, {s.T}, {s.I}, {s.H})"
                                                    for s in SHAPES.values())
+               + ". Layer workloads (fastrnn.bench.stacked): "
+               + "; ".join(w.describe() for w in stacked.WORKLOADS.values())
                + ". The min-char-rnn workload: 'fastrnn bench minchar --help'. Exit status: "
                  "0, 130 after Ctrl-C (what was measured is printed and saved), 2 for bad "
                  "arguments.")
-    ap.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=None,
-                    help="(default: all; --quick: tiny small)")
-    ap.add_argument("--cells", nargs="+", choices=list(cells.NAMES), default=list(DEFAULT_CELLS),
-                    help=f"(default: {' '.join(DEFAULT_CELLS)})")
-    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    ap.add_argument("--shapes", nargs="+", choices=list(SHAPES) + list(stacked.WORKLOADS),
+                    default=None,
+                    help="matrix shapes and layer workloads (default: all shapes and "
+                         f"{' '.join(stacked.DEFAULT_WORKLOADS)}; --quick: "
+                         f"{' '.join(QUICK_SHAPES + stacked.QUICK_WORKLOADS)})")
+    ap.add_argument("--cells", nargs="+", choices=list(cells.NAMES), default=None,
+                    help=f"(default: {' '.join(DEFAULT_CELLS)}; the layer workloads: "
+                         "their own, e.g. lstm gru for stacked)")
+    ap.add_argument("--modes", nargs="+", choices=list(MODES), default=None,
+                    help="(default: both; lengths-cost: train)")
     ap.add_argument("--threads", nargs="+", type=_positive_int, default=list(DEFAULT_THREADS),
                     help="thread counts for fastrnn and torch alike (default: 1 2)")
     ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
                     help="dtypes at every shape (default: float32 at every shape, plus "
-                         f"float64 at {', '.join(FLOAT64_SHAPES)} only)")
+                         f"float64 at {', '.join(FLOAT64_SHAPES)} only; the layer workloads: "
+                         "float32)")
     ap.add_argument("--repeat", type=_positive_int, default=None,
                     help=f"timed rounds per matrix cell (default: {DEFAULT_REPEAT}; "
                          f"--quick: {QUICK_REPEAT})")
     which = ap.add_mutually_exclusive_group()
     which.add_argument("--backends", nargs="+", choices=list(BACKENDS), default=None,
                        help="fastrnn backends to time, at every shape (default: c everywhere, "
-                            f"numba and numpy at {' and '.join(SLOW_BACKEND_SHAPES)} only)")
+                            f"numba and numpy at {' and '.join(SLOW_BACKEND_SHAPES)} only; the "
+                            "layer workloads: those with lengths, numpy at the -small ones "
+                            "only)")
     which.add_argument("--all-backends", action="store_true",
                        help="every available fastrnn backend at every shape (slow)")
     ap.add_argument("--no-torch", action="store_true", help="do not import or time torch")
@@ -143,8 +175,9 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     help=f"bar chart, when matplotlib is installed ({DEFAULT_PNG}; '' for none)")
     ap.add_argument("--no-png", action="store_true", help="draw no chart")
     ap.add_argument("--quick", action="store_true",
-                    help=f"shapes {' '.join(QUICK_SHAPES)} and {QUICK_REPEAT} rounds (explicit "
-                         "--shapes / --repeat still win): a smoke run")
+                    help=f"shapes {' '.join(QUICK_SHAPES + stacked.QUICK_WORKLOADS)} and "
+                         f"{QUICK_REPEAT} rounds (explicit --shapes / --repeat still win): "
+                         "a smoke run")
     return ap
 
 
@@ -165,8 +198,9 @@ def _output_path(ap: argparse.ArgumentParser, option: str, value: str, disabled:
 
 
 def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
-    shape_names = args.shapes if args.shapes is not None else (
-        list(QUICK_SHAPES) if args.quick else list(SHAPES))
+    names = _unique(args.shapes if args.shapes is not None else (
+        list(QUICK_SHAPES + stacked.QUICK_WORKLOADS) if args.quick else
+        list(SHAPES) + list(stacked.DEFAULT_WORKLOADS)))
     repeat = args.repeat if args.repeat is not None else (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     if args.backends is not None:
         available = fastrnn.available_backends()
@@ -174,8 +208,12 @@ def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Pla
         if missing:
             ap.error(f"--backends: {', '.join(missing)} not available here "
                      f"(available: {', '.join(available)})")
-    return Plan(shapes=[SHAPES[n] for n in _unique(shape_names)], cells=_unique(args.cells),
-                modes=_unique(args.modes), threads=_unique(args.threads),
+    return Plan(shapes=[SHAPES[n] for n in names if n in SHAPES],
+                cells=_unique(args.cells or DEFAULT_CELLS), modes=_unique(args.modes or MODES),
+                workloads=[stacked.WORKLOADS[n] for n in names if n in stacked.WORKLOADS],
+                layer_cells=None if args.cells is None else _unique(args.cells),
+                layer_modes=None if args.modes is None else _unique(args.modes),
+                threads=_unique(args.threads),
                 dtypes=None if args.dtypes is None else _unique(args.dtypes), repeat=repeat,
                 backends=None if args.backends is None else _unique(args.backends),
                 all_backends=args.all_backends, torch=not args.no_torch)

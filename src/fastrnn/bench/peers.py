@@ -5,7 +5,9 @@ optional), building the torch.nn module of a cell from its descriptor
 (``Cell.layer`` is the torch.nn class name, ``Cell.nonlinearity`` its
 argument) holding a copy of the problem's parameters, the inference and
 training-step callables, the single-step cell, the GEMM used as the machine's
-reference rate, and torch's thread count. Nothing here times or prints
+reference rate, and torch's thread count; for the layer workloads
+(fastrnn.bench.stacked) the stacked / bidirectional module and its packed
+and padded callables. Nothing here times or prints
 anything (fastrnn.bench.timing does), and torch is never imported at module
 level: a caller passes the module :func:`import_torch` returned.
 """
@@ -18,7 +20,8 @@ import numpy as np
 
 from fastrnn import cells
 
-if TYPE_CHECKING:  # the type only: timing imports this module
+if TYPE_CHECKING:  # the types only: timing and stacked import this module
+    from fastrnn.bench.stacked import LayerProblem
     from fastrnn.bench.timing import Problem
 
 #: The peer's contender label in tables and JSON.
@@ -44,12 +47,14 @@ def torch_can_run(cell: str) -> bool:
 
 
 def _torch_layer(torch: Any, cell: str, input_size: int, hidden_size: int,
-                 suffix: str = "") -> Any:
-    """torch.nn.<layer><suffix>(input_size, hidden_size[, nonlinearity]) for ``cell``:
-    suffix "" gives the sequence module (torch.nn.LSTM), "Cell" the single step."""
+                 suffix: str = "", **stacking: Any) -> Any:
+    """torch.nn.<layer><suffix>(input_size, hidden_size[, nonlinearity], **stacking) for
+    ``cell``: suffix "" gives the sequence module (torch.nn.LSTM), "Cell" the single
+    step; ``stacking``: num_layers= / bidirectional= of a sequence module."""
     descriptor = cells.get(cell)
     extra = {"nonlinearity": descriptor.nonlinearity} if descriptor.nonlinearity else {}
-    return getattr(torch.nn, descriptor.layer + suffix)(input_size, hidden_size, **extra)
+    return getattr(torch.nn, descriptor.layer + suffix)(input_size, hidden_size, **extra,
+                                                        **stacking)
 
 
 def torch_module(problem: "Problem", torch: Any) -> Any:
@@ -84,6 +89,75 @@ def torch_callable(problem: "Problem", mode: str, torch: Any,
         module.zero_grad(set_to_none=True)
         x.grad = None
         module(x)[0].backward(d_out)
+    return train_step
+
+
+def torch_layer_module(problem: "LayerProblem", torch: Any) -> Any:
+    """torch.nn.RNN / LSTM / GRU with the workload's layers and directions,
+    holding a copy of the problem's parameters (torch's names), in its dtype."""
+    W = problem.workload
+    module = _torch_layer(torch, problem.cell, W.I, W.H, num_layers=W.num_layers,
+                          bidirectional=W.bidirectional)
+    module = module.to(torch.float64 if problem.dtype == np.float64 else torch.float32)
+    module.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(p))
+                            for name, p in problem.params.items()})
+    return module
+
+
+def torch_packed_callable(problem: "LayerProblem", lengths: np.ndarray, mode: str, torch: Any,
+                          module: Any) -> Callable[[], object]:
+    """torch's lengths path, packing included in every call (a model packs each
+    batch): ``pack_padded_sequence(x, lengths, enforce_sorted=False)``, the
+    module, ``pad_packed_sequence`` back to T steps; inference under no_grad,
+    a training step ``loss = (out * d_out).sum(); loss.backward()`` with fresh
+    gradients (x.requires_grad: dx is computed, as fastrnn does)."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    T = problem.x.shape[0]
+    t_lengths = torch.from_numpy(np.asarray(lengths, np.int64))  # CPU int64, as torch asks
+
+    def run(x: Any) -> Any:
+        packed = pack_padded_sequence(x, t_lengths, enforce_sorted=False)
+        out, _ = pad_packed_sequence(module(packed)[0], total_length=T)
+        return out
+    if mode == "inference":
+        x = torch.from_numpy(problem.x)
+
+        def infer() -> Any:
+            with torch.no_grad():
+                return run(x)
+        return infer
+    x = torch.from_numpy(problem.x).requires_grad_(True)
+    d_out = torch.from_numpy(problem.d_output)
+
+    def train_step() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        loss = (run(x) * d_out).sum()
+        loss.backward()
+    return train_step
+
+
+def torch_padded_callable(problem: "LayerProblem", mode: str, torch: Any,
+                          module: Any) -> Callable[[], object]:
+    """The module on the padded x with no lengths at all (every row runs all T
+    steps: a different result past each row's length, timed as the shortcut
+    people take to avoid packing); inference under no_grad, or the training
+    step of :func:`torch_packed_callable`."""
+    if mode == "inference":
+        x = torch.from_numpy(problem.x)
+
+        def infer() -> Any:
+            with torch.no_grad():
+                return module(x)[0]
+        return infer
+    x = torch.from_numpy(problem.x).requires_grad_(True)
+    d_out = torch.from_numpy(problem.d_output)
+
+    def train_step() -> None:
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+        loss = (module(x)[0] * d_out).sum()
+        loss.backward()
     return train_step
 
 

@@ -1,7 +1,8 @@
 """What ``fastrnn bench`` prints and saves, and the goals it checks the numbers against.
 
 The header line (machine facts), the GitHub-markdown tables (the matrix
-rows, the streaming step, the targets), the targets themselves
+rows, the layer workloads' rows and their cost of lengths, the streaming
+step, the targets), the targets themselves
 (TRAIN_TARGETS and the SGEMM-share, two-thread and streaming goals), the
 JSON document's plan section, and the two files: the JSON results and the
 bar chart, both written atomically (fastrnn._atomic). Column widths are
@@ -26,7 +27,8 @@ import fastrnn
 from fastrnn import cells
 from fastrnn._atomic import write_atomically
 
-from . import peers
+from . import peers, stacked
+from .stacked import LayerRow
 from .timing import (MIN_SAMPLE_S, MODES, SGEMM_SHARE_SHAPES, STREAM_CELL, Plan, Result,
                      contender_order, fastrnn_label)
 
@@ -151,6 +153,11 @@ def plan_facts(plan: Plan) -> Dict[str, Any]:
             "contenders": {s.name: [label for label, _ in contender_order(plan.backends_at(s),
                                                                           plan.torch)]
                            for s in plan.shapes},
+            "workloads": [dict(asdict(w), cells=stacked.cells_for(plan, w),
+                               modes=stacked.modes_for(plan, w),
+                               backends=stacked.backends_for(plan, w))
+                          for w in plan.workloads],
+            "layer_dtypes": stacked.dtypes_for(plan),
             "repeat": plan.repeat, "min_sample_s": MIN_SAMPLE_S}
 
 
@@ -208,6 +215,56 @@ def table_row(r: Result, columns: Sequence[Tuple[str, int, bool]] = TABLE_COLUMN
                           "–" if r.x_torch is None else f"{r.x_torch:.2f}"], columns)
 
 
+# The layer workloads' table (fastrnn.bench.stacked): its own first column, so that
+# it never reads as part of the matrix table above it.
+LAYER_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
+    ("workload", 18, False), ("cell", 8, False), ("mode", 9, False), ("dtype", 7, False),
+    ("threads", 7, True), ("lengths", 17, False), ("contender", 20, False),
+    ("median ms", 9, True), ("min–max ms", 13, True), ("GFLOP/s", 7, True),
+    ("× packed", 8, True), ("× padded", 8, True))
+
+
+def layer_table_header(cell_names: Sequence[str] = ()) -> List[str]:
+    return _markdown_head(_widened_cells(LAYER_COLUMNS, cell_names))
+
+
+def _widened_cells(columns: Sequence[Tuple[str, int, bool]],
+                   cell_names: Sequence[str]) -> Tuple[Tuple[str, int, bool], ...]:
+    width = max([len(name) for name in cell_names], default=0)
+    return tuple((title, max(w, width) if title == "cell" else w, right)
+                 for title, w, right in columns)
+
+
+def layer_table_row(r: LayerRow, cell_names: Sequence[str] = ()) -> str:
+    def ratio(x: Optional[float]) -> str:
+        return "–" if x is None else f"{x:.2f}"
+    return _markdown_row([r.workload, r.cell, r.mode, r.dtype, str(r.threads), r.lengths,
+                          r.contender, _ms(r.median_s), f"{_ms(r.min_s)}–{_ms(r.max_s)}",
+                          _num(r.gflops), ratio(r.x_packed), ratio(r.x_padded)],
+                         _widened_cells(LAYER_COLUMNS, cell_names))
+
+
+LENGTHS_COST_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
+    ("cost of lengths", 48, False), ("contender", 20, False), ("lengths", 17, False),
+    ("median ms", 9, True), ("full lengths", 17, False), ("full ms", 9, True),
+    ("share", 5, True), ("valid steps", 11, True))
+
+
+def lengths_cost_table(costs: Sequence[Mapping[str, Any]]) -> List[str]:
+    """Each length set's median as a share of the full set's (same contender,
+    same run), beside its share of the valid steps (what the time would be if
+    it followed them exactly)."""
+    lines = _markdown_head(LENGTHS_COST_COLUMNS)
+    for c in costs:
+        what = (f"{c['workload']} {c['cell']} {c['mode']}, {c['dtype']}, "
+                f"{c['threads']} thread{'s' * (c['threads'] != 1)}")
+        lines.append(_markdown_row([what, c["contender"], c["lengths"], _ms(c["median_s"]),
+                                    c["full"], _ms(c["full_median_s"]),
+                                    f"{100 * c['share']:.0f}%",
+                                    f"{100 * c['valid_share']:.0f}%"], LENGTHS_COST_COLUMNS))
+    return lines
+
+
 TARGET_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
     ("target", 50, False), ("shape", 6, False), ("measured", 9, True), ("goal", 9, True),
     ("status", 7, False))
@@ -249,7 +306,9 @@ def write_json(path: Path, document: Mapping[str, Any]) -> None:
 
 def write_chart(path: Path, results: Sequence[Result]) -> str:
     """A log-scale bar chart of fastrnn[c]'s "x torch" at 1 thread, float32, per
-    (shape, cell, mode); returns the line to print (what was written, or why not)."""
+    (shape, cell, mode) of the matrix (the layer workloads are not drawn: their
+    ratios are against two different torch paths); returns the line to print
+    (what was written, or why not)."""
     rows = [r for r in results if r.contender == fastrnn_label("c") and r.threads == 1
             and r.dtype == "float32" and r.x_torch is not None]
     if not rows:

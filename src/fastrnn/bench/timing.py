@@ -280,6 +280,11 @@ class Plan:
     backends: Optional[List[str]] = None  # None: c everywhere, numba/numpy at SLOW_BACKEND_SHAPES
     all_backends: bool = False
     torch: bool = True
+    # The layer workloads (fastrnn.bench.stacked.WORKLOADS values) timed after the
+    # matrix; none unless asked for (``fastrnn bench`` asks for its defaults).
+    workloads: List[Any] = field(default_factory=list)
+    layer_cells: Optional[List[str]] = None  # None: each workload's own cells
+    layer_modes: Optional[List[str]] = None  # None: each workload's own modes
 
     def dtypes_at(self, shape: Shape) -> List[str]:
         if self.dtypes is not None:
