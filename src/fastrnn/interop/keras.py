@@ -146,10 +146,17 @@ class _KerasConfig:
 
     @property
     def cell(self) -> cells.Cell:
+        """The fastrnn cell: its layer class, the Elman cells' nonlinearity
+        and, where descriptors carry it (``layer_options``), the GRU's
+        reset_after (descriptors without it are the reset_after=True form)."""
         layer = _KERAS_GATES[self.kind][0]
         for spec in cells.CELLS.values():
-            if spec.layer == layer and (layer != "RNN" or spec.nonlinearity == self.activation):
+            options = dict(getattr(spec, "layer_options", ()))
+            if spec.layer == layer and (layer != "RNN" or spec.nonlinearity == self.activation) \
+                    and (layer != "GRU" or options.get("reset_after", True) == self.reset_after):
                 return spec
+        if layer == "GRU":  # this fastrnn has one GRU: the shapes and gates are the same
+            return next(spec for spec in cells.CELLS.values() if spec.layer == layer)
         raise AssertionError(f"no fastrnn cell for a Keras {self.kind}")  # unreachable
 
     @property
