@@ -904,6 +904,8 @@ def layer_ctor_entry(kind):
                   backend=ctx.backend, _x=_problem(cell, ctx)["x"])
         if kind == "RNN":
             kw["nonlinearity"] = "tanh"
+        if kind == "GRU":
+            kw["reset_after"] = True
         return kw
 
     def call(kw):
@@ -920,6 +922,8 @@ def layer_ctor_entry(kind):
             Arg("backend", "choice", optional=True)]
     if kind == "RNN":
         args.append(Arg("nonlinearity", "choice"))
+    if kind == "GRU":
+        args.append(Arg("reset_after", "flag"))
     return Entry(f"{kind}()", valid, call, tuple(args), BACKENDS, (F32, F64))
 
 

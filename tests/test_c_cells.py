@@ -39,7 +39,8 @@ def test_c_registry_shape_matches_the_descriptor(name):
     assert _core.cell_shape(cell.code) == (cell.gates, cell.workspace, cell.has_cell_state)
 
 
-@pytest.mark.parametrize("code", [-1, 5, 99, 2 ** 40])
+# len(NAMES): the first code past the last cell
+@pytest.mark.parametrize("code", [-1, len(cells.NAMES), 99, 2 ** 40])
 def test_unknown_codes_have_no_shape(code):
     with pytest.raises(ValueError, match=f"no cell with code {code}"):
         _core.cell_shape(code)

@@ -21,9 +21,16 @@ from fastrnn import functional as F
 PACKAGE = Path(fastrnn.__file__).parent
 
 # torch.nn's documentation: weight_ih_l0 is (G*hidden_size, input_size) with
-# RNN G = 1, LSTM (W_ii|W_if|W_ig|W_io) G = 4, GRU (W_ir|W_iz|W_in) G = 3.
+# RNN G = 1, LSTM (W_ii|W_if|W_ig|W_io) G = 4, GRU (W_ir|W_iz|W_in) G = 3; the
+# original GRU (Cho et al. 2014) has GRU's parameters, in torch's layout.
 DOCUMENTED = {"rnn_tanh": (1, "h"), "rnn_relu": (1, "h"), "rnn_sigmoid": (1, "h"),
-              "lstm": (4, "ifgo"), "gru": (3, "rzn")}
+              "lstm": (4, "ifgo"), "gru": (3, "rzn"), "gru_original": (3, "rzn")}
+# How fastrnn's layer classes name each cell (docs: layers.py, README).
+LAYER_CALLS = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
+               "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
+               "rnn_sigmoid": ("RNN", {"nonlinearity": "sigmoid"}),
+               "lstm": ("LSTM", {}), "gru": ("GRU", {"reset_after": True}),
+               "gru_original": ("GRU", {"reset_after": False})}
 
 
 def test_every_cell_is_described_once_with_its_documented_gates():
@@ -53,9 +60,11 @@ def test_layer_classes_match_torch():
             kwargs = {"nonlinearity": "tanh"}
         module = getattr(torch.nn, c.layer)(3, 5, **kwargs)
         assert tuple(module.weight_ih_l0.shape) == c.parameter_shapes(3, 5)["weight_ih"], name
-        ours = getattr(fastrnn, c.layer)(3, 5, **({"nonlinearity": c.nonlinearity}
-                                               if c.nonlinearity else {}))
+        layer, arguments = LAYER_CALLS[name]
+        assert (c.layer, c.layer_arguments) == (layer, arguments)
+        ours = getattr(fastrnn, layer)(3, 5, **arguments)
         assert ours.cell == name
+    assert fastrnn.GRU(3, 5).cell == "gru"  # torch's form is the default
 
 
 @pytest.mark.parametrize("cell", cells.NAMES)

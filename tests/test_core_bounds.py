@@ -39,8 +39,8 @@ if "c" in fastrnn.available_backends():
     from fastrnn import _core
     from fastrnn.backends import c as c_backend
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
-WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_original": 3}
+WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4, "gru_original": 4}
 CELLS = tuple(GATES)
 # fastrnn.h
 FRNN_OK, FRNN_ERR_UNSUPPORTED, FRNN_ERR_TOO_LARGE = 0, 2, 3
@@ -137,7 +137,7 @@ def test_lstm_state_is_required_and_others_have_none(cell):
                 call(_core.forward, cell, dict(arrays, **{name: state}), FORWARD)
         with pytest.raises(ValueError, match="c must be None"):
             call(_core.step, cell, dict(arrays, c=state.copy()), STEP)
-    if cell == "gru":
+    if WS[cell]:  # LSTM checked above
         with pytest.raises(ValueError, match="ws is required"):
             call(_core.backward, cell, dict(arrays, ws=None), BACKWARD)
 
@@ -410,11 +410,14 @@ def test_c_layer_entry_points_check_their_sizes(lib, T, B, In, H, expected):
     """Every layer entry point refuses sizes < 1 and size products that
     overflow, before touching its (here: one-element) arrays."""
     one = [np.zeros(1) for _ in range(17)]
-    rnn, lstm, gru = (ctypes.byref(CellDesc(code, H)) for code in (0, 3, 4))
+    rnn, lstm, gru, gru_original = (ctypes.byref(CellDesc(code, H)) for code in (0, 3, 4, 5))
     assert lib.frnn_layer_forward_f64(rnn, T, B, In, *map(ptr, one[:11])) == expected
     assert lib.frnn_layer_backward_f64(lstm, T, B, In, *map(ptr, one)) == expected
+    assert lib.frnn_layer_forward_f64(gru_original, T, B, In, *map(ptr, one[:11])) == expected
+    assert lib.frnn_layer_backward_f64(gru_original, T, B, In, *map(ptr, one)) == expected
     if T == 1:
         assert lib.frnn_layer_step_f64(gru, B, In, *map(ptr, one[:9])) == expected
+        assert lib.frnn_layer_step_f64(gru_original, B, In, *map(ptr, one[:9])) == expected
     assert all(a[0] == 0 for a in one)
 
 
@@ -425,17 +428,19 @@ def test_c_layer_entry_points_refuse_unknown_cells_and_missing_arrays(lib):
     T, B, In, H = 2, 1, 1, 1
     one = [np.zeros(4) for _ in range(17)]
     args = list(map(ptr, one))
-    for code in (5, -1, 1000):
+    for code in (len(GATES), -1, 1000):  # len(GATES): the first code past the last cell
         desc = ctypes.byref(CellDesc(code, H))
         assert lib.frnn_layer_forward_f64(desc, T, B, In, *args[:11]) == FRNN_ERR_UNSUPPORTED
         assert lib.frnn_layer_backward_f64(desc, T, B, In, *args) == FRNN_ERR_UNSUPPORTED
         assert lib.frnn_layer_step_f64(desc, B, In, *args[:9]) == FRNN_ERR_UNSUPPORTED
     assert lib.frnn_layer_forward_f64(None, T, B, In, *args[:11]) == FRNN_ERR_UNSUPPORTED
-    lstm, gru = ctypes.byref(CellDesc(3, H)), ctypes.byref(CellDesc(4, H))
+    lstm = ctypes.byref(CellDesc(3, H))
     no_c0 = args[:6] + [None] + args[7:11]  # forward: c0 is argument 6 after the sizes
     assert lib.frnn_layer_forward_f64(lstm, T, B, In, *no_c0) == FRNN_ERR_UNSUPPORTED
     no_ws = args[:6] + [None] + args[7:]  # backward: ws is argument 6
-    assert lib.frnn_layer_backward_f64(gru, T, B, In, *no_ws) == FRNN_ERR_UNSUPPORTED
+    for gru_code in (4, 5):  # gru, gru_original: both save a workspace
+        gru = ctypes.byref(CellDesc(gru_code, H))
+        assert lib.frnn_layer_backward_f64(gru, T, B, In, *no_ws) == FRNN_ERR_UNSUPPORTED
     no_c = args[:6] + [None] + args[7:9]  # step: c is argument 6
     assert lib.frnn_layer_step_f64(lstm, B, In, *no_c) == FRNN_ERR_UNSUPPORTED
     assert all((a == 0).all() for a in one)
@@ -458,7 +463,7 @@ def trainer_config(cell, T, B, In, H, O, head, opt, depth, k1, k2, clip, index_i
     """What _core.train reads: the attributes of fastrnn.training.TrainerConfig,
     as a plain namespace (the test builds them independently of training.py)."""
     from fastrnn import cells
-    G = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}[cell]
+    G = GATES[cell]
     return types.SimpleNamespace(
         cell=cells.get(cell), T=T, B=B, In=In, H=H, O=O, has_bias=True, has_head_bias=True,
         index_input=index_input, many_to_one=many_to_one, reduce_mean=False, head=head,
@@ -703,7 +708,7 @@ def assert_stopped_like_prefix(config, arrays, poison, window, opt_used=True):
     return run
 
 
-@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru", "gru_original"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("opt", ["adam", None])
 def test_nan_target_stops_at_its_window(cell, dtype, opt, isa):

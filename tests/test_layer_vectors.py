@@ -70,9 +70,8 @@ def build_layer(cfg: dict, params: dict, dtype, backend):
     spec = cells.get(cfg["cell"])
     options = dict(num_layers=cfg["num_layers"], bias=cfg["bias"],
                    batch_first=cfg["batch_first"], dropout=0.0,
-                   bidirectional=cfg["bidirectional"], dtype=dtype, backend=backend)
-    if spec.nonlinearity is not None:
-        options["nonlinearity"] = spec.nonlinearity
+                   bidirectional=cfg["bidirectional"], dtype=dtype, backend=backend,
+                   **spec.layer_arguments)
     layer = getattr(fastrnn, spec.layer)(cfg["input_size"], cfg["hidden_size"], **options)
     layer.load_state_dict({name: params[name].astype(dtype) for name in param_names(cfg)})
     return layer
@@ -269,7 +268,9 @@ def torch_reference(cfg: dict, arrays: dict) -> dict:
     return ref
 
 
-TORCH_FILES = [p for p in VECTOR_FILES if p.name.startswith(TORCH_NN_CELLS)]
+# by the cell's whole name: "gru_original_T..." is not torch.nn's "gru_T..."
+TORCH_FILES = [p for p in VECTOR_FILES
+               if p.name.startswith(tuple(c + "_T" for c in TORCH_NN_CELLS))]
 
 
 @pytest.mark.parametrize("path", TORCH_FILES, ids=[p.stem for p in TORCH_FILES])

@@ -26,11 +26,9 @@ needs_c = pytest.mark.skipif(not HAVE_C, reason="no compiled core")
 VECTOR_FILES = sorted((Path(__file__).parent / "vectors").glob("*.npz"))
 PARAMS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 def _layer(cell, I, H, dtype, backend, seed=0, bias=True):
-    if cell.startswith("rnn_"):
-        return fastrnn.RNN(I, H, nonlinearity=cell[4:], dtype=dtype, seed=seed, bias=bias,
-                           backend=backend)
-    cls = fastrnn.LSTM if cell == "lstm" else fastrnn.GRU
-    return cls(I, H, dtype=dtype, seed=seed, bias=bias, backend=backend)
+    spec = fastrnn.cells.get(cell)
+    return getattr(fastrnn, spec.layer)(I, H, dtype=dtype, seed=seed, bias=bias, backend=backend,
+                                        **spec.layer_arguments)
 
 
 def _run(s, x):

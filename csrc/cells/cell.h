@@ -65,6 +65,18 @@ typedef int (*FN(frnn_cell_step_fn))(const FN(frnn_cell) *cell, const FN(frnn_ke
                                      const real *w_hh, const real *b_ih, const real *b_hh,
                                      const real *h, const real *c, real *h_out, real *c_out);
 
+/* Optional (NULL for a cell whose recurrent products all read h_{t-1}):
+ * after the shared products have formed dW_hh = sum_t Gh[t]^T h_{t-1} and
+ * db_hh = column sums of Gh over `rows` rows of Gx / Gh [rows, GH] and ws
+ * [rows, W], overwrite the blocks of dw_hh [GH, H] (and db_hh [GH], when
+ * db_ih / db_hh are not NULL) whose product reads something else (the
+ * original GRU: W_hn multiplies r h_{t-1}, kept in its workspace). */
+typedef void (*FN(frnn_cell_recurrent_input_grads_fn))(const FN(frnn_cell) *cell,
+                                                       const FN(frnn_kernel_table) *k,
+                                                       frnn_int rows, const real *Gx,
+                                                       const real *ws, const real *db_ih,
+                                                       real *dw_hh, real *db_hh);
+
 typedef struct {
     frnn_cell_type type;      /* its code in fastrnn.h */
     int gates;                /* G: blocks of H rows in W_ih, W_hh, the biases */
@@ -78,6 +90,7 @@ typedef struct {
     FN(frnn_cell_steps_fn) steps;
     FN(frnn_cell_gate_grads_fn) gate_grads;
     FN(frnn_cell_step_fn) step;
+    FN(frnn_cell_recurrent_input_grads_fn) recurrent_input_grads; /* NULL: none needed */
 } FN(frnn_cell_ops);
 
 /* A cell of a given size, as every entry point holds it. */

@@ -61,13 +61,14 @@ enum {
 /* ---- cells ------------------------------------------------------------ */
 
 /* The recurrent cells (their Python names in fastrnn.cells: rnn_tanh,
- * rnn_relu, rnn_sigmoid, lstm, gru; tests check the codes agree). */
+ * rnn_relu, rnn_sigmoid, lstm, gru, gru_original; tests check the codes agree). */
 typedef enum {
     FRNN_CELL_RNN_TANH = 0,
     FRNN_CELL_RNN_RELU = 1,
     FRNN_CELL_RNN_SIGMOID = 2,
     FRNN_CELL_LSTM = 3,
-    FRNN_CELL_GRU = 4
+    FRNN_CELL_GRU = 4,
+    FRNN_CELL_GRU_ORIGINAL = 5 /* Cho et al. 2014: W_hn (r h), Keras reset_after=False */
 } frnn_cell_type;
 
 /* One layer's cell, as every layer call and frnn_stream_create take it.

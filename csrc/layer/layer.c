@@ -137,6 +137,8 @@ int FN(frnn_layer_backward)(const frnn_cell_desc *desc, frnn_int T, frnn_int B, 
     cell->ops->gate_grads(cell, k, T, B, w_hh_p, h0, c0, out, ws, d_out, dh0, dc0, Gx, Gh);
     FN(frnn_parameter_grads)(k, T, B, In, H, GH, Gx, Gh, x, w_ih, h0, out, dx, dw_ih, dw_hh,
                              db_ih, db_hh);
+    if (cell->ops->recurrent_input_grads)
+        cell->ops->recurrent_input_grads(cell, k, T * B, Gx, ws, db_ih, dw_hh, db_hh);
     frnn_scratch_release(scratch);
     return FRNN_OK;
 }

@@ -340,6 +340,8 @@ int FN(frnn_layer_backward_lengths)(const frnn_cell_desc *desc, frnn_int T, frnn
         /* one "step" of N rows: the products over all packed entries at once */
         FN(frnn_parameter_grads)(k, 1, N, In, H, GH, Gx, Gh, x_p, w_ih, h_prev_p, out_p, dx_p,
                                  dw_ih, dw_hh, db_ih, db_hh);
+        if (cell->ops->recurrent_input_grads)
+            cell->ops->recurrent_input_grads(cell, k, N, Gx, ws_p, db_ih, dw_hh, db_hh);
         FN(scatter_steps)(&sched, T, B, In, dx_p, dx);
     }
     frnn_scratch_release(scratch);

@@ -209,6 +209,9 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
         FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
         FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
     }
+    if (w->cell.ops->recurrent_input_grads)
+        w->cell.ops->recurrent_input_grads(&w->cell, k, L * B, w->Gx, w->ws, w->g.b_ih, w->g.w_hh,
+                                           w->g.b_hh);
 }
 
 /* Clip the window gradient, then step the optimizer (or accumulate). With

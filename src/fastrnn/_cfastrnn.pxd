@@ -25,6 +25,7 @@ cdef extern from "fastrnn.h" nogil:
         FRNN_CELL_RNN_SIGMOID
         FRNN_CELL_LSTM
         FRNN_CELL_GRU
+        FRNN_CELL_GRU_ORIGINAL
     ctypedef struct frnn_cell_desc:
         frnn_cell_type type
         frnn_int hidden_size

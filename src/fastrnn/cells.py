@@ -46,6 +46,9 @@ class Cell:
         hidden side of n), so backward keeps both.
     layer: the fastrnn / torch.nn layer class that runs it ("RNN", "LSTM",
         "GRU"), with ``nonlinearity`` its argument for the Elman cells.
+    layer_options: (argument, value) pairs that select this cell among those
+        of its ``layer`` class: the GRUs' ``reset_after`` (True: PyTorch's
+        form, r applied after W_hn; False: the original of Cho et al. 2014).
     hyperparameters: (name, default) pairs of the cell's own settings beyond
         the weights; none of today's cells has any.
     equations: the cell's update, written out (``fastrnn info`` prints it).
@@ -61,6 +64,7 @@ class Cell:
     separate_hidden_grad: bool
     layer: str
     nonlinearity: Optional[str] = None
+    layer_options: Tuple[Tuple[str, object], ...] = ()
     hyperparameters: Tuple[Tuple[str, float], ...] = ()
     equations: str = ""
 
@@ -71,6 +75,15 @@ class Cell:
     def workspace_width(self, hidden_size: int) -> int:
         """W: the last dimension of the training workspace [T, B, W]."""
         return self.workspace * hidden_size
+
+    @property
+    def layer_arguments(self) -> Dict[str, object]:
+        """The keyword arguments of ``layer`` that select this cell: the Elman
+        cells' nonlinearity, the GRUs' reset_after (``layer_options``)."""
+        arguments: Dict[str, object] = dict(self.layer_options)
+        if self.nonlinearity is not None:
+            arguments["nonlinearity"] = self.nonlinearity
+        return arguments
 
     @property
     def state_names(self) -> Tuple[str, ...]:
@@ -101,9 +114,19 @@ CELLS: Dict[str, Cell] = {c.name: c for c in (
                    "i, f, o = sigmoid(.), g = tanh(.); c_t = f c_(t-1) + i g; "
                    "h_t = o tanh(c_t)"),
     Cell("gru", 4, 3, ("r", "z", "n"), 4, ("r", "z", "n", "hn"), False, True, "GRU",
+         layer_options=(("reset_after", True),),
          equations="r = sigmoid(W_ir x + b_ir + W_hr h + b_hr); "
                    "z = sigmoid(W_iz x + b_iz + W_hz h + b_hz); "
                    "n = tanh(W_in x + b_in + r (W_hn h + b_hn)); h_t = (1 - z) n + z h_(t-1)"),
+    # The original GRU (Cho et al. 2014, Keras reset_after=False, oneDNN's
+    # default): r scales h before W_hn. Its gate gradients are the same on
+    # the input and the hidden side (separate_hidden_grad False); W_hn's
+    # gradient reads the workspace's rh = r h_(t-1) instead of h_(t-1).
+    Cell("gru_original", 5, 3, ("r", "z", "n"), 4, ("r", "z", "n", "rh"), False, False, "GRU",
+         layer_options=(("reset_after", False),),
+         equations="r = sigmoid(W_ir x + b_ir + W_hr h + b_hr); "
+                   "z = sigmoid(W_iz x + b_iz + W_hz h + b_hz); "
+                   "n = tanh(W_in x + b_in + W_hn (r h) + b_hn); h_t = (1 - z) n + z h_(t-1)"),
 )}
 
 #: Every cell's name, in the order of the C core's codes.

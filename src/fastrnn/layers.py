@@ -542,7 +542,8 @@ class _Recurrent:
     def __repr__(self) -> str:
         extra = "".join(f", {name}={getattr(self, name)!r}" for name, default in (
             ("num_layers", 1), ("batch_first", False), ("dropout", 0.0),
-            ("bidirectional", False)) if getattr(self, name) != default)
+            ("bidirectional", False), ("reset_after", True))
+            if getattr(self, name, default) != default)
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
                 f"bias={self.bias}, dtype={self.dtype.name})")
 
@@ -605,10 +606,31 @@ class LSTM(_Recurrent):
 
 
 class GRU(_HiddenStateOnly):
-    """GRU as PyTorch defines it (the reset gate applied to W_hn h + b_hn):
+    """GRU, per layer and direction, with PyTorch's gate order r, z, n and
+    parameter shapes. reset_after=True (the default) is PyTorch's form, the
+    reset gate applied to W_hn h + b_hn:
 
         r = sigmoid(W_ir x + b_ir + W_hr h + b_hr), z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
         n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h' = (1 - z) n + z h
+
+    reset_after=False is the original GRU of Cho et al. 2014 (Keras's
+    reset_after=False, oneDNN's default), r applied to h before W_hn:
+
+        n = tanh(W_in x + b_in + W_hn (r h) + b_hn)
+
+    GRU(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False, reset_after=True, *, dtype, seed, backend).
     """
 
     cell = "gru"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, reset_after: bool = True, **kwargs):
+        reset_after = v.boolean("reset_after", reset_after)
+        forms = {dict(c.layer_options).get("reset_after"): c.name
+                 for c in cells.CELLS.values() if c.layer == "GRU"}
+        self.__dict__["reset_after"] = reset_after
+        self.__dict__["cell"] = forms[reset_after]
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)

@@ -1,7 +1,7 @@
 """The Numba backend: the C kernels' loops, compiled by Numba.
 
 Each function here mirrors the loop structure of its counterpart in csrc/
-(cells/rnn.c, cells/lstm.c, cells/gru.c, kernels/gemm.c, kernels/gates.c,
+(cells/rnn.c, cells/lstm.c, cells/gru.c, cells/gru_original.c, kernels/gemm.c, kernels/gates.c,
 layer/layer.c, layer/products.c): the input projection ``x W_ih^T +
 b_ih`` hoisted out of the time loop (in chunks bounded like the C core's), one
 recurrent product per step followed by the fused gate math, and in backward
@@ -31,7 +31,7 @@ over rows or steps. Lengths all equal to T take the plain kernels (bitwise the
 results of lengths=None).
 
 Five ``@numba.njit(cache=True)`` kernels (forward, backward, step, and
-forward / backward with lengths), each shared by all five cells through an
+forward / backward with lengths), each shared by every cell through an
 integer cell code, are compiled lazily on first use, once per dtype, and
 cached on disk; they release the GIL. The Python functions ``forward``,
 ``backward`` and ``step`` implement the backend contract of
@@ -61,6 +61,7 @@ _RNN_RELU = cells.CELLS["rnn_relu"].code
 _RNN_SIGMOID = cells.CELLS["rnn_sigmoid"].code
 _LSTM = cells.CELLS["lstm"].code
 _GRU = cells.CELLS["gru"].code
+_GRU_ORIGINAL = cells.CELLS["gru_original"].code
 
 # Time steps per chunk of the hoisted input projection (kernels.h).
 _PROJ_CHUNK_ELEMS = 1 << 18
@@ -303,6 +304,64 @@ def _gru_gates(xp, hp, b_hh, h_prev, h, ws_t, one):
                 w[3 * H + j] = hn
 
 
+@_helper
+def _gru_original_gates(xp, h_prev, w_hh_t, b_hh, h, ws_t, gates, rh, one):
+    """The original GRU's step (cells/gru_original.c): xp[B, 3H] input side
+    incl. b_ih, w_hh_t = W_hh^T [H, 3H] -> h[B, H]. r multiplies h before
+    W_hn, so the n block's product follows the r, z one; gates[B, 3H] holds
+    the hidden-side products (then r, z), rh[B, H] = r h_prev; ws_t[B, 4H] =
+    [r z n rh] unless it is the empty placeholder."""
+    B, H = h.shape
+    write_ws = ws_t.shape[0] > 0
+    _zero2(gates)
+    _gemm_nn(h_prev, w_hh_t[:, :2 * H], gates[:, :2 * H])
+    for b in range(B):
+        xr = xp[b]
+        g = gates[b]
+        hpb = h_prev[b]
+        for j in range(H):
+            r = _sigmoid(xr[j] + (g[j] + b_hh[j]), one)
+            z = _sigmoid(xr[H + j] + (g[H + j] + b_hh[H + j]), one)
+            g[j] = r
+            g[H + j] = z
+            rh[b, j] = r * hpb[j]
+    _gemm_nn(rh, w_hh_t[:, 2 * H:], gates[:, 2 * H:])
+    for b in range(B):
+        xr = xp[b]
+        g = gates[b]
+        hpb = h_prev[b]
+        hb = h[b]
+        for j in range(H):
+            n = math.tanh(xr[2 * H + j] + (g[2 * H + j] + b_hh[2 * H + j]))
+            z = g[H + j]
+            hb[j] = (one - z) * n + z * hpb[j]
+            if write_ws:
+                w = ws_t[b]
+                w[j] = g[j]
+                w[H + j] = z
+                w[2 * H + j] = n
+                w[3 * H + j] = rh[b, j]
+
+
+@_helper
+def _reset_input_grads(Gx2, ws2, dw_hh):
+    """The original GRU's dW_hn = sum over rows of dn^T (r h): its product
+    reads the workspace's rh block, not h_{t-1} (overwrites dw_hh's n rows,
+    which the shared Gh^T h_{t-1} product filled)."""
+    H = dw_hh.shape[1]
+    for i in range(H):
+        for j in range(H):
+            dw_hh[2 * H + i, j] = 0
+    for k in range(Gx2.shape[0]):
+        gk = Gx2[k]
+        wk = ws2[k]
+        for i in range(H):
+            a = gk[2 * H + i]
+            row = dw_hh[2 * H + i]
+            for j in range(H):
+                row[j] = row[j] + a * wk[3 * H + j]
+
+
 # --------------------------------------------------------------------------
 # The three kernels.
 # --------------------------------------------------------------------------
@@ -319,6 +378,7 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, on
     w_hh_t = np.empty((H, GH), dt)
     xp = np.empty((chunk * B, GH), dt)  # [chunk * B, GH] projected inputs
     gates = np.empty((B, GH), dt)       # LSTM gates / GRU hidden-side products
+    rh = np.empty((B, H), dt)           # the original GRU's r h_{t-1}
     c = np.empty((B, H), dt)            # LSTM running cell state
     no_ws = np.empty((0, 0), dt)
     _transpose(w_ih, w_ih_t)
@@ -347,6 +407,8 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, on
                 _zero2(gates)
                 _gemm_nn(h_prev, w_hh_t, gates)
                 _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws_t, one)
+            elif kind == _GRU_ORIGINAL:
+                _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, out[t], ws_t, gates, rh, one)
             else:
                 h = out[t]
                 _copy2(xpt, h)
@@ -372,6 +434,9 @@ def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, g
     R, H = dh.shape
     B = h_t.shape[0]
     zero = one - one
+    if kind == _GRU_ORIGINAL:
+        _gru_original_gate_grads(w_hh, ws_t, h_prev, dh, gx, propagate_rows, one)
+        return
     for a in range(R // B):
         for b in range(B):
             r = a * B + b
@@ -437,6 +502,46 @@ def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, g
 
 
 
+@_helper
+def _gru_original_gate_grads(w_hh, ws_t, h_prev, dh, gx, propagate_rows, one):
+    """_step_gate_grads for the original GRU: n = tanh(... + W_hn (r h) +
+    b_hn), so the delta into r h is dn W_hn, a product over all units that
+    dr waits for. gx = [dr dz dn] is the gradient of the input side and of
+    the hidden side alike (the caller's gh is gx)."""
+    R, H = dh.shape
+    B = ws_t.shape[0]
+    dn = np.empty((R, H), dh.dtype)
+    drh = np.zeros((R, H), dh.dtype)
+    for a in range(R // B):
+        for b in range(B):
+            r = a * B + b
+            w = ws_t[b]
+            hpb = h_prev[b]
+            g = gx[r]
+            d = dh[r]
+            for j in range(H):
+                z = w[H + j]
+                n = w[2 * H + j]
+                dnj = d[j] * (one - z) * (one - n * n)
+                dn[r, j] = dnj
+                g[H + j] = d[j] * (hpb[j] - n) * (z * (one - z))
+                g[2 * H + j] = dnj
+    _gemm_nn(dn, w_hh[2 * H:], drh)
+    for a in range(R // B):
+        for b in range(B):
+            r = a * B + b
+            w = ws_t[b]
+            hpb = h_prev[b]
+            g = gx[r]
+            d = dh[r]
+            for j in range(H):
+                rg = w[j]
+                g[j] = drh[r, j] * hpb[j] * (rg * (one - rg))
+                d[j] = d[j] * w[H + j] + drh[r, j] * rg  # the direct and the r h paths
+    if propagate_rows > 0:
+        _gemm_nn(gx[:propagate_rows, :2 * H], w_hh[:2 * H], dh[:propagate_rows])
+
+
 @_njit
 def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                      dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, one):
@@ -462,7 +567,7 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
             for j in range(H):
                 dh[b, j] = dy[b, j] + dh_next[b, j]
         h_prev = h0 if t == 0 else out[t - 1]
-        if kind == _LSTM or kind == _GRU:
+        if kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL:
             ws_t = ws[t]
         else:
             ws_t = out[t]  # unread: the Elman cells need only their output
@@ -491,6 +596,8 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
     _gemm_tn(Gh2[:B], h0, dw_hh)
     if T > 1:
         _gemm_tn(Gh2[B:], out.reshape((T * B, H))[:(T - 1) * B], dw_hh)
+    if kind == _GRU_ORIGINAL:
+        _reset_input_grads(Gx2, ws.reshape((T * B, ws.shape[2])), dw_hh)
     _column_sums(Gx2, db_ih)
     if kind == _GRU:
         _column_sums(Gh2, db_hh)
@@ -519,6 +626,11 @@ def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
         _zero2(hp)
         _gemm_nt(h, w_hh, hp, zero)
         _gru_gates(xp, hp, b_hh, h, h_new, no_ws, one)
+    elif kind == _GRU_ORIGINAL:
+        w_hh_t = np.empty((H, GH), dt)
+        _transpose(w_hh, w_hh_t)
+        _gru_original_gates(xp, h, w_hh_t, b_hh, h_new, no_ws, np.empty((B, GH), dt),
+                            np.empty((B, H), dt), one)
     elif kind == _LSTM:
         _gemm_nt(h, w_hh, xp, zero)
         _copy2(c, c_new)
@@ -635,7 +747,7 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
     valid = offsets[T]
     steps = _steps_run(active)
     # Only LSTM / GRU store anything; an Elman ws is (T, B, 0).
-    write_ws = ws.shape[0] > 0 and (kind == _LSTM or kind == _GRU)
+    write_ws = ws.shape[0] > 0 and (kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL)
     width = ws.shape[2] if write_ws else 0
     w_ih_t = np.empty((In, GH), dt)
     w_hh_t = np.empty((H, GH), dt)
@@ -645,6 +757,7 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
     ws_packed = np.empty((valid, width), dt)   # their workspace rows (training)
     no_ws = np.empty((0, 0), dt)
     gates = np.empty((B, GH), dt)
+    rh = np.empty((B, H), dt)                  # the original GRU's r h_{t-1}
     h_first = np.empty((B, H), dt)             # h0 in length order: step 0's h_{t-1}
     _sorted_rows(h0, order, h_first)
     c = np.empty((B, H), dt)                   # LSTM running cell state, length order;
@@ -690,6 +803,8 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
                 _zero2(g)
                 _gemm_nn(h_prev, w_hh_t, g)
                 _gru_gates(xpt, g, b_hh, h_prev, h, ws_t, one)
+            elif kind == _GRU_ORIGINAL:
+                _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, h, ws_t, g, rh[:a], one)
             else:
                 _copy2(xpt, h)
                 _gemm_nn(h_prev, w_hh_t, h)
@@ -722,7 +837,7 @@ def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, 
     order, active, offsets = _length_schedule(lengths, T)
     valid = offsets[T]
     steps = _steps_run(active)
-    read_ws = kind == _LSTM or kind == _GRU
+    read_ws = kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL
     width = ws.shape[2] if read_ws else 0
     # The saved arrays of the valid entries, packed: contiguous per step.
     out_packed = np.empty((valid, H), dt)
@@ -796,6 +911,8 @@ def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, 
     _gemm_tn(Gx, x_packed, dw_ih)
     _zero2(dw_hh)
     _gemm_tn(Gh, h_prev_packed, dw_hh)
+    if kind == _GRU_ORIGINAL:
+        _reset_input_grads(Gx, ws_packed, dw_hh)
     _column_sums(Gx, db_ih)
     if kind == _GRU:
         _column_sums(Gh, db_hh)

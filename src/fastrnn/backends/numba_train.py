@@ -37,8 +37,9 @@ import numba
 import numpy as np
 
 from ..training import CLIP_CODES, HEAD_CODES, OPTIMIZER_CODES
-from .numba_loops import (_GRU, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows, _column_sums,
-                          _copy2, _gemm_nn, _gemm_tn, _gru_gates, _lstm_gates, _set_rows,
+from .numba_loops import (_GRU, _GRU_ORIGINAL, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows,
+                          _column_sums, _copy2, _gemm_nn, _gemm_tn, _gru_gates,
+                          _gru_original_gates, _lstm_gates, _reset_input_grads, _set_rows,
                           _step_gate_grads, _transpose, _zero2)
 
 # The codes the kernels branch on (Numba folds module-level ints as constants).
@@ -110,7 +111,7 @@ def _project_window(index_input, s, L, B, x2, idx_flat, w_ih, w_ih_t, b_ih, xp):
 
 
 @_helper
-def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, one):
+def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, rh, one):
     """out[:L], ws[:L] of the window from h_start (c_run: c at the start,
     updated in place to c at its end)."""
     B = h_start.shape[0]
@@ -125,6 +126,8 @@ def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, o
             _zero2(gates)
             _gemm_nn(h_prev, w_hh_t, gates)
             _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws[t], one)
+        elif kind == _GRU_ORIGINAL:
+            _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, out[t], ws[t], gates, rh, one)
         else:
             h = out[t]
             _copy2(xpt, h)
@@ -295,7 +298,7 @@ def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, a
 
 
 @_helper
-def _layer_weight_grads(index_input, s, L, x2, idx_flat, h_start, out, Gx, Gh,
+def _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_start, out, ws, Gx, Gh,
                         g_w_ih, g_w_hh, g_b_ih, g_b_hh, separate_gh):
     """The layer's weight gradients of the window [s, s+L) from its gate
     gradients and the state it started from."""
@@ -317,6 +320,8 @@ def _layer_weight_grads(index_input, s, L, x2, idx_flat, h_start, out, Gx, Gh,
     _gemm_tn(Gh2[:B], h_start, g_w_hh)
     if L > 1:
         _gemm_tn(Gh2[B:], out[:L - 1].reshape(((L - 1) * B, H)), g_w_hh)
+    if kind == _GRU_ORIGINAL:  # W_hn multiplies r h, the workspace's rh block
+        _reset_input_grads(Gx2, ws[:L].reshape((L * B, ws.shape[2])), g_w_hh)
     if g_b_ih.shape[0] > 0:
         _column_sums(Gx2, g_b_ih)
         if separate_gh:
@@ -431,9 +436,10 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
     B, H = h.shape
     T = idx.shape[0] if index_input else x.shape[0]
     lstm = kind == _LSTM
-    gru = kind == _GRU
-    GH = 4 * H if lstm else (3 * H if gru else H)
-    Wd = 5 * H if lstm else (4 * H if gru else 0)  # workspace row per step
+    gru = kind == _GRU  # a separate Gh
+    three_gates = gru or kind == _GRU_ORIGINAL
+    GH = 4 * H if lstm else (3 * H if three_gates else H)
+    Wd = 5 * H if lstm else (4 * H if three_gates else 0)  # workspace row per step
     P = theta.shape[0]
     dt = theta.dtype
     by_depth = depth >= 0
@@ -460,6 +466,7 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
     w_ih_t = np.empty((0 if index_input else In, GH), dt)
     w_hy_t = np.empty((H, O), dt)
     gates = np.empty((B, GH), dt)
+    rh = np.empty((B, H), dt)  # the original GRU's r h_{t-1}
     h_carry = np.empty((B, H), dt)
     c_carry = np.zeros((B, H), dt)
     c_run = np.zeros((B, H), dt)
@@ -496,7 +503,7 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
         _transpose(p_w_hh, w_hh_t)
         if lstm:
             _copy2(c_carry, c_run)
-        _forward_window(kind, L, xp, w_hh_t, b_hh, h_carry, c_run, out, ws, gates, one)
+        _forward_window(kind, L, xp, w_hh_t, b_hh, h_carry, c_run, out, ws, gates, rh, one)
 
         # loss, backward through the window (never into the carried state),
         # clip, update
@@ -512,7 +519,7 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
             else:
                 _window_gate_grads(kind, L, p_w_hh, h_carry, c_carry, out, ws, d_out, dh, dc,
                                    Gx, Gh, one)
-            _layer_weight_grads(index_input, s, L, x2, idx_flat, h_carry, out, Gx, Gh,
+            _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_carry, out, ws, Gx, Gh,
                                 g_w_ih, g_w_hh, g_b_ih, g_b_hh, gru)
             if not _window_is_finite(loss, gw):  # stop before the update (TRAINING.md)
                 losses[n] = loss

@@ -47,7 +47,8 @@ def cell_step(cell, xp_t, h, c, w_hh, b_hh):
 
     Returns ``(h, c, ws_t)``: the new state (``c`` None except for LSTM) and
     what the backward needs of this step (LSTM ``[i, f, g, o, c]``, GRU
-    ``[r, z, n, W_hn h + b_hn]``, None for Elman, whose output is enough).
+    ``[r, z, n, W_hn h + b_hn]``, the original GRU ``[r, z, n, r h]``, None
+    for Elman, whose output is enough).
     """
     H = h.shape[-1]
     if cell == "lstm":
@@ -66,6 +67,15 @@ def cell_step(cell, xp_t, h, c, w_hh, b_hh):
         n = np.tanh(xp_t[..., 2 * H:] + r * hp[..., 2 * H:])
         h = (1 - z) * n + z * h
         return h, None, np.concatenate([r, z, n, hp[..., 2 * H:]], axis=-1)
+    if cell == "gru_original":
+        # r multiplies h before W_hn, so the n block's product waits for r
+        hp = h @ w_hh[:2 * H].T + b_hh[:2 * H]
+        r = _sigmoid(xp_t[..., :H] + hp[..., :H])
+        z = _sigmoid(xp_t[..., H:2 * H] + hp[..., H:2 * H])
+        rh = r * h
+        n = np.tanh(xp_t[..., 2 * H:] + (rh @ w_hh[2 * H:].T + b_hh[2 * H:]))
+        h = (1 - z) * n + z * h
+        return h, None, np.concatenate([r, z, n, rh], axis=-1)
     return _ACTIVATIONS[cell](xp_t + h @ w_hh.T + b_hh), None, None
 
 
@@ -77,7 +87,8 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
     hidden-side pre-activations (the same array except for GRU, whose reset
     gate scales the hidden side of n) and the gradients passed on to h_{t-1}
     (and c_{t-1}). Leading dimensions broadcast, so a stack of deltas (the
-    per-output-depth trainer's ages) runs through in one call.
+    per-output-depth trainer's ages) runs through in one call. The weight
+    gradients from them: ``hidden_weight_grads``.
     """
     H = h_t.shape[-1]
     if cell == "lstm":
@@ -95,8 +106,33 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
         gx = np.concatenate([dr, dz, dn], axis=-1)
         gh = np.concatenate([dr, dz, dn * r], axis=-1)
         return gx, gh, dh * z + gh @ w_hh, None
+    if cell == "gru_original":
+        # n = tanh(W_in x + b_in + W_hn (r h) + b_hn): the delta into r h is
+        # dn W_hn, and it reaches h_{t-1} through r and r through h_{t-1}
+        r, z, n = (ws_t[..., k * H:(k + 1) * H] for k in range(3))
+        dn = dh * (1 - z) * (1 - n * n)
+        dz = dh * (h_prev - n) * z * (1 - z)
+        drh = dn @ w_hh[2 * H:]
+        dr = drh * h_prev * r * (1 - r)
+        gx = np.concatenate([dr, dz, dn], axis=-1)
+        dh_prev = dh * z + drh * r + gx[..., :2 * H] @ w_hh[:2 * H]
+        return gx, gx, dh_prev, None
     gx = _activation_delta(cell, h_t, dh)
     return gx, gx, gx @ w_hh, None
+
+
+def hidden_weight_grads(cell, gh, h_prev, ws):
+    """``(dW_hh, db_hh)`` from the hidden-side gate gradients ``gh`` [N, GH],
+    the states ``h_prev`` [N, H] the products read and the workspace rows
+    ``ws`` [N, W] (None for the Elman cells): ``gh^T h_prev`` and the column
+    sums of gh, except where a gate's product reads something else - the
+    original GRU's W_hn multiplies ``r h_{t-1}``, its workspace's rh block:
+    dW_hn = dn^T (r h)."""
+    dw_hh = gh.T @ h_prev
+    if cell == "gru_original":
+        H = h_prev.shape[-1]
+        dw_hh[2 * H:] = gh[:, 2 * H:].T @ ws[:, 3 * H:4 * H]
+    return dw_hh, gh.sum(axis=0)
 
 
 def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, lengths=None):
@@ -145,9 +181,10 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
     gh2 = gh.reshape(-1, gh.shape[2])
     dx[...] = (gx2 @ w_ih).reshape(dx.shape)
     dw_ih[...] = gx2.T @ x.reshape(-1, x.shape[2])
-    dw_hh[...] = gh2.T @ h_prev.reshape(-1, H)
     db_ih[...] = gx2.sum(axis=0)
-    db_hh[...] = gh2.sum(axis=0)
+    rows = gh2.shape[0]  # T * B (an Elman ws is (T, B, 0): no -1 in its reshape)
+    dw_hh[...], db_hh[...] = hidden_weight_grads(
+        cell, gh2, h_prev.reshape(rows, H), None if ws is None else ws.reshape(rows, ws.shape[2]))
 
 
 # -- per-row lengths: the packed path --
@@ -242,9 +279,9 @@ def _backward_lengths(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d
     dx.fill(0)  # the inputs past a row's length do not reach any result
     dx[time_index, row_index] = gx @ w_ih
     dw_ih[...] = gx.T @ x[time_index, row_index]
-    dw_hh[...] = gh.T @ h_prev_packed
     db_ih[...] = gx.sum(axis=0)
-    db_hh[...] = gh.sum(axis=0)
+    dw_hh[...], db_hh[...] = hidden_weight_grads(
+        cell, gh, h_prev_packed, None if ws is None else ws[time_index, row_index])
 
 
 def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .numpy_ref import cell_step, step_gate_grads
+from .numpy_ref import cell_step, hidden_weight_grads, step_gate_grads
 
 
 def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
@@ -71,7 +71,7 @@ def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
                 gx, gh = _depth_gate_grads(config, cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
             else:
                 gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
-            _layer_weight_grads(config, G, gx, gh, h_prev, inputs[s:t])
+            _layer_weight_grads(config, cell, G, gx, gh, h_prev, ws, inputs[s:t])
             if not (np.isfinite(loss) and np.isfinite(window_grad).all()):
                 losses[n] = loss  # stop before the update (TRAINING.md)
                 return step, n
@@ -184,7 +184,7 @@ def _depth_gate_grads(config, cell, w_hh, out, ws, h_prev, c_prev, d_out):
     return np.stack(gx), np.stack(gh)
 
 
-def _layer_weight_grads(config, G, gx, gh, h_prev, x):
+def _layer_weight_grads(config, cell, G, gx, gh, h_prev, ws, x):
     GH = gx.shape[-1]
     gx2, gh2 = gx.reshape(-1, GH), gh.reshape(-1, GH)
     if config.index_input:  # the transpose of the lookup: scatter-add into columns
@@ -192,10 +192,12 @@ def _layer_weight_grads(config, G, gx, gh, h_prev, x):
         np.add.at(G["weight_ih"].T, x.reshape(-1), gx2)
     else:
         G["weight_ih"][...] = gx2.T @ x.reshape(-1, x.shape[-1])
-    G["weight_hh"][...] = gh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
+    ws2 = None if ws is None else ws.reshape(gh2.shape[0], ws.shape[-1])
+    G["weight_hh"][...], db_hh = hidden_weight_grads(
+        cell, gh2, h_prev.reshape(-1, h_prev.shape[-1]), ws2)
     if "bias_ih" in G:
         G["bias_ih"][...] = gx2.sum(axis=0)
-        G["bias_hh"][...] = gh2.sum(axis=0)
+        G["bias_hh"][...] = db_hh
 
 
 def _clip(config, g):

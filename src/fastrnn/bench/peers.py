@@ -29,6 +29,8 @@ TORCH = "torch"
 # torch.nn.RNN / RNNCell accept only these; fastrnn's other Elman cells
 # (rnn_sigmoid) have no torch peer.
 TORCH_NONLINEARITIES = ("tanh", "relu")
+# The layer options torch.nn's modules have: its GRU is the reset_after=True form.
+TORCH_LAYER_OPTIONS = {("reset_after", True)}
 
 
 def import_torch() -> Any:
@@ -41,9 +43,11 @@ def import_torch() -> Any:
 
 
 def torch_can_run(cell: str) -> bool:
-    """Whether torch.nn has a module computing ``cell`` (else it is timed without a peer)."""
+    """Whether torch.nn has a module computing ``cell`` (else it is timed without a peer):
+    not the sigmoid RNN, nor the original GRU (torch's GRU is reset_after=True only)."""
     descriptor = cells.get(cell)
-    return descriptor.nonlinearity is None or descriptor.nonlinearity in TORCH_NONLINEARITIES
+    return ((descriptor.nonlinearity is None or descriptor.nonlinearity in TORCH_NONLINEARITIES)
+            and set(descriptor.layer_options) <= TORCH_LAYER_OPTIONS)
 
 
 def _torch_layer(torch: Any, cell: str, input_size: int, hidden_size: int,

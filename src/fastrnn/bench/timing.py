@@ -405,9 +405,8 @@ def fastrnn_stream_step() -> Tuple[str, Callable[[], object]]:
     ``<layer>(...).stream(batch=1)`` object (state kept inside, updated in place)."""
     backend = "c" if "c" in fastrnn.available_backends() else None
     descriptor = cells.get(STREAM_CELL)
-    extra = {"nonlinearity": descriptor.nonlinearity} if descriptor.nonlinearity else {}
     layer = getattr(fastrnn, descriptor.layer)(STREAM_I, STREAM_H, dtype=np.float32, seed=0,
-                                               backend=backend, **extra)
+                                               backend=backend, **descriptor.layer_arguments)
     x = stream_input()
     stream = layer.stream(batch=1)
     return f"fastrnn.{descriptor.layer}.stream", lambda: stream(x)
