@@ -253,7 +253,7 @@ class TrainConfig(ctypes.Structure):
                 ("lr", ctypes.c_double), ("momentum", ctypes.c_double),
                 ("alpha", ctypes.c_double), ("beta1", ctypes.c_double),
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double),
-                ("nesterov", ctypes.c_int)]
+                ("nesterov", ctypes.c_int), ("no_bias_hh", ctypes.c_int)]
 
 
 class CellDesc(ctypes.Structure):
@@ -327,7 +327,7 @@ class TinyTrain:
     ("T", 0, FRNN_ERR_UNSUPPORTED),
     ("B", -1, FRNN_ERR_UNSUPPORTED),
     ("H", -(2 ** 62), FRNN_ERR_UNSUPPORTED),
-    ("head", 7, FRNN_ERR_UNSUPPORTED),
+    ("head", 4, FRNN_ERR_UNSUPPORTED),  # one past FRNN_HEAD_SIGMOID_MSE
     ("opt", 9, FRNN_ERR_UNSUPPORTED),
     ("T", 2 ** 62, FRNN_ERR_TOO_LARGE),  # T * B overflows
     ("H", 2 ** 61, FRNN_ERR_TOO_LARGE),  # G * H, H * H overflow
@@ -448,7 +448,7 @@ def test_c_layer_entry_points_refuse_unknown_cells_and_missing_arrays(lib):
 
 # fastrnn.h's enum values, written out here (tests/test_c_cells.py checks
 # _core.C_ENUMS against fastrnn's own codes)
-HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2, "sigmoid_mse": 3}
 CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
 OPT_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
 
@@ -523,7 +523,7 @@ def core_train(config, arrays):
     ("k1", 2.0, TypeError, r"config\.k1 must be an integer"),
     ("windows", 3, ValueError, r"config\.windows must be the number of windows 4"),
     ("cell", "lstmm", ValueError, r"cell must be one of"),
-    ("head_code", 3, ValueError, r"config\.head_code must be one of the C core's FRNN_HEAD_"),
+    ("head_code", 4, ValueError, r"config\.head_code must be one of the C core's FRNN_HEAD_"),
     ("head_code", True, ValueError, r"config\.head_code must be one of"),
     ("clip_code", -1, ValueError, r"config\.clip_code must be one of the C core's FRNN_CLIP_"),
     ("optimizer_code", 5, ValueError, r"config\.optimizer_code must be one of the C core's"),

@@ -284,7 +284,7 @@ class TrainingProblem:
         tshape = (B,) if spec.many_to_one else (T, B)
         if spec.head == "softmax_ce":
             out["targets"] = rng.integers(0, O, tshape)
-        elif spec.head == "sigmoid_bce":
+        elif spec.head in ("sigmoid_bce", "sigmoid_mse"):
             out["targets"] = rng.uniform(0, 1, tshape + (O,))
         else:
             out["targets"] = self.scales["targets"] * rng.standard_normal(tshape + (O,))
@@ -305,7 +305,8 @@ def training_problems(draw, cell):
     scheme (k1, k2 and depth up to past T), clipping, optimizer, bias
     choice, initial state and fresh or continued optimizer state."""
     T, B, I, H, O = (draw(sizes()) for _ in range(5))
-    head = draw(st.sampled_from(["softmax_ce/index", "softmax_ce/dense", "sigmoid_bce", "mse"]))
+    head = draw(st.sampled_from(["softmax_ce/index", "softmax_ce/dense", "sigmoid_bce", "mse",
+                                      "sigmoid_mse"]))
     index_input = head == "softmax_ce/index"
     head = head.split("/")[0]
     scheme = draw(st.sampled_from(["windowed", "tbptt", "depth"]))
@@ -318,7 +319,8 @@ def training_problems(draw, cell):
     clip_kind = draw(st.sampled_from(["none", "value", "norm"]))
     clip = tr.Clip() if clip_kind == "none" else tr.Clip(clip_kind, draw(log_uniform(-3, 2)))
     optimizer = draw(optimizers())
-    layout = tr.Layout(cell, I, H, O, bias=draw(st.booleans()), head_bias=draw(st.booleans()))
+    layout = tr.Layout(cell, I, H, O, bias=draw(st.sampled_from([True, "ih", False])),
+                       head_bias=draw(st.booleans()))
     spec = tr.TrainSpec(layout, head=head, index_input=index_input,
                         many_to_one=draw(st.booleans()),
                         reduction=draw(st.sampled_from(["sum", "mean"])),

@@ -101,12 +101,26 @@ def test_valid_hyperparameters_are_kept_as_floats():
 @pytest.mark.parametrize("kwargs,exc", [
     ({"hidden_size": 2.5}, TypeError), ({"input_size": True}, TypeError),
     ({"output_size": "3"}, TypeError), ({"hidden_size": 0}, ValueError),
-    ({"bias": 1}, TypeError),
+    ({"bias": 1}, TypeError), ({"bias": "hh"}, ValueError), ({"bias": "both"}, ValueError),
+    ({"bias": None}, TypeError),
 ])
 def test_layout_sizes_must_be_integers(kwargs, exc):
     args = {"cell": "gru", "input_size": 4, "hidden_size": 2, "output_size": 4, **kwargs}
     with pytest.raises(exc, match=next(iter(kwargs))):
         tr.Layout(**args)
+
+
+def test_one_bias_layout_has_bias_ih_alone():
+    """Layout(bias="ih"): theta is [weight_ih, weight_hh, bias_ih, weight_hy, bias_y],
+    GH elements shorter than torch's two-bias layout (sizes written out by hand:
+    GRU, G = 3, I = 4, H = 2, O = 5)."""
+    one = tr.Layout("gru", 4, 2, 5, bias="ih")
+    assert list(one.shapes()) == ["weight_ih", "weight_hh", "bias_ih", "weight_hy", "bias_y"]
+    assert one.offsets()["bias_ih"] == (24 + 12, 24 + 12 + 6)
+    assert one.size == 24 + 12 + 6 + 10 + 5
+    assert tr.Layout("gru", 4, 2, 5).size == one.size + 6
+    assert tr.Layout("gru", 4, 2, 5, bias=False).size == one.size - 6
+    assert (one.has_bias_ih, one.has_bias_hh) == (True, False)
 
 
 @pytest.mark.parametrize("kwargs,exc", [

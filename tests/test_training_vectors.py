@@ -4,8 +4,9 @@ The files come from tests/vectors/generate_training_vectors.py: torch.nn
 modules trained in float64 with ``detach`` between windows, torch's loss
 functions, clip_grad_value_ / clip_grad_norm_ and torch.optim (min-char-rnn's
 Adagrad written out), covering windowed training, TBPTT(k1, k2) with
-k1 < k2, per-output depth, every head, both reductions, many-to-one, and
-gradients-only runs. Each backend's trainer, in float32 and float64, must
+k1 < k2, per-output depth, every head (sigmoid_mse: 0.5 * mse_loss of
+torch.sigmoid), both reductions, many-to-one, gradients-only runs, one
+recurrent bias (torch's bias_hh held at zero and untrained) and no biases. Each backend's trainer, in float32 and float64, must
 reproduce the per-window losses, the final parameters, the final state and
 the returned gradient (max|diff| / max|ref| per array: 1e-10 in float64,
 1e-4 in float32).
@@ -33,7 +34,9 @@ def load(path):
 
 
 def build_spec(s):
-    layout = tr.Layout(s["cell"], s["input_size"], s["hidden_size"], s["output_size"])
+    # files written before issue 12 have neither key: torch's two biases and a head bias
+    layout = tr.Layout(s["cell"], s["input_size"], s["hidden_size"], s["output_size"],
+                       bias=s.get("bias", True), head_bias=s.get("head_bias", True))
     opt = None
     if s["optimizer"] is not None:
         kind, hp = s["optimizer"]
@@ -55,6 +58,13 @@ def test_the_vectors_cover_every_scheme_head_and_optimizer():
     assert any(s["k1"] is not None and s["k1"] == s["k2"] for s in specs)  # windowed
     assert any(s["many_to_one"] for s in specs) and any(s["optimizer"] is None for s in specs)
     assert {s["clip"][0] for s in specs} == {"none", "value", "norm"}
+    # one recurrent bias (Layout(bias="ih")) by window, by depth, with and without optimizer,
+    # and a layer without biases (trask's adder)
+    one_bias = [s for s in specs if s.get("bias") == "ih"]
+    assert {s["cell"] for s in one_bias} >= {"rnn_tanh", "gru", "lstm"}
+    assert any(s["depth"] is not None for s in one_bias) and any(s["k1"] for s in one_bias)
+    assert any(s.get("bias") is False and s.get("head_bias") is False for s in specs)
+    assert {s["reduction"] for s in specs if s["head"] == "sigmoid_mse"} == set(tr.REDUCTIONS)
     for path in VECTOR_FILES:  # a clip that never binds would test nothing
         s, v = load(path)
         assert bool(v["clipped"]) == (s["clip"][0] != "none"), path.stem

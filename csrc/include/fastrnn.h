@@ -208,7 +208,12 @@ FRNN_DECLARE(double, f64)
 
 /* ---- training over a sequence (layer/train.c; docs/TRAINING.md) ------ */
 
-typedef enum { FRNN_HEAD_SOFTMAX_CE = 0, FRNN_HEAD_SIGMOID_BCE = 1, FRNN_HEAD_MSE = 2 } frnn_head;
+typedef enum {
+    FRNN_HEAD_SOFTMAX_CE = 0,
+    FRNN_HEAD_SIGMOID_BCE = 1,
+    FRNN_HEAD_MSE = 2,
+    FRNN_HEAD_SIGMOID_MSE = 3 /* 0.5 (y - sigmoid(z))^2: a sigmoid output, squared error */
+} frnn_head;
 typedef enum { FRNN_CLIP_NONE = 0, FRNN_CLIP_VALUE = 1, FRNN_CLIP_NORM = 2 } frnn_clip;
 typedef enum {
     FRNN_OPT_NONE = 0, /* gradients only: grad = sum of clipped window gradients */
@@ -237,12 +242,15 @@ typedef struct {
     frnn_optimizer opt;
     double lr, momentum, alpha, beta1, beta2, eps;
     int nesterov;
+    int no_bias_hh;           /* with has_bias: bias_ih alone, no bias_hh in theta (one
+                                 recurrent bias, as Keras / min-char-rnn); 0: both */
 } frnn_train_config;
 
 /* Train over one sequence window by window (docs/TRAINING.md).
  *   cfg:   the configuration above
  *   theta: [P] flat parameters (weight_ih [GH, In], weight_hh [GH, H],
- *          [bias_ih, bias_hh [GH]], weight_hy [O, H], [bias_y [O]]),
+ *          [bias_ih [GH]], [bias_hh [GH]] (not with no_bias_hh),
+ *          weight_hy [O, H], [bias_y [O]]),
  *          updated in place
  *   grad:  [P] out: the last window's clipped gradient (FRNN_OPT_NONE: the
  *          sum over windows)
@@ -253,7 +261,8 @@ typedef struct {
  *   idx:   [T, B] index input (each in [0, In)), or NULL (dense input)
  *   target_idx: [T, B] or, many-to-one, [B] class targets in [0, O)
  *          (softmax_ce; else NULL)
- *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse; else NULL)
+ *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse, sigmoid_mse;
+ *          else NULL)
  *   h:     [B, H] initial hidden state in, final state out
  *   c:     [B, H] the same for the cell state (cells with one; else
  *          ignored, NULL)

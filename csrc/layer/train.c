@@ -34,7 +34,7 @@ typedef struct {
 /* P, checked (runtime/sizes.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
     const frnn_int layer = frnn_size_add(frnn_size_mul(GH, cfg->In), frnn_size_mul(GH, cfg->H));
-    const frnn_int biases = cfg->has_bias ? frnn_size_mul(2, GH) : 0;
+    const frnn_int biases = !cfg->has_bias ? 0 : cfg->no_bias_hh ? GH : frnn_size_mul(2, GH);
     const frnn_int head = frnn_size_add(frnn_size_mul(cfg->O, cfg->H), cfg->has_head_bias ? cfg->O : 0);
     return frnn_size_add(frnn_size_add(layer, biases), head);
 }
@@ -45,8 +45,10 @@ static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *fla
     p.w_hh = p.w_ih + GH * cfg->In;
     real *next = p.w_hh + GH * cfg->H;
     p.b_ih = cfg->has_bias ? next : NULL;
-    p.b_hh = cfg->has_bias ? next + GH : NULL;
-    p.w_hy = cfg->has_bias ? next + 2 * GH : next;
+    if (p.b_ih) next += GH;
+    p.b_hh = cfg->has_bias && !cfg->no_bias_hh ? next : NULL; /* one bias: b_ih alone */
+    if (p.b_hh) next += GH;
+    p.w_hy = next;
     p.b_y = cfg->has_head_bias ? p.w_hy + cfg->O * cfg->H : NULL;
     return p;
 }
@@ -105,6 +107,14 @@ static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_con
                 loss += (zz > 0 ? zz : 0) - zz * y + log1p(exp(-fabs(zz)));
                 const double s = zz >= 0 ? 1 / (1 + exp(-zz)) : exp(zz) / (1 + exp(zz));
                 z[o] = (real)(s - y) * scale;
+            }
+            break;
+        case FRNN_HEAD_SIGMOID_MSE: /* l = 0.5 (y - s)^2, dl/dz = (s - y) s (1 - s) */
+            for (frnn_int o = 0; o < O; o++) {
+                const double zz = z[o], y = tval[r * O + o];
+                const double s = zz >= 0 ? 1 / (1 + exp(-zz)) : exp(zz) / (1 + exp(zz));
+                loss += 0.5 * (y - s) * (y - s);
+                z[o] = (real)((s - y) * s * (1 - s)) * scale;
             }
             break;
         case FRNN_HEAD_MSE:
@@ -205,10 +215,8 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
     }
     k->gemm_tn(GH, H, B, w->Gh, GH, h_start, H, 0, w->g.w_hh, H);
     if (L > 1) k->gemm_tn(GH, H, (L - 1) * B, w->Gh + B * GH, GH, w->out, H, 1, w->g.w_hh, H);
-    if (w->g.b_ih) {
-        FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
-        FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
-    }
+    if (w->g.b_ih) FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
+    if (w->g.b_hh) FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
 }
 
 /* Clip the window gradient, then step the optimizer (or accumulate). With
@@ -319,7 +327,7 @@ static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *c
     if (cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
         cfg->H < 1 || cfg->O < 1 || cfg->depth < -1 ||
         (cfg->depth < 0 && (cfg->k1 < 1 || cfg->k2 < cfg->k1)) || (int)cfg->head < 0 ||
-        (int)cfg->head > 2 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
+        (int)cfg->head > 3 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
         (int)cfg->opt > 4)
         return 0;
     const int uses_m = (cfg->opt == FRNN_OPT_SGD && cfg->momentum != 0) ||

@@ -92,6 +92,7 @@ cdef extern from "fastrnn.h" nogil:
         FRNN_HEAD_SOFTMAX_CE
         FRNN_HEAD_SIGMOID_BCE
         FRNN_HEAD_MSE
+        FRNN_HEAD_SIGMOID_MSE
     ctypedef enum frnn_clip:
         FRNN_CLIP_NONE
         FRNN_CLIP_VALUE
@@ -113,6 +114,7 @@ cdef extern from "fastrnn.h" nogil:
         frnn_optimizer opt
         double lr, momentum, alpha, beta1, beta2, eps
         int nesterov
+        int no_bias_hh
 
     int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                        float *v, int64_t *step, const float *x, const int64_t *idx,

@@ -39,7 +39,7 @@ C_ENUMS = {
     "FRNN_CELL_RNN_SIGMOID": FRNN_CELL_RNN_SIGMOID, "FRNN_CELL_LSTM": FRNN_CELL_LSTM,
     "FRNN_CELL_GRU": FRNN_CELL_GRU,
     "FRNN_HEAD_SOFTMAX_CE": FRNN_HEAD_SOFTMAX_CE, "FRNN_HEAD_SIGMOID_BCE": FRNN_HEAD_SIGMOID_BCE,
-    "FRNN_HEAD_MSE": FRNN_HEAD_MSE,
+    "FRNN_HEAD_MSE": FRNN_HEAD_MSE, "FRNN_HEAD_SIGMOID_MSE": FRNN_HEAD_SIGMOID_MSE,
     "FRNN_CLIP_NONE": FRNN_CLIP_NONE, "FRNN_CLIP_VALUE": FRNN_CLIP_VALUE,
     "FRNN_CLIP_NORM": FRNN_CLIP_NORM,
     "FRNN_OPT_NONE": FRNN_OPT_NONE, "FRNN_OPT_SGD": FRNN_OPT_SGD,
@@ -613,7 +613,7 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     """The sequence trainer (frnn_train_*).
 
     config: a fastrnn.training.TrainerConfig (any object with its
-    attributes: cell, T, B, In, H, O, has_bias, has_head_bias, index_input,
+    attributes: cell, T, B, In, H, O, has_bias, has_bias_hh, has_head_bias, index_input,
     many_to_one, reduce_mean, head, head_code, k1, k2, depth, clip,
     clip_code, clip_value, optimizer, optimizer_code, lr, momentum, alpha,
     beta1, beta2, eps, nesterov, uses_m, uses_v, windows, parameters); the
@@ -647,6 +647,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cfg.T, cfg.B, cfg.In, cfg.H, cfg.O = T, B, In, H, O
     cfg.k1, cfg.k2, cfg.depth = k1, k2, depth
     cfg.has_bias, cfg.has_head_bias = bool(config.has_bias), bool(config.has_head_bias)
+    # a config without has_bias_hh (an older TrainerConfig) has both biases
+    cfg.no_bias_hh = cfg.has_bias and not bool(getattr(config, "has_bias_hh", True))
     cfg.index_input, cfg.many_to_one = bool(config.index_input), bool(config.many_to_one)
     cfg.reduce_mean = bool(config.reduce_mean)
     head = config.head
@@ -666,7 +668,7 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
 
     # Every array against the sizes, in Python integers (no overflow here).
     GH = cell.gates * H
-    P = (GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H
+    P = (GH * In + GH * H + (0 if not cfg.has_bias else GH if cfg.no_bias_hh else 2 * GH) + O * H
          + (O if cfg.has_head_bias else 0))
     if config.parameters != P:
         raise ValueError(f"fastrnn._core.train: config.parameters must be the layout's size "

@@ -55,7 +55,7 @@ __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
 # frnn_clip, frnn_optimizer in csrc/include/fastrnn.h), which the Numba
 # trainer uses too; TrainerConfig carries them, and a test checks them
 # against the C header's values.
-HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2, "sigmoid_mse": 3}
 CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
 OPTIMIZER_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
 HEADS = tuple(HEAD_CODES)
@@ -100,17 +100,31 @@ class Layout:
     input_size: int  # I, or the vocabulary size V for index input
     hidden_size: int
     output_size: int
-    bias: bool = True       # bias_ih and bias_hh
+    # True: bias_ih and bias_hh (torch's two); "ih": bias_ih alone (one
+    # recurrent bias, as Keras and min-char-rnn have: each of torch's two
+    # would take its own optimizer step, moving their sum twice as far);
+    # False: none
+    bias: Union[bool, str] = True
     head_bias: bool = True  # bias_y
 
     def __post_init__(self):
         cells.get(self.cell)
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
-                      bias=v.boolean, head_bias=v.boolean)
+                      bias=_bias_choice, head_bias=v.boolean)
         v.element_count(f"theta of Layout({self.cell!r}, input_size={self.input_size}, "
                         f"hidden_size={self.hidden_size}, output_size={self.output_size})",
                         self.size)
+
+    @property
+    def has_bias_ih(self) -> bool:
+        """Whether theta holds bias_ih (bias True or "ih")."""
+        return self.bias is not False
+
+    @property
+    def has_bias_hh(self) -> bool:
+        """Whether theta holds bias_hh (bias True only)."""
+        return self.bias is True
 
     @property
     def spec(self) -> cells.Cell:
@@ -124,8 +138,10 @@ class Layout:
     def shapes(self) -> dict:
         GH, H, I, O = self.gates * self.hidden_size, self.hidden_size, self.input_size, self.output_size
         shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H)}
-        if self.bias:
-            shapes.update(bias_ih=(GH,), bias_hh=(GH,))
+        if self.has_bias_ih:
+            shapes["bias_ih"] = (GH,)
+        if self.has_bias_hh:
+            shapes["bias_hh"] = (GH,)
         shapes["weight_hy"] = (O, H)
         if self.head_bias:
             shapes["bias_y"] = (O,)
@@ -157,6 +173,17 @@ class Layout:
         rng = np.random.default_rng(v.seed("seed", seed))
         k = 1.0 / np.sqrt(self.hidden_size)
         return rng.uniform(-k, k, self.size).astype(dtype)
+
+
+def _bias_choice(name, value):
+    """Layout.bias: True (bias_ih and bias_hh), "ih" (bias_ih alone) or False."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value == "ih":
+        return value
+    raise (ValueError if isinstance(value, str) else TypeError)(
+        f"{name} must be True (bias_ih and bias_hh), \"ih\" (bias_ih alone) or False (no "
+        f"recurrent bias), got {type(value).__name__} {value!r}")
 
 
 # -- optimizers and clipping (hyperparameters only; state is OptimizerState) --
@@ -339,7 +366,8 @@ class TrainSpec:
         hyper = lambda name: float(getattr(opt, name, 0.0))  # noqa: E731 (0: unused)
         return TrainerConfig(
             layout=lay, cell=lay.spec, T=T, B=B, In=lay.input_size, H=lay.hidden_size,
-            O=lay.output_size, has_bias=lay.bias, has_head_bias=lay.head_bias,
+            O=lay.output_size, has_bias=lay.has_bias_ih, has_bias_hh=lay.has_bias_hh,
+            has_head_bias=lay.head_bias,
             index_input=spec.index_input, many_to_one=spec.many_to_one,
             reduce_mean=spec.reduction == "mean", head=spec.head, head_code=HEAD_CODES[spec.head],
             k1=spec.k1, k2=spec.window, depth=-1 if spec.depth is None else spec.depth,
@@ -373,7 +401,8 @@ class TrainerConfig:
     In: int  # input size, or the vocabulary size for index input
     H: int
     O: int
-    has_bias: bool
+    has_bias: bool     # bias_ih in theta
+    has_bias_hh: bool  # bias_hh in theta too (False with has_bias: Layout(bias="ih"))
     has_head_bias: bool
     index_input: bool
     many_to_one: bool

@@ -42,7 +42,8 @@ from .numba_loops import (_GRU, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows, _co
                           _step_gate_grads, _transpose, _zero2)
 
 # The codes the kernels branch on (Numba folds module-level ints as constants).
-_SOFTMAX_CE, _SIGMOID_BCE, _MSE = (HEAD_CODES[k] for k in ("softmax_ce", "sigmoid_bce", "mse"))
+_SOFTMAX_CE, _SIGMOID_BCE, _MSE, _SIGMOID_MSE = (
+    HEAD_CODES[k] for k in ("softmax_ce", "sigmoid_bce", "mse", "sigmoid_mse"))
 _CLIP_VALUE, _CLIP_NORM = CLIP_CODES["value"], CLIP_CODES["norm"]
 _OPT_NONE, _OPT_SGD, _OPT_ADAGRAD, _OPT_RMSPROP, _OPT_ADAM = (
     OPTIMIZER_CODES[k] for k in (None, "sgd", "adagrad", "rmsprop", "adam"))
@@ -65,7 +66,7 @@ def _in_dtype(cast_buf, value):
 
 
 @_helper
-def _split(flat, GH, In, H, O, has_bias, has_head_bias):
+def _split(flat, GH, In, H, O, has_bias, has_bias_hh, has_head_bias):
     """Views of the flat parameter layout (TRAINING.md); absent biases are
     empty views so that every return has one type."""
     a = GH * In
@@ -74,10 +75,13 @@ def _split(flat, GH, In, H, O, has_bias, has_head_bias):
     w_hh = flat[a:b].reshape((GH, H))
     if has_bias:
         b_ih = flat[b:b + GH]
-        b_hh = flat[b + GH:b + 2 * GH]
-        b += 2 * GH
+        b += GH
     else:
         b_ih = flat[b:b]
+    if has_bias and has_bias_hh:
+        b_hh = flat[b:b + GH]
+        b += GH
+    else:
         b_hh = flat[b:b]
     w_hy = flat[b:b + O * H].reshape((O, H))
     b += O * H
@@ -175,6 +179,19 @@ def _head_loss(head, z_dz, target_idx, target, target_off, scale, cast_buf, one)
                     ez = math.exp(zz)
                     sig = ez / (1.0 + ez)
                 z[o] = sig - yy  # rounded to the dtype here, then scaled in it
+                z[o] = z[o] * scale
+        elif head == _SIGMOID_MSE:  # l = 0.5 (y - s)^2, dl/dz = (s - y) s (1 - s)
+            base = target_off + r * O
+            for o in range(O):
+                zz = np.float64(z[o])
+                yy = np.float64(target[base + o])
+                if zz >= 0:
+                    sig = 1.0 / (1.0 + math.exp(-zz))
+                else:
+                    ez = math.exp(zz)
+                    sig = ez / (1.0 + ez)
+                loss += 0.5 * (yy - sig) * (yy - sig)
+                z[o] = (sig - yy) * sig * (1.0 - sig)  # rounded to the dtype, then scaled
                 z[o] = z[o] * scale
         else:  # _MSE
             base = target_off + r * O
@@ -319,6 +336,7 @@ def _layer_weight_grads(index_input, s, L, x2, idx_flat, h_start, out, Gx, Gh,
         _gemm_tn(Gh2[B:], out[:L - 1].reshape(((L - 1) * B, H)), g_w_hh)
     if g_b_ih.shape[0] > 0:
         _column_sums(Gx2, g_b_ih)
+    if g_b_hh.shape[0] > 0:  # absent with one bias (Layout(bias="ih"))
         if separate_gh:
             _column_sums(Gh2, g_b_hh)
         else:
@@ -424,7 +442,7 @@ def _optimizer_step(opt, theta, g, m, v, step, lr, momentum, nesterov, alpha, be
 # --------------------------------------------------------------------------
 
 @_njit
-def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_to_one,
+def _train_kernel(kind, In, O, has_bias, has_bias_hh, has_head_bias, head, index_input, many_to_one,
                   reduce_mean, k1, k2, depth, clip_kind, clip_value, opt, lr, momentum,
                   nesterov, alpha, beta1, beta2, eps,
                   theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses, one):
@@ -444,11 +462,11 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
     cast_buf = np.empty(1, dt)
     gw = np.zeros(P, dt)  # this window's gradient
     p_w_ih, p_w_hh, p_b_ih, p_b_hh, p_w_hy, p_b_y = _split(theta, GH, In, H, O, has_bias,
-                                                           has_head_bias)
+                                                           has_bias_hh, has_head_bias)
     g_w_ih, g_w_hh, g_b_ih, g_b_hh, g_w_hy, g_b_y = _split(gw, GH, In, H, O, has_bias,
-                                                           has_head_bias)
+                                                           has_bias_hh, has_head_bias)
     b_ih = p_b_ih if has_bias else np.zeros(GH, dt)
-    b_hh = p_b_hh if has_bias else np.zeros(GH, dt)
+    b_hh = p_b_hh if has_bias and has_bias_hh else np.zeros(GH, dt)
     xp = np.empty((W * B, GH), dt)
     out = np.empty((W, B, H), dt)
     ws = np.empty((W, B, Wd), dt)
@@ -575,7 +593,8 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     # them to the dtype where train.c does ((real) casts), and keeps the
     # float64 ones it needs (clip threshold, Adam's betas for their powers).
     step, stopped = _train_kernel(
-        config.cell.code, config.In, config.O, config.has_bias, config.has_head_bias,
+        config.cell.code, config.In, config.O, config.has_bias, config.has_bias_hh,
+        config.has_head_bias,
         config.head_code, config.index_input, config.many_to_one, config.reduce_mean,
         config.k1, config.k2, config.depth, config.clip_code, config.clip_value,
         config.optimizer_code, real(config.lr), config.momentum, config.nesterov,

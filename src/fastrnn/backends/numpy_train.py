@@ -124,6 +124,12 @@ def _head(config, P, out, first, rows, G):
         dz = e / total
         np.put_along_axis(dz, rows[..., None], np.take_along_axis(dz, rows[..., None], -1) - 1, -1)
         terms = rows.size
+    elif config.head == "sigmoid_mse":  # trask's adder: l = 0.5 (y - s)^2, s = sigmoid(z)
+        z64 = z.astype(np.float64)
+        sig = 0.5 * (1 + np.tanh(0.5 * z64))  # sigmoid without overflow
+        loss = float(0.5 * np.sum((rows - sig) ** 2))
+        dz = ((sig - rows) * sig * (1 - sig)).astype(z.dtype)
+        terms = rows.size
     elif config.head == "sigmoid_bce":
         z64 = z.astype(np.float64)
         loss = float(np.sum(np.maximum(z64, 0) - z64 * rows + np.log1p(np.exp(-np.abs(z64)))))
@@ -195,6 +201,7 @@ def _layer_weight_grads(config, G, gx, gh, h_prev, x):
     G["weight_hh"][...] = gh2.T @ h_prev.reshape(-1, h_prev.shape[-1])
     if "bias_ih" in G:
         G["bias_ih"][...] = gx2.sum(axis=0)
+    if "bias_hh" in G:
         G["bias_hh"][...] = gh2.sum(axis=0)
 
 
