@@ -270,8 +270,9 @@ def lib():
             pytest.skip(f"the extension does not export {name}")
     P = ctypes.POINTER
     dp, ip, desc = P(ctypes.c_double), P(ctypes.c_int64), P(CellDesc)
-    library.frnn_train_f64.argtypes = [P(TrainConfig), dp, dp, dp, dp, ip, dp, ip, ip, dp, dp,
-                                       dp, dp, ip]
+    u8 = P(ctypes.c_uint8)
+    library.frnn_train_f64.argtypes = [P(TrainConfig), dp, dp, dp, dp, ip, dp, ip, ip, dp, u8,
+                                       dp, dp, dp, ip]
     library.frnn_layer_forward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 11
     library.frnn_layer_backward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 17
     library.frnn_layer_step_f64.argtypes = [desc] + [ctypes.c_int64] * 2 + [dp] * 9
@@ -311,8 +312,8 @@ class TinyTrain:
                                   ptr(self.m), ptr(self.v), ptr(self.step),
                                   ptr(self.x) if x else None, ptr(self.idx) if idx else None,
                                   ptr(self.target_idx) if target_idx else None,
-                                  ptr(self.target), ptr(self.h), ptr(self.c), ptr(self.losses),
-                                  ptr(self.stopped))
+                                  ptr(self.target), None, ptr(self.h), ptr(self.c),
+                                  ptr(self.losses), ptr(self.stopped))
 
     def snapshot(self):
         return [a.copy() for a in (self.theta, self.grad, self.m, self.h, self.losses, self.step)]
@@ -394,7 +395,7 @@ def test_c_trainer_checks_indices_and_needed_arrays(lib):
     assert lstm.run(lib) == FRNN_OK
     assert lib.frnn_train_f64(ctypes.byref(lstm.cfg), ptr(lstm.theta), ptr(lstm.grad), None,
                               None, ptr(lstm.step), ptr(lstm.x), None, None, ptr(lstm.target),
-                              ptr(lstm.h), None, ptr(lstm.losses), None) == FRNN_ERR_UNSUPPORTED
+                              None, ptr(lstm.h), None, ptr(lstm.losses), None) == FRNN_ERR_UNSUPPORTED
 
 
 @pytest.mark.parametrize("T,B,In,H,expected", [
@@ -837,3 +838,21 @@ def test_c_lengths_entry_points_refuse_lengths_out_of_range_untouched(lib):
     rc = fn(ctypes.byref(d), 3, 2, 4, ptr(np.array([3, 0], np.int64)),
             *(ptr(a[n]) for n in FORWARD))
     assert rc == FRNN_OK and np.all(a["out"][:, 1] == 0) and np.all(a["hn"][1] == a["h0"][1])
+
+
+def test_core_train_checks_resets():
+    """resets: (T, B) uint8 or None; a wrong shape or dtype never reaches C,
+    and one that overlaps an output is refused."""
+    config, arrays = core_train_args()  # T = 7, B = 2
+    args = [arrays[k] for k in TRAIN_ORDER]
+    with pytest.raises(ValueError, match=r"resets must have shape \(T, B\) = \(7, 2\), got \(2, 7\)"):
+        _core.train(config, *args, resets=np.zeros((2, 7), np.uint8))
+    with pytest.raises(ValueError, match="Buffer dtype mismatch"):
+        _core.train(config, *args, resets=np.zeros((7, 2), np.int64))
+    theta_bytes = arrays["theta"].view(np.uint8)[:14].reshape(7, 2)
+    with pytest.raises(ValueError, match="theta must not overlap resets"):
+        _core.train(config, *args, resets=theta_bytes)
+    resets = np.zeros((7, 2), np.uint8)
+    resets[3, 1] = 1
+    step, stopped = _core.train(config, *args, resets=resets)
+    assert stopped is None and step == config.windows

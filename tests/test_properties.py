@@ -290,6 +290,8 @@ class TrainingProblem:
             out["targets"] = self.scales["targets"] * rng.standard_normal(tshape + (O,))
         for name in ("h0", "c0"):
             out[name] = self.scales[name] * rng.standard_normal((B, H)) if self.present[name] else None
+        # state resets (document boundaries) at about a quarter of the (t, b)
+        out["resets"] = rng.uniform(0, 1, (T, B)) < 0.25 if self.present["resets"] else None
         out["m"] = out["v"] = None
         if self.present["state"]:  # continued: nonzero m and v, bias corrections at step > 0
             out["m"] = self.scales["m"] * rng.standard_normal(lay.size)
@@ -303,7 +305,7 @@ class TrainingProblem:
 def training_problems(draw, cell):
     """TrainingProblems for ``cell``: every head and input kind, truncation
     scheme (k1, k2 and depth up to past T), clipping, optimizer, bias
-    choice, initial state and fresh or continued optimizer state."""
+    choice, initial state, state resets and fresh or continued optimizer state."""
     T, B, I, H, O = (draw(sizes()) for _ in range(5))
     head = draw(st.sampled_from(["softmax_ce/index", "softmax_ce/dense", "sigmoid_bce", "mse",
                                       "sigmoid_mse"]))
@@ -327,7 +329,7 @@ def training_problems(draw, cell):
                         clip=clip, optimizer=optimizer, **truncation)
     lstm = cell == "lstm"
     present = dict(h0=draw(st.booleans()), c0=lstm and draw(st.booleans()),
-                   state=optimizer is not None and draw(st.booleans()))
+                   state=optimizer is not None and draw(st.booleans()), resets=draw(st.booleans()))
     present["step"] = draw(st.integers(1, 1000)) if present["state"] else 0
     scales = draw(tensor_scales(list(layout.shapes()) + ["x", "targets", "h0", "c0", "m", "v"]))
     return TrainingProblem(spec, T, B, present, scales, draw(st.integers(0, 2**32 - 1)))
@@ -358,7 +360,7 @@ def run_training(problem: TrainingProblem, arrays: dict, dtype, backend):
     array, or the TrainingDivergedError (any FloatingPointError) it raised."""
     spec = problem.spec
     a = {name: cast(arr, dtype) for name, arr in arrays.items()}
-    kwargs = dict(h0=a["h0"], c0=a["c0"], backend=backend)
+    kwargs = dict(h0=a["h0"], c0=a["c0"], resets=a["resets"], backend=backend)
     theta, state = a["theta"], None
     try:
         if spec.optimizer is None:

@@ -43,7 +43,7 @@ def head(spec, z, y):
     elif spec.head == "sigmoid_mse":  # 0.5 (y - s)^2 with s = 1 / (1 + e^-z)
         sig = 1 / (1 + np.exp(-z))
         loss = 0.5 * np.sum((y - sig) ** 2)
-        dz = (sig - y) * sig * (1 - sig)
+        dz = (sig - y) * np.exp(-z) * sig ** 2  # s (1 - s) = e^-z s^2, without 1 - s
         terms = y.size
     else:
         loss = np.sum((z - y) ** 2)

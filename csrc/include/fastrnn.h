@@ -263,6 +263,11 @@ typedef struct {
  *          (softmax_ce; else NULL)
  *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse, sigmoid_mse;
  *          else NULL)
+ *   resets: [T, B] or NULL: nonzero where the state entering step t of row b
+ *          is reset to zero (h and c: a new document) and no gradient flows
+ *          through it into earlier steps; the carried and the initial state
+ *          are reset as well. NULL or all zero: no resets (the same results,
+ *          bitwise, as without)
  *   h:     [B, H] initial hidden state in, final state out
  *   c:     [B, H] the same for the cell state (cells with one; else
  *          ignored, NULL)
@@ -286,12 +291,12 @@ typedef struct {
  * *step + the number of windows > INT64_MAX; nothing is read or written). */
 int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                    float *v, int64_t *step, const float *x, const int64_t *idx,
-                   const int64_t *target_idx, const float *target, float *h, float *c,
-                   double *losses, int64_t *stopped_window);
+                   const int64_t *target_idx, const float *target, const uint8_t *resets,
+                   float *h, float *c, double *losses, int64_t *stopped_window);
 int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
                    double *v, int64_t *step, const double *x, const int64_t *idx,
-                   const int64_t *target_idx, const double *target, double *h, double *c,
-                   double *losses, int64_t *stopped_window);
+                   const int64_t *target_idx, const double *target, const uint8_t *resets,
+                   double *h, double *c, double *losses, int64_t *stopped_window);
 
 /* ---- torch.optim's updates over a flat array (layer/optimizers.c) ---- */
 

@@ -22,7 +22,7 @@ is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 from ._cfastrnn cimport *
 
 from fastrnn import cells as _cells
@@ -609,7 +609,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
           real[::1] m not None, real[::1] v not None, object step,
           const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
           const int64_t[::1] target_idx not None, const real[::1] target not None,
-          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None):
+          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None,
+          const uint8_t[:, ::1] resets=None):
     """The sequence trainer (frnn_train_*).
 
     config: a fastrnn.training.TrainerConfig (any object with its
@@ -624,7 +625,9 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     so the fused type always resolves: x (T, B, In) or idx (T, B);
     target_idx (T*B,) (or (B,) many-to-one) for softmax_ce, else target
     (T*B*O,) (or (B*O,)); m, v (P,) where the optimizer uses them; c (B, H)
-    for cells with a cell state only.
+    for cells with a cell state only. resets: None, or (T, B) uint8 (a bool
+    array's ``.view(np.uint8)``), nonzero where the state entering step t of
+    row b is zero (docs/TRAINING.md).
 
     Returns ``(step, stopped)``: the new optimizer step count, and None, or
     the index of the window whose loss or gradient was not finite, which
@@ -697,6 +700,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
         _shape2("train", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
     else:
         _unused("c", c.shape[0] * c.shape[1], f"for cell {cell.name!r}")
+    if resets is not None:
+        _shape2("train", "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
     windows = 1 if depth >= 0 else -(-T // k1)
     if config.windows != windows:
         raise ValueError(f"fastrnn._core.train: config.windows must be the number of windows "
@@ -725,8 +730,10 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     _add(&s, &idx[0, 0], idx.shape[0] * idx.shape[1] * sizeof(int64_t), sizeof(int64_t))
     _add(&s, &target_idx[0], target_idx.shape[0] * sizeof(int64_t), sizeof(int64_t))
     _add(&s, &target[0], target.shape[0] * r, r)
+    cdef const uint8_t *rp = &resets[0, 0] if resets is not None else NULL
+    _add(&s, rp, resets.shape[0] * resets.shape[1] if resets is not None else 0, 1)
     _check_memory("train", &s, ("theta", "grad", "m", "v", "h", "c", "losses", "x", "idx",
-                            "target_idx", "target"))
+                            "target_idx", "target", "resets"))
     if cfg.index_input:
         _indices_in_range("idx", &idx[0, 0], T * B, In, "In")
     if is_softmax:
@@ -744,10 +751,10 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     with nogil:
         if real is float:
             rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
-                                tvp, &h[0, 0], cp, &losses[0], &stopped)
+                                tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
         else:
             rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
-                                tvp, &h[0, 0], cp, &losses[0], &stopped)
+                                tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))

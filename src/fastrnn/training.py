@@ -16,7 +16,7 @@ no knowledge of which parameter is which beyond the offsets.
 
 Backend contract (docs/TRAINING.md): a training backend module exposes
 
-    train(config, theta, grad, m, v, step, inputs, targets, h, c, losses)
+    train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None)
 
 with ``config`` a :class:`TrainerConfig` (the TrainSpec converted once for
 this sequence, lengths clamped), ``theta``/``grad``/``m``/``v`` flat arrays
@@ -26,7 +26,9 @@ windows of the clipped window gradients and theta is left unchanged),
 ``(T, B, I)`` float array or the ``(T, B)`` int64 index array, ``targets`` as
 TRAINING.md says, ``h``/``c`` the ``(B, H)`` state updated in place to the
 final state (``c`` None unless LSTM), ``losses`` a float64 array with room for
-:meth:`TrainSpec.num_updates` entries. It returns ``(step, stopped)``: the new
+:meth:`TrainSpec.num_updates` entries, ``resets`` None or a C-contiguous
+``(T, B)`` bool array with at least one True (the state entering step t of
+row b is zero, and no gradient flows through it). It returns ``(step, stopped)``: the new
 step count, and None, or the index of the first window whose loss or
 unclipped gradient was not finite. A trainer stops before that window's
 update: theta, m, v and the step count stay as after the window before it,
@@ -572,12 +574,31 @@ def _check_state(state: OptimizerState, theta: np.ndarray, inputs, targets) -> N
         raise ValueError("state.m and state.v share memory: each needs its own array")
 
 
-def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T):
+def _check_resets(resets, T: int, B: int, theta: np.ndarray):
+    """resets: None, or a (T, B) bool array -> None when no entry is True
+    (the plain path), else a C-contiguous bool array."""
+    if resets is None:
+        return None
+    arr = np.asarray(resets)
+    if arr.dtype != np.bool_:
+        raise TypeError(f"resets must be a bool array of shape (T, batch) = ({T}, {B}) (True "
+                        f"where the state entering step t of row b is reset to zero), got dtype "
+                        f"{arr.dtype}")
+    if arr.shape != (T, B):
+        raise ValueError(f"resets must have shape (T, batch) = ({T}, {B}), got {arr.shape}")
+    if np.may_share_memory(arr, theta):
+        raise ValueError("resets shares memory with theta, which is updated in place")
+    return np.ascontiguousarray(arr) if arr.any() else None
+
+
+def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T,
+                 resets=None):
     """Call the backend's trainer; raise TrainingDivergedError if it stopped.
     Returns the new step count (also when raising: it is on the error)."""
     config = spec.trainer_config(T, h.shape[0])
     new_step, stopped = get_backend(backend, "train").train(config, theta, grad, m, v, step,
-                                                           inputs, targets, h, c, losses)
+                                                           inputs, targets, h, c, losses,
+                                                           resets=resets)
     if stopped is not None:
         first, last = spec.window_steps(stopped, T)
         error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
@@ -588,13 +609,18 @@ def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, 
 
 
 def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None, c0=None,
-                 state: Optional[OptimizerState] = None,
+                 state: Optional[OptimizerState] = None, resets=None,
                  backend: Optional[str] = None) -> FitResult:
     """Train ``theta`` (in place) over one sequence, window by window.
 
     inputs: (T, B, I) float, or (T, B) int64 indices if spec.index_input.
     targets: see docs/TRAINING.md. state: optimizer state, created (zeros)
     if None and updated in place otherwise, so successive calls continue.
+    resets: None or a (T, B) bool array: where ``resets[t, b]`` is True, row b
+    starts a new document at step t - the state entering step t (h, and c for
+    LSTM) is zero, not the previous step's (nor h0 / the carried state at a
+    window's start), and no gradient flows through it into earlier steps:
+    ``h_{t-1} <- (1 - resets[t]) h_{t-1}`` before step t.
     Returns FitResult(losses per window, h_n, c_n, grad). Raises
     :class:`TrainingDivergedError` at the first window whose loss or
     gradient is not finite, with theta and ``state`` as after the window
@@ -603,6 +629,7 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if spec.optimizer is None:
         raise ValueError("fit_sequence needs spec.optimizer; use sequence_gradients for gradients only")
+    resets = _check_resets(resets, T, B, theta)
     if state is None:
         state = OptimizerState.zeros_like(theta)
     _check_state(state, theta, inputs, targets)
@@ -611,7 +638,7 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     if T and B:
         try:
             state.step = _run_trainer(spec, backend, theta, grad, state.m, state.v,
-                                      state.step, inputs, targets, h, c, losses, T)
+                                      state.step, inputs, targets, h, c, losses, T, resets)
         except TrainingDivergedError as exc:
             state.step = exc.step
             raise
@@ -619,12 +646,13 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
 
 
 def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None, c0=None,
-                       backend: Optional[str] = None) -> FitResult:
+                       resets=None, backend: Optional[str] = None) -> FitResult:
     """The truncated-BPTT gradient of the whole sequence's loss, no update.
 
     ``result.grad`` is the sum over windows of each window's clipped gradient
     (for one window: its clipped gradient); ``result.losses`` the window losses.
     theta is only read (a read-only or non-contiguous one is copied).
+    resets: as :func:`fit_sequence`'s (state resets at document boundaries).
     Raises :class:`TrainingDivergedError` at the first window whose loss or
     gradient is not finite.
     """
@@ -632,10 +660,11 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
                                                        updates_theta=False)
     if spec.optimizer is not None:
         raise ValueError("sequence_gradients takes a spec without optimizer")
+    resets = _check_resets(resets, T, B, theta)
     grad = np.zeros_like(theta)
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
         dummy = np.zeros(0, theta.dtype)
         _run_trainer(spec, backend, theta, grad, dummy, dummy, 0, inputs, targets,
-                     h, c, losses, T)
+                     h, c, losses, T, resets)
     return FitResult(losses, h, c, grad)

@@ -99,6 +99,24 @@ CASES = {
     "lstm_one_bias_depth_2_bce_grad": (
         "lstm", 8, 2, 3, 4, 2, False, "sigmoid_bce", "mean", False, ("depth", 2),
         ("none", 0.0), None, {"bias": "ih"}),
+    # ... and per-row state resets (document boundaries inside a stream:
+    # the state entering a reset step is zero and no gradient flows past it)
+    "lstm_resets_tbptt_3_5_mse_adam": (
+        "lstm", 14, 3, 3, 4, 2, False, "mse", "sum", False, ("tbptt", 3, 5),
+        ("none", 0.0), ("adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+        {"resets": 0.2}),
+    "gru_resets_depth_2_softmax_grad": (
+        "gru", 10, 3, 5, 4, 5, True, "softmax_ce", "sum", False, ("depth", 2),
+        ("none", 0.0), None, {"resets": 0.25}),
+    "minchar_rnn_tanh_one_bias_resets_windowed_adagrad": (
+        "rnn_tanh", 17, 2, 7, 6, 7, True, "softmax_ce", "sum", False, ("tbptt", 5, 5),
+        ("value", 1.0), ("adagrad", {"lr": 0.1, "eps": 1e-8}), {"bias": "ih", "resets": 0.15}),
+    "rnn_relu_resets_many_to_one_sigmoid_mse_sgd": (
+        "rnn_relu", 9, 4, 3, 5, 2, False, "sigmoid_mse", "mean", True, ("tbptt", 3, 4),
+        ("none", 0.0), ("sgd", {"lr": 0.5, "momentum": 0.9, "nesterov": False}), {"resets": 0.3}),
+    "lstm_resets_depth_3_bce_mean_rmsprop": (
+        "lstm", 9, 3, 3, 4, 2, False, "sigmoid_bce", "mean", False, ("depth", 3),
+        ("norm", 0.01), ("rmsprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}), {"resets": 0.25}),
 }
 
 
@@ -147,7 +165,7 @@ class Model(torch.nn.Module):
         if resets is not None:
             outs = []
             for t in range(x.shape[0]):
-                keep = (1 - resets[t]).to(torch.float64)[:, None]
+                keep = (1 - resets[t].to(torch.float64))[:, None]
                 state = tuple(s * keep for s in state) if isinstance(state, tuple) else state * keep
                 out, state = self.run(x[t:t + 1], state)
                 outs.append(out)
