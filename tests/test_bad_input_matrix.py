@@ -1057,7 +1057,8 @@ def layout_entry():
     huge = lambda n: ((2 ** 62, raises(NO_MEMORY, rf"\b{n}\b")), (2 ** 64, raises(NO_MEMORY, rf"\b{n}\b")))
     args = (Arg("cell", "choice"),
             *(Arg(n, "size", overflow=huge(n)) for n in ("input_size", "hidden_size", "output_size")),
-            Arg("bias", "flag"), Arg("head_bias", "flag"))
+            # bias: True, "ih" (bias_ih alone) or False - a choice, not a flag
+            Arg("bias", "choice"), Arg("head_bias", "flag"))
     return Entry("Layout", lambda ctx: dict(cell="gru", input_size=5, hidden_size=4, output_size=5,
                                             bias=True, head_bias=True), call, args)
 

@@ -253,7 +253,7 @@ class TrainConfig(ctypes.Structure):
                 ("lr", ctypes.c_double), ("momentum", ctypes.c_double),
                 ("alpha", ctypes.c_double), ("beta1", ctypes.c_double),
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double),
-                ("nesterov", ctypes.c_int)]
+                ("nesterov", ctypes.c_int), ("no_bias_hh", ctypes.c_int)]
 
 
 class CellDesc(ctypes.Structure):
@@ -270,8 +270,9 @@ def lib():
             pytest.skip(f"the extension does not export {name}")
     P = ctypes.POINTER
     dp, ip, desc = P(ctypes.c_double), P(ctypes.c_int64), P(CellDesc)
-    library.frnn_train_f64.argtypes = [P(TrainConfig), dp, dp, dp, dp, ip, dp, ip, ip, dp, dp,
-                                       dp, dp, ip]
+    u8 = P(ctypes.c_uint8)
+    library.frnn_train_f64.argtypes = [P(TrainConfig), dp, dp, dp, dp, ip, dp, ip, ip, dp, u8,
+                                       dp, dp, dp, ip]
     library.frnn_layer_forward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 11
     library.frnn_layer_backward_f64.argtypes = [desc] + [ctypes.c_int64] * 3 + [dp] * 17
     library.frnn_layer_step_f64.argtypes = [desc] + [ctypes.c_int64] * 2 + [dp] * 9
@@ -311,8 +312,8 @@ class TinyTrain:
                                   ptr(self.m), ptr(self.v), ptr(self.step),
                                   ptr(self.x) if x else None, ptr(self.idx) if idx else None,
                                   ptr(self.target_idx) if target_idx else None,
-                                  ptr(self.target), ptr(self.h), ptr(self.c), ptr(self.losses),
-                                  ptr(self.stopped))
+                                  ptr(self.target), None, ptr(self.h), ptr(self.c),
+                                  ptr(self.losses), ptr(self.stopped))
 
     def snapshot(self):
         return [a.copy() for a in (self.theta, self.grad, self.m, self.h, self.losses, self.step)]
@@ -327,7 +328,7 @@ class TinyTrain:
     ("T", 0, FRNN_ERR_UNSUPPORTED),
     ("B", -1, FRNN_ERR_UNSUPPORTED),
     ("H", -(2 ** 62), FRNN_ERR_UNSUPPORTED),
-    ("head", 7, FRNN_ERR_UNSUPPORTED),
+    ("head", 4, FRNN_ERR_UNSUPPORTED),  # one past FRNN_HEAD_SIGMOID_MSE
     ("opt", 9, FRNN_ERR_UNSUPPORTED),
     ("T", 2 ** 62, FRNN_ERR_TOO_LARGE),  # T * B overflows
     ("H", 2 ** 61, FRNN_ERR_TOO_LARGE),  # G * H, H * H overflow
@@ -394,7 +395,7 @@ def test_c_trainer_checks_indices_and_needed_arrays(lib):
     assert lstm.run(lib) == FRNN_OK
     assert lib.frnn_train_f64(ctypes.byref(lstm.cfg), ptr(lstm.theta), ptr(lstm.grad), None,
                               None, ptr(lstm.step), ptr(lstm.x), None, None, ptr(lstm.target),
-                              ptr(lstm.h), None, ptr(lstm.losses), None) == FRNN_ERR_UNSUPPORTED
+                              None, ptr(lstm.h), None, ptr(lstm.losses), None) == FRNN_ERR_UNSUPPORTED
 
 
 @pytest.mark.parametrize("T,B,In,H,expected", [
@@ -453,7 +454,7 @@ def test_c_layer_entry_points_refuse_unknown_cells_and_missing_arrays(lib):
 
 # fastrnn.h's enum values, written out here (tests/test_c_cells.py checks
 # _core.C_ENUMS against fastrnn's own codes)
-HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2, "sigmoid_mse": 3}
 CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
 OPT_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
 
@@ -528,7 +529,7 @@ def core_train(config, arrays):
     ("k1", 2.0, TypeError, r"config\.k1 must be an integer"),
     ("windows", 3, ValueError, r"config\.windows must be the number of windows 4"),
     ("cell", "lstmm", ValueError, r"cell must be one of"),
-    ("head_code", 3, ValueError, r"config\.head_code must be one of the C core's FRNN_HEAD_"),
+    ("head_code", 4, ValueError, r"config\.head_code must be one of the C core's FRNN_HEAD_"),
     ("head_code", True, ValueError, r"config\.head_code must be one of"),
     ("clip_code", -1, ValueError, r"config\.clip_code must be one of the C core's FRNN_CLIP_"),
     ("optimizer_code", 5, ValueError, r"config\.optimizer_code must be one of the C core's"),
@@ -842,3 +843,21 @@ def test_c_lengths_entry_points_refuse_lengths_out_of_range_untouched(lib):
     rc = fn(ctypes.byref(d), 3, 2, 4, ptr(np.array([3, 0], np.int64)),
             *(ptr(a[n]) for n in FORWARD))
     assert rc == FRNN_OK and np.all(a["out"][:, 1] == 0) and np.all(a["hn"][1] == a["h0"][1])
+
+
+def test_core_train_checks_resets():
+    """resets: (T, B) uint8 or None; a wrong shape or dtype never reaches C,
+    and one that overlaps an output is refused."""
+    config, arrays = core_train_args()  # T = 7, B = 2
+    args = [arrays[k] for k in TRAIN_ORDER]
+    with pytest.raises(ValueError, match=r"resets must have shape \(T, B\) = \(7, 2\), got \(2, 7\)"):
+        _core.train(config, *args, resets=np.zeros((2, 7), np.uint8))
+    with pytest.raises(ValueError, match="Buffer dtype mismatch"):
+        _core.train(config, *args, resets=np.zeros((7, 2), np.int64))
+    theta_bytes = arrays["theta"].view(np.uint8)[:14].reshape(7, 2)
+    with pytest.raises(ValueError, match="theta must not overlap resets"):
+        _core.train(config, *args, resets=theta_bytes)
+    resets = np.zeros((7, 2), np.uint8)
+    resets[3, 1] = 1
+    step, stopped = _core.train(config, *args, resets=resets)
+    assert stopped is None and step == config.windows

@@ -284,12 +284,14 @@ class TrainingProblem:
         tshape = (B,) if spec.many_to_one else (T, B)
         if spec.head == "softmax_ce":
             out["targets"] = rng.integers(0, O, tshape)
-        elif spec.head == "sigmoid_bce":
+        elif spec.head in ("sigmoid_bce", "sigmoid_mse"):
             out["targets"] = rng.uniform(0, 1, tshape + (O,))
         else:
             out["targets"] = self.scales["targets"] * rng.standard_normal(tshape + (O,))
         for name in ("h0", "c0"):
             out[name] = self.scales[name] * rng.standard_normal((B, H)) if self.present[name] else None
+        # state resets (document boundaries) at about a quarter of the (t, b)
+        out["resets"] = rng.uniform(0, 1, (T, B)) < 0.25 if self.present["resets"] else None
         out["m"] = out["v"] = None
         if self.present["state"]:  # continued: nonzero m and v, bias corrections at step > 0
             out["m"] = self.scales["m"] * rng.standard_normal(lay.size)
@@ -303,9 +305,10 @@ class TrainingProblem:
 def training_problems(draw, cell):
     """TrainingProblems for ``cell``: every head and input kind, truncation
     scheme (k1, k2 and depth up to past T), clipping, optimizer, bias
-    choice, initial state and fresh or continued optimizer state."""
+    choice, initial state, state resets and fresh or continued optimizer state."""
     T, B, I, H, O = (draw(sizes()) for _ in range(5))
-    head = draw(st.sampled_from(["softmax_ce/index", "softmax_ce/dense", "sigmoid_bce", "mse"]))
+    head = draw(st.sampled_from(["softmax_ce/index", "softmax_ce/dense", "sigmoid_bce", "mse",
+                                      "sigmoid_mse"]))
     index_input = head == "softmax_ce/index"
     head = head.split("/")[0]
     scheme = draw(st.sampled_from(["windowed", "tbptt", "depth"]))
@@ -318,14 +321,15 @@ def training_problems(draw, cell):
     clip_kind = draw(st.sampled_from(["none", "value", "norm"]))
     clip = tr.Clip() if clip_kind == "none" else tr.Clip(clip_kind, draw(log_uniform(-3, 2)))
     optimizer = draw(optimizers())
-    layout = tr.Layout(cell, I, H, O, bias=draw(st.booleans()), head_bias=draw(st.booleans()))
+    layout = tr.Layout(cell, I, H, O, bias=draw(st.sampled_from([True, "ih", False])),
+                       head_bias=draw(st.booleans()))
     spec = tr.TrainSpec(layout, head=head, index_input=index_input,
                         many_to_one=draw(st.booleans()),
                         reduction=draw(st.sampled_from(["sum", "mean"])),
                         clip=clip, optimizer=optimizer, **truncation)
     lstm = cell == "lstm"
     present = dict(h0=draw(st.booleans()), c0=lstm and draw(st.booleans()),
-                   state=optimizer is not None and draw(st.booleans()))
+                   state=optimizer is not None and draw(st.booleans()), resets=draw(st.booleans()))
     present["step"] = draw(st.integers(1, 1000)) if present["state"] else 0
     scales = draw(tensor_scales(list(layout.shapes()) + ["x", "targets", "h0", "c0", "m", "v"]))
     return TrainingProblem(spec, T, B, present, scales, draw(st.integers(0, 2**32 - 1)))
@@ -356,7 +360,7 @@ def run_training(problem: TrainingProblem, arrays: dict, dtype, backend):
     array, or the TrainingDivergedError (any FloatingPointError) it raised."""
     spec = problem.spec
     a = {name: cast(arr, dtype) for name, arr in arrays.items()}
-    kwargs = dict(h0=a["h0"], c0=a["c0"], backend=backend)
+    kwargs = dict(h0=a["h0"], c0=a["c0"], resets=a["resets"], backend=backend)
     theta, state = a["theta"], None
     try:
         if spec.optimizer is None:

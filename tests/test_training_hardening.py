@@ -17,10 +17,14 @@ stopped run against a run over only the good windows.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from fastrnn import training as tr
+
+from conftest import rel_err
 
 
 def _problem(dtype=np.float64, T=12, B=2, I=3, H=4, O=3, cell="gru", seed=0):
@@ -101,12 +105,26 @@ def test_valid_hyperparameters_are_kept_as_floats():
 @pytest.mark.parametrize("kwargs,exc", [
     ({"hidden_size": 2.5}, TypeError), ({"input_size": True}, TypeError),
     ({"output_size": "3"}, TypeError), ({"hidden_size": 0}, ValueError),
-    ({"bias": 1}, TypeError),
+    ({"bias": 1}, TypeError), ({"bias": "hh"}, ValueError), ({"bias": "both"}, ValueError),
+    ({"bias": None}, TypeError),
 ])
 def test_layout_sizes_must_be_integers(kwargs, exc):
     args = {"cell": "gru", "input_size": 4, "hidden_size": 2, "output_size": 4, **kwargs}
     with pytest.raises(exc, match=next(iter(kwargs))):
         tr.Layout(**args)
+
+
+def test_one_bias_layout_has_bias_ih_alone():
+    """Layout(bias="ih"): theta is [weight_ih, weight_hh, bias_ih, weight_hy, bias_y],
+    GH elements shorter than torch's two-bias layout (sizes written out by hand:
+    GRU, G = 3, I = 4, H = 2, O = 5)."""
+    one = tr.Layout("gru", 4, 2, 5, bias="ih")
+    assert list(one.shapes()) == ["weight_ih", "weight_hh", "bias_ih", "weight_hy", "bias_y"]
+    assert one.offsets()["bias_ih"] == (24 + 12, 24 + 12 + 6)
+    assert one.size == 24 + 12 + 6 + 10 + 5
+    assert tr.Layout("gru", 4, 2, 5).size == one.size + 6
+    assert tr.Layout("gru", 4, 2, 5, bias=False).size == one.size - 6
+    assert (one.has_bias_ih, one.has_bias_hh) == (True, False)
 
 
 @pytest.mark.parametrize("kwargs,exc", [
@@ -186,3 +204,80 @@ def test_non_finite_parameters_stop_at_the_first_window(trainer):
                         state=state, backend=trainer)
     assert info.value.updates == 0 and state.step == 0
     np.testing.assert_array_equal(theta, before)
+
+
+# ---- state resets (fit_sequence / sequence_gradients resets=) ---------------
+
+def _reset_problem(cell="lstm", T=7, B=3, seed=0):
+    rng = np.random.default_rng(seed)
+    lay = tr.Layout(cell, 3, 4, 2)
+    spec = tr.TrainSpec(lay, head="mse", k1=3, k2=4, optimizer=tr.SGD(0.1))
+    theta = lay.init(np.float64, seed=seed)
+    x = rng.standard_normal((T, B, 3))
+    y = rng.standard_normal((T, B, 2))
+    h0 = rng.standard_normal((B, 4))
+    c0 = rng.standard_normal((B, 4)) if cell == "lstm" else None
+    return spec, theta, x, y, h0, c0
+
+
+@pytest.mark.parametrize("resets,exc,match", [
+    (np.zeros((7, 3), np.int64), TypeError, r"resets must be a bool array of shape \(T, batch\) = \(7, 3\)"),
+    (np.zeros((7, 3), np.float64), TypeError, "resets must be a bool array"),
+    (np.zeros((3, 7), bool), ValueError, r"resets must have shape \(T, batch\) = \(7, 3\), got \(3, 7\)"),
+    (np.zeros(7, bool), ValueError, "resets must have shape"),
+])
+def test_resets_are_checked(resets, exc, match):
+    spec, theta, x, y, h0, c0 = _reset_problem()
+    with pytest.raises(exc, match=match):
+        tr.fit_sequence(spec, theta, x, y, h0=h0, c0=c0, resets=resets)
+    grad_spec = dataclasses.replace(spec, optimizer=None)
+    with pytest.raises(exc, match=match):
+        tr.sequence_gradients(grad_spec, theta, x, y, h0=h0, c0=c0, resets=resets)
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_no_reset_is_the_plain_run_bitwise(trainer, cell):
+    """All-False resets are no resets: the results are bitwise those of
+    resets=None (every trainer takes its plain path)."""
+    spec, theta, x, y, h0, c0 = _reset_problem(cell)
+    plain, masked = theta.copy(), theta.copy()
+    a = tr.fit_sequence(spec, plain, x, y, h0=h0, c0=c0, backend=trainer)
+    b = tr.fit_sequence(spec, masked, x, y, h0=h0, c0=c0, resets=np.zeros((7, 3), bool),
+                        backend=trainer)
+    assert np.array_equal(plain, masked) and np.array_equal(a.losses, b.losses)
+    assert np.array_equal(a.h_n, b.h_n) and np.array_equal(a.grad, b.grad)
+
+
+@pytest.mark.parametrize("cell", ["rnn_relu", "lstm", "gru"])
+@pytest.mark.parametrize("depth", [None, 2])
+def test_a_reset_at_step_0_is_a_zero_initial_state(trainer, cell, depth):
+    """Resetting every row before step 0 discards h0 / c0: the same run as a
+    zero initial state (to rounding: the reset path sums dW_hh in one product)."""
+    spec, theta, x, y, h0, c0 = _reset_problem(cell)
+    if depth is not None:
+        spec = dataclasses.replace(spec, depth=depth)
+    resets = np.zeros((7, 3), bool)
+    resets[0] = True
+    zero, reset = theta.copy(), theta.copy()
+    a = tr.fit_sequence(spec, zero, x, y, backend=trainer)
+    b = tr.fit_sequence(spec, reset, x, y, h0=h0, c0=c0, resets=resets, backend=trainer)
+    for got, want in ((reset, zero), (b.losses, a.losses), (b.h_n, a.h_n), (b.grad, a.grad)):
+        assert rel_err(got, want) <= 1e-13
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_a_reset_row_is_a_new_sequence(trainer, cell):
+    """A reset at step 2 of a one-row window (gradients only, summed loss)
+    splits it into two sequences: the loss and gradient are the sums of the
+    pieces' (steps 0-1 from h0, steps 2-5 from a zero state), the final state
+    the second piece's."""
+    spec, theta, x, y, h0, c0 = _reset_problem(cell, T=6, B=1)
+    spec = tr.TrainSpec(spec.layout, head="mse", k1=6, optimizer=None)
+    resets = np.zeros((6, 1), bool)
+    resets[2, 0] = True
+    whole = tr.sequence_gradients(spec, theta, x, y, h0=h0, c0=c0, resets=resets, backend=trainer)
+    first = tr.sequence_gradients(spec, theta, x[:2], y[:2], h0=h0, c0=c0, backend=trainer)
+    second = tr.sequence_gradients(spec, theta, x[2:], y[2:], backend=trainer)
+    assert rel_err(whole.grad, first.grad + second.grad) <= 1e-12
+    assert abs(whole.losses[0] - first.losses[0] - second.losses[0]) <= 1e-12 * whole.losses[0]
+    assert rel_err(whole.h_n, second.h_n) <= 1e-13

@@ -40,6 +40,11 @@ def head(spec, z, y):
         loss = np.sum(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
         dz = 1 / (1 + np.exp(-z)) - y
         terms = y.size
+    elif spec.head == "sigmoid_mse":  # 0.5 (y - s)^2 with s = 1 / (1 + e^-z)
+        sig = 1 / (1 + np.exp(-z))
+        loss = 0.5 * np.sum((y - sig) ** 2)
+        dz = (sig - y) * np.exp(-z) * sig ** 2  # s (1 - s) = e^-z s^2, without 1 - s
+        terms = y.size
     else:
         loss = np.sum((z - y) ** 2)
         dz = 2 * (z - y)
@@ -98,8 +103,9 @@ def window_grad(spec, P, x, h_start, c_start, loss_from, targets_rows):
     GV = lay.views(G)
     GV["weight_ih"][...] = g.weight_ih
     GV["weight_hh"][...] = g.weight_hh
-    if lay.bias:
+    if lay.has_bias_ih:
         GV["bias_ih"][...] = g.bias_ih
+    if lay.has_bias_hh:
         GV["bias_hh"][...] = g.bias_hh
     GV["weight_hy"][...] = dz.reshape(-1, lay.output_size).T @ hs.reshape(-1, lay.hidden_size)
     if lay.head_bias:
@@ -189,16 +195,24 @@ CASES = [
     ("lstm", None, None, 1, False, "mse", "mean", False, tr.Clip(), tr.Adam(0.01)),
     ("gru", None, None, 3, True, "softmax_ce", "sum", False, tr.Clip("value", 1.0), None),
     ("rnn_relu", None, None, 20, False, "sigmoid_bce", "sum", False, tr.Clip(), None),
+    # issue 12 (an 11th field: the layout's bias): the sigmoid_mse head, one recurrent bias
+    ("rnn_sigmoid", 4, 4, None, False, "sigmoid_mse", "sum", False, tr.Clip(), tr.SGD(0.5), False),
+    ("gru", 2, 5, None, False, "sigmoid_mse", "mean", True, tr.Clip("norm", 0.1), tr.Adam(0.02), "ih"),
+    ("lstm", None, None, 2, False, "sigmoid_mse", "sum", False, tr.Clip(), None, "ih"),
+    ("rnn_tanh", 3, 3, None, True, "softmax_ce", "sum", False, tr.Clip("value", 5.0), tr.Adagrad(0.1), "ih"),
+    ("gru", None, None, 3, True, "softmax_ce", "sum", False, tr.Clip("value", 1.0), None, "ih"),
+    ("lstm", 3, 4, None, False, "mse", "sum", False, tr.Clip(), tr.RMSprop(0.01), "ih"),
 ]
 
 
 def make_problem(case, dtype, seed):
-    cell, k1, k2, depth, index, head_, red, m2o, clip_, opt = case
+    cell, k1, k2, depth, index, head_, red, m2o, clip_, opt = case[:10]
+    bias = case[10] if len(case) > 10 else seed % 2 == 0
     rng = np.random.default_rng(seed)
     V, H, O, T, B = 5, 4, 3 if head_ != "softmax_ce" or not index else 5, 11, 2
     if head_ == "softmax_ce":
         O = 5
-    lay = tr.Layout(cell, V, H, O, bias=seed % 2 == 0, head_bias=True)
+    lay = tr.Layout(cell, V, H, O, bias=bias, head_bias=True)
     kw = dict(depth=depth) if depth is not None else dict(k1=k1, k2=k2)
     spec = tr.TrainSpec(lay, head=head_, index_input=index, many_to_one=m2o, reduction=red,
                         clip=clip_, optimizer=opt, **kw)
@@ -206,7 +220,7 @@ def make_problem(case, dtype, seed):
     inputs = rng.integers(0, V, (T, B)) if index else rng.standard_normal((T, B, V)).astype(dtype)
     if head_ == "softmax_ce":
         targets = rng.integers(0, O, (B,) if m2o else (T, B))
-    elif head_ == "sigmoid_bce":
+    elif head_ in ("sigmoid_bce", "sigmoid_mse"):
         targets = rng.uniform(0, 1, (B, O) if m2o else (T, B, O)).astype(dtype)
     else:
         targets = rng.standard_normal((B, O) if m2o else (T, B, O)).astype(dtype)
@@ -216,7 +230,8 @@ def make_problem(case, dtype, seed):
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-{c[5]}-{'d' + str(c[3]) if c[3] is not None else f'k{c[1]},{c[2]}'}"
-                         f"-{'idx' if c[4] else 'dense'}-{c[6]}{'-m2o' if c[7] else ''}-{c[9].kind if c[9] else 'grad'}")
+                         f"-{'idx' if c[4] else 'dense'}-{c[6]}{'-m2o' if c[7] else ''}-{c[9].kind if c[9] else 'grad'}"
+                         f"{'-bias_' + str(c[10]) if len(c) > 10 else ''}")
 def test_trainer_matches_brute_force(case, trainer, dtype):
     spec, theta, inputs, targets, h0, c0 = make_problem(case, dtype, seed=CASES.index(case))
     want_theta, want_losses, want_h, want_c, want_g = reference(

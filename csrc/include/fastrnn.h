@@ -209,7 +209,12 @@ FRNN_DECLARE(double, f64)
 
 /* ---- training over a sequence (layer/train.c; docs/TRAINING.md) ------ */
 
-typedef enum { FRNN_HEAD_SOFTMAX_CE = 0, FRNN_HEAD_SIGMOID_BCE = 1, FRNN_HEAD_MSE = 2 } frnn_head;
+typedef enum {
+    FRNN_HEAD_SOFTMAX_CE = 0,
+    FRNN_HEAD_SIGMOID_BCE = 1,
+    FRNN_HEAD_MSE = 2,
+    FRNN_HEAD_SIGMOID_MSE = 3 /* 0.5 (y - sigmoid(z))^2: a sigmoid output, squared error */
+} frnn_head;
 typedef enum { FRNN_CLIP_NONE = 0, FRNN_CLIP_VALUE = 1, FRNN_CLIP_NORM = 2 } frnn_clip;
 typedef enum {
     FRNN_OPT_NONE = 0, /* gradients only: grad = sum of clipped window gradients */
@@ -238,12 +243,15 @@ typedef struct {
     frnn_optimizer opt;
     double lr, momentum, alpha, beta1, beta2, eps;
     int nesterov;
+    int no_bias_hh;           /* with has_bias: bias_ih alone, no bias_hh in theta (one
+                                 recurrent bias, as Keras / min-char-rnn); 0: both */
 } frnn_train_config;
 
 /* Train over one sequence window by window (docs/TRAINING.md).
  *   cfg:   the configuration above
  *   theta: [P] flat parameters (weight_ih [GH, In], weight_hh [GH, H],
- *          [bias_ih, bias_hh [GH]], weight_hy [O, H], [bias_y [O]]),
+ *          [bias_ih [GH]], [bias_hh [GH]] (not with no_bias_hh),
+ *          weight_hy [O, H], [bias_y [O]]),
  *          updated in place
  *   grad:  [P] out: the last window's clipped gradient (FRNN_OPT_NONE: the
  *          sum over windows)
@@ -254,7 +262,13 @@ typedef struct {
  *   idx:   [T, B] index input (each in [0, In)), or NULL (dense input)
  *   target_idx: [T, B] or, many-to-one, [B] class targets in [0, O)
  *          (softmax_ce; else NULL)
- *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse; else NULL)
+ *   target: [T, B, O] or, many-to-one, [B, O] (sigmoid_bce, mse, sigmoid_mse;
+ *          else NULL)
+ *   resets: [T, B] or NULL: nonzero where the state entering step t of row b
+ *          is reset to zero (h and c: a new document) and no gradient flows
+ *          through it into earlier steps; the carried and the initial state
+ *          are reset as well. NULL or all zero: no resets (the same results,
+ *          bitwise, as without)
  *   h:     [B, H] initial hidden state in, final state out
  *   c:     [B, H] the same for the cell state (cells with one; else
  *          ignored, NULL)
@@ -278,12 +292,12 @@ typedef struct {
  * *step + the number of windows > INT64_MAX; nothing is read or written). */
 int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                    float *v, int64_t *step, const float *x, const int64_t *idx,
-                   const int64_t *target_idx, const float *target, float *h, float *c,
-                   double *losses, int64_t *stopped_window);
+                   const int64_t *target_idx, const float *target, const uint8_t *resets,
+                   float *h, float *c, double *losses, int64_t *stopped_window);
 int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
                    double *v, int64_t *step, const double *x, const int64_t *idx,
-                   const int64_t *target_idx, const double *target, double *h, double *c,
-                   double *losses, int64_t *stopped_window);
+                   const int64_t *target_idx, const double *target, const uint8_t *resets,
+                   double *h, double *c, double *losses, int64_t *stopped_window);
 
 /* ---- torch.optim's updates over a flat array (layer/optimizers.c) ---- */
 

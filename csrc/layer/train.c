@@ -16,6 +16,14 @@
  * backward loops, whether it carries a cell state and where its workspace
  * keeps it; nothing here knows which cell runs.
  *
+ * State resets (resets [T, B], optional): the state entering step t of row b
+ * is zero when resets[t, b] is set, and no gradient flows through it. A
+ * window is then run in segments that start at the steps where some row
+ * resets, each through the cell's own forward / backward loops from the
+ * segment's entering state (the previous output, its reset rows zeroed:
+ * h_prev below), so a window without resets is the same single call as
+ * before.
+ *
  * Trust: frnn_train checks its configuration, its sizes (with overflow
  * checks, runtime/sizes.h) and the indices it will look up before it reads
  * anything else, and a window whose loss or unclipped gradient is not
@@ -34,7 +42,7 @@ typedef struct {
 /* P, checked (runtime/sizes.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
     const frnn_int layer = frnn_size_add(frnn_size_mul(GH, cfg->In), frnn_size_mul(GH, cfg->H));
-    const frnn_int biases = cfg->has_bias ? frnn_size_mul(2, GH) : 0;
+    const frnn_int biases = !cfg->has_bias ? 0 : cfg->no_bias_hh ? GH : frnn_size_mul(2, GH);
     const frnn_int head = frnn_size_add(frnn_size_mul(cfg->O, cfg->H), cfg->has_head_bias ? cfg->O : 0);
     return frnn_size_add(frnn_size_add(layer, biases), head);
 }
@@ -45,8 +53,10 @@ static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *fla
     p.w_hh = p.w_ih + GH * cfg->In;
     real *next = p.w_hh + GH * cfg->H;
     p.b_ih = cfg->has_bias ? next : NULL;
-    p.b_hh = cfg->has_bias ? next + GH : NULL;
-    p.w_hy = cfg->has_bias ? next + 2 * GH : next;
+    if (p.b_ih) next += GH;
+    p.b_hh = cfg->has_bias && !cfg->no_bias_hh ? next : NULL; /* one bias: b_ih alone */
+    if (p.b_hh) next += GH;
+    p.w_hy = next;
     p.b_y = cfg->has_head_bias ? p.w_hy + cfg->O * cfg->H : NULL;
     return p;
 }
@@ -107,6 +117,17 @@ static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_con
                 z[o] = (real)(s - y) * scale;
             }
             break;
+        case FRNN_HEAD_SIGMOID_MSE:
+            /* l = 0.5 (y - s)^2, dl/dz = (s - y) s (1 - s), with s (1 - s) =
+             * e / (1 + e)^2, e = exp(-|z|): 1 - s from a rounded s would lose
+             * every digit where the sigmoid saturates */
+            for (frnn_int o = 0; o < O; o++) {
+                const double zz = z[o], y = tval[r * O + o];
+                const double e = exp(-fabs(zz)), s = zz >= 0 ? 1 / (1 + e) : e / (1 + e);
+                loss += 0.5 * (y - s) * (y - s);
+                z[o] = (real)((s - y) * (e / ((1 + e) * (1 + e)))) * scale;
+            }
+            break;
         case FRNN_HEAD_MSE:
             for (frnn_int o = 0; o < O; o++) {
                 const real d = z[o] - tval[r * O + o];
@@ -153,6 +174,9 @@ typedef struct {
     FN(params) p, g;                   /* theta and the window gradient gw */
     const real *b_ih, *b_hh;           /* theta's biases or zeros */
     real *gw, *xp, *out, *ws, *Gx, *Gh, *d_out, *zdz;
+    real *h_prev;                      /* [W, B, H] the state entering each step (resets only) */
+    real *c_seg;                       /* [B, H] a segment's entering cell state */
+    const uint8_t *resets;             /* [T, B] or NULL */
     real *w_hh_tp, *w_hh_p, *w_ih_tp, *w_hy_tp, *cell_scratch;
 } FN(window);
 
@@ -203,12 +227,14 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
     } else {
         k->gemm_tn(GH, In, L * B, w->Gx, GH, x + s * B * In, In, 0, w->g.w_ih, In);
     }
-    k->gemm_tn(GH, H, B, w->Gh, GH, h_start, H, 0, w->g.w_hh, H);
-    if (L > 1) k->gemm_tn(GH, H, (L - 1) * B, w->Gh + B * GH, GH, w->out, H, 1, w->g.w_hh, H);
-    if (w->g.b_ih) {
-        FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
-        FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
+    if (w->resets) { /* h_{t-1} with the reset rows zeroed (FN(window_forward)) */
+        k->gemm_tn(GH, H, L * B, w->Gh, GH, w->h_prev, H, 0, w->g.w_hh, H);
+    } else {
+        k->gemm_tn(GH, H, B, w->Gh, GH, h_start, H, 0, w->g.w_hh, H);
+        if (L > 1) k->gemm_tn(GH, H, (L - 1) * B, w->Gh + B * GH, GH, w->out, H, 1, w->g.w_hh, H);
     }
+    if (w->g.b_ih) FN(frnn_column_sums)(L * B, GH, w->Gx, w->g.b_ih);
+    if (w->g.b_hh) FN(frnn_column_sums)(L * B, GH, w->Gh, w->g.b_hh);
     if (w->cell.ops->recurrent_input_grads)
         w->cell.ops->recurrent_input_grads(&w->cell, k, L * B, w->Gx, w->ws, w->g.b_ih, w->g.w_hh,
                                            w->g.b_hh);
@@ -241,6 +267,99 @@ static void FN(project_window)(const frnn_train_config *cfg, FN(window) *w, frnn
     } else {
         FN(frnn_pack_transposed)(w->k, GH, In, w->p.w_ih, w->w_ih_tp);
         FN(frnn_project_inputs)(w->k, L * B, In, GH, x + s * B * In, w->w_ih_tp, w->b_ih, w->xp);
+    }
+}
+
+/* Whether some row resets its state before step t (resets given). */
+static int FN(any_reset)(const FN(window) *w, frnn_int B, frnn_int t) {
+    const uint8_t *r = w->resets + t * B;
+    for (frnn_int b = 0; b < B; b++)
+        if (r[b]) return 1;
+    return 0;
+}
+
+/* The first step after u (< end) where some row resets, or end. */
+static frnn_int FN(segment_end)(const FN(window) *w, frnn_int B, frnn_int u, frnn_int end) {
+    frnn_int v = u + 1;
+    while (v < end && !FN(any_reset)(w, B, v)) v++;
+    return v;
+}
+
+/* Zero the rows of a [B, H] state that reset before step t. */
+static void FN(zero_reset_rows)(const FN(window) *w, frnn_int B, frnn_int H, frnn_int t,
+                                real *state) {
+    const uint8_t *r = w->resets + t * B;
+    for (frnn_int b = 0; b < B; b++)
+        if (r[b]) memset(state + b * H, 0, sizeof(real) * (size_t)H);
+}
+
+/* The cell state entering step t of the window starting at s (c_start at
+ * s, else the c_t block of ws[t-1]) into c_seg, its reset rows zeroed. */
+static void FN(gather_c_prev)(const FN(window) *w, frnn_int s, frnn_int t, frnn_int B,
+                              frnn_int H, const real *c_start, real *c_seg) {
+    const frnn_int Wd = w->cell.W, c_at = (frnn_int)w->cell.ops->cell_state_offset * H;
+    for (frnn_int b = 0; b < B; b++)
+        memcpy(c_seg + b * H, t == s ? c_start + b * H : w->ws + ((t - 1 - s) * B + b) * Wd + c_at,
+               sizeof(real) * (size_t)H);
+    FN(zero_reset_rows)(w, B, H, t, c_seg);
+}
+
+/* The forward over the window [s, s+L) from h_start and c_run (the carried
+ * state; c_run ends as c at s+L). Without resets one call of the cell's
+ * loop; with them one per segment, each from h_prev[u - s] = the state
+ * entering step u with its reset rows zeroed (c_run's rows zeroed in
+ * place), and h_prev filled for every step (the weight gradients use it). */
+static void FN(window_forward)(const frnn_train_config *cfg, FN(window) *w, frnn_int s,
+                               frnn_int L, const real *h_start, real *c_run) {
+    const FN(frnn_cell_ops) *ops = w->cell.ops;
+    const frnn_int B = cfg->B, H = cfg->H, GH = w->cell.GH, Wd = w->cell.W;
+    if (!w->resets) {
+        ops->steps(&w->cell, w->k, L, B, w->xp, w->w_hh_tp, w->b_hh, h_start, c_run, w->out,
+                   w->ws, w->cell_scratch);
+        return;
+    }
+    const size_t rowH = sizeof(real) * (size_t)(B * H);
+    for (frnn_int u = s; u < s + L;) {
+        const frnn_int v = FN(segment_end)(w, B, u, s + L), i = u - s;
+        real *hp = w->h_prev + i * B * H;
+        memcpy(hp, u == s ? h_start : w->out + (i - 1) * B * H, rowH);
+        FN(zero_reset_rows)(w, B, H, u, hp);
+        if (ops->has_cell_state) FN(zero_reset_rows)(w, B, H, u, c_run);
+        ops->steps(&w->cell, w->k, v - u, B, w->xp + i * B * GH, w->w_hh_tp, w->b_hh, hp, c_run,
+                   w->out + i * B * H, w->ws + i * B * Wd, w->cell_scratch);
+        for (frnn_int j = i + 1; j < v - s; j++) /* no resets inside a segment */
+            memcpy(w->h_prev + j * B * H, w->out + (j - 1) * B * H, rowH);
+        u = v;
+    }
+}
+
+/* Backward through the window [s, s+L) (TBPTT): the cell's backward loop,
+ * per segment from the last to the first with resets, the gradient into a
+ * reset row's (zero) entering state dropped. dh, dc: [B, H] scratch. */
+static void FN(window_backward)(const frnn_train_config *cfg, FN(window) *w, frnn_int s,
+                                frnn_int L, const real *h_start, const real *c_start, real *dh,
+                                real *dc) {
+    const FN(frnn_cell_ops) *ops = w->cell.ops;
+    const frnn_int B = cfg->B, H = cfg->H, GH = w->cell.GH, Wd = w->cell.W;
+    memset(dh, 0, sizeof(real) * (size_t)(B * H));
+    memset(dc, 0, sizeof(real) * (size_t)(B * H));
+    if (!w->resets) {
+        ops->gate_grads(&w->cell, w->k, L, B, w->w_hh_p, h_start, c_start, w->out, w->ws,
+                        w->d_out, dh, dc, w->Gx, w->Gh);
+        return;
+    }
+    /* segment starts, walked backwards: s, then every step with a reset */
+    for (frnn_int v = s + L; v > s;) {
+        frnn_int u = v - 1;
+        while (u > s && !FN(any_reset)(w, B, u)) u--;
+        const frnn_int i = u - s;
+        if (ops->has_cell_state) FN(gather_c_prev)(w, s, u, B, H, c_start, w->c_seg);
+        ops->gate_grads(&w->cell, w->k, v - u, B, w->w_hh_p, w->h_prev + i * B * H, w->c_seg,
+                        w->out + i * B * H, w->ws + i * B * Wd, w->d_out + i * B * H, dh, dc,
+                        w->Gx + i * B * GH, w->Gh + i * B * GH);
+        FN(zero_reset_rows)(w, B, H, u, dh);
+        if (ops->has_cell_state) FN(zero_reset_rows)(w, B, H, u, dc);
+        v = u;
     }
 }
 
@@ -280,21 +399,29 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
         memcpy(dh, w->d_out + t * B * H, rowH);
         memmove(dc + B * H, dc, rowH * (size_t)(A - 1));
         memset(dc, 0, rowH);
-        const real *h_prev = t == 0 ? h0 : w->out + (t - 1) * B * H;
+        const real *h_prev = w->resets ? w->h_prev + t * B * H
+                             : t == 0 ? h0 : w->out + (t - 1) * B * H;
         for (frnn_int a = 0; a < A; a++) {
             if (Wd) memcpy(ws_rep + a * B * Wd, w->ws + t * B * Wd, sizeof(real) * (size_t)(B * Wd));
             if (reads & FRNN_READS_OUTPUT) memcpy(h_rep + a * B * H, w->out + t * B * H, rowH);
             if (reads & FRNN_READS_H_PREV) memcpy(h_prev_rep + a * B * H, h_prev, rowH);
-            if (reads & FRNN_READS_C_PREV)
+            if (reads & FRNN_READS_C_PREV) {
                 for (frnn_int b = 0; b < B; b++)
                     memcpy(c_prev_rep + (a * B + b) * H,
                            t == 0 ? c0 + b * H : w->ws + ((t - 1) * B + b) * Wd + c_at,
                            sizeof(real) * (size_t)H);
+                if (w->resets) FN(zero_reset_rows)(w, B, H, t, c_prev_rep + a * B * H);
+            }
         }
         /* one step of the cell's backward loop over the stacked rows: its
          * "initial" state is step t-1's, its output step t's */
         ops->gate_grads(cell, k, 1, R, w->w_hh_p, h_prev_rep, c_prev_rep, h_rep, ws_rep, zero, dh,
                         dc, gx, gh);
+        if (w->resets) /* a reset row's entering state is zero: no age reaches past it */
+            for (frnn_int a = 0; a < A; a++) {
+                FN(zero_reset_rows)(w, B, H, t, dh + a * B * H);
+                FN(zero_reset_rows)(w, B, H, t, dc + a * B * H);
+            }
         real *Gx_t = w->Gx + t * B * GH, *Gh_t = w->Gh + t * B * GH;
         memcpy(Gx_t, gx, sizeof(real) * (size_t)(B * GH));
         for (frnn_int a = 1; a < A; a++)
@@ -322,7 +449,7 @@ static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *c
     if (cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
         cfg->H < 1 || cfg->O < 1 || cfg->depth < -1 ||
         (cfg->depth < 0 && (cfg->k1 < 1 || cfg->k2 < cfg->k1)) || (int)cfg->head < 0 ||
-        (int)cfg->head > 2 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
+        (int)cfg->head > 3 || (int)cfg->clip < 0 || (int)cfg->clip > 2 || (int)cfg->opt < 0 ||
         (int)cfg->opt > 4)
         return 0;
     const int uses_m = (cfg->opt == FRNN_OPT_SGD && cfg->momentum != 0) ||
@@ -347,8 +474,8 @@ static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *c
 
 int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *m, real *v,
                    int64_t *step, const real *x, const int64_t *idx,
-                   const int64_t *target_idx, const real *target, real *h, real *c,
-                   double *losses, int64_t *stopped_window) {
+                   const int64_t *target_idx, const real *target, const uint8_t *resets,
+                   real *h, real *c, double *losses, int64_t *stopped_window) {
     if (stopped_window) *stopped_window = -1;
     FN(window) w;
     /* the cell and the sizes first (so that T * B and friends may be
@@ -401,6 +528,8 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         FN(frnn_packed_elems)(k, H, O),      /* W_hy^T packed */
         frnn_size_mul(4, BH),                /* c_run, carried h and c, dh */
         BH,                                  /* dc */
+        resets ? frnn_size_mul(WB, H) : 0,   /* h_prev: the state entering each step */
+        resets ? BH : 0,                     /* c_seg */
         frnn_size_mul(2, GH),                /* zero biases */
         FN(frnn_cell_scratch)(&w.cell, R > B ? R : B), /* cell_scratch: batch or stacked ages */
         frnn_size_mul(R, age_row),           /* depth: age_buf */
@@ -429,11 +558,19 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     w.w_hy_tp = w.w_ih_tp + (cfg->index_input ? 0 : k->packed_size(In, GH));
     real *c_run = w.w_hy_tp + k->packed_size(H, O), *h_carry = c_run + B * H;
     real *c_carry = h_carry + B * H, *dh = c_carry + B * H, *dc = dh + B * H;
-    real *zeros = dc + B * H;
+    w.h_prev = resets ? dc + B * H : NULL;
+    w.c_seg = resets ? w.h_prev + W * B * H : NULL;
+    real *zeros = dc + B * H + (resets ? W * B * H + B * H : 0);
     w.cell_scratch = zeros + 2 * GH;
     real *age_buf = w.cell_scratch + FN(frnn_cell_scratch)(&w.cell, R > B ? R : B);
     memset(zeros, 0, sizeof(real) * (size_t)(2 * GH));
 
+    w.resets = resets;
+    if (resets) { /* all-false resets are no resets: the plain path, bitwise */
+        frnn_int i = 0;
+        while (i < T * B && !resets[i]) i++;
+        if (i == T * B) w.resets = NULL;
+    }
     w.p = FN(split)(cfg, GH, theta);
     w.b_ih = w.p.b_ih ? w.p.b_ih : zeros;
     w.b_hh = w.p.b_hh ? w.p.b_hh : zeros + GH;
@@ -458,8 +595,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         FN(project_window)(cfg, &w, s, L, x, idx);
         FN(frnn_pack_recurrent)(&w.cell, k, w.p.w_hh, w.w_hh_tp);
         if (state) memcpy(c_run, c_carry, sizeof(real) * (size_t)(B * H));
-        ops->steps(&w.cell, k, L, B, w.xp, w.w_hh_tp, w.b_hh, h_carry, c_run, w.out, w.ws,
-                   w.cell_scratch);
+        FN(window_forward)(cfg, &w, s, L, h_carry, c_run);
 
         /* loss, backward through the window (never into the carried state),
          * clip, update */
@@ -473,10 +609,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
             if (by_depth) {
                 FN(depth_backward)(cfg, &w, T, depth, h_carry, c_carry, age_buf);
             } else {
-                memset(dh, 0, sizeof(real) * (size_t)(B * H));
-                memset(dc, 0, sizeof(real) * (size_t)(B * H));
-                ops->gate_grads(&w.cell, k, L, B, w.w_hh_p, h_carry, c_carry, w.out, w.ws,
-                                w.d_out, dh, dc, w.Gx, w.Gh);
+                FN(window_backward)(cfg, &w, s, L, h_carry, c_carry, dh, dc);
             }
             FN(layer_weight_grads)(cfg, &w, s, L, x, idx, h_carry);
             /* A window whose loss or unclipped gradient is not finite stops

@@ -1,6 +1,6 @@
 # Declarations of csrc/include/fastrnn.h for Cython. See that header for the
 # meaning and shape of every argument.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 cdef extern from "fastrnn.h" nogil:
     ctypedef int64_t frnn_int
@@ -93,6 +93,7 @@ cdef extern from "fastrnn.h" nogil:
         FRNN_HEAD_SOFTMAX_CE
         FRNN_HEAD_SIGMOID_BCE
         FRNN_HEAD_MSE
+        FRNN_HEAD_SIGMOID_MSE
     ctypedef enum frnn_clip:
         FRNN_CLIP_NONE
         FRNN_CLIP_VALUE
@@ -114,14 +115,17 @@ cdef extern from "fastrnn.h" nogil:
         frnn_optimizer opt
         double lr, momentum, alpha, beta1, beta2, eps
         int nesterov
+        int no_bias_hh
 
     int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                        float *v, int64_t *step, const float *x, const int64_t *idx,
-                       const int64_t *target_idx, const float *target, float *h, float *c,
+                       const int64_t *target_idx, const float *target,
+                       const uint8_t *resets, float *h, float *c,
                        double *losses, int64_t *stopped_window)
     int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, double *m,
                        double *v, int64_t *step, const double *x, const int64_t *idx,
-                       const int64_t *target_idx, const double *target, double *h, double *c,
+                       const int64_t *target_idx, const double *target,
+                       const uint8_t *resets, double *h, double *c,
                        double *losses, int64_t *stopped_window)
 
     # streaming (layer/stream.c): opaque per-dtype objects

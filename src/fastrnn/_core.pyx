@@ -22,7 +22,7 @@ is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 from ._cfastrnn cimport *
 
 from fastrnn import cells as _cells
@@ -39,7 +39,7 @@ C_ENUMS = {
     "FRNN_CELL_RNN_SIGMOID": FRNN_CELL_RNN_SIGMOID, "FRNN_CELL_LSTM": FRNN_CELL_LSTM,
     "FRNN_CELL_GRU": FRNN_CELL_GRU, "FRNN_CELL_GRU_ORIGINAL": FRNN_CELL_GRU_ORIGINAL,
     "FRNN_HEAD_SOFTMAX_CE": FRNN_HEAD_SOFTMAX_CE, "FRNN_HEAD_SIGMOID_BCE": FRNN_HEAD_SIGMOID_BCE,
-    "FRNN_HEAD_MSE": FRNN_HEAD_MSE,
+    "FRNN_HEAD_MSE": FRNN_HEAD_MSE, "FRNN_HEAD_SIGMOID_MSE": FRNN_HEAD_SIGMOID_MSE,
     "FRNN_CLIP_NONE": FRNN_CLIP_NONE, "FRNN_CLIP_VALUE": FRNN_CLIP_VALUE,
     "FRNN_CLIP_NORM": FRNN_CLIP_NORM,
     "FRNN_OPT_NONE": FRNN_OPT_NONE, "FRNN_OPT_SGD": FRNN_OPT_SGD,
@@ -609,11 +609,12 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
           real[::1] m not None, real[::1] v not None, object step,
           const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
           const int64_t[::1] target_idx not None, const real[::1] target not None,
-          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None):
+          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None,
+          const uint8_t[:, ::1] resets=None):
     """The sequence trainer (frnn_train_*).
 
     config: a fastrnn.training.TrainerConfig (any object with its
-    attributes: cell, T, B, In, H, O, has_bias, has_head_bias, index_input,
+    attributes: cell, T, B, In, H, O, has_bias, has_bias_hh, has_head_bias, index_input,
     many_to_one, reduce_mean, head, head_code, k1, k2, depth, clip,
     clip_code, clip_value, optimizer, optimizer_code, lr, momentum, alpha,
     beta1, beta2, eps, nesterov, uses_m, uses_v, windows, parameters); the
@@ -624,7 +625,9 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     so the fused type always resolves: x (T, B, In) or idx (T, B);
     target_idx (T*B,) (or (B,) many-to-one) for softmax_ce, else target
     (T*B*O,) (or (B*O,)); m, v (P,) where the optimizer uses them; c (B, H)
-    for cells with a cell state only.
+    for cells with a cell state only. resets: None, or (T, B) uint8 (a bool
+    array's ``.view(np.uint8)``), nonzero where the state entering step t of
+    row b is zero (docs/TRAINING.md).
 
     Returns ``(step, stopped)``: the new optimizer step count, and None, or
     the index of the window whose loss or gradient was not finite, which
@@ -647,6 +650,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cfg.T, cfg.B, cfg.In, cfg.H, cfg.O = T, B, In, H, O
     cfg.k1, cfg.k2, cfg.depth = k1, k2, depth
     cfg.has_bias, cfg.has_head_bias = bool(config.has_bias), bool(config.has_head_bias)
+    # a config without has_bias_hh (an older TrainerConfig) has both biases
+    cfg.no_bias_hh = cfg.has_bias and not bool(getattr(config, "has_bias_hh", True))
     cfg.index_input, cfg.many_to_one = bool(config.index_input), bool(config.many_to_one)
     cfg.reduce_mean = bool(config.reduce_mean)
     head = config.head
@@ -666,7 +671,7 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
 
     # Every array against the sizes, in Python integers (no overflow here).
     GH = cell.gates * H
-    P = (GH * In + GH * H + (2 * GH if cfg.has_bias else 0) + O * H
+    P = (GH * In + GH * H + (0 if not cfg.has_bias else GH if cfg.no_bias_hh else 2 * GH) + O * H
          + (O if cfg.has_head_bias else 0))
     if config.parameters != P:
         raise ValueError(f"fastrnn._core.train: config.parameters must be the layout's size "
@@ -695,6 +700,8 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
         _shape2("train", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
     else:
         _unused("c", c.shape[0] * c.shape[1], f"for cell {cell.name!r}")
+    if resets is not None:
+        _shape2("train", "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
     windows = 1 if depth >= 0 else -(-T // k1)
     if config.windows != windows:
         raise ValueError(f"fastrnn._core.train: config.windows must be the number of windows "
@@ -723,8 +730,10 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     _add(&s, &idx[0, 0], idx.shape[0] * idx.shape[1] * sizeof(int64_t), sizeof(int64_t))
     _add(&s, &target_idx[0], target_idx.shape[0] * sizeof(int64_t), sizeof(int64_t))
     _add(&s, &target[0], target.shape[0] * r, r)
+    cdef const uint8_t *rp = &resets[0, 0] if resets is not None else NULL
+    _add(&s, rp, resets.shape[0] * resets.shape[1] if resets is not None else 0, 1)
     _check_memory("train", &s, ("theta", "grad", "m", "v", "h", "c", "losses", "x", "idx",
-                            "target_idx", "target"))
+                            "target_idx", "target", "resets"))
     if cfg.index_input:
         _indices_in_range("idx", &idx[0, 0], T * B, In, "In")
     if is_softmax:
@@ -742,10 +751,10 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     with nogil:
         if real is float:
             rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
-                                tvp, &h[0, 0], cp, &losses[0], &stopped)
+                                tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
         else:
             rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
-                                tvp, &h[0, 0], cp, &losses[0], &stopped)
+                                tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))

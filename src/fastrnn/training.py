@@ -16,7 +16,7 @@ no knowledge of which parameter is which beyond the offsets.
 
 Backend contract (docs/TRAINING.md): a training backend module exposes
 
-    train(config, theta, grad, m, v, step, inputs, targets, h, c, losses)
+    train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None)
 
 with ``config`` a :class:`TrainerConfig` (the TrainSpec converted once for
 this sequence, lengths clamped), ``theta``/``grad``/``m``/``v`` flat arrays
@@ -26,7 +26,9 @@ windows of the clipped window gradients and theta is left unchanged),
 ``(T, B, I)`` float array or the ``(T, B)`` int64 index array, ``targets`` as
 TRAINING.md says, ``h``/``c`` the ``(B, H)`` state updated in place to the
 final state (``c`` None unless LSTM), ``losses`` a float64 array with room for
-:meth:`TrainSpec.num_updates` entries. It returns ``(step, stopped)``: the new
+:meth:`TrainSpec.num_updates` entries, ``resets`` None or a C-contiguous
+``(T, B)`` bool array with at least one True (the state entering step t of
+row b is zero, and no gradient flows through it). It returns ``(step, stopped)``: the new
 step count, and None, or the index of the first window whose loss or
 unclipped gradient was not finite. A trainer stops before that window's
 update: theta, m, v and the step count stay as after the window before it,
@@ -55,7 +57,7 @@ __all__ = ["Layout", "SGD", "Adagrad", "RMSprop", "Adam", "Clip", "TrainSpec",
 # frnn_clip, frnn_optimizer in csrc/include/fastrnn.h), which the Numba
 # trainer uses too; TrainerConfig carries them, and a test checks them
 # against the C header's values.
-HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2}
+HEAD_CODES = {"softmax_ce": 0, "sigmoid_bce": 1, "mse": 2, "sigmoid_mse": 3}
 CLIP_CODES = {"none": 0, "value": 1, "norm": 2}
 OPTIMIZER_CODES = {None: 0, "sgd": 1, "adagrad": 2, "rmsprop": 3, "adam": 4}
 HEADS = tuple(HEAD_CODES)
@@ -100,17 +102,31 @@ class Layout:
     input_size: int  # I, or the vocabulary size V for index input
     hidden_size: int
     output_size: int
-    bias: bool = True       # bias_ih and bias_hh
+    # True: bias_ih and bias_hh (torch's two); "ih": bias_ih alone (one
+    # recurrent bias, as Keras and min-char-rnn have: each of torch's two
+    # would take its own optimizer step, moving their sum twice as far);
+    # False: none
+    bias: Union[bool, str] = True
     head_bias: bool = True  # bias_y
 
     def __post_init__(self):
         cells.get(self.cell)
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
-                      bias=v.boolean, head_bias=v.boolean)
+                      bias=_bias_choice, head_bias=v.boolean)
         v.element_count(f"theta of Layout({self.cell!r}, input_size={self.input_size}, "
                         f"hidden_size={self.hidden_size}, output_size={self.output_size})",
                         self.size)
+
+    @property
+    def has_bias_ih(self) -> bool:
+        """Whether theta holds bias_ih (bias True or "ih")."""
+        return self.bias is not False
+
+    @property
+    def has_bias_hh(self) -> bool:
+        """Whether theta holds bias_hh (bias True only)."""
+        return self.bias is True
 
     @property
     def spec(self) -> cells.Cell:
@@ -124,8 +140,10 @@ class Layout:
     def shapes(self) -> dict:
         GH, H, I, O = self.gates * self.hidden_size, self.hidden_size, self.input_size, self.output_size
         shapes = {"weight_ih": (GH, I), "weight_hh": (GH, H)}
-        if self.bias:
-            shapes.update(bias_ih=(GH,), bias_hh=(GH,))
+        if self.has_bias_ih:
+            shapes["bias_ih"] = (GH,)
+        if self.has_bias_hh:
+            shapes["bias_hh"] = (GH,)
         shapes["weight_hy"] = (O, H)
         if self.head_bias:
             shapes["bias_y"] = (O,)
@@ -157,6 +175,17 @@ class Layout:
         rng = np.random.default_rng(v.seed("seed", seed))
         k = 1.0 / np.sqrt(self.hidden_size)
         return rng.uniform(-k, k, self.size).astype(dtype)
+
+
+def _bias_choice(name, value):
+    """Layout.bias: True (bias_ih and bias_hh), "ih" (bias_ih alone) or False."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value == "ih":
+        return value
+    raise (ValueError if isinstance(value, str) else TypeError)(
+        f"{name} must be True (bias_ih and bias_hh), \"ih\" (bias_ih alone) or False (no "
+        f"recurrent bias), got {type(value).__name__} {value!r}")
 
 
 # -- optimizers and clipping (hyperparameters only; state is OptimizerState) --
@@ -339,7 +368,8 @@ class TrainSpec:
         hyper = lambda name: float(getattr(opt, name, 0.0))  # noqa: E731 (0: unused)
         return TrainerConfig(
             layout=lay, cell=lay.spec, T=T, B=B, In=lay.input_size, H=lay.hidden_size,
-            O=lay.output_size, has_bias=lay.bias, has_head_bias=lay.head_bias,
+            O=lay.output_size, has_bias=lay.has_bias_ih, has_bias_hh=lay.has_bias_hh,
+            has_head_bias=lay.head_bias,
             index_input=spec.index_input, many_to_one=spec.many_to_one,
             reduce_mean=spec.reduction == "mean", head=spec.head, head_code=HEAD_CODES[spec.head],
             k1=spec.k1, k2=spec.window, depth=-1 if spec.depth is None else spec.depth,
@@ -373,7 +403,8 @@ class TrainerConfig:
     In: int  # input size, or the vocabulary size for index input
     H: int
     O: int
-    has_bias: bool
+    has_bias: bool     # bias_ih in theta
+    has_bias_hh: bool  # bias_hh in theta too (False with has_bias: Layout(bias="ih"))
     has_head_bias: bool
     index_input: bool
     many_to_one: bool
@@ -543,12 +574,31 @@ def _check_state(state: OptimizerState, theta: np.ndarray, inputs, targets) -> N
         raise ValueError("state.m and state.v share memory: each needs its own array")
 
 
-def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T):
+def _check_resets(resets, T: int, B: int, theta: np.ndarray):
+    """resets: None, or a (T, B) bool array -> None when no entry is True
+    (the plain path), else a C-contiguous bool array."""
+    if resets is None:
+        return None
+    arr = np.asarray(resets)
+    if arr.dtype != np.bool_:
+        raise TypeError(f"resets must be a bool array of shape (T, batch) = ({T}, {B}) (True "
+                        f"where the state entering step t of row b is reset to zero), got dtype "
+                        f"{arr.dtype}")
+    if arr.shape != (T, B):
+        raise ValueError(f"resets must have shape (T, batch) = ({T}, {B}), got {arr.shape}")
+    if np.may_share_memory(arr, theta):
+        raise ValueError("resets shares memory with theta, which is updated in place")
+    return np.ascontiguousarray(arr) if arr.any() else None
+
+
+def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T,
+                 resets=None):
     """Call the backend's trainer; raise TrainingDivergedError if it stopped.
     Returns the new step count (also when raising: it is on the error)."""
     config = spec.trainer_config(T, h.shape[0])
     new_step, stopped = get_backend(backend, "train").train(config, theta, grad, m, v, step,
-                                                           inputs, targets, h, c, losses)
+                                                           inputs, targets, h, c, losses,
+                                                           resets=resets)
     if stopped is not None:
         first, last = spec.window_steps(stopped, T)
         error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
@@ -559,13 +609,18 @@ def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, 
 
 
 def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None, c0=None,
-                 state: Optional[OptimizerState] = None,
+                 state: Optional[OptimizerState] = None, resets=None,
                  backend: Optional[str] = None) -> FitResult:
     """Train ``theta`` (in place) over one sequence, window by window.
 
     inputs: (T, B, I) float, or (T, B) int64 indices if spec.index_input.
     targets: see docs/TRAINING.md. state: optimizer state, created (zeros)
     if None and updated in place otherwise, so successive calls continue.
+    resets: None or a (T, B) bool array: where ``resets[t, b]`` is True, row b
+    starts a new document at step t - the state entering step t (h, and c for
+    LSTM) is zero, not the previous step's (nor h0 / the carried state at a
+    window's start), and no gradient flows through it into earlier steps:
+    ``h_{t-1} <- (1 - resets[t]) h_{t-1}`` before step t.
     Returns FitResult(losses per window, h_n, c_n, grad). Raises
     :class:`TrainingDivergedError` at the first window whose loss or
     gradient is not finite, with theta and ``state`` as after the window
@@ -574,6 +629,7 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     theta, inputs, targets, h, c, T, B = _check_arrays(spec, theta, inputs, targets, h0, c0)
     if spec.optimizer is None:
         raise ValueError("fit_sequence needs spec.optimizer; use sequence_gradients for gradients only")
+    resets = _check_resets(resets, T, B, theta)
     if state is None:
         state = OptimizerState.zeros_like(theta)
     _check_state(state, theta, inputs, targets)
@@ -582,7 +638,7 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
     if T and B:
         try:
             state.step = _run_trainer(spec, backend, theta, grad, state.m, state.v,
-                                      state.step, inputs, targets, h, c, losses, T)
+                                      state.step, inputs, targets, h, c, losses, T, resets)
         except TrainingDivergedError as exc:
             state.step = exc.step
             raise
@@ -590,12 +646,13 @@ def fit_sequence(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None
 
 
 def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h0=None, c0=None,
-                       backend: Optional[str] = None) -> FitResult:
+                       resets=None, backend: Optional[str] = None) -> FitResult:
     """The truncated-BPTT gradient of the whole sequence's loss, no update.
 
     ``result.grad`` is the sum over windows of each window's clipped gradient
     (for one window: its clipped gradient); ``result.losses`` the window losses.
     theta is only read (a read-only or non-contiguous one is copied).
+    resets: as :func:`fit_sequence`'s (state resets at document boundaries).
     Raises :class:`TrainingDivergedError` at the first window whose loss or
     gradient is not finite.
     """
@@ -603,10 +660,11 @@ def sequence_gradients(spec: TrainSpec, theta: np.ndarray, inputs, targets, *, h
                                                        updates_theta=False)
     if spec.optimizer is not None:
         raise ValueError("sequence_gradients takes a spec without optimizer")
+    resets = _check_resets(resets, T, B, theta)
     grad = np.zeros_like(theta)
     losses = np.zeros(spec.num_updates(T), np.float64)
     if T and B:
         dummy = np.zeros(0, theta.dtype)
         _run_trainer(spec, backend, theta, grad, dummy, dummy, 0, inputs, targets,
-                     h, c, losses, T)
+                     h, c, losses, T, resets)
     return FitResult(losses, h, c, grad)

@@ -1,6 +1,7 @@
 """Write the PyTorch reference vectors for the sequence trainers (docs/TRAINING.md).
 
-    python tests/vectors/generate_training_vectors.py    (needs torch; tests do not)
+    python tests/vectors/generate_training_vectors.py [case ...] [--out DIR]
+                                                       (needs torch; tests do not)
 
 Each case trains a torch float64 model - torch.nn.RNN / LSTM / GRU (the
 sigmoid RNN, which torch.nn lacks, written in torch ops) plus a
@@ -40,8 +41,11 @@ import torch.nn.functional as tF
 HERE = Path(__file__).resolve().parent / "training"
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3}
 
-# name: (cell, T, B, I, H, O, index, head, reduction, many_to_one, scheme, clip, optimizer)
+# name: (cell, T, B, I, H, O, index, head, reduction, many_to_one, scheme, clip, optimizer[, extra])
 #   scheme: ("tbptt", k1, k2) or ("depth", k); clip: (kind, value); optimizer: (kind, {...}) or None
+#   extra (later cases only; absent = the defaults, so the earlier files' specs stay as
+#   they were written): {"bias": True | "ih" | False, "head_bias": bool,
+#   "resets": fraction of (t, b) state resets}
 CASES = {
     "minchar_rnn_tanh_windowed_adagrad": (
         "rnn_tanh", 17, 2, 7, 6, 7, True, "softmax_ce", "sum", False, ("tbptt", 5, 5),
@@ -73,14 +77,54 @@ CASES = {
     "rnn_tanh_tbptt_grad_sum_over_windows": (
         "rnn_tanh", 11, 2, 4, 3, 4, True, "softmax_ce", "sum", False, ("tbptt", 4, 4),
         ("value", 1.0), None),
+    # issue 12: the sigmoid output with squared error (trask's binary adder: a
+    # sigmoid RNN without biases, 0.5 (y - sigmoid(z))^2, plain SGD) ...
+    "trask_rnn_sigmoid_sigmoid_mse_sgd_nobias": (
+        "rnn_sigmoid", 8, 3, 2, 6, 1, False, "sigmoid_mse", "sum", False, ("tbptt", 8, 8),
+        ("none", 0.0), ("sgd", {"lr": 0.5, "momentum": 0.0, "nesterov": False}),
+        {"bias": False, "head_bias": False}),
+    "gru_tbptt_3_5_sigmoid_mse_mean_adam_clipnorm": (
+        "gru", 13, 2, 3, 4, 3, False, "sigmoid_mse", "mean", False, ("tbptt", 3, 5),
+        ("norm", 0.05), ("adam", {"lr": 0.02, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8})),
+    "lstm_depth_2_sigmoid_mse_grad": (
+        "lstm", 7, 2, 3, 4, 2, False, "sigmoid_mse", "sum", False, ("depth", 2),
+        ("none", 0.0), None),
+    # ... one recurrent bias (bias_ih alone: Keras, min-char-rnn) ...
+    "minchar_rnn_tanh_one_bias_windowed_adagrad": (
+        "rnn_tanh", 17, 2, 7, 6, 7, True, "softmax_ce", "sum", False, ("tbptt", 5, 5),
+        ("value", 1.0), ("adagrad", {"lr": 0.1, "eps": 1e-8}), {"bias": "ih"}),
+    "gru_one_bias_tbptt_2_4_mse_rmsprop": (
+        "gru", 11, 2, 3, 4, 2, False, "mse", "sum", False, ("tbptt", 2, 4),
+        ("value", 0.5), ("rmsprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}), {"bias": "ih"}),
+    "lstm_one_bias_depth_2_bce_grad": (
+        "lstm", 8, 2, 3, 4, 2, False, "sigmoid_bce", "mean", False, ("depth", 2),
+        ("none", 0.0), None, {"bias": "ih"}),
+    # ... and per-row state resets (document boundaries inside a stream:
+    # the state entering a reset step is zero and no gradient flows past it)
+    "lstm_resets_tbptt_3_5_mse_adam": (
+        "lstm", 14, 3, 3, 4, 2, False, "mse", "sum", False, ("tbptt", 3, 5),
+        ("none", 0.0), ("adam", {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}),
+        {"resets": 0.2}),
+    "gru_resets_depth_2_softmax_grad": (
+        "gru", 10, 3, 5, 4, 5, True, "softmax_ce", "sum", False, ("depth", 2),
+        ("none", 0.0), None, {"resets": 0.25}),
+    "minchar_rnn_tanh_one_bias_resets_windowed_adagrad": (
+        "rnn_tanh", 17, 2, 7, 6, 7, True, "softmax_ce", "sum", False, ("tbptt", 5, 5),
+        ("value", 1.0), ("adagrad", {"lr": 0.1, "eps": 1e-8}), {"bias": "ih", "resets": 0.15}),
+    "rnn_relu_resets_many_to_one_sigmoid_mse_sgd": (
+        "rnn_relu", 9, 4, 3, 5, 2, False, "sigmoid_mse", "mean", True, ("tbptt", 3, 4),
+        ("none", 0.0), ("sgd", {"lr": 0.5, "momentum": 0.9, "nesterov": False}), {"resets": 0.3}),
+    "lstm_resets_depth_3_bce_mean_rmsprop": (
+        "lstm", 9, 3, 3, 4, 2, False, "sigmoid_bce", "mean", False, ("depth", 3),
+        ("norm", 0.01), ("rmsprop", {"lr": 0.01, "alpha": 0.99, "eps": 1e-8}), {"resets": 0.25}),
 }
 
 
 class Model(torch.nn.Module):
-    def __init__(self, cell, I, H, O):
+    def __init__(self, cell, I, H, O, bias=True, head_bias=True):
         super().__init__()
-        self.cell, self.H = cell, H
-        kw = dict(batch_first=False, dtype=torch.float64)
+        self.cell, self.H, self.bias = cell, H, bias
+        kw = dict(batch_first=False, dtype=torch.float64, bias=bias is not False)
         if cell == "lstm":
             self.rnn = torch.nn.LSTM(I, H, **kw)
         elif cell == "gru":
@@ -92,20 +136,43 @@ class Model(torch.nn.Module):
                                 ("bias_ih_l0", (H,)), ("bias_hh_l0", (H,))):
                 self.rnn.register_parameter(name, torch.nn.Parameter(
                     torch.empty(shape, dtype=torch.float64).uniform_(-k, k)))
+                if bias is False and name.startswith("bias"):
+                    self.rnn.get_parameter(name).requires_grad_(False).data.zero_()
         else:
             self.rnn = torch.nn.RNN(I, H, nonlinearity=cell[4:], **kw)
-        self.head = torch.nn.Linear(H, O, dtype=torch.float64)
+        if bias == "ih":  # one recurrent bias: torch's bias_hh held at zero, never trained
+            self.rnn.bias_hh_l0.requires_grad_(False)
+            self.rnn.bias_hh_l0.data.zero_()
+        self.head = torch.nn.Linear(H, O, bias=head_bias, dtype=torch.float64)
 
     def flat_parameters(self):
         r = self.rnn
-        return [r.weight_ih_l0, r.weight_hh_l0, r.bias_ih_l0, r.bias_hh_l0,
-                self.head.weight, self.head.bias]  # training.Layout's order
+        params = [r.weight_ih_l0, r.weight_hh_l0]
+        if self.bias is not False:
+            params.append(r.bias_ih_l0)
+        if self.bias is True:
+            params.append(r.bias_hh_l0)
+        params.append(self.head.weight)
+        if self.head.bias is not None:
+            params.append(self.head.bias)
+        return params  # training.Layout's order
 
-    def run(self, x, state):
-        """Outputs (L, B, H) and final state of the layer over x from state."""
+    def run(self, x, state, resets=None):
+        """Outputs (L, B, H) and final state of the layer over x from state;
+        with resets (L, B) the state entering step t of row b is multiplied by
+        1 - resets[t, b] (a document boundary: zero state, no gradient past it),
+        so the layer runs one step at a time."""
+        if resets is not None:
+            outs = []
+            for t in range(x.shape[0]):
+                keep = (1 - resets[t].to(torch.float64))[:, None]
+                state = tuple(s * keep for s in state) if isinstance(state, tuple) else state * keep
+                out, state = self.run(x[t:t + 1], state)
+                outs.append(out)
+            return torch.cat(outs), state
         if self.cell == "rnn_sigmoid":
             r, h, outs = self.rnn, state, []
-            for x_t in x:
+            for x_t in x:  # (biases held at zero when absent)
                 h = torch.sigmoid(x_t @ r.weight_ih_l0.T + r.bias_ih_l0 + h @ r.weight_hh_l0.T + r.bias_hh_l0)
                 outs.append(h)
             return torch.stack(outs), h
@@ -126,6 +193,8 @@ def head_loss(head, reduction, z, y):
         return tF.cross_entropy(z.reshape(-1, z.shape[-1]), y.reshape(-1), reduction=reduction)
     if head == "sigmoid_bce":
         return tF.binary_cross_entropy_with_logits(z, y, reduction=reduction)
+    if head == "sigmoid_mse":  # 0.5 (y - sigmoid(z))^2, summed or averaged over elements
+        return 0.5 * tF.mse_loss(torch.sigmoid(z), y, reduction=reduction)
     return tF.mse_loss(z, y, reduction=reduction)
 
 
@@ -173,7 +242,7 @@ def flat_grad(params):
     return torch.cat([p.grad.reshape(-1) for p in params]).detach().numpy().copy()
 
 
-def train_tbptt(model, spec, x, y, state0):
+def train_tbptt(model, spec, x, y, state0, resets=None):
     cell, T, k1, k2 = spec["cell"], x.shape[0], spec["k1"], spec["k2"]
     params = model.flat_parameters()
     opt = None if spec["optimizer"] is None else make_optimizer(params, spec["optimizer"])
@@ -190,7 +259,7 @@ def train_tbptt(model, spec, x, y, state0):
         pieces, state = [], start
         for a, b in ((s, s + split), (s + split, t)):
             if b > a:
-                out, state = model.run(x[a:b], state)
+                out, state = model.run(x[a:b], state, None if resets is None else resets[a:b])
                 pieces.append(out)
                 if a == s and b == s + split:
                     at_split = state
@@ -222,14 +291,15 @@ def train_tbptt(model, spec, x, y, state0):
     return np.array(losses), final, grad, clipped
 
 
-def train_depth(model, spec, x, y, state0):
+def train_depth(model, spec, x, y, state0, resets=None):
     """Every output from its own detached state k steps back; one update."""
+    piece = (lambda a, b: None) if resets is None else (lambda a, b: resets[a:b])  # noqa: E731
     T, K = x.shape[0], spec["depth"]
     params = model.flat_parameters()
     with torch.no_grad():  # the states the forward passes through, s_0 = state0
         states, state = [state0], state0
         for t in range(T):
-            _, state = model.run(x[t:t + 1], state)
+            _, state = model.run(x[t:t + 1], state, piece(t, t + 1))
             states.append(state)
     steps = [T - 1] if spec["many_to_one"] else list(range(T))
     terms = len(steps) * x.shape[1] * (1 if spec["head"] == "softmax_ce" else model.head.out_features)
@@ -239,7 +309,7 @@ def train_depth(model, spec, x, y, state0):
     total = 0.0
     for t in steps:
         s = max(0, t - K)
-        out, _ = model.run(x[s:t + 1], detach(states[s]))
+        out, _ = model.run(x[s:t + 1], detach(states[s]), piece(s, t + 1))
         z = model.head(out[-1])
         yy = y if spec["many_to_one"] else y[t]
         loss = head_loss(spec["head"], "sum", z, yy) * scale
@@ -253,15 +323,16 @@ def train_depth(model, spec, x, y, state0):
 
 
 def make_case(seed, name, case):
-    (cell, T, B, I, H, O, index, head, reduction, m2o, scheme, clip, optimizer) = case
+    (cell, T, B, I, H, O, index, head, reduction, m2o, scheme, clip, optimizer), extra = \
+        case[:13], (case[13] if len(case) > 13 else {})
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = Model(cell, I, H, O)
+    model = Model(cell, I, H, O, extra.get("bias", True), extra.get("head_bias", True))
     theta0 = torch.cat([p.detach().reshape(-1) for p in model.flat_parameters()]).numpy().copy()
     inputs = rng.integers(0, I, (T, B)) if index else rng.standard_normal((T, B, I))
     if head == "softmax_ce":
         targets = rng.integers(0, O, (B,) if m2o else (T, B))
-    elif head == "sigmoid_bce":
+    elif head in ("sigmoid_bce", "sigmoid_mse"):
         targets = rng.uniform(0, 1, (B, O) if m2o else (T, B, O))
     else:
         targets = rng.standard_normal((B, O) if m2o else (T, B, O))
@@ -273,17 +344,24 @@ def make_case(seed, name, case):
                 k1=scheme[1] if scheme[0] == "tbptt" else None,
                 k2=scheme[2] if scheme[0] == "tbptt" else None,
                 depth=scheme[1] if scheme[0] == "depth" else None)
+    resets = None
+    if "resets" in extra:  # drawn after everything else: the earlier draws stay as they were
+        resets = rng.uniform(0, 1, (T, B)) < extra["resets"]
+    spec.update((k, extra[k]) for k in ("bias", "head_bias") if k in extra)
 
     x = tF.one_hot(torch.from_numpy(inputs), I).double() if index else torch.from_numpy(inputs)
     y = torch.from_numpy(targets)
     state0 = (torch.from_numpy(h0), torch.from_numpy(c0)) if cell == "lstm" else torch.from_numpy(h0)
     train = train_depth if scheme[0] == "depth" else train_tbptt
-    losses, final, grad, clipped = train(model, spec, x, y, state0)
+    losses, final, grad, clipped = train(model, spec, x, y, state0,
+                                         None if resets is None else torch.from_numpy(resets))
     theta = torch.cat([p.detach().reshape(-1) for p in model.flat_parameters()]).numpy()
 
     record = dict(spec=np.array(json.dumps(spec)), theta0=theta0, inputs=inputs, targets=targets,
                   h0=h0, losses=losses, theta=theta, grad=grad,
                   clipped=np.array(clipped))
+    if resets is not None:
+        record["resets"] = resets
     if cell == "lstm":
         record.update(c0=c0, h_n=final[0].numpy(), c_n=final[1].numpy())
     else:
@@ -291,15 +369,28 @@ def make_case(seed, name, case):
     return record
 
 
-def main() -> None:
-    HERE.mkdir(exist_ok=True)
+def main(argv=None) -> None:
+    """Write every case, or only those named on the command line (a case's
+    seed is its position in CASES either way); --out DIR writes elsewhere
+    (to compare a regeneration with the stored files)."""
+    import argparse
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="cases to write (default: all)")
+    parser.add_argument("--out", type=Path, default=HERE)
+    args = parser.parse_args(argv)
+    unknown = set(args.names) - set(CASES)
+    if unknown:
+        parser.error(f"unknown case(s): {sorted(unknown)}")
+    args.out.mkdir(exist_ok=True)
     written = 0
     for i, (name, case) in enumerate(CASES.items()):
+        if args.names and name not in args.names:
+            continue
         record = make_case(100 + i, name, case)
-        path = HERE / f"{name}.npz"
+        path = args.out / f"{name}.npz"
         np.savez_compressed(path, **record)
         written += path.stat().st_size
-        print(f"wrote {path.relative_to(HERE.parent.parent.parent)}  losses {np.round(record['losses'], 4).tolist()}")
+        print(f"wrote {path}  losses {np.round(record['losses'], 4).tolist()}")
     print(f"{written / 1024:.1f} KiB in total")
 
 

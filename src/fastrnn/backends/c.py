@@ -28,7 +28,7 @@ def create_stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0):
     return _core.Stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0)
 
 
-def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None):
     """The training contract of fastrnn.training on the C trainer (train.c).
 
     Returns ``(step, stopped)``: the new optimizer step count, and None or the
@@ -51,4 +51,4 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     m = m if m.size else np.zeros(0, dtype)
     v = v if v.size else np.zeros(0, dtype)
     return _core.train(config, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
-                       c_arr, losses)
+                       c_arr, losses, None if resets is None else resets.view(np.uint8))

@@ -43,7 +43,8 @@ from .numba_loops import (_GRU, _GRU_ORIGINAL, _LSTM, _RNN_RELU, _RNN_TANH, _act
                           _step_gate_grads, _transpose, _zero2)
 
 # The codes the kernels branch on (Numba folds module-level ints as constants).
-_SOFTMAX_CE, _SIGMOID_BCE, _MSE = (HEAD_CODES[k] for k in ("softmax_ce", "sigmoid_bce", "mse"))
+_SOFTMAX_CE, _SIGMOID_BCE, _MSE, _SIGMOID_MSE = (
+    HEAD_CODES[k] for k in ("softmax_ce", "sigmoid_bce", "mse", "sigmoid_mse"))
 _CLIP_VALUE, _CLIP_NORM = CLIP_CODES["value"], CLIP_CODES["norm"]
 _OPT_NONE, _OPT_SGD, _OPT_ADAGRAD, _OPT_RMSPROP, _OPT_ADAM = (
     OPTIMIZER_CODES[k] for k in (None, "sgd", "adagrad", "rmsprop", "adam"))
@@ -66,7 +67,7 @@ def _in_dtype(cast_buf, value):
 
 
 @_helper
-def _split(flat, GH, In, H, O, has_bias, has_head_bias):
+def _split(flat, GH, In, H, O, has_bias, has_bias_hh, has_head_bias):
     """Views of the flat parameter layout (TRAINING.md); absent biases are
     empty views so that every return has one type."""
     a = GH * In
@@ -75,10 +76,13 @@ def _split(flat, GH, In, H, O, has_bias, has_head_bias):
     w_hh = flat[a:b].reshape((GH, H))
     if has_bias:
         b_ih = flat[b:b + GH]
-        b_hh = flat[b + GH:b + 2 * GH]
-        b += 2 * GH
+        b += GH
     else:
         b_ih = flat[b:b]
+    if has_bias and has_bias_hh:
+        b_hh = flat[b:b + GH]
+        b += GH
+    else:
         b_hh = flat[b:b]
     w_hy = flat[b:b + O * H].reshape((O, H))
     b += O * H
@@ -111,12 +115,33 @@ def _project_window(index_input, s, L, B, x2, idx_flat, w_ih, w_ih_t, b_ih, xp):
 
 
 @_helper
-def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, rh, one):
+def _zero_reset_rows(resets_t, state):
+    """Zero the rows b of state [R, H] (R a multiple of B: stacked ages) whose
+    state resets before this step (resets_t [B])."""
+    B = resets_t.shape[0]
+    for r in range(state.shape[0]):
+        if resets_t[r % B]:
+            for j in range(state.shape[1]):
+                state[r, j] = 0
+
+
+@_helper
+def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, rh, resets,
+                    h_prev_buf, one):
     """out[:L], ws[:L] of the window from h_start (c_run: c at the start,
-    updated in place to c at its end)."""
+    updated in place to c at its end). With resets (the window's [L, B]
+    rows; empty: none) the state entering step t is copied to h_prev_buf[t]
+    with its reset rows zeroed, and c_run's rows zeroed in place."""
     B = h_start.shape[0]
+    has_resets = resets.shape[0] > 0
     for t in range(L):
         h_prev = h_start if t == 0 else out[t - 1]
+        if has_resets:
+            _copy2(h_prev, h_prev_buf[t])
+            _zero_reset_rows(resets[t], h_prev_buf[t])
+            if kind == _LSTM:
+                _zero_reset_rows(resets[t], c_run)
+            h_prev = h_prev_buf[t]
         xpt = xp[t * B:(t + 1) * B]
         if kind == _LSTM:
             _copy2(xpt, gates)
@@ -179,6 +204,16 @@ def _head_loss(head, z_dz, target_idx, target, target_off, scale, cast_buf, one)
                     sig = ez / (1.0 + ez)
                 z[o] = sig - yy  # rounded to the dtype here, then scaled in it
                 z[o] = z[o] * scale
+        elif head == _SIGMOID_MSE:  # l = 0.5 (y - s)^2, dl/dz = (s - y) s (1 - s)
+            base = target_off + r * O
+            for o in range(O):
+                zz = np.float64(z[o])
+                yy = np.float64(target[base + o])
+                e = math.exp(-abs(zz))  # s (1 - s) = e / (1 + e)^2, no cancellation
+                sig = 1.0 / (1.0 + e) if zz >= 0 else e / (1.0 + e)
+                loss += 0.5 * (yy - sig) * (yy - sig)
+                z[o] = (sig - yy) * (e / ((1.0 + e) * (1.0 + e)))  # rounded to the dtype
+                z[o] = z[o] * scale
         else:  # _MSE
             base = target_off + r * O
             for o in range(O):
@@ -231,10 +266,23 @@ def _head_step(head, reduce_mean, many_to_one, s, L, first, last, target_idx, ta
 # --------------------------------------------------------------------------
 
 @_helper
-def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, Gx, Gh, one):
+def _c_prev_with_resets(t, c_start, ws, resets_t, c_buf):
+    """c_{t-1} (the carried c at the window's start, else ws[t-1]'s c_t slot)
+    into c_buf [B, H] with its reset rows zeroed."""
+    B, H = c_buf.shape
+    for b in range(B):
+        for j in range(H):
+            c_buf[b, j] = c_start[b, j] if t == 0 else ws[t - 1, b, 4 * H + j]
+    _zero_reset_rows(resets_t, c_buf)
+
+
+@_helper
+def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, Gx, Gh,
+                       resets, h_prev_buf, c_buf, one):
     """Backward through the window's L steps; the carried start state gets
-    no gradient (it is detached)."""
+    no gradient (it is detached), nor does a reset row's zero state."""
     H = h_start.shape[1]
+    has_resets = resets.shape[0] > 0
     _zero2(dh)
     _zero2(dc)
     for t in range(L - 1, -1, -1):
@@ -246,13 +294,22 @@ def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, 
         # c_{t-1}: the carried c at the window's start, else ws's c_t slot
         c_prev = c_start if t == 0 else ws[t - 1]
         c_off = 0 if t == 0 else 4 * H
+        if has_resets:
+            h_prev = h_prev_buf[t]
+            if kind == _LSTM:
+                _c_prev_with_resets(t, c_start, ws, resets[t], c_buf)
+                c_prev = c_buf
+                c_off = 0
         _step_gate_grads(kind, w_hh, out[t], ws[t], h_prev, c_prev, c_off, dh, dc, Gx[t], Gh[t],
                          0 if t == 0 else dh.shape[0], one)
+        if has_resets:
+            _zero_reset_rows(resets[t], dh)
+            _zero_reset_rows(resets[t], dc)
 
 
 @_helper
 def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, age_dc,
-                      age_gx, age_gh, Gx, Gh, one):
+                      age_gx, age_gh, Gx, Gh, resets, h_prev_buf, c_buf, one):
     """Per-output depth K (train.c depth_backward): the loss at step t reaches
     steps t .. t-K only. Rows a*B .. (a+1)*B of the age arrays hold the delta
     that left an output a steps ago: at each step age 0 takes d_out[t], age a
@@ -277,8 +334,17 @@ def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, a
         h_prev = h_start if t == 0 else out[t - 1]
         c_prev = c_start if t == 0 else ws[t - 1]
         c_off = 0 if t == 0 else 4 * H
+        if resets.shape[0] > 0:
+            h_prev = h_prev_buf[t]
+            if kind == _LSTM:
+                _c_prev_with_resets(t, c_start, ws, resets[t], c_buf)
+                c_prev = c_buf
+                c_off = 0
         _step_gate_grads(kind, w_hh, out[t], ws[t], h_prev, c_prev, c_off, age_dh, age_dc,
                          age_gx, age_gh, 0 if t == 0 else (A - 1) * B, one)
+        if resets.shape[0] > 0:  # no age reaches past a reset row's zero state
+            _zero_reset_rows(resets[t], age_dh)
+            _zero_reset_rows(resets[t], age_dc)
         gxt = Gx[t]
         ght = Gh[t]
         for b in range(B):
@@ -299,7 +365,7 @@ def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, a
 
 @_helper
 def _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_start, out, ws, Gx, Gh,
-                        g_w_ih, g_w_hh, g_b_ih, g_b_hh, separate_gh):
+                        g_w_ih, g_w_hh, g_b_ih, g_b_hh, separate_gh, has_resets, h_prev_buf):
     """The layer's weight gradients of the window [s, s+L) from its gate
     gradients and the state it started from."""
     B, H = h_start.shape
@@ -317,13 +383,17 @@ def _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_start, out, ws,
         _gemm_tn(Gx2, x2[s * B:(s + L) * B], g_w_ih)
     # h_{t-1} is h_start for the first step, out[t-1] after: not one array
     _zero2(g_w_hh)
-    _gemm_tn(Gh2[:B], h_start, g_w_hh)
-    if L > 1:
-        _gemm_tn(Gh2[B:], out[:L - 1].reshape(((L - 1) * B, H)), g_w_hh)
+    if has_resets:  # h_{t-1} with the reset rows zeroed
+        _gemm_tn(Gh2, h_prev_buf[:L].reshape((L * B, H)), g_w_hh)
+    else:
+        _gemm_tn(Gh2[:B], h_start, g_w_hh)
+        if L > 1:
+            _gemm_tn(Gh2[B:], out[:L - 1].reshape(((L - 1) * B, H)), g_w_hh)
     if kind == _GRU_ORIGINAL:  # W_hn multiplies r h, the workspace's rh block
         _reset_input_grads(Gx2, ws[:L].reshape((L * B, ws.shape[2])), g_w_hh)
     if g_b_ih.shape[0] > 0:
         _column_sums(Gx2, g_b_ih)
+    if g_b_hh.shape[0] > 0:  # absent with one bias (Layout(bias="ih"))
         if separate_gh:
             _column_sums(Gh2, g_b_hh)
         else:
@@ -429,10 +499,11 @@ def _optimizer_step(opt, theta, g, m, v, step, lr, momentum, nesterov, alpha, be
 # --------------------------------------------------------------------------
 
 @_njit
-def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_to_one,
+def _train_kernel(kind, In, O, has_bias, has_bias_hh, has_head_bias, head, index_input, many_to_one,
                   reduce_mean, k1, k2, depth, clip_kind, clip_value, opt, lr, momentum,
                   nesterov, alpha, beta1, beta2, eps,
-                  theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses, one):
+                  theta, grad, m, v, step, x, idx, target_idx, target, resets, h, c, losses,
+                  one):
     B, H = h.shape
     T = idx.shape[0] if index_input else x.shape[0]
     lstm = kind == _LSTM
@@ -450,11 +521,11 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
     cast_buf = np.empty(1, dt)
     gw = np.zeros(P, dt)  # this window's gradient
     p_w_ih, p_w_hh, p_b_ih, p_b_hh, p_w_hy, p_b_y = _split(theta, GH, In, H, O, has_bias,
-                                                           has_head_bias)
+                                                           has_bias_hh, has_head_bias)
     g_w_ih, g_w_hh, g_b_ih, g_b_hh, g_w_hy, g_b_y = _split(gw, GH, In, H, O, has_bias,
-                                                           has_head_bias)
+                                                           has_bias_hh, has_head_bias)
     b_ih = p_b_ih if has_bias else np.zeros(GH, dt)
-    b_hh = p_b_hh if has_bias else np.zeros(GH, dt)
+    b_hh = p_b_hh if has_bias and has_bias_hh else np.zeros(GH, dt)
     xp = np.empty((W * B, GH), dt)
     out = np.empty((W, B, H), dt)
     ws = np.empty((W, B, Wd), dt)
@@ -476,6 +547,9 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
     age_dc = np.empty((R, H), dt)
     age_gx = np.empty((R, GH), dt)
     age_gh = np.empty((R, GH), dt) if gru else age_gx
+    has_resets = resets.shape[0] > 0  # [T, B] uint8, or empty: none
+    h_prev_buf = np.empty((W if has_resets else 0, B, H), dt)
+    c_buf = np.empty((B if has_resets and lstm else 0, H), dt)
     x2 = x.reshape((x.shape[0] * x.shape[1], x.shape[2]))
     idx_flat = idx.reshape(idx.shape[0] * idx.shape[1])
 
@@ -503,7 +577,9 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
         _transpose(p_w_hh, w_hh_t)
         if lstm:
             _copy2(c_carry, c_run)
-        _forward_window(kind, L, xp, w_hh_t, b_hh, h_carry, c_run, out, ws, gates, rh, one)
+        window_resets = resets[s:t] if has_resets else resets
+        _forward_window(kind, L, xp, w_hh_t, b_hh, h_carry, c_run, out, ws, gates, rh,
+                        window_resets, h_prev_buf, one)
 
         # loss, backward through the window (never into the carried state),
         # clip, update
@@ -515,12 +591,13 @@ def _train_kernel(kind, In, O, has_bias, has_head_bias, head, index_input, many_
                               cast_buf, one)
             if by_depth:
                 _depth_gate_grads(kind, T, p_w_hh, h_carry, c_carry, out, ws, d_out, age_dh,
-                                  age_dc, age_gx, age_gh, Gx, Gh, one)
+                                  age_dc, age_gx, age_gh, Gx, Gh, window_resets, h_prev_buf,
+                                  c_buf, one)
             else:
                 _window_gate_grads(kind, L, p_w_hh, h_carry, c_carry, out, ws, d_out, dh, dc,
-                                   Gx, Gh, one)
+                                   Gx, Gh, window_resets, h_prev_buf, c_buf, one)
             _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_carry, out, ws, Gx, Gh,
-                                g_w_ih, g_w_hh, g_b_ih, g_b_hh, gru)
+                                g_w_ih, g_w_hh, g_b_ih, g_b_hh, gru, has_resets, h_prev_buf)
             if not _window_is_finite(loss, gw):  # stop before the update (TRAINING.md)
                 losses[n] = loss
                 return step, n
@@ -565,7 +642,7 @@ def _readonly(a):
     return view
 
 
-def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None):
     """The training contract of fastrnn.training (see its module docstring)."""
     dt = theta.dtype
     real = dt.type
@@ -582,11 +659,14 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     # them to the dtype where train.c does ((real) casts), and keeps the
     # float64 ones it needs (clip threshold, Adam's betas for their powers).
     step, stopped = _train_kernel(
-        config.cell.code, config.In, config.O, config.has_bias, config.has_head_bias,
+        config.cell.code, config.In, config.O, config.has_bias, config.has_bias_hh,
+        config.has_head_bias,
         config.head_code, config.index_input, config.many_to_one, config.reduce_mean,
         config.k1, config.k2, config.depth, config.clip_code, config.clip_value,
         config.optimizer_code, real(config.lr), config.momentum, config.nesterov,
         config.alpha, config.beta1, config.beta2, real(config.eps),
         theta, grad, m, v, int(step), _readonly(x), _readonly(idx), _readonly(target_idx),
-        _readonly(target), h, c_arr, losses, real(1))
+        _readonly(target),
+        _readonly(np.zeros((0, 0), np.uint8) if resets is None else resets.view(np.uint8)),
+        h, c_arr, losses, real(1))
     return int(step), (None if stopped < 0 else int(stopped))

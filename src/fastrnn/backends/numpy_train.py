@@ -21,15 +21,15 @@ import numpy as np
 from .numpy_ref import cell_step, hidden_weight_grads, step_gate_grads
 
 
-def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None):
     """The backend contract of fastrnn.training: see its module docstring.
     A window that overflows is reported by the finiteness check (the caller
     raises TrainingDivergedError), so NumPy's warnings would only repeat it."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses)
+        return _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets)
 
 
-def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
+def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets):
     lay = config.layout
     cell, H = config.cell.name, config.H
     T = inputs.shape[0]
@@ -57,20 +57,21 @@ def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
             xp = P["weight_ih"].T[inputs[s:t]] + b_ih  # the one-hot product, as a lookup
         else:
             xp = inputs[s:t] @ P["weight_ih"].T + b_ih
-        out, ws, h_run, c_run = _forward(cell, xp, P["weight_hh"], b_hh, h_carry, c_carry)
+        keep = None if resets is None else ~resets[s:t]  # (L, B): False where a state resets
+        out, ws, h_run, c_run, h_prev, c_prev = _forward(cell, xp, P["weight_hh"], b_hh, h_carry,
+                                                         c_carry, keep)
 
         loss = 0.0
         if not config.many_to_one or t == T:
             first = T - 1 if config.many_to_one else t_prev  # outputs [first, t) carry the loss
             rows = targets if config.many_to_one else targets[first:t]
             loss, d_out = _head(config, P, out, first - s, rows, G)
-            h_prev = np.concatenate([h_carry[None], out[:-1]])
-            c_prev = None if c is None else np.concatenate([c_carry[None],
-                                                            ws[:-1, :, c_at:c_at + H]])
             if by_depth:
-                gx, gh = _depth_gate_grads(config, cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
+                gx, gh = _depth_gate_grads(config, cell, P["weight_hh"], out, ws, h_prev, c_prev,
+                                           d_out, keep)
             else:
-                gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out)
+                gx, gh = _window_gate_grads(cell, P["weight_hh"], out, ws, h_prev, c_prev, d_out,
+                                            keep)
             _layer_weight_grads(config, cell, G, gx, gh, h_prev, ws, inputs[s:t])
             if not (np.isfinite(loss) and np.isfinite(window_grad).all()):
                 losses[n] = loss  # stop before the update (TRAINING.md)
@@ -97,15 +98,23 @@ def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses):
     return step, None
 
 
-def _forward(cell, xp, w_hh, b_hh, h, c):
-    """Run the recurrence over a projected window; keep every output and ws."""
+def _forward(cell, xp, w_hh, b_hh, h, c, keep):
+    """Run the recurrence over a projected window; keep every output, ws and
+    the state entering each step (h_prev, c_prev: a reset row's is zero,
+    where keep is False - a new document)."""
     out = np.empty(xp.shape[:2] + h.shape[-1:], xp.dtype)
-    ws = []
+    ws, h_prev, c_prev = [], [], []
     for t in range(xp.shape[0]):
+        if keep is not None:  # np.where, not a product: 0 * inf would be NaN
+            h = np.where(keep[t][:, None], h, 0)
+            c = None if c is None else np.where(keep[t][:, None], c, 0)
+        h_prev.append(h)
+        c_prev.append(c)
         h, c, ws_t = cell_step(cell, xp[t], h, c, w_hh, b_hh)
         out[t] = h
         ws.append(ws_t)
-    return out, (None if ws[0] is None else np.stack(ws)), h, c
+    return (out, (None if ws[0] is None else np.stack(ws)), h, c, np.stack(h_prev),
+            None if c is None else np.stack(c_prev))
 
 
 def _head(config, P, out, first, rows, G):
@@ -123,6 +132,15 @@ def _head(config, P, out, first, rows, G):
         loss = float(np.sum(np.log(total.astype(np.float64)) + zmax - zy))
         dz = e / total
         np.put_along_axis(dz, rows[..., None], np.take_along_axis(dz, rows[..., None], -1) - 1, -1)
+        terms = rows.size
+    elif config.head == "sigmoid_mse":  # trask's adder: l = 0.5 (y - s)^2, s = sigmoid(z)
+        z64 = z.astype(np.float64)
+        e = np.exp(-np.abs(z64))
+        sig = np.where(z64 >= 0, 1 / (1 + e), e / (1 + e))
+        loss = float(0.5 * np.sum((rows - sig) ** 2))
+        # dl/dz = (s - y) s (1 - s), and s (1 - s) = e / (1 + e)^2: 1 - s from a
+        # rounded s would lose every digit where the sigmoid saturates
+        dz = ((sig - rows) * (e / ((1 + e) * (1 + e)))).astype(z.dtype)
         terms = rows.size
     elif config.head == "sigmoid_bce":
         z64 = z.astype(np.float64)
@@ -149,8 +167,9 @@ def _head(config, P, out, first, rows, G):
     return loss, d_out
 
 
-def _window_gate_grads(cell, w_hh, out, ws, h_prev, c_prev, d_out):
-    """Backward through the whole window; the carried state gets no gradient."""
+def _window_gate_grads(cell, w_hh, out, ws, h_prev, c_prev, d_out, keep):
+    """Backward through the whole window; the carried state gets no gradient,
+    nor does a reset row's zero state."""
     gx, gh = [None] * len(out), [None] * len(out)
     dh_next = np.zeros_like(out[0])
     dc = None if c_prev is None else np.zeros_like(out[0])
@@ -158,17 +177,20 @@ def _window_gate_grads(cell, w_hh, out, ws, h_prev, c_prev, d_out):
         gx[t], gh[t], dh_next, dc = step_gate_grads(
             cell, w_hh, out[t], None if ws is None else ws[t], h_prev[t],
             None if c_prev is None else c_prev[t], d_out[t] + dh_next, dc)
+        if keep is not None:
+            dh_next = np.where(keep[t][:, None], dh_next, 0)
+            dc = None if dc is None else np.where(keep[t][:, None], dc, 0)
     return np.stack(gx), np.stack(gh)
 
 
-def _depth_gate_grads(config, cell, w_hh, out, ws, h_prev, c_prev, d_out):
+def _depth_gate_grads(config, cell, w_hh, out, ws, h_prev, c_prev, d_out, keep):
     """Per-output depth K: the loss at step t reaches steps t .. t-K only.
 
     ``dh[a]`` is the delta that entered K+1 steps' worth of history a steps
     ago ("age" a): at each step age 0 takes d_out[t], age a the age a-1 delta
     propagated from step t+1, and what age K would propagate is dropped. All
     ages run through one step_gate_grads call (a leading axis), and their gate
-    gradients sum.
+    gradients sum. No age propagates past a reset row's zero state.
     """
     A = config.depth + 1
     dh_prop = np.zeros((A,) + out.shape[1:], out.dtype)
@@ -180,6 +202,9 @@ def _depth_gate_grads(config, cell, w_hh, out, ws, h_prev, c_prev, d_out):
         gx_a, gh_a, dh_prop, dc_prop = step_gate_grads(
             cell, w_hh, out[t], None if ws is None else ws[t], h_prev[t],
             None if c_prev is None else c_prev[t], dh, dc)
+        if keep is not None:
+            dh_prop = np.where(keep[t][None, :, None], dh_prop, 0)
+            dc_prop = None if dc_prop is None else np.where(keep[t][None, :, None], dc_prop, 0)
         gx[t], gh[t] = gx_a.sum(axis=0), gh_a.sum(axis=0)
     return np.stack(gx), np.stack(gh)
 
@@ -197,6 +222,7 @@ def _layer_weight_grads(config, cell, G, gx, gh, h_prev, ws, x):
         cell, gh2, h_prev.reshape(-1, h_prev.shape[-1]), ws2)
     if "bias_ih" in G:
         G["bias_ih"][...] = gx2.sum(axis=0)
+    if "bias_hh" in G:
         G["bias_hh"][...] = db_hh
 
 
