@@ -410,22 +410,8 @@ def test_lengths_from_mask_takes_trailing_padding_only():
         fk.reverse_time(np.zeros((2, 3, 1)), [4, 1])  # longer than T = 3
 
 
-# -- GRU reset_after=False (the original GRU, branch gru-original) ---------------
-_HAS_ORIGINAL_GRU = fk._gru_has_reset_after()
+# -- GRU reset_after=False (the original GRU: fastrnn.GRU(..., reset_after=False)) --
 
-
-@pytest.mark.skipif(_HAS_ORIGINAL_GRU, reason="fastrnn.GRU has reset_after: the next test runs")
-def test_reset_after_false_is_a_clear_not_implemented_error():
-    kl = _keras_layer("gru", np.float32, reset_after=False)
-    assert kl.get_weights()[2].shape == (3 * H,)
-    with pytest.raises(NotImplementedError, match="reset_after=False"):
-        fk.from_keras(kl)
-    with pytest.raises(NotImplementedError, match="reset_after=False"):
-        fk.from_keras_weights("GRU", kl.get_weights(), reset_after=False)
-
-
-@pytest.mark.skipif(not _HAS_ORIGINAL_GRU,
-                    reason="fastrnn.GRU has no reset_after=False yet (branch gru-original)")
 def test_reset_after_false_converts_both_ways(dtype):
     kl = _keras_layer("gru", dtype, reset_after=False, seed=13)
     x = _x(dtype, seed=10)

@@ -1,7 +1,7 @@
 """Keras 3 recurrent weights into fastrnn layers and back.
 
 What it is: the conversion of Keras's ``LSTM``, ``GRU`` (``reset_after=True``,
-and ``reset_after=False`` once ``fastrnn.GRU`` has it), ``SimpleRNN``
+and ``reset_after=False``, the original GRU), ``SimpleRNN``
 (tanh / relu / sigmoid), a ``Sequential`` stack of them and the
 ``Bidirectional`` wrapper (``merge_mode="concat"``) into
 ``fastrnn.LSTM / GRU / RNN`` with ``num_layers`` / ``bidirectional`` and
@@ -88,7 +88,6 @@ which takes the very arrays the Keras layer does.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -245,11 +244,6 @@ def _as_weight_arrays(weights, dtype) -> tuple:
     return arrays, dtype
 
 
-def _gru_has_reset_after() -> bool:
-    """Whether this fastrnn's GRU takes reset_after= (the original GRU)."""
-    return "reset_after" in inspect.signature(_layers.GRU.__init__).parameters
-
-
 def _build_layer(cfg: _KerasConfig, per_direction: list, num_layers: int, bidirectional: bool,
                  dtype: np.dtype, batch_first: bool, backend: Optional[str]):
     """The fastrnn layer holding per_direction[l*D + d] (torch's arrays)."""
@@ -260,12 +254,7 @@ def _build_layer(cfg: _KerasConfig, per_direction: list, num_layers: int, bidire
     cls = _LAYER_CLASSES[cfg.cell.layer]
     if cls is _layers.RNN:
         kwargs["nonlinearity"] = cfg.cell.nonlinearity
-    if cfg.kind == "GRU" and not cfg.reset_after:
-        if not _gru_has_reset_after():
-            raise NotImplementedError(
-                "reset_after=False (the original GRU, Cho et al. 2014) needs fastrnn.GRU(..., "
-                "reset_after=False), which this fastrnn does not have yet; only "
-                "reset_after=True (torch's GRU) converts")
+    if cfg.kind == "GRU" and not cfg.reset_after:  # the original GRU (Cho et al. 2014)
         kwargs["reset_after"] = False
     layer = cls(input_size, hidden_size, num_layers=num_layers, bias=cfg.use_bias,
                 batch_first=batch_first, bidirectional=bidirectional, dtype=dtype,
