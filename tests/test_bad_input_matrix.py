@@ -153,7 +153,8 @@ class Arg:
 
     kind: "in" (float array, read), "out" (float array the caller provides
     and the call writes), "inout" (float array updated in place), "index"
-    (integer index array), "saved" (an array inside a ForwardResult),
+    (integer index array), "mask" (a bool array), "saved" (an array inside a
+    ForwardResult),
     "size" (an integer), "hyper" (a real hyperparameter), "flag" (a bool),
     "choice" (one of some names), "dtype" (a dtype argument), "object"
     (anything else). ``label``: regex the message must match (default: the
@@ -382,6 +383,22 @@ def rules_index(arg: Arg, ctx: Ctx):
     yield "wrong_types", "int-list", put(arg.name, lambda a: np.asarray(a).tolist()), Same()
 
 
+def rules_mask(arg: Arg, ctx: Ctx):
+    """A bool mask (the trainers' ``resets``): copied when strided or read-only,
+    never converted from another dtype (0.5 is not a yes or a no)."""
+    L = arg.label
+    yield "wrong_rank", "plus", put(arg.name, lambda a: np.asarray(a)[None]), raises(VALUE, L)
+    yield "wrong_rank", "minus", put(arg.name, lambda a: np.asarray(np.asarray(a)[0])), raises(VALUE, L)
+    yield "wrong_shape", "grow", put(arg.name, grow(arg.shape_axis)), raises(VALUE, arg.shape_label)
+    yield "wrong_dtype", "float64", put(arg.name, lambda a: np.asarray(a).astype(np.float64)), raises(TYPE, L)
+    yield "wrong_dtype", "int64", put(arg.name, lambda a: np.asarray(a).astype(np.int64)), raises(TYPE, L)
+    yield "noncontig", "strided", put(arg.name, strided), Same()
+    yield "noncontig", "reversed", put(arg.name, reversed_view), Same()
+    yield "readonly", "readonly", put(arg.name, read_only), Same()
+    yield "wrong_types", "str", put(arg.name, const("abc")), raises(TYPE, L)
+    yield "wrong_types", "bool-list", put(arg.name, lambda a: np.asarray(a).tolist()), Same()
+
+
 def rules_saved(arg: Arg, ctx: Ctx):
     """An array inside a ForwardResult replaced behind backward's back."""
     L = arg.label
@@ -451,7 +468,8 @@ def rules_object(arg: Arg, ctx: Ctx):
 
 
 RULES = {"in": rules_float_array, "out": rules_float_array, "inout": rules_float_array,
-         "index": rules_index, "saved": rules_saved, "size": rules_size, "hyper": rules_hyper,
+         "index": rules_index, "mask": rules_mask, "saved": rules_saved, "size": rules_size,
+         "hyper": rules_hyper,
          "flag": rules_flag, "choice": rules_choice, "dtype": rules_dtype,
          "object": rules_object}
 
@@ -1222,6 +1240,11 @@ def fit_entry(variant):
             kw["inputs"], kw["targets"], kw["h0"] = _index(ctx)
         if updates:
             kw["state"] = tr.OptimizerState.zeros_like(kw["theta"])
+        # document boundaries in the last row only (the reset path, not the plain one): the
+        # nonfinite cases poison row 0, and a boundary there would rightly cut the NaN off
+        resets = np.zeros(kw["inputs"].shape[:2], bool)
+        resets[1, -1] = resets[-1, -1] = True
+        kw["resets"] = resets
         return kw
 
     def call(kw):
@@ -1234,11 +1257,13 @@ def fit_entry(variant):
 
         def t_zero(kw):
             kw["inputs"] = kw["inputs"][:0]
+            kw["resets"] = kw["resets"][:0]
             if not spec.many_to_one:
                 kw["targets"] = kw["targets"][:0]
 
         def b_zero(kw):
             kw["inputs"] = kw["inputs"][:, :0]
+            kw["resets"] = kw["resets"][:, :0]
             kw["targets"] = kw["targets"][:0] if spec.many_to_one else kw["targets"][:, :0]
             kw["h0"] = kw["h0"][:0]
             if kw.get("c0") is not None:
@@ -1294,7 +1319,8 @@ def fit_entry(variant):
 
     theta_kind = "inout" if updates else "in"
     args = [Arg("spec", "object"), Arg("theta", theta_kind, lists=False),
-            Arg("h0", "in", optional=True), Arg("backend", "choice", optional=True)]
+            Arg("h0", "in", optional=True), Arg("backend", "choice", optional=True),
+            Arg("resets", "mask", shape_label=r"\bresets\b")]
     if cell == "lstm":
         args.append(Arg("c0", "in", optional=True))
     if dense:

@@ -281,3 +281,22 @@ def test_a_reset_row_is_a_new_sequence(trainer, cell):
     assert rel_err(whole.grad, first.grad + second.grad) <= 1e-12
     assert abs(whole.losses[0] - first.losses[0] - second.losses[0]) <= 1e-12 * whole.losses[0]
     assert rel_err(whole.h_n, second.h_n) <= 1e-13
+
+
+@pytest.mark.parametrize("cell", ["rnn_tanh", "lstm", "gru"])
+def test_a_reset_drops_a_nonfinite_state(trainer, cell):
+    """A reset replaces the state, it does not multiply it by zero: an inf /
+    NaN h0 (c0) in rows reset before step 0 leaves no trace (0 * inf would be
+    NaN), and the run equals one from a zero state."""
+    spec, theta, x, y, h0, c0 = _reset_problem(cell)
+    h0[:] = np.inf
+    if c0 is not None:
+        c0[:] = np.nan
+    resets = np.zeros((7, 3), bool)
+    resets[0] = True
+    zero, reset = theta.copy(), theta.copy()
+    a = tr.fit_sequence(spec, zero, x, y, backend=trainer)
+    b = tr.fit_sequence(spec, reset, x, y, h0=h0, c0=c0, resets=resets, backend=trainer)
+    assert np.isfinite(reset).all() and np.isfinite(b.grad).all()
+    for got, want in ((reset, zero), (b.losses, a.losses), (b.h_n, a.h_n), (b.grad, a.grad)):
+        assert rel_err(got, want) <= 1e-13
