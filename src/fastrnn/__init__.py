@@ -1,4 +1,4 @@
-"""fastrnn: Elman RNN, LSTM and GRU forward and BPTT with a compiled C core.
+"""fastrnn: Elman RNN, LSTM, GRU and leaky-integrator RNN forward and BPTT with a compiled C core.
 
 Quick tour::
 

@@ -1,4 +1,4 @@
-"""Layer objects with torch.nn's contract: RNN, LSTM, GRU, stacked and bidirectional.
+"""Layer objects with torch.nn's contract: RNN, LSTM, GRU, LeakyRNN, stacked and bidirectional.
 
 ``fastrnn.RNN / LSTM / GRU(input_size, hidden_size, num_layers=1, ...,
 bidirectional=False)`` hold their parameters as NumPy arrays under
