@@ -131,6 +131,14 @@ def test_ridge_matches_reservoirpy(fit_bias):
     fresh = _series(50, 30, seed=9)
     assert rel_err(ours.run(fresh), want.run(fresh)) <= 1e-10
     np.testing.assert_array_equal(ours.predict(fresh), ours.run(fresh))
+    # float32 data: the fit runs in float64 and rounds once, so the
+    # predictions are float64's to float32 input rounding
+    single = Ridge(ridge=1e-2, fit_bias=fit_bias).fit(states.astype(np.float32),
+                                                      y.astype(np.float32), warmup=25)
+    assert single.Wout.dtype == np.float32 and single.bias.dtype == np.float32
+    predicted = single.run(fresh.astype(np.float32))
+    assert predicted.dtype == np.float32
+    assert rel_err(predicted, want.run(fresh)) <= TOLERANCE[np.dtype(np.float32)]
 
 
 def test_esn_matches_reservoirpy(backend):

@@ -50,8 +50,11 @@ have.
 float32 and float64: every array of a reservoir has its ``dtype`` (inputs of
 another dtype are a TypeError, never a cast). The weights are drawn and
 rescaled in float64 and then rounded once to ``dtype``, so the same seed
-gives the same weights, to float32 rounding, in both. A Ridge fit solves in
-the dtype of its states.
+gives the same weights, to float32 rounding, in both. A Ridge fit
+accumulates and solves in float64 whatever the dtype (as fastrnn.nn's
+reductions accumulate in float64: the normal equations of correlated states
+need more than float32's 7 digits) and rounds W_out and b_out once to the
+dtype of its states; its predictions are computed in that dtype.
 
 NRMSE (:func:`nrmse`) is reservoirpy's ``observables.nrmse`` with its default
 normalisation: the RMSE divided by the peak-to-peak range of the targets.
@@ -230,8 +233,8 @@ class Reservoir:
         Default 1.0.
     input_connectivity: density of W_in, in (0, 1]. Default 0.1.
     rc_connectivity: density of W, in (0, 1]. Default 0.1.
-    bias: added to every unit's pre-activation: a number or (units,).
-        Default 0.0.
+    bias: added to every unit's pre-activation: a number or (units,)
+        values (converted to ``dtype`` as a number would be). Default 0.0.
     activation: "tanh", the only one the leaky cell has.
     input_dim: the input width; inferred from the first ``run`` if None.
     W, Win: given weight matrices, dense or scipy.sparse, (units, units) and
@@ -350,7 +353,8 @@ class Ridge:
     ``(X_c^T X_c + ridge I) W_out = X_c^T Y_c`` over centred data and sets
     ``b_out = mean(Y) - mean(X) W_out`` (the intercept is not penalised), as
     reservoirpy 0.4's ``Ridge``. ``Wout`` is (features, outputs), ``bias``
-    (outputs,); both None until fitted.
+    (outputs,), of the dtype of the data fitted on; both None until fitted.
+    The fit itself runs in float64 (module docstring).
 
     ridge: the L2 penalty, >= 0 (0: least squares, which needs X_c^T X_c to
         be positive definite). Default 0.0.
@@ -378,24 +382,28 @@ class Ridge:
         if warmup >= x.shape[0]:
             raise ValueError(f"warmup must be smaller than the number of timesteps "
                              f"({x.shape[0]}), got {warmup}")
-        x, y = x[warmup:], y[warmup:]
         dtype = x.dtype
+        # float64 whatever the dtype (as fastrnn.nn's reductions): the normal
+        # equations of correlated states square their condition number, which
+        # float32's 7 digits cannot hold at the usual ridge (1e-6 .. 1e-9)
+        x, y = x[warmup:].astype(np.float64), y[warmup:].astype(np.float64)
         if self.fit_bias:
             x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
             x, y = x - x_mean, y - y_mean
         gram = x.T @ x
-        gram[np.diag_indices_from(gram)] += dtype.type(self.ridge)
+        gram[np.diag_indices_from(gram)] += self.ridge
         try:
             # assume_a="pos": Cholesky; the Gram matrix plus ridge I is SPD for ridge > 0
             Wout = scipy.linalg.solve(gram, x.T @ y, assume_a="pos")
         except np.linalg.LinAlgError as exc:
             raise np.linalg.LinAlgError(
                 f"the readout's normal equations are singular ({exc}): the states are "
-                f"linearly dependent over these timesteps; use ridge > 0 (got {self.ridge})"
+                f"linearly dependent over these timesteps; use a ridge > 0 or a larger one "
+                f"(got {self.ridge})"
             ) from None
-        self.Wout = np.ascontiguousarray(Wout, dtype=dtype)
-        self.bias = ((y_mean - x_mean @ self.Wout) if self.fit_bias
-                     else np.zeros(y.shape[1], dtype)).astype(dtype, copy=False)
+        bias = (y_mean - x_mean @ Wout) if self.fit_bias else np.zeros(y.shape[1])
+        self.Wout = np.ascontiguousarray(Wout, dtype=dtype)  # rounded once, documented
+        self.bias = bias.astype(dtype)
         return self
 
     def run(self, x) -> np.ndarray:
