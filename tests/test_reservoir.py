@@ -358,6 +358,15 @@ def test_bad_series_and_readout_use():
     with pytest.raises(TypeError, match="y has dtype float64"):
         ESN(units=30, dtype=np.float32, seed=0).fit(np.zeros((5, 1), np.float32),
                                                     np.zeros((5, 1)))
+    esn = ESN(units=30, input_dim=1, seed=0)
+    esn.reservoir.run(np.ones((3, 1)))
+    before = esn.reservoir.state.copy()
+    for x, y, warmup in [(np.ones((5, 1)), np.ones((4, 1)), 0),
+                         (np.ones((5, 1)), np.ones((5, 1)), 5),
+                         (np.ones((5, 2)), np.ones((5, 1)), 0)]:
+        with pytest.raises(ValueError, match="y must have as many|warmup|x must have shape"):
+            esn.fit(x, y, warmup=warmup)
+        np.testing.assert_array_equal(esn.reservoir.state, before)  # refused before running
 
 
 # ----------------------------------------------------------- the example

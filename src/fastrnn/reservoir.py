@@ -346,6 +346,22 @@ class Reservoir:
                 f"input_dim={self.input_dim}, dtype={self.dtype})")
 
 
+def _check_fit_lengths(x: np.ndarray, y: np.ndarray, warmup) -> int:
+    """x (timesteps, features) and y (timesteps, outputs) pair up, and
+    ``warmup`` leaves at least one timestep; returns warmup."""
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have as many timesteps as x ({x.shape[0]}), got shape "
+                         f"{y.shape}")
+    if x.shape[1] < 1 or y.shape[1] < 1:
+        raise ValueError(f"x and y need at least one column, got shapes {x.shape} and "
+                         f"{y.shape}")
+    warmup = v.integer("warmup", warmup, 0)
+    if warmup >= x.shape[0]:
+        raise ValueError(f"warmup must be smaller than the number of timesteps "
+                         f"({x.shape[0]}), got {warmup}")
+    return warmup
+
+
 class Ridge:
     """A linear readout fitted by ridge (Tikhonov) regression in closed form.
 
@@ -372,16 +388,7 @@ class Ridge:
         of the same dtype, dropping their first ``warmup`` steps."""
         x = v.as_input("x", x, 2)
         y = v.as_input("y", y, 2, x.dtype)
-        if y.shape[0] != x.shape[0]:
-            raise ValueError(f"y must have as many timesteps as x ({x.shape[0]}), got shape "
-                             f"{y.shape}")
-        if x.shape[1] < 1 or y.shape[1] < 1:
-            raise ValueError(f"x and y need at least one column, got shapes {x.shape} and "
-                             f"{y.shape}")
-        warmup = v.integer("warmup", warmup, 0)
-        if warmup >= x.shape[0]:
-            raise ValueError(f"warmup must be smaller than the number of timesteps "
-                             f"({x.shape[0]}), got {warmup}")
+        warmup = _check_fit_lengths(x, y, warmup)
         dtype = x.dtype
         # float64 whatever the dtype (as fastrnn.nn's reductions): the normal
         # equations of correlated states square their condition number, which
@@ -467,8 +474,12 @@ class ESN:
     def fit(self, x, y, warmup: int = 0) -> "ESN":
         """Run the reservoir over x (timesteps, input_dim), then fit the
         readout on its states and y (timesteps, outputs) past ``warmup``."""
+        # everything checked before the reservoir runs: a refused fit leaves
+        # the carried state as it was
+        x = self.reservoir._check_series(x)
         y = v.as_input("y", y, 2, self.reservoir.dtype,
                        dtype_of="the reservoir (its dtype argument)")
+        _check_fit_lengths(x, y, warmup)
         states = self.reservoir.run(x)
         self.readout.fit(states, y, warmup=warmup)
         return self
