@@ -384,6 +384,18 @@ def test_mackey_glass_first_delay_is_the_linear_solution():
     assert rel_err(series, exact) <= 1e-10
 
 
+def test_mackey_glass_is_second_order_in_dt():
+    """The documented order: with the delayed value interpolated linearly the
+    global error is C dt^2, so the change between successive halvings of dt
+    shrinks fourfold (Richardson's test), over 60 time units past the first
+    delay."""
+    mg = _example_module().mackey_glass
+    runs = [mg(61, dt=dt, transient=0.0) for dt in (0.1, 0.05, 0.025)]
+    coarse, fine = np.abs(runs[0] - runs[1]).max(), np.abs(runs[1] - runs[2]).max()
+    assert 3.9 < coarse / fine < 4.1
+    assert coarse < 1e-4  # and dt = 0.1 is already accurate to about 1e-5
+
+
 def test_mackey_glass_fixed_point_and_shape():
     """beta / gamma = 2 makes x = 1 a fixed point: 0.2 * 1 / (1 + 1) - 0.1 * 1 = 0."""
     mg = _example_module().mackey_glass
