@@ -36,6 +36,15 @@ def rel_err(got, want) -> float:
     return float(diff / scale) if scale > 0 else float(diff)
 
 
+def vector_cell(v: dict):
+    """The fastrnn.cells.Cell a stored vector file ran: its ``cell`` name,
+    with the hyperparameters the file records (the leaky cell's
+    ``leak_rate``; generate_leaky_vectors.py), else the cell's defaults."""
+    spec = fastrnn.cells.get(str(v["cell"]))
+    values = {name: float(v[name]) for name, _ in spec.hyperparameters if name in v}
+    return spec.with_hyperparameters(**values) if values else spec
+
+
 def _backend_params():
     available = fastrnn.available_backends()
     params = []

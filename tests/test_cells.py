@@ -22,15 +22,20 @@ PACKAGE = Path(fastrnn.__file__).parent
 
 # torch.nn's documentation: weight_ih_l0 is (G*hidden_size, input_size) with
 # RNN G = 1, LSTM (W_ii|W_if|W_ig|W_io) G = 4, GRU (W_ir|W_iz|W_in) G = 3; the
-# original GRU (Cho et al. 2014) has GRU's parameters, in torch's layout.
+# original GRU (Cho et al. 2014) has GRU's parameters, in torch's layout; the
+# leaky integrator has torch.nn.RNN's (one gate).
 DOCUMENTED = {"rnn_tanh": (1, "h"), "rnn_relu": (1, "h"), "rnn_sigmoid": (1, "h"),
-              "lstm": (4, "ifgo"), "gru": (3, "rzn"), "gru_original": (3, "rzn")}
+              "lstm": (4, "ifgo"), "gru": (3, "rzn"), "gru_original": (3, "rzn"),
+              "leaky": (1, "h")}
 # How fastrnn's layer classes name each cell (docs: layers.py, README).
 LAYER_CALLS = {"rnn_tanh": ("RNN", {"nonlinearity": "tanh"}),
                "rnn_relu": ("RNN", {"nonlinearity": "relu"}),
                "rnn_sigmoid": ("RNN", {"nonlinearity": "sigmoid"}),
                "lstm": ("LSTM", {}), "gru": ("GRU", {"reset_after": True}),
-               "gru_original": ("GRU", {"reset_after": False})}
+               "gru_original": ("GRU", {"reset_after": False}),
+               "leaky": ("LeakyRNN", {})}
+# torch.nn's module with the same parameter shapes, where torch has no such layer
+TORCH_SHAPES_OF = {"LeakyRNN": "RNN"}
 
 
 def test_every_cell_is_described_once_with_its_documented_gates():
@@ -58,7 +63,7 @@ def test_layer_classes_match_torch():
         kwargs = {"nonlinearity": c.nonlinearity} if c.nonlinearity else {}
         if c.nonlinearity == "sigmoid":  # torch.nn.RNN has tanh and relu only
             kwargs = {"nonlinearity": "tanh"}
-        module = getattr(torch.nn, c.layer)(3, 5, **kwargs)
+        module = getattr(torch.nn, TORCH_SHAPES_OF.get(c.layer, c.layer))(3, 5, **kwargs)
         assert tuple(module.weight_ih_l0.shape) == c.parameter_shapes(3, 5)["weight_ih"], name
         layer, arguments = LAYER_CALLS[name]
         assert (c.layer, c.layer_arguments) == (layer, arguments)
@@ -82,7 +87,7 @@ def test_workspace_layout_is_what_forward_writes(cell, backend):
     blocks = {n: ws[..., k * H:(k + 1) * H] for k, n in enumerate(c.workspace_names)}
     for gate in set(blocks) & {"i", "f", "o", "r", "z"}:
         assert np.all((blocks[gate] > 0) & (blocks[gate] < 1)), gate
-    for gate in set(blocks) & {"g", "n"}:
+    for gate in set(blocks) & {"g", "n", "u"}:  # tanh's outputs
         assert np.all(np.abs(blocks[gate]) < 1), gate
     if c.has_cell_state:
         np.testing.assert_array_equal(blocks["c"][-1], res.c_n)

@@ -39,8 +39,10 @@ if "c" in fastrnn.available_backends():
     from fastrnn import _core
     from fastrnn.backends import c as c_backend
 
-GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_original": 3}
-WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4, "gru_original": 4}
+GATES = {"rnn_tanh": 1, "rnn_relu": 1, "rnn_sigmoid": 1, "lstm": 4, "gru": 3, "gru_original": 3,
+         "leaky": 1}
+WS = {"rnn_tanh": 0, "rnn_relu": 0, "rnn_sigmoid": 0, "lstm": 5, "gru": 4, "gru_original": 4,
+      "leaky": 1}
 CELLS = tuple(GATES)
 # fastrnn.h
 FRNN_OK, FRNN_ERR_UNSUPPORTED, FRNN_ERR_TOO_LARGE = 0, 2, 3
@@ -253,12 +255,17 @@ class TrainConfig(ctypes.Structure):
                 ("lr", ctypes.c_double), ("momentum", ctypes.c_double),
                 ("alpha", ctypes.c_double), ("beta1", ctypes.c_double),
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double),
-                ("nesterov", ctypes.c_int), ("no_bias_hh", ctypes.c_int)]
+                ("nesterov", ctypes.c_int), ("no_bias_hh", ctypes.c_int),
+                ("leak_rate", ctypes.c_double)]
 
 
 class CellDesc(ctypes.Structure):
     """frnn_cell_desc (fastrnn.h)."""
-    _fields_ = [("type", ctypes.c_int), ("hidden_size", ctypes.c_int64)]
+    _fields_ = [("type", ctypes.c_int), ("hidden_size", ctypes.c_int64),
+                ("leak_rate", ctypes.c_double)]
+
+    def __init__(self, type, hidden_size, leak_rate=1.0):  # 1.0: the leaky cell's default
+        super().__init__(type, hidden_size, leak_rate)
 
 
 @pytest.fixture(scope="module")
@@ -444,6 +451,12 @@ def test_c_layer_entry_points_refuse_unknown_cells_and_missing_arrays(lib):
         assert lib.frnn_layer_backward_f64(gru, T, B, In, *no_ws) == FRNN_ERR_UNSUPPORTED
     no_c = args[:6] + [None] + args[7:9]  # step: c is argument 6
     assert lib.frnn_layer_step_f64(lstm, B, In, *no_c) == FRNN_ERR_UNSUPPORTED
+    # the leaky cell (code 6) refuses a leak rate that is not a finite number in (0, 1]
+    for rate in (0.0, -0.25, 1.5, float("nan"), float("inf")):
+        desc = ctypes.byref(CellDesc(6, H, rate))
+        assert lib.frnn_layer_forward_f64(desc, T, B, In, *args[:11]) == FRNN_ERR_UNSUPPORTED
+        assert lib.frnn_layer_backward_f64(desc, T, B, In, *args) == FRNN_ERR_UNSUPPORTED
+        assert lib.frnn_layer_step_f64(desc, B, In, *args[:9]) == FRNN_ERR_UNSUPPORTED
     assert all((a == 0).all() for a in one)
     rnn = ctypes.byref(CellDesc(0, H))
     elman = args[:6] + [None, args[7], args[8], None, None]

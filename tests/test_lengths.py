@@ -20,7 +20,7 @@ import fastrnn
 from fastrnn import functional as F
 from fastrnn.backends import BACKENDS, BackendFeatureError, features
 
-from conftest import TOLERANCE, rel_err
+from conftest import TOLERANCE, rel_err, vector_cell
 from test_vectors import vector_errors
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "lengths"
@@ -90,9 +90,9 @@ def test_lengths_match_torch_packed_path(path, length_backend, dtype):
     v = load(path)
     cell = str(v["cell"])
     cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731
-    res = F.forward(cell, cast("x"), cast("weight_ih"), cast("weight_hh"), cast("bias_ih"),
-                    cast("bias_hh"), cast("h0"), cast("c0"), backend=length_backend,
-                    training=True, lengths=v["lengths"])
+    res = F.forward(vector_cell(v), cast("x"), cast("weight_ih"), cast("weight_hh"),
+                    cast("bias_ih"), cast("bias_hh"), cast("h0"), cast("c0"),
+                    backend=length_backend, training=True, lengths=v["lengths"])
     grads = F.backward(res, cast("d_output"), cast("d_h_n"), cast("d_c_n"))
     errors = vector_errors(v, res, grads)
     print(f"\n{path.stem} [{length_backend}/{dtype.name}] "

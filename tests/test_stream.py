@@ -19,7 +19,7 @@ import fastrnn
 from fastrnn import functional as F
 from fastrnn import stream as S
 
-from conftest import TOLERANCE, random_problem, rel_err
+from conftest import TOLERANCE, random_problem, rel_err, vector_cell
 
 HAVE_C = "c" in fastrnn.available_backends()
 needs_c = pytest.mark.skipif(not HAVE_C, reason="no compiled core")
@@ -84,7 +84,7 @@ def test_stream_matches_torch_vectors(path, engine, dtype):
     cell = str(v["cell"])
     cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731
     x = cast("x")
-    s = S.create(cell, *(cast(k) for k in PARAMS), batch=x.shape[1], h0=cast("h0"),
+    s = S.create(vector_cell(v), *(cast(k) for k in PARAMS), batch=x.shape[1], h0=cast("h0"),
                  c0=cast("c0"), backend=engine)
     got = _run(s, x)
     _check(cell, dtype, got, s, v["output"], v["h_n"], v.get("c_n"))

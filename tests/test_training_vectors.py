@@ -24,7 +24,7 @@ import pytest
 import fastrnn
 from fastrnn import training as tr
 
-from conftest import TOLERANCE, rel_err
+from conftest import TOLERANCE, rel_err, vector_cell
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "training"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
@@ -38,7 +38,7 @@ def load(path):
 
 def build_spec(s):
     # files written before issue 12 have neither key: torch's two biases and a head bias
-    layout = tr.Layout(s["cell"], s["input_size"], s["hidden_size"], s["output_size"],
+    layout = tr.Layout(vector_cell(s), s["input_size"], s["hidden_size"], s["output_size"],
                        bias=s.get("bias", True), head_bias=s.get("head_bias", True))
     opt = None
     if s["optimizer"] is not None:

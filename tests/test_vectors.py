@@ -15,7 +15,7 @@ import pytest
 import fastrnn
 from fastrnn import functional as F
 
-from conftest import TOLERANCE, rel_err
+from conftest import TOLERANCE, rel_err, vector_cell
 
 VECTOR_DIR = Path(__file__).parent / "vectors"
 VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
@@ -39,8 +39,9 @@ def test_every_cell_has_vectors():
 def run_vector(v: dict, backend: str, dtype):
     cell = str(v["cell"])
     cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731
-    res = F.forward(cell, cast("x"), cast("weight_ih"), cast("weight_hh"), cast("bias_ih"),
-                    cast("bias_hh"), cast("h0"), cast("c0"), backend=backend, training=True)
+    res = F.forward(vector_cell(v), cast("x"), cast("weight_ih"), cast("weight_hh"),
+                    cast("bias_ih"), cast("bias_hh"), cast("h0"), cast("c0"), backend=backend,
+                    training=True)
     grads = F.backward(res, cast("d_output"), cast("d_h_n"), cast("d_c_n"))
     return res, grads
 
@@ -87,9 +88,9 @@ def test_step_by_step_matches_torch_output(path, backend, dtype):
     outputs = []
     for t in range(x.shape[0]):
         if cell == "lstm":
-            h, c = F.step(cell, x[t], *params, h, c, backend=backend)
+            h, c = F.step(vector_cell(v), x[t], *params, h, c, backend=backend)
         else:
-            h = F.step(cell, x[t], *params, h, backend=backend)
+            h = F.step(vector_cell(v), x[t], *params, h, backend=backend)
         outputs.append(h)
     err = rel_err(np.stack(outputs), v["output"])
     if cell == "lstm":

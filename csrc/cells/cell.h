@@ -77,6 +77,11 @@ typedef void (*FN(frnn_cell_recurrent_input_grads_fn))(const FN(frnn_cell) *cell
                                                        const real *ws, const real *db_ih,
                                                        real *dw_hh, real *db_hh);
 
+/* Optional (NULL for a cell without hyperparameters): FRNN_OK if desc's
+ * hyperparameter fields are valid for the cell, else FRNN_ERR_UNSUPPORTED
+ * (the leaky cell: a leak rate that is not a finite number in (0, 1]). */
+typedef int (*FN(frnn_cell_check_fn))(const frnn_cell_desc *desc);
+
 typedef struct {
     frnn_cell_type type;      /* its code in fastrnn.h */
     int gates;                /* G: blocks of H rows in W_ih, W_hh, the biases */
@@ -91,6 +96,7 @@ typedef struct {
     FN(frnn_cell_gate_grads_fn) gate_grads;
     FN(frnn_cell_step_fn) step;
     FN(frnn_cell_recurrent_input_grads_fn) recurrent_input_grads; /* NULL: none needed */
+    FN(frnn_cell_check_fn) check; /* NULL: no hyperparameters to check */
 } FN(frnn_cell_ops);
 
 /* A cell of a given size, as every entry point holds it. */
@@ -104,7 +110,8 @@ struct FN(frnn_cell) {
 const FN(frnn_cell_ops) *FN(frnn_cell_lookup)(int type);
 
 /* *cell for desc: FRNN_ERR_UNSUPPORTED if desc is NULL or its type unknown
- * (or hidden_size < 1, checked again by frnn_check_layer); GH and W are
+ * (or hidden_size < 1, checked again by frnn_check_layer, or the cell's
+ * check refuses its hyperparameters); GH and W are
  * FRNN_SIZE_INVALID if they overflow, which frnn_check_layer rejects
  * before anything uses them. */
 int FN(frnn_make_cell)(const frnn_cell_desc *desc, FN(frnn_cell) *cell);

@@ -125,4 +125,4 @@ static int FN(gru_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *
  * n block) and reads h_{t-1}. */
 const FN(frnn_cell_ops) FN(frnn_gru_ops) = {
     FRNN_CELL_GRU, 3, 4, 0, 1, 7, 0, FRNN_READS_H_PREV, 0,
-    FN(gru_steps), FN(gru_gate_grads), FN(gru_step), NULL};
+    FN(gru_steps), FN(gru_gate_grads), FN(gru_step), NULL, NULL};

@@ -242,4 +242,4 @@ static int FN(grub_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) 
  * reads h_{t-1}, and forms the n block of dW_hh itself. */
 const FN(frnn_cell_ops) FN(frnn_gru_original_ops) = {
     FRNN_CELL_GRU_ORIGINAL, 3, 4, 0, 1, 7, 0, FRNN_READS_H_PREV, 0,
-    FN(grub_steps), FN(grub_gate_grads), FN(grub_step), FN(grub_recurrent_input_grads)};
+    FN(grub_steps), FN(grub_gate_grads), FN(grub_step), FN(grub_recurrent_input_grads), NULL};

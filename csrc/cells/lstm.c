@@ -131,4 +131,4 @@ static int FN(lstm_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) 
  * c_{t-1} (the workspace of t-1, or c0). */
 const FN(frnn_cell_ops) FN(frnn_lstm_ops) = {
     FRNN_CELL_LSTM, 4, 5, 1, 0, 0, 4, FRNN_READS_C_PREV, 0,
-    FN(lstm_steps), FN(lstm_gate_grads), FN(lstm_step), NULL};
+    FN(lstm_steps), FN(lstm_gate_grads), FN(lstm_step), NULL, NULL};

@@ -27,6 +27,7 @@ const FN(frnn_cell_ops) *FN(frnn_cell_lookup)(int type) {
 int FN(frnn_make_cell)(const frnn_cell_desc *desc, FN(frnn_cell) *cell) {
     const FN(frnn_cell_ops) *ops = desc ? FN(frnn_cell_lookup)((int)desc->type) : NULL;
     if (!ops || desc->hidden_size < 1) return FRNN_ERR_UNSUPPORTED;
+    if (ops->check && ops->check(desc) != FRNN_OK) return FRNN_ERR_UNSUPPORTED;
     cell->ops = ops;
     cell->desc = *desc;
     cell->H = desc->hidden_size;

@@ -111,7 +111,7 @@ static int FN(rnn_step)(const FN(frnn_cell) *cell, const FN(frnn_kernel_table) *
  * derivative is a function of it). */
 #define FRNN_ELMAN_OPS(type, act)                                                          \
     {type, 1, 0, 0, 0, 0, 0, FRNN_READS_OUTPUT, act, FN(rnn_steps), FN(rnn_gate_grads),  \
-     FN(rnn_step), NULL}
+     FN(rnn_step), NULL, NULL}
 const FN(frnn_cell_ops) FN(frnn_rnn_tanh_ops) = FRNN_ELMAN_OPS(FRNN_CELL_RNN_TANH, FRNN_ACT_TANH);
 const FN(frnn_cell_ops) FN(frnn_rnn_relu_ops) = FRNN_ELMAN_OPS(FRNN_CELL_RNN_RELU, FRNN_ACT_RELU);
 const FN(frnn_cell_ops) FN(frnn_rnn_sigmoid_ops) =

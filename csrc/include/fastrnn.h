@@ -61,25 +61,31 @@ enum {
 /* ---- cells ------------------------------------------------------------ */
 
 /* The recurrent cells (their Python names in fastrnn.cells: rnn_tanh,
- * rnn_relu, rnn_sigmoid, lstm, gru, gru_original; tests check the codes agree). */
+ * rnn_relu, rnn_sigmoid, lstm, gru, gru_original, leaky; tests check the codes
+ * agree). */
 typedef enum {
     FRNN_CELL_RNN_TANH = 0,
     FRNN_CELL_RNN_RELU = 1,
     FRNN_CELL_RNN_SIGMOID = 2,
     FRNN_CELL_LSTM = 3,
     FRNN_CELL_GRU = 4,
-    FRNN_CELL_GRU_ORIGINAL = 5 /* Cho et al. 2014: W_hn (r h), Keras reset_after=False */
+    FRNN_CELL_GRU_ORIGINAL = 5, /* Cho et al. 2014: W_hn (r h), Keras reset_after=False */
+    FRNN_CELL_LEAKY = 6 /* leaky integrator: h_t = (1 - a) h_{t-1} + a tanh(...) */
 } frnn_cell_type;
 
 /* One layer's cell, as every layer call and frnn_stream_create take it.
  *   type:        which cell
  *   hidden_size: H, >= 1
- * A cell with hyperparameters of its own (a leak rate, a projection size)
- * gets them as fields here, after these two, so that the calls themselves
- * never change; today's cells have none. */
+ *   leak_rate:   the leaky cell's a in (0, 1] (a = 1: the Elman tanh cell);
+ *                read by that cell only, which refuses (FRNN_ERR_UNSUPPORTED
+ *                from every call, NULL from frnn_stream_create) a rate that
+ *                is not finite or not in (0, 1]
+ * A cell's hyperparameters are fields here, after type and hidden_size, so
+ * that the calls themselves never change. */
 typedef struct {
     frnn_cell_type type;
     frnn_int hidden_size;
+    double leak_rate;
 } frnn_cell_desc;
 
 /* The shape of a cell type (cell->hidden_size is not read):
@@ -245,6 +251,7 @@ typedef struct {
     int nesterov;
     int no_bias_hh;           /* with has_bias: bias_ih alone, no bias_hh in theta (one
                                  recurrent bias, as Keras / min-char-rnn); 0: both */
+    double leak_rate;         /* the leaky cell's a (frnn_cell_desc); other cells: unread */
 } frnn_train_config;
 
 /* Train over one sequence window by window (docs/TRAINING.md).

@@ -480,7 +480,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     FN(window) w;
     /* the cell and the sizes first (so that T * B and friends may be
      * formed), then the rest of the configuration */
-    const frnn_cell_desc desc = {cfg->cell, cfg->H};
+    const frnn_cell_desc desc = {cfg->cell, cfg->H, cfg->leak_rate};
     const int layer_ok = FN(frnn_layer_cell)(&desc, cfg->T, cfg->B, cfg->In, &w.cell);
     if (layer_ok != FRNN_OK) return layer_ok;
     if (!FN(valid_config)(cfg, &w.cell, theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses))

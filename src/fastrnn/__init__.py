@@ -1,4 +1,4 @@
-"""fastrnn: Elman RNN, LSTM and GRU forward and BPTT with a compiled C core.
+"""fastrnn: Elman RNN, LSTM, GRU and leaky-integrator RNN forward and BPTT with a compiled C core.
 
 Quick tour::
 
@@ -20,7 +20,7 @@ from ._validate import CELLS
 from .backends import (BackendFeatureError, BackendUnavailableError, available_backends,
                        resolve_backend)
 from .functional import ForwardResult, Gradients, backward, forward, step
-from .layers import GRU, LSTM, RNN, LayerGradients, LayerResult
+from .layers import GRU, LSTM, RNN, LayerGradients, LayerResult, LeakyRNN
 from . import nn, optim
 from .nn import Linear
 
@@ -29,7 +29,8 @@ __version__ = "0.1.0"
 from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __version__)
 
 __all__ = [
-    "CELLS", "RNN", "LSTM", "GRU", "LayerResult", "LayerGradients", "forward", "backward", "step", "ForwardResult",
+    "CELLS", "RNN", "LSTM", "GRU", "LeakyRNN", "LayerResult", "LayerGradients", "forward",
+    "backward", "step", "ForwardResult",
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
     "BackendFeatureError", "cells", "nn", "optim", "Linear",
     "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",

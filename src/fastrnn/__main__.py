@@ -135,7 +135,7 @@ _OPTION_OF = {"hidden_size": "--hidden", "batch": "--batch", "window": "--window
 def _with_option_names(message: str) -> str:
     """The library's message for a constructor argument, with the argument
     named as the command-line option that set it."""
-    message = message.replace("hidden_size", "--hidden")
+    message = message.replace("hidden_size", "--hidden").replace("leak_rate", "--leak-rate")
     return re.sub(r"^(batch|window|lr|clip|dtype|cell|seed)\b", lambda m: _OPTION_OF[m.group(1)], message)
 
 
@@ -276,6 +276,13 @@ def _model_for(args, text: str, source: str):
             if name in saved and value != saved[name]:
                 raise _UsageError(f"--{name} {value} does not match {args.resume} "
                                   f"({name} {saved[name]}); leave it out to continue the model")
+        leak_rate = getattr(args, "leak_rate", None)
+        saved_rate = lm.descriptor.hyperparameter_values.get("leak_rate")
+        if leak_rate is not None and leak_rate != saved_rate:
+            raise _UsageError(f"--leak-rate {leak_rate:g} does not match {args.resume} ("
+                              + (f"leak rate {saved_rate:g}" if saved_rate is not None
+                                 else f"a {lm.cell} model, which has no leak rate")
+                              + "); leave it out to continue the model")
         # the learning rate and clipping may change between runs
         lm.lr, lm.clip = given.get("lr", lm.lr), given.get("clip", lm.clip)
         try:
@@ -290,7 +297,13 @@ def _model_for(args, text: str, source: str):
         raise _UsageError(f"{source} has {len(text):,} characters, too few for {o['batch']:,} "
                           f"streams (--batch)")
     try:
-        return CharLM(Vocab.from_text(text), o["cell"], o["hidden"], dtype=o["dtype"],
+        cell = o["cell"]
+        if getattr(args, "leak_rate", None) is not None:
+            if "leak_rate" not in cells.get(cell).hyperparameter_values:
+                raise _UsageError(f"--leak-rate is a leak rate, which --cell {cell} does not "
+                                  f"have (--cell leaky has)")
+            cell = cells.get(cell).with_hyperparameters(leak_rate=args.leak_rate)
+        return CharLM(Vocab.from_text(text), cell, o["hidden"], dtype=o["dtype"],
                       seed=args.seed, batch=o["batch"], window=o["window"], lr=o["lr"],
                       clip=o["clip"])
     except (TypeError, ValueError, MemoryError) as exc:
@@ -346,7 +359,8 @@ def _train(args) -> int:
     seconds = args.seconds if args.seconds is not None else (None if args.chars else DEFAULT_SECONDS)
 
     print(f"training on {source}: {len(text):,} characters, {len(lm.vocab)} distinct")
-    print(f"model: {lm.cell}, hidden {lm.hidden_size}, {lm.theta.size:,} parameters, {lm.dtype.name}; "
+    print(f"model: {lm.descriptor.label}, hidden {lm.hidden_size}, {lm.theta.size:,} parameters, "
+          f"{lm.dtype.name}; "
           f"batch {lm.batch} x window {lm.window}, Adam lr {lm.lr:g}, clip norm {lm.clip:g}; "
           f"backend {backend}")
     if args.resume:
@@ -458,6 +472,8 @@ def _parser() -> argparse.ArgumentParser:
                "checkpoint); 130 after a second Ctrl-C.")
     t.add_argument("text", nargs="?", help="UTF-8 text file (default: the embedded corpus)")
     t.add_argument("--cell", default=None, choices=fastrnn.CELLS, help=f"({d['cell']})")
+    t.add_argument("--leak-rate", type=float, default=None,
+                   help="the leaky cell's leak rate a in (0, 1] (1.0); --cell leaky only")
     t.add_argument("--hidden", type=int, default=None, help=f"hidden units ({d['hidden']})")
     t.add_argument("--batch", type=int, default=None, help=f"parallel streams ({d['batch']})")
     t.add_argument("--window", type=int, default=None,

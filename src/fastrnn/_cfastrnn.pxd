@@ -26,9 +26,11 @@ cdef extern from "fastrnn.h" nogil:
         FRNN_CELL_LSTM
         FRNN_CELL_GRU
         FRNN_CELL_GRU_ORIGINAL
+        FRNN_CELL_LEAKY
     ctypedef struct frnn_cell_desc:
         frnn_cell_type type
         frnn_int hidden_size
+        double leak_rate
     int frnn_cell_shape(const frnn_cell_desc *cell, frnn_int *gates,
                         frnn_int *workspace_per_unit, int *has_cell_state)
 
@@ -116,6 +118,7 @@ cdef extern from "fastrnn.h" nogil:
         double lr, momentum, alpha, beta1, beta2, eps
         int nesterov
         int no_bias_hh
+        double leak_rate
 
     int frnn_train_f32(const frnn_train_config *cfg, float *theta, float *grad, float *m,
                        float *v, int64_t *step, const float *x, const int64_t *idx,

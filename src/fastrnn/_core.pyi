@@ -42,6 +42,7 @@ def train(config: Any, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,
 class Stream:
     """A prepared single-step layer (stream.c); see fastrnn.stream."""
     cell: str
+    descriptor: Cell
     isa: str
     dtype: np.dtype
     def __init__(self, cell: _CellArg, weight_ih: _F, weight_hh: _F, bias_ih: Optional[_F] = ...,

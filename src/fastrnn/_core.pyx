@@ -38,6 +38,7 @@ C_ENUMS = {
     "FRNN_CELL_RNN_TANH": FRNN_CELL_RNN_TANH, "FRNN_CELL_RNN_RELU": FRNN_CELL_RNN_RELU,
     "FRNN_CELL_RNN_SIGMOID": FRNN_CELL_RNN_SIGMOID, "FRNN_CELL_LSTM": FRNN_CELL_LSTM,
     "FRNN_CELL_GRU": FRNN_CELL_GRU, "FRNN_CELL_GRU_ORIGINAL": FRNN_CELL_GRU_ORIGINAL,
+    "FRNN_CELL_LEAKY": FRNN_CELL_LEAKY,
     "FRNN_HEAD_SOFTMAX_CE": FRNN_HEAD_SOFTMAX_CE, "FRNN_HEAD_SIGMOID_BCE": FRNN_HEAD_SIGMOID_BCE,
     "FRNN_HEAD_MSE": FRNN_HEAD_MSE, "FRNN_HEAD_SIGMOID_MSE": FRNN_HEAD_SIGMOID_MSE,
     "FRNN_CLIP_NONE": FRNN_CLIP_NONE, "FRNN_CLIP_VALUE": FRNN_CLIP_VALUE,
@@ -139,7 +140,14 @@ cdef inline frnn_cell_desc _desc(object cell, Py_ssize_t H):
     cdef frnn_cell_desc desc
     desc.type = <frnn_cell_type><int>cell.code
     desc.hidden_size = H
+    # the leaky cell's rate (1.0, unread, for every other cell); C refuses
+    # a rate outside (0, 1] whoever built the Cell
+    desc.leak_rate = _leak_rate(cell)
     return desc
+
+
+cdef inline double _leak_rate(object cell) except? -1.0:
+    return float(dict(cell.hyperparameters).get("leak_rate", 1.0))
 
 
 cdef int _sizes(str func, Py_ssize_t T, Py_ssize_t B, Py_ssize_t In, Py_ssize_t H) except -1:
@@ -640,6 +648,7 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
                          f"{cell.code!r}, not one of the C core's FRNN_CELL_* values "
                          f"{_CELL_CODES}")
     cfg.cell = <frnn_cell_type><int>cell.code
+    cfg.leak_rate = _leak_rate(cell)
     T, B = _config_int(config, "T", 1), _config_int(config, "B", 1)
     In, H = _config_int(config, "In", 1), _config_int(config, "H", 1)
     O = _config_int(config, "O", 1)
@@ -807,6 +816,8 @@ cdef class Stream:
     cdef char *_cp
     cdef readonly str cell
     """The cell's name (one of fastrnn.cells.NAMES)."""
+    cdef readonly object descriptor
+    """The fastrnn.cells.Cell it runs, hyperparameters (a leak rate) included."""
     cdef readonly str isa
     """The kernel table (ISA) the weights were packed for and every step uses."""
     cdef readonly object dtype
@@ -835,7 +846,7 @@ cdef class Stream:
         c_init = _validate.state(c, "c0", c0, batch, H, dtype, cell_state=True,
                                  dtype_of="weight_hh")
         w_ih, w_hh, b_ih, b_hh = p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh
-        self.cell, self.dtype = c.name, dtype
+        self.cell, self.descriptor, self.dtype = c.name, c, dtype
         self._f64 = dtype == np.float64
         self._has_c = c.has_cell_state
         self._B, self._In, self._H = batch, In, H
@@ -1008,7 +1019,8 @@ cdef class Stream:
                         "layer.stream() again")
 
     def __repr__(self):
-        return (f"fastrnn._core.Stream({self.cell!r}, batch={self._B}, input_size={self._In}, "
+        return (f"fastrnn._core.Stream({self.descriptor.label!r}, batch={self._B}, "
+                f"input_size={self._In}, "
                 f"hidden_size={self._H}, dtype={self.dtype.name}, isa={self.isa!r})")
 
 

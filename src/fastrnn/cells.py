@@ -20,8 +20,10 @@ that anything (the Cython layer included) can import it first.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+import math
+import numbers
+from dataclasses import dataclass, replace
+from typing import Dict, Mapping, Optional, Tuple
 
 __all__ = ["Cell", "CELLS", "NAMES", "get"]
 
@@ -49,8 +51,11 @@ class Cell:
     layer_options: (argument, value) pairs that select this cell among those
         of its ``layer`` class: the GRUs' ``reset_after`` (True: PyTorch's
         form, r applied after W_hn; False: the original of Cho et al. 2014).
-    hyperparameters: (name, default) pairs of the cell's own settings beyond
-        the weights; none of today's cells has any.
+    hyperparameters: (name, value) pairs of the cell's own settings beyond
+        the weights: the leaky cell's ("leak_rate", a). The CELLS entry holds
+        the defaults; ``with_hyperparameters`` gives a copy holding others,
+        which every backend, the trainer and the layers then run (the C
+        core gets them in its ``frnn_cell_desc``).
     equations: the cell's update, written out (``fastrnn info`` prints it).
     """
 
@@ -67,6 +72,44 @@ class Cell:
     layer_options: Tuple[Tuple[str, object], ...] = ()
     hyperparameters: Tuple[Tuple[str, float], ...] = ()
     equations: str = ""
+
+    def with_hyperparameters(self, **values) -> "Cell":
+        """A copy of this cell holding ``values`` for some of its
+        hyperparameters (the others keep this cell's values), each checked:
+        ValueError for a name the cell does not have, or a value outside its
+        range (leak_rate: a finite real number in (0, 1]; bools, strings and
+        NaN are refused)."""
+        known = dict(self.hyperparameters)
+        for name, value in values.items():
+            if name not in known:
+                raise ValueError(
+                    f"cell {self.name!r} has no hyperparameter {name!r}; its hyperparameters "
+                    f"are {tuple(known) or 'none'}")
+            known[name] = _check_hyperparameter(name, value)
+        return replace(self, hyperparameters=tuple(known.items()))
+
+    def hyperparameter(self, name: str) -> float:
+        """The value of hyperparameter ``name`` (ValueError naming the cell's
+        hyperparameters if it has no such one)."""
+        known = dict(self.hyperparameters)
+        if name not in known:
+            raise ValueError(f"cell {self.name!r} has no hyperparameter {name!r}; its "
+                             f"hyperparameters are {tuple(known) or 'none'}")
+        return known[name]
+
+    @property
+    def hyperparameter_values(self) -> Dict[str, float]:
+        """The hyperparameters as a new dict ({} for most cells)."""
+        return dict(self.hyperparameters)
+
+    @property
+    def label(self) -> str:
+        """The name, with the hyperparameters where they differ from the
+        registered defaults: "leaky(leak_rate=0.3)"; for messages and reprs."""
+        default = CELLS.get(self.name)
+        if default is None or self.hyperparameters == default.hyperparameters:
+            return self.name
+        return f"{self.name}(" + ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters) + ")"
 
     def gate_rows(self, hidden_size: int) -> int:
         """G * H: the rows of weight_ih and weight_hh, the length of a bias."""
@@ -102,6 +145,22 @@ class Cell:
 
 _ELMAN = "h_t = {act}(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh)"
 
+# Each hyperparameter's range, (low, high] (open below, closed above).
+_HYPERPARAMETER_RANGES: Dict[str, Tuple[float, float]] = {"leak_rate": (0.0, 1.0)}
+
+
+def _check_hyperparameter(name: str, value) -> float:
+    """``value`` as a float if it is a finite real number in the range of
+    ``name`` (bools are not numbers), else ValueError saying what was expected."""
+    low, high = _HYPERPARAMETER_RANGES[name]
+    what = f"a finite real number in ({low:g}, {high:g}]"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    x = float(value)
+    if not (math.isfinite(x) and low < x <= high):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return x
+
 CELLS: Dict[str, Cell] = {c.name: c for c in (
     Cell("rnn_tanh", 0, 1, ("h",), 0, (), False, False, "RNN", "tanh",
          equations=_ELMAN.format(act="tanh")),
@@ -127,6 +186,13 @@ CELLS: Dict[str, Cell] = {c.name: c for c in (
          equations="r = sigmoid(W_ir x + b_ir + W_hr h + b_hr); "
                    "z = sigmoid(W_iz x + b_iz + W_hz h + b_hz); "
                    "n = tanh(W_in x + b_in + W_hn (r h) + b_hn); h_t = (1 - z) n + z h_(t-1)"),
+    # The leaky integrator (echo-state networks' leaky neurons, trainable
+    # here): a = leak_rate in (0, 1], a = 1 being rnn_tanh. The backward
+    # needs tanh's output u_t, which h_t is not when a < 1, so it is saved.
+    Cell("leaky", 6, 1, ("h",), 1, ("u",), False, False, "LeakyRNN",
+         hyperparameters=(("leak_rate", 1.0),),
+         equations="u_t = tanh(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh); "
+                   "h_t = (1 - a) h_(t-1) + a u_t, a = leak_rate in (0, 1]"),
 )}
 
 #: Every cell's name, in the order of the C core's codes.

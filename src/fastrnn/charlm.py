@@ -278,7 +278,9 @@ def _header_choice(header: dict, field: str, choices) -> str:
 _HEADER_REQUIRED = frozenset({"format", "version", "vocab", "cell", "hidden_size", "dtype", "batch",
                               "window", "lr", "clip", "optimizer_step", "chars_total", "position",
                               "arrays"})
-_HEADER_OPTIONAL = frozenset({"fastrnn", "optimizer"})  # absent from the first version-1 files
+# absent from the first version-1 files; "hyperparameters": the cell's own
+# settings ({"leak_rate": 0.3}), written for the cells that have any
+_HEADER_OPTIONAL = frozenset({"fastrnn", "optimizer", "hyperparameters"})
 
 
 def _check_header(header, version: int) -> dict:
@@ -316,6 +318,17 @@ def _check_header(header, version: int) -> dict:
         "chars_total": _header_int(header, "chars_total", 0),
         "position": _header_int(header, "position", 0),
     }
+    descriptor = cells.get(out["cell"])
+    if "hyperparameters" in header:
+        values = header["hyperparameters"]
+        if type(values) is not dict:
+            raise _field_error("hyperparameters", "an object of the cell's hyperparameters",
+                               values)
+        try:  # names the cell has, values in their ranges (leak_rate: (0, 1])
+            descriptor = descriptor.with_hyperparameters(**values)
+        except ValueError as exc:
+            raise ValueError(f"header field 'hyperparameters': {exc}") from None
+    out["descriptor"] = descriptor
     arrays = header["arrays"]
     if type(arrays) is not list or not 1 <= len(arrays) <= len(_ARRAY_NAMES):
         raise _field_error("arrays", f"a list of 1 to {len(_ARRAY_NAMES)} array descriptions", arrays)
@@ -491,7 +504,9 @@ class CharLM:
         _require_memory(params_bytes + batch * hidden_size * dtype.itemsize * len(spec.state_names),
                         f"batch {batch:,} (the state of {batch:,} streams of {hidden_size:,} "
                         f"units, with the parameters)")
-        self.layout = tr.Layout(cell, len(vocab), hidden_size, len(vocab))
+        # the descriptor, not its name: a cell's hyperparameters (the leaky
+        # cell's leak_rate) train, run and are saved with it
+        self.layout = tr.Layout(spec, len(vocab), hidden_size, len(vocab))
         self.dtype = dtype
         self.batch, self.window, self.lr, self.clip = batch, window, lr, clip
         self.theta = self.layout.init(dtype, seed=seed)
@@ -503,14 +518,21 @@ class CharLM:
 
     @property
     def cell(self) -> str:
-        return self.layout.cell
+        """The cell's name (its hyperparameters: :attr:`descriptor`)."""
+        return self.layout.spec.name
+
+    @property
+    def descriptor(self) -> cells.Cell:
+        """The fastrnn.cells.Cell the model runs, hyperparameters included."""
+        return self.layout.spec
 
     @property
     def hidden_size(self) -> int:
         return self.layout.hidden_size
 
     def __repr__(self) -> str:
-        return (f"CharLM({self.cell}, hidden {self.hidden_size}, {len(self.vocab)} characters, "
+        return (f"CharLM({self.descriptor.label}, hidden {self.hidden_size}, "
+                f"{len(self.vocab)} characters, "
                 f"{self.dtype.name}, {self.chars_total:,} characters trained)")
 
     def spec(self) -> tr.TrainSpec:
@@ -678,7 +700,7 @@ class CharLM:
             chunk = ids[start:min(start + block, ids.size - 1)]
             x = np.zeros((chunk.size, 1, V), self.dtype)
             x[np.arange(chunk.size), 0, chunk] = 1
-            res = F.forward(self.cell, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
+            res = F.forward(self.descriptor, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
             h, c = res.h_n, res.c_n
             with np.errstate(over="ignore", invalid="ignore"):  # the total is checked below
                 z = res.output[:, 0].astype(np.float64) @ w_hy.T + b_y
@@ -728,7 +750,7 @@ class CharLM:
             nonlocal h, c
             x[...] = 0
             x[0, idx] = 1
-            out = F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
+            out = F.step(self.descriptor, x, w_ih, w_hh, b_ih, b_hh, h, c, backend=backend)
             h, c = out if c is not None else (out, None)
 
         if not prime_ids.size:
@@ -760,7 +782,7 @@ class CharLM:
         return arrays
 
     def _header(self) -> dict:
-        return {
+        header = {
             "format": "fastrnn-charlm", "version": FORMAT_VERSION, "fastrnn": __version__,
             "vocab": list(self.vocab.chars), "cell": self.cell, "hidden_size": self.hidden_size,
             "dtype": self.dtype.name, "batch": self.batch, "window": self.window,
@@ -770,6 +792,9 @@ class CharLM:
             "arrays": [{"name": n, "dtype": a.dtype.newbyteorder("<").str, "shape": list(a.shape)}
                        for n, a in self._arrays()],
         }
+        if self.descriptor.hyperparameters:  # only cells that have any (files stay readable
+            header["hyperparameters"] = self.descriptor.hyperparameter_values  # as before)
+        return header
 
     def save(self, path: Union[str, os.PathLike]) -> Path:
         """Write the model to ``path`` atomically and return ``path``.
@@ -902,7 +927,7 @@ class CharLM:
             raise ValueError(f"header field 'arrays': arrays {names} do not match the model's "
                              f"{sorted(expected)}")
         vocab = Vocab(header["vocab"])
-        layout = tr.Layout(cell, V, H, V)
+        layout = tr.Layout(header["descriptor"], V, H, V)
         arrays = {}
         for name, dtype_str, shape in header["arrays"]:
             if shape != expected[name]:

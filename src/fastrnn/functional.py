@@ -25,7 +25,7 @@ __all__ = ["ForwardResult", "Gradients", "forward", "backward", "step"]
 class _Saved:
     """What backward needs from forward (kept only when training=True)."""
 
-    cell: str
+    cell: cells.Cell  # the descriptor, hyperparameters included (the leaky cell's rate)
     backend: str
     x: np.ndarray
     weight_ih: np.ndarray
@@ -58,14 +58,15 @@ def _check_saved(result: "ForwardResult") -> "_Saved":
                          "the forward's own outputs (do not replace result.output)")
     cell, T, B, I, H, dtype = s.sizes
     if s.cell != cell:
-        raise ValueError(f"result.saved.cell was changed after forward: the forward ran {cell!r}")
+        raise ValueError(f"result.saved.cell was changed after forward: the forward ran "
+                         f"{cell.label!r}")
     spec = cells.get(cell)
     expected = dict(spec.parameter_shapes(I, H), x=(T, B, I), h0=(B, H),
                     workspace=(T, B, spec.workspace_width(H)), output=(T, B, H))
     if spec.has_cell_state:
         expected["c0"] = (B, H)
     elif s.c0 is not None:
-        raise ValueError(f"result.saved.c0 must be None for cell {s.cell!r}")
+        raise ValueError(f"result.saved.c0 must be None for cell {spec.name!r}")
     for name, shape in expected.items():
         arr = getattr(s, name)
         if not (isinstance(arr, np.ndarray) and arr.shape == shape and arr.dtype == dtype
@@ -140,7 +141,9 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     """Run one recurrent layer over a sequence.
 
     cell: a name in fastrnn.CELLS ("rnn_tanh", "rnn_relu", "rnn_sigmoid",
-    "lstm", "gru") or a fastrnn.cells.Cell.
+    "lstm", "gru", "gru_original", "leaky") or a fastrnn.cells.Cell, e.g.
+    ``fastrnn.cells.get("leaky").with_hyperparameters(leak_rate=0.3)`` (a
+    name runs the cell with its default hyperparameters: leak_rate 1.0).
     x: (T, B, I). weight_ih: (G*H, I), weight_hh: (G*H, H), bias_ih, bias_hh:
     (G*H,) or None, with G = 1 / 4 (i, f, g, o) / 3 (r, z, n) as in PyTorch.
     h0, c0: (B, H) initial state, zeros if None (c0 for LSTM only).
@@ -181,16 +184,16 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
         if c_n is not None:
             c_n[...] = c0
     elif lengths is None:  # the contract's plain call: backends without "lengths" see no keyword
-        module.forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
+        module.forward(spec, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
                        out, h_n, c_n, ws)
     else:
-        module.forward(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
+        module.forward(spec, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
                        out, h_n, c_n, ws, lengths=lengths)
     saved = None
     if training:
-        saved = _Saved(spec.name, name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh,
+        saved = _Saved(spec, name, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh,
                        p.has_bias_ih, p.has_bias_hh, h0, c0, ws, out,
-                       (spec.name, T, B, I, H, dtype), lengths)
+                       (spec, T, B, I, H, dtype), lengths)
     return ForwardResult(out, h_n, c_n, saved)
 
 
@@ -274,6 +277,6 @@ def step(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h=None,
         raise ValueError(f"c_out is only meaningful for a cell with a cell state "
                          f"{v._cells_with_state()}, not {spec.name!r}")
     if B > 0:
-        get_backend(backend, "step").step(spec.name, x, p.weight_ih, p.weight_hh, p.bias_ih,
+        get_backend(backend, "step").step(spec, x, p.weight_ih, p.weight_hh, p.bias_ih,
                                           p.bias_hh, h, c, h_out, c_out)
     return (h_out, c_out) if spec.has_cell_state else h_out

@@ -1,4 +1,4 @@
-"""Layer objects with torch.nn's contract: RNN, LSTM, GRU, stacked and bidirectional.
+"""Layer objects with torch.nn's contract: RNN, LSTM, GRU, LeakyRNN, stacked and bidirectional.
 
 ``fastrnn.RNN / LSTM / GRU(input_size, hidden_size, num_layers=1, ...,
 bidirectional=False)`` hold their parameters as NumPy arrays under
@@ -43,7 +43,7 @@ from . import cells
 from . import functional as F
 from . import stream as _stream
 
-__all__ = ["RNN", "LSTM", "GRU", "LayerResult", "LayerGradients"]
+__all__ = ["RNN", "LSTM", "GRU", "LeakyRNN", "LayerResult", "LayerGradients"]
 
 _SHORT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
@@ -143,7 +143,7 @@ class _Recurrent:
         self.bidirectional = bidirectional
         self.num_directions = 2 if bidirectional else 1
         self.dtype, self.backend = dtype, backend
-        spec = cells.get(self.cell)
+        spec = self.descriptor
         GH, H = spec.gate_rows(hidden_size), hidden_size
         # sizes no array can have are refused before anything is drawn
         widest = max(input_size, self.num_directions * H) if num_layers > 1 else input_size
@@ -166,6 +166,12 @@ class _Recurrent:
         object.__setattr__(self, "_params", params)
         # dropout masks: the layer's own seeded stream, apart from the init's
         self._dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
+
+    @property
+    def descriptor(self) -> cells.Cell:
+        """The fastrnn.cells.Cell this layer runs, hyperparameters included
+        (LeakyRNN's leak rate): what every call hands the functional API."""
+        return cells.get(self.cell)
 
     # -- parameters --------------------------------------------------------
     @property
@@ -301,7 +307,7 @@ class _Recurrent:
         ``out`` may be a caller-provided (T, B, H) output array); otherwise a
         :class:`LayerResult` in torch's shapes.
         """
-        spec = cells.get(self.cell)
+        spec = self.descriptor
         if h0 is not None:  # the keyword before hx existed
             if hx is not None:
                 raise ValueError("pass the initial state as hx or as h0, not both")
@@ -315,7 +321,7 @@ class _Recurrent:
             hx, c0 = hx
         training = v.boolean("training", training)
         if self._is_legacy_call(x, hx) and (c0 is None or getattr(c0, "ndim", 2) == 2):
-            return F.forward(self.cell, x, *self._layer_params(0, 0), hx, c0,
+            return F.forward(self.descriptor, x, *self._layer_params(0, 0), hx, c0,
                              backend=self.backend, training=training, out=out, lengths=lengths)
         if out is not None:
             raise ValueError("out= is only taken by a one-layer, one-direction layer called "
@@ -355,7 +361,7 @@ class _Recurrent:
             for direction in range(self.num_directions):
                 i = layer * self.num_directions + direction
                 seq = layer_input if direction == 0 else _reverse_in_time(layer_input, lengths)
-                run = F.forward(self.cell, seq, *self._layer_params(layer, direction), h0[i],
+                run = F.forward(self.descriptor, seq, *self._layer_params(layer, direction), h0[i],
                                 None if c0 is None else c0[i], backend=self.backend,
                                 training=training, lengths=lengths)
                 outputs.append(run.output if direction == 0
@@ -444,7 +450,7 @@ class _Recurrent:
                 any(len(r) != self.num_directions for r in s.runs):
             raise ValueError("result must come from this layer's forward(..., training=True)")
         T, B, _, unbatched, dtype = s.layout
-        spec = cells.get(self.cell)
+        spec = self.descriptor
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
         d_layer = self._from_user_layout("d_output", d_output, T, B, D * H, unbatched)
         d_h = self._stacked_state("d_h_n", d_h_n, L * D, B, unbatched)
@@ -493,14 +499,14 @@ class _Recurrent:
         step: its reverse direction needs the whole sequence.
         """
         if self._single:
-            return F.step(self.cell, x, *self._layer_params(0, 0), h, c, backend=self.backend,
+            return F.step(self.descriptor, x, *self._layer_params(0, 0), h, c, backend=self.backend,
                           h_out=h_out, c_out=c_out)
         if self.bidirectional:
             raise ValueError("a bidirectional layer cannot be stepped: its reverse direction "
                              "reads the sequence from its end (run forward over the window)")
         if h_out is not None or c_out is not None:
             raise ValueError("h_out / c_out are only taken by a one-layer layer's step")
-        spec = cells.get(self.cell)
+        spec = self.descriptor
         x = v.as_input("x", x, 2, self.dtype, "the layer")
         B = x.shape[0]
         h = self._stacked_state("h", h, self.num_layers, B, False)
@@ -510,7 +516,7 @@ class _Recurrent:
         new_c = np.empty_like(c) if c is not None else None
         layer_input = x
         for layer in range(self.num_layers):
-            r = F.step(self.cell, layer_input, *self._layer_params(layer, 0), h[layer],
+            r = F.step(self.descriptor, layer_input, *self._layer_params(layer, 0), h[layer],
                        None if c is None else c[layer], backend=self.backend)
             if spec.has_cell_state:
                 new_h[layer], new_c[layer] = r
@@ -536,13 +542,13 @@ class _Recurrent:
         if not self._single:
             raise ValueError("stream() runs a one-layer, one-direction layer; step a stack with "
                              "step(x, h) (h: (num_layers, batch, hidden_size))")
-        return _stream.create(self.cell, *self._layer_params(0, 0), batch=batch, h0=h0, c0=c0,
+        return _stream.create(self.descriptor, *self._layer_params(0, 0), batch=batch, h0=h0, c0=c0,
                               backend=self.backend)
 
     def __repr__(self) -> str:
         extra = "".join(f", {name}={getattr(self, name)!r}" for name, default in (
             ("num_layers", 1), ("batch_first", False), ("dropout", 0.0),
-            ("bidirectional", False), ("reset_after", True))
+            ("bidirectional", False), ("reset_after", True), ("leak_rate", 1.0))
             if getattr(self, name, default) != default)
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
                 f"bias={self.bias}, dtype={self.dtype.name})")
@@ -634,3 +640,49 @@ class GRU(_HiddenStateOnly):
         self.__dict__["cell"] = forms[reset_after]
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, **kwargs)
+
+
+class LeakyRNN(_HiddenStateOnly):
+    """Leaky-integrator RNN (leaky tanh units, as in echo-state networks, but
+    trainable), per layer and direction, with leak rate a in (0, 1]:
+
+        u_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
+        h_t = (1 - a) h_{t-1} + a u_t
+
+    a = 1 is RNN(nonlinearity="tanh") exactly; a small a makes each unit a
+    slow low-pass filter of its input. One gate: torch.nn.RNN's parameter
+    names and shapes (weight_ih_l0 (H, I), weight_hh_l0 (H, H), bias_ih_l0,
+    bias_hh_l0 (H,), ``_reverse`` for the backward direction), initialised
+    as torch's. The rate is a hyperparameter, not a parameter: it is not in
+    state_dict() (torch's contract: parameters only), is not trained, and is
+    the same for every layer and direction.
+
+    LeakyRNN(input_size, hidden_size, leak_rate=1.0, num_layers=1, bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, *, dtype, seed,
+    backend); leak_rate: a finite real number in (0, 1] (ValueError naming
+    it otherwise). torch.nn has no such layer (no from_torch).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, leak_rate: float = 1.0,
+                 num_layers: int = 1, bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, **kwargs):
+        descriptor = cells.get("leaky").with_hyperparameters(leak_rate=leak_rate)
+        self.__dict__["cell"] = descriptor.name
+        self.__dict__["_descriptor"] = descriptor
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
+
+    @property
+    def descriptor(self) -> cells.Cell:
+        return self.__dict__["_descriptor"]
+
+    @property
+    def leak_rate(self) -> float:
+        """a, fixed at construction (a new rate is a new layer: the C streams
+        and saved results already made hold the old one)."""
+        return self.descriptor.hyperparameter("leak_rate")
+
+    @classmethod
+    def from_torch(cls, module, *, dtype=None, backend=None):
+        raise TypeError("torch.nn has no leaky-integrator layer to convert from; build a "
+                        "LeakyRNN and load_state_dict() a torch.nn.RNN's parameters instead")

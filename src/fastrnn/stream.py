@@ -55,7 +55,8 @@ __all__ = ["Stream", "PyStream", "create"]
 class Stream(abc.ABC):
     """What every stream provides (see the module docstring).
 
-    Attributes: ``cell``, ``batch``, ``input_size``, ``hidden_size``,
+    Attributes: ``cell`` (the name), ``descriptor`` (the fastrnn.cells.Cell,
+    hyperparameters included), ``batch``, ``input_size``, ``hidden_size``,
     ``dtype``, ``backend``, ``isa`` (C: the kernel table in use; None
     otherwise), ``h``, ``c``. Methods: ``__call__(x)`` / ``step(x)`` -> h,
     ``reset(h=None, c=None)``.
@@ -101,7 +102,10 @@ class PyStream(Stream):
 
     def __init__(self, cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0,
                  backend: str):
-        self.cell, self.backend = cell, backend
+        # cell: the name, as the C stream's; descriptor: the Cell it runs
+        # (the leaky cell's rate included), which every step is given
+        self.descriptor = cells.get(cell)
+        self.cell, self.backend = self.descriptor.name, backend
         # copies: later changes to the caller's arrays are not seen
         self._w = tuple(None if a is None else np.array(a, order="C", copy=True)
                         for a in (weight_ih, weight_hh, bias_ih, bias_hh))
@@ -123,7 +127,7 @@ class PyStream(Stream):
         """Advance one step with x (batch, input_size), in place; returns ``self.h``."""
         x = self._check_x(x)
         w_ih, w_hh, b_ih, b_hh = self._w
-        F.step(self.cell, x, w_ih, w_hh, b_ih, b_hh, self._h, self._c, backend=self.backend,
+        F.step(self.descriptor, x, w_ih, w_hh, b_ih, b_hh, self._h, self._c, backend=self.backend,
                h_out=self._h, c_out=self._c)
         return self._h
 
@@ -164,7 +168,7 @@ class PyStream(Stream):
                 self.c = c
 
     def __repr__(self) -> str:
-        return (f"fastrnn.stream.PyStream({self.cell!r}, batch={self.batch}, "
+        return (f"fastrnn.stream.PyStream({self.descriptor.label!r}, batch={self.batch}, "
                 f"input_size={self.input_size}, hidden_size={self.hidden_size}, "
                 f"dtype={self.dtype.name}, backend={self.backend!r})")
 
@@ -203,8 +207,8 @@ def create(cell: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *, batch
     b_hh = p.bias_hh if p.has_bias_hh else None
     native = getattr(module, "create_stream", None)
     if native is not None:
-        return native(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0)
-    return PyStream(spec.name, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0, name)
+        return native(spec, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0)
+    return PyStream(spec, p.weight_ih, p.weight_hh, b_ih, b_hh, batch, h0, c0, name)
 
 
 def _register():

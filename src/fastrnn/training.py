@@ -98,7 +98,10 @@ def _check_fields(obj, **rules) -> None:
 class Layout:
     """Where each parameter lives in the flat vector ``theta`` (TRAINING.md)."""
 
-    cell: str
+    # a name, or a fastrnn.cells.Cell carrying hyperparameters (the leaky
+    # cell's leak_rate: cells.get("leaky").with_hyperparameters(leak_rate=0.3));
+    # a name trains the cell's defaults
+    cell: Union[str, cells.Cell]
     input_size: int  # I, or the vocabulary size V for index input
     hidden_size: int
     output_size: int
@@ -110,11 +113,11 @@ class Layout:
     head_bias: bool = True  # bias_y
 
     def __post_init__(self):
-        cells.get(self.cell)
+        spec = cells.get(self.cell)
         positive = lambda name, value: v.integer(name, value, 1)  # noqa: E731
         _check_fields(self, input_size=positive, hidden_size=positive, output_size=positive,
                       bias=_bias_choice, head_bias=v.boolean)
-        v.element_count(f"theta of Layout({self.cell!r}, input_size={self.input_size}, "
+        v.element_count(f"theta of Layout({spec.label!r}, input_size={self.input_size}, "
                         f"hidden_size={self.hidden_size}, output_size={self.output_size})",
                         self.size)
 

@@ -1,7 +1,8 @@
 """The Numba backend: the C kernels' loops, compiled by Numba.
 
 Each function here mirrors the loop structure of its counterpart in csrc/
-(cells/rnn.c, cells/lstm.c, cells/gru.c, cells/gru_original.c, kernels/gemm.c, kernels/gates.c,
+(cells/rnn.c, cells/lstm.c, cells/gru.c, cells/gru_original.c, cells/leaky.c, kernels/gemm.c,
+kernels/gates.c,
 layer/layer.c, layer/products.c): the input projection ``x W_ih^T +
 b_ih`` hoisted out of the time loop (in chunks bounded like the C core's), one
 recurrent product per step followed by the fused gate math, and in backward
@@ -32,9 +33,10 @@ results of lengths=None).
 
 Five ``@numba.njit(cache=True)`` kernels (forward, backward, step, and
 forward / backward with lengths), each shared by every cell through an
-integer cell code, are compiled lazily on first use, once per dtype, and
-cached on disk; they release the GIL. The Python functions ``forward``,
-``backward`` and ``step`` implement the backend contract of
+integer cell code and the leaky cell's rate ``leak`` (an argument of the
+input dtype, as ``one`` is; unread by the other cells), are compiled lazily
+on first use, once per dtype, and cached on disk; they release the GIL. The
+Python functions ``forward``, ``backward`` and ``step`` implement the backend contract of
 docs/ARCHITECTURE.md and only adapt arguments: ``None`` (``ws`` at inference,
 the LSTM-only cell-state arrays for other cells) becomes an empty placeholder
 array of the same rank and dtype; the kernels skip an empty workspace.
@@ -62,6 +64,7 @@ _RNN_SIGMOID = cells.CELLS["rnn_sigmoid"].code
 _LSTM = cells.CELLS["lstm"].code
 _GRU = cells.CELLS["gru"].code
 _GRU_ORIGINAL = cells.CELLS["gru_original"].code
+_LEAKY = cells.CELLS["leaky"].code
 
 # Time steps per chunk of the hoisted input projection (kernels.h).
 _PROJ_CHUNK_ELEMS = 1 << 18
@@ -252,6 +255,22 @@ def _activate_rows(act, b_hh, h, one):
 
 
 @_helper
+def _leaky_gates(h_prev, u, b_hh, h, leak, one):
+    """The leaky cell (cells/leaky.c): u[B, H] holds the pre-activation
+    without b_hh and becomes u = tanh(. + b_hh); h[B, H] = (1 - a) h_prev +
+    a u. u may be h itself (inference: nothing is saved)."""
+    _activate_rows(_RNN_TANH, b_hh, u, one)
+    keep = one - leak
+    B, H = h.shape
+    for b in range(B):
+        hp = h_prev[b]
+        ub = u[b]
+        hb = h[b]
+        for j in range(H):
+            hb[j] = keep * hp[j] + leak * ub[j]
+
+
+@_helper
 def _lstm_gates(gates, b_hh, c, h, ws_t, one):
     """gates[B, 4H] (all but b_hh) -> c[B, H] updated in place, h[B, H];
     ws_t[B, 5H] = [i f g o c_t] unless it is the empty placeholder."""
@@ -367,7 +386,7 @@ def _reset_input_grads(Gx2, ws2, dw_hh):
 # --------------------------------------------------------------------------
 
 @_njit
-def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, one):
+def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, leak, one):
     T, B, In = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
@@ -409,6 +428,11 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, on
                 _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws_t, one)
             elif kind == _GRU_ORIGINAL:
                 _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, out[t], ws_t, gates, rh, one)
+            elif kind == _LEAKY:
+                u = ws_t if write_ws else out[t]  # tanh's output, saved when training
+                _copy2(xpt, u)
+                _gemm_nn(h_prev, w_hh_t, u)
+                _leaky_gates(h_prev, u, b_hh, out[t], leak, one)
             else:
                 h = out[t]
                 _copy2(xpt, h)
@@ -422,7 +446,7 @@ def _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, on
 
 @_helper
 def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, gh,
-                     propagate_rows, one):
+                     propagate_rows, leak, one):
     """One step back through a cell: the whole backward's inner loop, shared
     by _backward_kernel and the trainers (numba_train). dh [R, H]: the whole
     delta arriving at h_t, R = a multiple of B (row a*B + b reads batch b's
@@ -480,6 +504,14 @@ def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, g
                     ghr[H + j] = dz
                     ghr[2 * H + j] = dn * rg
                     dhr[j] = d * z  # the direct z h_{t-1} path; W_hh's part is added below
+            elif kind == _LEAKY:
+                u = ws_t[b]
+                g = gx[r]
+                keep = one - leak
+                for j in range(H):
+                    d = dhr[j]
+                    g[j] = leak * d * (one - u[j] * u[j])
+                    dhr[j] = keep * d  # the direct (1 - a) h_{t-1} path; W_hh's is added below
             else:
                 y = h_t[b]
                 g = gx[r]
@@ -496,6 +528,8 @@ def _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh, dc, gx, g
         dh_prop = dh[:propagate_rows]
         if kind == _GRU:
             _gemm_nn(gh[:propagate_rows], w_hh, dh_prop)
+        elif kind == _LEAKY:
+            _gemm_nn(gx[:propagate_rows], w_hh, dh_prop)
         else:
             _zero2(dh_prop)
             _gemm_nn(gx[:propagate_rows], w_hh, dh_prop)
@@ -544,7 +578,7 @@ def _gru_original_gate_grads(w_hh, ws_t, h_prev, dh, gx, propagate_rows, one):
 
 @_njit
 def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
-                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, one):
+                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, leak, one):
     T, B, In = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
@@ -567,7 +601,7 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
             for j in range(H):
                 dh[b, j] = dy[b, j] + dh_next[b, j]
         h_prev = h0 if t == 0 else out[t - 1]
-        if kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL:
+        if kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL or kind == _LEAKY:
             ws_t = ws[t]
         else:
             ws_t = out[t]  # unread: the Elman cells need only their output
@@ -578,7 +612,7 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
             c_prev = h_prev
             c_off = 0
         _step_gate_grads(kind, w_hh, out[t], ws_t, h_prev, c_prev, c_off, dh, dc, Gx[t], Gh[t],
-                         B, one)
+                         B, leak, one)
         dh, dh_next = dh_next, dh  # dh now holds the delta into h_{t-1}
     _copy2(dh_next, dh0)
     if kind == _LSTM:
@@ -607,7 +641,7 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
 
 
 @_njit
-def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
+def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, leak, one):
     B = x.shape[0]
     H = h.shape[1]
     GH = w_ih.shape[0]
@@ -631,6 +665,9 @@ def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, one):
         _transpose(w_hh, w_hh_t)
         _gru_original_gates(xp, h, w_hh_t, b_hh, h_new, no_ws, np.empty((B, GH), dt),
                             np.empty((B, H), dt), one)
+    elif kind == _LEAKY:
+        _gemm_nt(h, w_hh, xp, zero)
+        _leaky_gates(h, xp, b_hh, h_new, leak, one)
     elif kind == _LSTM:
         _gemm_nt(h, w_hh, xp, zero)
         _copy2(c, c_new)
@@ -738,7 +775,7 @@ def _steps_run(active):
 
 @_njit
 def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws,
-                            lengths, one):
+                            lengths, leak, one):
     T, B, In = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
@@ -746,8 +783,9 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
     order, active, offsets = _length_schedule(lengths, T)
     valid = offsets[T]
     steps = _steps_run(active)
-    # Only LSTM / GRU store anything; an Elman ws is (T, B, 0).
-    write_ws = ws.shape[0] > 0 and (kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL)
+    # Only LSTM / GRU / leaky store anything; an Elman ws is (T, B, 0).
+    write_ws = ws.shape[0] > 0 and (kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL
+                                    or kind == _LEAKY)
     width = ws.shape[2] if write_ws else 0
     w_ih_t = np.empty((In, GH), dt)
     w_hh_t = np.empty((H, GH), dt)
@@ -805,6 +843,11 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
                 _gru_gates(xpt, g, b_hh, h_prev, h, ws_t, one)
             elif kind == _GRU_ORIGINAL:
                 _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, h, ws_t, g, rh[:a], one)
+            elif kind == _LEAKY:
+                u = ws_t if write_ws else h
+                _copy2(xpt, u)
+                _gemm_nn(h_prev, w_hh_t, u)
+                _leaky_gates(h_prev, u, b_hh, h, leak, one)
             else:
                 _copy2(xpt, h)
                 _gemm_nn(h_prev, w_hh_t, h)
@@ -829,7 +872,7 @@ def _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn
 
 @_njit
 def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
-                             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths, one):
+                             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths, leak, one):
     T, B, In = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
@@ -837,7 +880,7 @@ def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, 
     order, active, offsets = _length_schedule(lengths, T)
     valid = offsets[T]
     steps = _steps_run(active)
-    read_ws = kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL
+    read_ws = kind == _LSTM or kind == _GRU or kind == _GRU_ORIGINAL or kind == _LEAKY
     width = ws.shape[2] if read_ws else 0
     # The saved arrays of the valid entries, packed: contiguous per step.
     out_packed = np.empty((valid, H), dt)
@@ -894,7 +937,7 @@ def _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, 
             c_off = 0
         # dh[:a] / dc[:a] become the deltas into h_{t-1} / c_{t-1} in place
         _step_gate_grads(kind, w_hh, h_t, ws_t, h_prev, c_prev, c_off, dh[:a], dc[:a],
-                         Gx[r0:r0 + a], Gh[r0:r0 + a], a, one)
+                         Gx[r0:r0 + a], Gh[r0:r0 + a], a, leak, one)
     for k in range(B):
         b = order[k]
         for j in range(H):
@@ -944,6 +987,12 @@ def _code(cell):
     return cells.get(cell).code
 
 
+def _leak(cell, dt):
+    """The leaky cell's rate as the kernels take it (dtype dt; 1 for the
+    other cells, which do not read it)."""
+    return dt.type(cells.get(cell).hyperparameter_values.get("leak_rate", 1.0))
+
+
 def _readonly_view(a):
     v = a.view()
     v.flags.writeable = False
@@ -981,10 +1030,11 @@ def forward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, lengths=No
         x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths = _uniform(
             (x, w_ih, w_hh, b_ih, b_hh, h0, c0, lengths))
         _forward_lengths_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws,
-                                lengths, dt.type(1))
+                                lengths, _leak(cell, dt), dt.type(1))
         return
     x, w_ih, w_hh, b_ih, b_hh, h0, c0 = _uniform((x, w_ih, w_hh, b_ih, b_hh, h0, c0))
-    _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, dt.type(1))
+    _forward_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, hn, cn, ws, _leak(cell, dt),
+                    dt.type(1))
 
 
 def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
@@ -1005,12 +1055,12 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
             (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn, lengths))
         _backward_lengths_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                                  dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths,
-                                 dt.type(1))
+                                 _leak(cell, dt), dt.type(1))
         return
     x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn = _uniform(
         (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn))
     _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
-                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, dt.type(1))
+                     dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, _leak(cell, dt), dt.type(1))
 
 
 def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):
@@ -1021,4 +1071,5 @@ def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):
     if c_out is None:
         c_out = _placeholder(dt, 2)
     x, w_ih, w_hh, b_ih, b_hh, h, c = _uniform((x, w_ih, w_hh, b_ih, b_hh, h, c))
-    _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, dt.type(1))
+    _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, _leak(cell, dt),
+                 dt.type(1))

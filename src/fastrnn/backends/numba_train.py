@@ -37,9 +37,10 @@ import numba
 import numpy as np
 
 from ..training import CLIP_CODES, HEAD_CODES, OPTIMIZER_CODES
-from .numba_loops import (_GRU, _GRU_ORIGINAL, _LSTM, _RNN_RELU, _RNN_TANH, _activate_rows,
-                          _column_sums, _copy2, _gemm_nn, _gemm_tn, _gru_gates,
-                          _gru_original_gates, _lstm_gates, _reset_input_grads, _set_rows,
+from .numba_loops import (_GRU, _GRU_ORIGINAL, _LEAKY, _LSTM, _RNN_RELU, _RNN_TANH,
+                          _activate_rows, _column_sums, _copy2, _gemm_nn, _gemm_tn, _gru_gates,
+                          _gru_original_gates, _leak, _leaky_gates, _lstm_gates,
+                          _reset_input_grads, _set_rows,
                           _step_gate_grads, _transpose, _zero2)
 
 # The codes the kernels branch on (Numba folds module-level ints as constants).
@@ -127,7 +128,7 @@ def _zero_reset_rows(resets_t, state):
 
 @_helper
 def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, rh, resets,
-                    h_prev_buf, one):
+                    h_prev_buf, leak, one):
     """out[:L], ws[:L] of the window from h_start (c_run: c at the start,
     updated in place to c at its end). With resets (the window's [L, B]
     rows; empty: none) the state entering step t is copied to h_prev_buf[t]
@@ -153,6 +154,11 @@ def _forward_window(kind, L, xp, w_hh_t, b_hh, h_start, c_run, out, ws, gates, r
             _gru_gates(xpt, gates, b_hh, h_prev, out[t], ws[t], one)
         elif kind == _GRU_ORIGINAL:
             _gru_original_gates(xpt, h_prev, w_hh_t, b_hh, out[t], ws[t], gates, rh, one)
+        elif kind == _LEAKY:
+            u = ws[t]  # tanh's output, which the backward reads
+            _copy2(xpt, u)
+            _gemm_nn(h_prev, w_hh_t, u)
+            _leaky_gates(h_prev, u, b_hh, out[t], leak, one)
         else:
             h = out[t]
             _copy2(xpt, h)
@@ -278,7 +284,7 @@ def _c_prev_with_resets(t, c_start, ws, resets_t, c_buf):
 
 @_helper
 def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, Gx, Gh,
-                       resets, h_prev_buf, c_buf, one):
+                       resets, h_prev_buf, c_buf, leak, one):
     """Backward through the window's L steps; the carried start state gets
     no gradient (it is detached), nor does a reset row's zero state."""
     H = h_start.shape[1]
@@ -301,7 +307,7 @@ def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, 
                 c_prev = c_buf
                 c_off = 0
         _step_gate_grads(kind, w_hh, out[t], ws[t], h_prev, c_prev, c_off, dh, dc, Gx[t], Gh[t],
-                         0 if t == 0 else dh.shape[0], one)
+                         0 if t == 0 else dh.shape[0], leak, one)
         if has_resets:
             _zero_reset_rows(resets[t], dh)
             _zero_reset_rows(resets[t], dc)
@@ -309,7 +315,7 @@ def _window_gate_grads(kind, L, w_hh, h_start, c_start, out, ws, d_out, dh, dc, 
 
 @_helper
 def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, age_dc,
-                      age_gx, age_gh, Gx, Gh, resets, h_prev_buf, c_buf, one):
+                      age_gx, age_gh, Gx, Gh, resets, h_prev_buf, c_buf, leak, one):
     """Per-output depth K (train.c depth_backward): the loss at step t reaches
     steps t .. t-K only. Rows a*B .. (a+1)*B of the age arrays hold the delta
     that left an output a steps ago: at each step age 0 takes d_out[t], age a
@@ -341,7 +347,7 @@ def _depth_gate_grads(kind, T, w_hh, h_start, c_start, out, ws, d_out, age_dh, a
                 c_prev = c_buf
                 c_off = 0
         _step_gate_grads(kind, w_hh, out[t], ws[t], h_prev, c_prev, c_off, age_dh, age_dc,
-                         age_gx, age_gh, 0 if t == 0 else (A - 1) * B, one)
+                         age_gx, age_gh, 0 if t == 0 else (A - 1) * B, leak, one)
         if resets.shape[0] > 0:  # no age reaches past a reset row's zero state
             _zero_reset_rows(resets[t], age_dh)
             _zero_reset_rows(resets[t], age_dc)
@@ -503,14 +509,15 @@ def _train_kernel(kind, In, O, has_bias, has_bias_hh, has_head_bias, head, index
                   reduce_mean, k1, k2, depth, clip_kind, clip_value, opt, lr, momentum,
                   nesterov, alpha, beta1, beta2, eps,
                   theta, grad, m, v, step, x, idx, target_idx, target, resets, h, c, losses,
-                  one):
+                  leak, one):
     B, H = h.shape
     T = idx.shape[0] if index_input else x.shape[0]
     lstm = kind == _LSTM
     gru = kind == _GRU  # a separate Gh
     three_gates = gru or kind == _GRU_ORIGINAL
     GH = 4 * H if lstm else (3 * H if three_gates else H)
-    Wd = 5 * H if lstm else (4 * H if three_gates else 0)  # workspace row per step
+    # workspace row per step: LSTM [i f g o c], the GRUs four blocks, leaky [u]
+    Wd = 5 * H if lstm else (4 * H if three_gates else (H if kind == _LEAKY else 0))
     P = theta.shape[0]
     dt = theta.dtype
     by_depth = depth >= 0
@@ -579,7 +586,7 @@ def _train_kernel(kind, In, O, has_bias, has_bias_hh, has_head_bias, head, index
             _copy2(c_carry, c_run)
         window_resets = resets[s:t] if has_resets else resets
         _forward_window(kind, L, xp, w_hh_t, b_hh, h_carry, c_run, out, ws, gates, rh,
-                        window_resets, h_prev_buf, one)
+                        window_resets, h_prev_buf, leak, one)
 
         # loss, backward through the window (never into the carried state),
         # clip, update
@@ -592,10 +599,10 @@ def _train_kernel(kind, In, O, has_bias, has_bias_hh, has_head_bias, head, index
             if by_depth:
                 _depth_gate_grads(kind, T, p_w_hh, h_carry, c_carry, out, ws, d_out, age_dh,
                                   age_dc, age_gx, age_gh, Gx, Gh, window_resets, h_prev_buf,
-                                  c_buf, one)
+                                  c_buf, leak, one)
             else:
                 _window_gate_grads(kind, L, p_w_hh, h_carry, c_carry, out, ws, d_out, dh, dc,
-                                   Gx, Gh, window_resets, h_prev_buf, c_buf, one)
+                                   Gx, Gh, window_resets, h_prev_buf, c_buf, leak, one)
             _layer_weight_grads(kind, index_input, s, L, x2, idx_flat, h_carry, out, ws, Gx, Gh,
                                 g_w_ih, g_w_hh, g_b_ih, g_b_hh, gru, has_resets, h_prev_buf)
             if not _window_is_finite(loss, gw):  # stop before the update (TRAINING.md)
@@ -668,5 +675,5 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets
         theta, grad, m, v, int(step), _readonly(x), _readonly(idx), _readonly(target_idx),
         _readonly(target),
         _readonly(np.zeros((0, 0), np.uint8) if resets is None else resets.view(np.uint8)),
-        h, c_arr, losses, real(1))
+        h, c_arr, losses, _leak(config.cell, dt), real(1))
     return int(step), (None if stopped < 0 else int(stopped))

@@ -45,12 +45,21 @@ def _activation_delta(cell, y, dh):
 def cell_step(cell, xp_t, h, c, w_hh, b_hh):
     """One step of the recurrence from the projected input ``xp_t = x_t W_ih^T + b_ih``.
 
-    Returns ``(h, c, ws_t)``: the new state (``c`` None except for LSTM) and
-    what the backward needs of this step (LSTM ``[i, f, g, o, c]``, GRU
-    ``[r, z, n, W_hn h + b_hn]``, the original GRU ``[r, z, n, r h]``, None
-    for Elman, whose output is enough).
+    ``cell``: a name or a Cell (the leaky cell's rate is its
+    hyperparameter; a name runs the default). Returns ``(h, c, ws_t)``: the
+    new state (``c`` None except for LSTM) and what the backward needs of
+    this step (LSTM ``[i, f, g, o, c]``, GRU ``[r, z, n, W_hn h + b_hn]``,
+    the original GRU ``[r, z, n, r h]``, the leaky cell ``[u]``, None for
+    Elman, whose output is enough).
     """
+    spec = cells.get(cell)
+    cell = spec.name
     H = h.shape[-1]
+    if cell == "leaky":
+        # u = tanh(.), h_t = (1 - a) h_(t-1) + a u; u is saved: h_t is not u_t for a < 1
+        a = spec.hyperparameter("leak_rate")
+        u = np.tanh(xp_t + h @ w_hh.T + b_hh)
+        return (1 - a) * h + a * u, None, u
     if cell == "lstm":
         gates = xp_t + h @ w_hh.T + b_hh
         i = _sigmoid(gates[..., :H])
@@ -88,9 +97,17 @@ def step_gate_grads(cell, w_hh, h_t, ws_t, h_prev, c_prev, dh, dc):
     gate scales the hidden side of n) and the gradients passed on to h_{t-1}
     (and c_{t-1}). Leading dimensions broadcast, so a stack of deltas (the
     per-output-depth trainer's ages) runs through in one call. The weight
-    gradients from them: ``hidden_weight_grads``.
+    gradients from them: ``hidden_weight_grads``. ``cell``: a name or a Cell.
     """
+    spec = cells.get(cell)
+    cell = spec.name
     H = h_t.shape[-1]
+    if cell == "leaky":
+        # G = a dh (1 - u^2); h_(t-1) reaches h_t directly ((1 - a)) and through W_hh
+        a = spec.hyperparameter("leak_rate")
+        u = ws_t[..., :H]
+        gx = a * dh * (1 - u * u)
+        return gx, gx, (1 - a) * dh + gx @ w_hh, None
     if cell == "lstm":
         i, f, g, o, c = (ws_t[..., k * H:(k + 1) * H] for k in range(5))
         tc = np.tanh(c)
@@ -129,7 +146,7 @@ def hidden_weight_grads(cell, gh, h_prev, ws):
     original GRU's W_hn multiplies ``r h_{t-1}``, its workspace's rh block:
     dW_hn = dn^T (r h)."""
     dw_hh = gh.T @ h_prev
-    if cell == "gru_original":
+    if cells.get(cell).name == "gru_original":
         H = h_prev.shape[-1]
         dw_hh[2 * H:] = gh[:, 2 * H:].T @ ws[:, 3 * H:4 * H]
     return dw_hh, gh.sum(axis=0)

@@ -31,7 +31,7 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets
 
 def _train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets):
     lay = config.layout
-    cell, H = config.cell.name, config.H
+    cell, H = config.cell, config.H  # the Cell: the leaky cell's rate travels with it
     T = inputs.shape[0]
     P = lay.views(theta)  # views: every update to theta is seen by the next window
     zeros = np.zeros(lay.gates * H, theta.dtype)

@@ -31,6 +31,8 @@ TORCH = "torch"
 TORCH_NONLINEARITIES = ("tanh", "relu")
 # The layer options torch.nn's modules have: its GRU is the reset_after=True form.
 TORCH_LAYER_OPTIONS = {("reset_after", True)}
+# The layer classes torch.nn has a module of that name for (not LeakyRNN).
+TORCH_LAYERS = ("RNN", "LSTM", "GRU")
 
 
 def import_torch() -> Any:
@@ -44,9 +46,11 @@ def import_torch() -> Any:
 
 def torch_can_run(cell: str) -> bool:
     """Whether torch.nn has a module computing ``cell`` (else it is timed without a peer):
-    not the sigmoid RNN, nor the original GRU (torch's GRU is reset_after=True only)."""
+    not the sigmoid RNN, nor the original GRU (torch's GRU is reset_after=True only), nor
+    the leaky integrator (no torch.nn layer)."""
     descriptor = cells.get(cell)
-    return ((descriptor.nonlinearity is None or descriptor.nonlinearity in TORCH_NONLINEARITIES)
+    return (descriptor.layer in TORCH_LAYERS
+            and (descriptor.nonlinearity is None or descriptor.nonlinearity in TORCH_NONLINEARITIES)
             and set(descriptor.layer_options) <= TORCH_LAYER_OPTIONS)
 
 

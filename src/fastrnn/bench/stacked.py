@@ -151,10 +151,12 @@ class LayerProblem:
 
 
 def _layer_kwargs(workload: LayerWorkload, cell: str, dtype: np.dtype) -> Dict[str, Any]:
+    # what selects the cell in its layer class (nonlinearity, reset_after); a
+    # cell's hyperparameters (the leaky cell's rate) keep their defaults: the
+    # cost of a step does not depend on them
     descriptor = cells.get(cell)
-    extra = {"nonlinearity": descriptor.nonlinearity} if descriptor.nonlinearity else {}
     return dict(num_layers=workload.num_layers, bidirectional=workload.bidirectional,
-                dtype=dtype, **extra)
+                dtype=dtype, **descriptor.layer_arguments)
 
 
 def make_layer_problem(workload: LayerWorkload, cell: str, dtype: Any = np.float32,
