@@ -204,17 +204,14 @@ def _run_reservoir(x: np.ndarray, Win: np.ndarray, W: np.ndarray, bias: np.ndarr
     """The one place the reservoir steps: states (T, units) and the last state.
 
     s_t = (1 - lr) s_(t-1) + lr tanh(Win u_t + bias + W s_(t-1)), from s_0 =
-    ``state``. TRANSITIONAL NumPy fallback, until the leaky-integrator cell's
-    forward (branch ``leaky``) lands; ``backend`` is not used by it.
+    ``state``, is the leaky-integrator cell's forward over a batch of one:
+    weight_ih = Win, weight_hh = W, bias_ih = bias, no bias_hh, leak rate lr.
+    functional.forward checks every array (shape, dtype) once more.
     """
-    T = x.shape[0]
-    states = v.allocate("the reservoir states (timesteps, units)", (T, W.shape[0]), x.dtype)
-    drive = x @ Win.T + bias  # the input side of every step at once
-    s = state
-    for t in range(T):
-        s = (1 - lr) * s + lr * np.tanh(drive[t] + W @ s)
-        states[t] = s
-    return states, s.copy()
+    cell = cells.get("leaky").with_hyperparameters(leak_rate=lr)
+    result = functional.forward(cell, x[:, None, :], Win, W, bias, None, h0=state[None, :],
+                                backend=backend)
+    return result.output[:, 0, :], result.h_n[0]
 
 
 # ----------------------------------------------------------------- classes
@@ -393,7 +390,7 @@ class Ridge:
         # float64 whatever the dtype (as fastrnn.nn's reductions): the normal
         # equations of correlated states square their condition number, which
         # float32's 7 digits cannot hold at the usual ridge (1e-6 .. 1e-9)
-        x, y = x[warmup:].astype(np.float64), y[warmup:].astype(np.float64)
+        x, y = x[warmup:].astype(np.float64, copy=False), y[warmup:].astype(np.float64, copy=False)
         if self.fit_bias:
             x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
             x, y = x - x_mean, y - y_mean
