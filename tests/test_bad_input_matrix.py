@@ -888,7 +888,8 @@ def stream_reset_entry(cell):
 # --------------------------------------------------------------------------
 # the entries: fastrnn.RNN / LSTM / GRU
 
-LAYERS = {"RNN": (fastrnn.RNN, "rnn_tanh"), "LSTM": (fastrnn.LSTM, "lstm"), "GRU": (fastrnn.GRU, "gru")}
+LAYERS = {"RNN": (fastrnn.RNN, "rnn_tanh"), "LSTM": (fastrnn.LSTM, "lstm"), "GRU": (fastrnn.GRU, "gru"),
+          "LeakyRNN": (fastrnn.LeakyRNN, "leaky")}
 
 
 def _layer(kind, ctx):
@@ -906,6 +907,8 @@ def layer_ctor_entry(kind):
             kw["nonlinearity"] = "tanh"
         if kind == "GRU":
             kw["reset_after"] = True
+        if kind == "LeakyRNN":
+            kw["leak_rate"] = 0.5
         return kw
 
     def call(kw):
@@ -924,6 +927,8 @@ def layer_ctor_entry(kind):
         args.append(Arg("nonlinearity", "choice"))
     if kind == "GRU":
         args.append(Arg("reset_after", "flag"))
+    if kind == "LeakyRNN":  # (0, 1]: 0 and above 1 are out of range
+        args.append(Arg("leak_rate", "hyper", bad=(0.0, -0.1, 1.5)))
     return Entry(f"{kind}()", valid, call, tuple(args), BACKENDS, (F32, F64))
 
 

@@ -63,8 +63,12 @@ def test_with_hyperparameters_returns_a_validated_copy():
 @pytest.mark.parametrize("bad", [0, 0.0, 1.5, -0.1, math.nan, math.inf, True, False, "0.3",
                                  None, [0.3]])
 def test_bad_leak_rates_are_refused_naming_the_argument_and_range(bad):
-    with pytest.raises(ValueError, match=r"leak_rate must be a finite real number in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"leak_rate must be a finite real number in \(0, 1\]") \
+            as info:
         cells.get("leaky").with_hyperparameters(leak_rate=bad)
+    # no number at all: also the TypeError the package raises for a wrong type
+    wrong_type = isinstance(bad, (bool, str, list, type(None)))
+    assert isinstance(info.value, TypeError) == wrong_type
 
 
 def test_unknown_hyperparameters_are_refused_naming_the_known_ones():

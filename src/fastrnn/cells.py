@@ -25,7 +25,13 @@ import numbers
 from dataclasses import dataclass, replace
 from typing import Dict, Mapping, Optional, Tuple
 
-__all__ = ["Cell", "CELLS", "NAMES", "get"]
+__all__ = ["Cell", "CELLS", "NAMES", "get", "HyperparameterTypeError"]
+
+
+class HyperparameterTypeError(TypeError, ValueError):
+    """A hyperparameter of the wrong type (a bool, a string, None): a
+    TypeError as for every other argument of the package, and a ValueError,
+    which is what a refused hyperparameter value is (leak_rate's contract)."""
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,9 @@ class Cell:
         """A copy of this cell holding ``values`` for some of its
         hyperparameters (the others keep this cell's values), each checked:
         ValueError for a name the cell does not have, or a value outside its
-        range (leak_rate: a finite real number in (0, 1]; bools, strings and
-        NaN are refused)."""
+        range (leak_rate: a finite real number in (0, 1]; NaN refused), and
+        HyperparameterTypeError (a TypeError and a ValueError) for a value
+        that is no real number (bools and strings included)."""
         known = dict(self.hyperparameters)
         for name, value in values.items():
             if name not in known:
@@ -155,8 +162,12 @@ def _check_hyperparameter(name: str, value) -> float:
     low, high = _HYPERPARAMETER_RANGES[name]
     what = f"a finite real number in ({low:g}, {high:g}]"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
-    x = float(value)
+        raise HyperparameterTypeError(
+            f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float range (10**400)
+        x = math.inf
     if not (math.isfinite(x) and low < x <= high):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return x
