@@ -199,7 +199,8 @@ def test_sdist_has_everything_a_build_from_it_needs(built):
     members = _sdist_members(built["sdist"])
     required = {"PKG-INFO", "pyproject.toml", "CMakeLists.txt", "README.md",
                 "src/fastrnn/_core.pyx", "src/fastrnn/_cfastrnn.pxd", "src/fastrnn/py.typed",
-                "src/fastrnn/corpus/fastrnn.txt", NEW_CSRC_SUBFOLDER_FILE}
+                "src/fastrnn/corpus/fastrnn.txt", NEW_CSRC_SUBFOLDER_FILE,
+                "examples/echo_state.py"}  # tests/test_reservoir.py runs it
     if (PROJECT_ROOT / "LICENSE").exists():
         required.add("LICENSE")
     # every C source and header of the working tree, whatever folder it is in
