@@ -299,6 +299,8 @@ class _FastrnnBase:
     which hold every parameter and attribute: this class adds none, which is
     what lets :func:`convert` change a module's class in place)."""
 
+    _torch_class: type  # the torch.nn class whose forward is the fallback
+
     def _fastrnn_cell(self) -> str:
         raise NotImplementedError
 
@@ -328,11 +330,13 @@ class _FastrnnBase:
             return f"dtype {dtype} (the C core computes in float32 and float64)"
         if torch.is_autocast_enabled("cpu"):
             return "autocast is enabled"
-        if torch.autograd.forward_ad._current_level >= 0 and any(
-                torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors):
-            return "forward-mode AD (dual tensors)"
-        if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
-            return "torch.func transforms (vmap / grad wrappers)"
+        if not torch.compiler.is_compiling():  # Dynamo traces neither (nor needs to)
+            if torch.autograd.forward_ad._current_level >= 0 and any(
+                    torch.autograd.forward_ad.unpack_dual(t).tangent is not None
+                    for t in tensors):
+                return "forward-mode AD (dual tensors)"
+            if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
+                return "torch.func transforms (vmap / grad wrappers)"
         if isinstance(input, PackedSequence):
             if data.shape[0] == 0:
                 return "an empty PackedSequence"
@@ -348,12 +352,12 @@ class _FastrnnBase:
         reason = self._fallback_reason(input, hx)
         if reason is not None:
             _warn_once(reason)
-            return super().forward(input, hx)
+            return self._torch_class.forward(self, input, hx)
         return self._fastrnn_forward(input, hx)
 
     # -- the C core's path ---------------------------------------------------
     def _fastrnn_forward(self, input, hx):
-        has_c = isinstance(self, torch.nn.LSTM)
+        has_c = self.mode == "LSTM"
         name = type(self).__name__
         D = 2 if self.bidirectional else 1
         LD, H = self.num_layers * D, self.hidden_size
@@ -480,26 +484,70 @@ class _FastrnnBase:
                 torch.stack(c_n) if c0 is not None else None)
 
 
-class RNN(_FastrnnBase, torch.nn.RNN):
-    """torch.nn.RNN (nonlinearity "tanh" or "relu") on fastrnn's C core; see
-    the module docstring. h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+# The classes derive from torch.nn.RNNBase, not from torch.nn.RNN / LSTM /
+# GRU: torch.compile refuses to trace any instance of those three (Dynamo's
+# "Attempted to wrap RNN, GRU, or LSTM", short of a global experimental
+# flag), which would break the graph at the layer whatever its forward
+# does. They take the rest of torch's class verbatim: the constructor's
+# argument handling, LSTM's state checks and permutation, and its forward
+# for the fallback.
+
+class RNN(_FastrnnBase, torch.nn.RNNBase):
+    """torch.nn.RNN (nonlinearity "tanh" or "relu") on fastrnn's C core: the
+    same constructor, parameters and forward; see the module docstring.
+    h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
+
+    _torch_class = torch.nn.RNN
+
+    def __init__(self, *args, **kwargs):  # torch.nn.RNN.__init__'s handling, verbatim
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if len(args) > 3:
+            self.nonlinearity = args[3]
+            args = args[:3] + args[4:]
+        else:
+            self.nonlinearity = kwargs.pop("nonlinearity", "tanh")
+        if self.nonlinearity == "tanh":
+            mode = "RNN_TANH"
+        elif self.nonlinearity == "relu":
+            mode = "RNN_RELU"
+        else:
+            raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' "
+                             f"or 'relu'.")
+        torch.nn.RNNBase.__init__(self, mode, *args, **kwargs)
 
     def _fastrnn_cell(self) -> str:
         return {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}[self.mode]
 
 
-class LSTM(_FastrnnBase, torch.nn.LSTM):
-    """torch.nn.LSTM on fastrnn's C core; see the module docstring. proj_size
-    > 0 runs torch's own computation (with a FallbackWarning) until the C
-    core has projections."""
+class LSTM(_FastrnnBase, torch.nn.RNNBase):
+    """torch.nn.LSTM on fastrnn's C core: the same constructor, parameters
+    and forward; see the module docstring. proj_size > 0 runs torch's own
+    computation (with a FallbackWarning) until the C core has projections."""
+
+    _torch_class = torch.nn.LSTM
+    get_expected_cell_size = torch.nn.LSTM.get_expected_cell_size
+    check_forward_args = torch.nn.LSTM.check_forward_args
+    permute_hidden = torch.nn.LSTM.permute_hidden
+
+    def __init__(self, *args, **kwargs):
+        torch.nn.RNNBase.__init__(self, "LSTM", *args, **kwargs)
 
     def _fastrnn_cell(self) -> str:
         return "lstm"
 
 
-class GRU(_FastrnnBase, torch.nn.GRU):
+class GRU(_FastrnnBase, torch.nn.RNNBase):
     """torch.nn.GRU (torch's form: r applied to W_hn h + b_hn) on fastrnn's C
-    core; see the module docstring."""
+    core: the same constructor, parameters and forward; see the module
+    docstring."""
+
+    _torch_class = torch.nn.GRU
+
+    def __init__(self, *args, **kwargs):
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        torch.nn.RNNBase.__init__(self, "GRU", *args, **kwargs)
 
     def _fastrnn_cell(self) -> str:
         return "gru"
@@ -514,8 +562,10 @@ def convert(model: torch.nn.Module) -> torch.nn.Module:
     return the model.
 
     The modules stay the very same objects: only their class changes, to
-    fastrnn.torch's subclass of it (so ``isinstance(m, torch.nn.LSTM)``
-    still holds). Their parameters are the same ``nn.Parameter`` objects, so
+    fastrnn.torch's RNN / LSTM / GRU. Those derive from torch.nn.RNNBase,
+    not from torch.nn.LSTM and the like (torch.compile refuses to trace
+    those), so ``isinstance(m, torch.nn.RNNBase)`` holds and
+    ``isinstance(m, torch.nn.LSTM)`` no longer does. Their parameters are the same ``nn.Parameter`` objects, so
     an optimizer built before the conversion keeps updating them, and their
     hooks, buffers, training flag and device stay as they are. Only exact
     torch.nn.RNN / LSTM / GRU instances are converted: a subclass of them
