@@ -27,6 +27,8 @@ from conftest import TOLERANCE, rel_err
 
 torch = pytest.importorskip("torch")
 ft = pytest.importorskip("fastrnn.torch")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
 
 if "c" not in __import__("fastrnn").available_backends():
@@ -137,6 +139,28 @@ def test_equals_torch(cell, config, dtype):
     want = run(reference, inputs, state, grads_out)
     got = run(converted, inputs, state, grads_out)
     assert len(got) == len(want)
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert rel_err(g, w) <= tolerance(dtype), f"result {i}: {rel_err(g, w):.3g}"
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=30,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(cell=st.sampled_from(list(CELLS)), layers=st.integers(1, 3), bidirectional=st.booleans(),
+       batch_first=st.booleans(),
+       kind=st.sampled_from(["padded", "packed_sorted", "packed_unsorted", "unbatched"]),
+       bias=st.booleans(), with_state=st.booleans(), dtype=st.sampled_from(list(DTYPES)),
+       seed=st.integers(0, 2**31 - 1))
+def test_random_configurations_equal_torch(cell, layers, bidirectional, batch_first, kind, bias,
+                                           with_state, dtype, seed):
+    """The grid above, drawn at random (hypothesis, derandomized: the same
+    30 configurations every run)."""
+    dtype = DTYPES[dtype]
+    config = (layers, bidirectional, batch_first, kind, bias, with_state)
+    make, inputs, state, grads_out = problem(cell, config, dtype, seed)
+    torch.manual_seed(seed)
+    reference, converted = pair(make, dtype)
+    want = run(reference, inputs, state, grads_out)
+    got = run(converted, inputs, state, grads_out)
     for i, (g, w) in enumerate(zip(got, want)):
         assert rel_err(g, w) <= tolerance(dtype), f"result {i}: {rel_err(g, w):.3g}"
 
@@ -412,6 +436,27 @@ def test_fallback_with_grad_gives_torchs_gradients(fresh_warnings):
             grads.append([p.grad for p in module.parameters()])
     for g, w in zip(*grads):
         assert torch.equal(g, w)
+
+
+def test_function_transforms_fall_back_to_torch(fresh_warnings):
+    """Forward-mode AD and torch.func.grad run torch's computation (the C
+    core has no forward-mode formula; functorch wraps the tensors)."""
+    torch.manual_seed(10)
+    reference = torch.nn.GRU(3, 4, num_layers=2).double()
+    converted = ft.convert(copy.deepcopy(reference))
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    tangents = []
+    with pytest.warns(ft.FallbackWarning, match="forward-mode AD"):
+        with torch.autograd.forward_ad.dual_level():
+            for module in (reference, converted):
+                dual = torch.autograd.forward_ad.make_dual(x, torch.ones_like(x))
+                out, _ = module(dual)
+                tangents.append(torch.autograd.forward_ad.unpack_dual(out).tangent)
+    assert torch.equal(tangents[0], tangents[1])
+    with pytest.warns(ft.FallbackWarning, match="torch.func"):
+        grads = [torch.func.grad(lambda t, m=module: m(t)[0].sum())(x)
+                 for module in (reference, converted)]
+    assert torch.equal(grads[0], grads[1])
 
 
 def test_mixed_parameter_dtypes_fall_back_to_torchs_error(fresh_warnings):

@@ -1,24 +1,28 @@
 """fastrnn.torch: torch.nn.RNN / LSTM / GRU that run on fastrnn's C core.
 
-What it is: ``fastrnn.torch.RNN``, ``LSTM`` and ``GRU`` are subclasses of
-torch.nn's modules. They keep torch's constructor, parameters (the same
-``nn.Parameter`` objects under the same names, so ``state_dict``,
+What it is: ``fastrnn.torch.RNN``, ``LSTM`` and ``GRU`` are torch.nn
+modules (derived from ``torch.nn.RNNBase``, with the rest of torch.nn.RNN /
+LSTM / GRU taken verbatim). They keep torch's constructor, parameters (the
+same ``nn.Parameter`` objects under the same names, so ``state_dict``,
 optimizers, ``repr`` and ``flatten_parameters`` are torch's own), forward
 signature and outputs (a tensor or a ``PackedSequence`` in and out, ``h0``
 or ``(h0, c0)``, ``batch_first``, unbatched input, dropout between layers in
 training), and replace only the computation: each layer and direction is one
-call of the custom operator ``torch.ops.fastrnn.recurrent_forward``, which
-runs the C core (fastrnn.backends.c) on the tensors' own CPU buffers (NumPy
-views of the storage, no copy of contiguous inputs or parameters), and its
-gradient is one call of ``torch.ops.fastrnn.recurrent_backward`` (full BPTT
-in C). The operators are registered through ``torch.library`` with fake
-(shape) implementations and their autograd formula, so autograd, DDP and
-``torch.compile(fullgraph=True)`` see one operator per layer and direction.
+call of the C core (fastrnn.backends.c) on the tensors' own CPU buffers
+(NumPy views of the storage: contiguous time-major input, states and the
+parameters are read in place; batch-first input is transposed and packed
+input padded, one copy each), and its gradient is one C call of full BPTT.
+Eagerly that pair runs as a ``torch.autograd.Function``; the same two
+functions are registered through ``torch.library`` as the operators
+``torch.ops.fastrnn.recurrent_forward`` / ``recurrent_backward`` with fake
+(shape) implementations and their autograd formula, which is what
+``torch.compile(fullgraph=True)`` records: one node per layer and direction.
 Stacks, directions, dropout and PackedSequence handling are ordinary torch
 operations around them (so autograd differentiates those for free), in the
 order torch's own RNN runs them: the dropout masks are drawn from torch's
 default generator exactly as torch.nn draws them, so ``torch.manual_seed``
-gives the same masks as the torch module.
+gives the same masks as the torch module. Nothing is kept for backward when
+no input of a layer requires grad (``no_grad``, inference, frozen weights).
 
 ``convert(model)`` turns every torch.nn.RNN / LSTM / GRU inside a model into
 these classes in place (the same module objects, the same parameters).
@@ -41,9 +45,9 @@ the like) after one :class:`FallbackWarning` per reason per process, so the
 answer is always torch's. Bad input (another dtype than the module's, wrong
 state shapes, a PackedSequence whose batch does not match ``h0``) raises
 the error torch raises, or a clearer one. Not supported at all:
-differentiating twice (``create_graph=True`` through a fastrnn layer raises
-a RuntimeError at the second backward; cuDNN's RNN cannot either) and
-``torch.jit.script``.
+differentiating twice (a backward with ``create_graph=True`` through a
+fastrnn layer raises a RuntimeError rather than return a gradient without
+its second-order part) and ``torch.jit.script``.
 
 This file needs torch; ``import fastrnn`` never imports it.
 """
@@ -73,7 +77,7 @@ def _warn_once(reason: str) -> None:
         return
     _warned.add(reason)
     warnings.warn(f"fastrnn.torch: running torch's own computation: {reason} (warned once per "
-                  f"reason)", FallbackWarning, stacklevel=4)
+                  f"reason)", FallbackWarning, stacklevel=5)  # the line calling the module
 
 
 def _load_core():
@@ -280,6 +284,26 @@ _use_operator = False  # tests set it to run eager calls through the operator
 
 # -- the modules -------------------------------------------------------------
 
+def _cell_computing(layer: str, **arguments) -> str:
+    """The fastrnn cell that computes torch.nn's ``layer`` class called with
+    ``arguments``, found through the cell descriptors (fastrnn.cells): the
+    one of that layer class selected by those arguments, with no
+    hyperparameters of its own (torch's modules have none)."""
+    found = [c.name for c in _cells.CELLS.values()
+             if c.layer == layer and c.layer_arguments == arguments and not c.hyperparameters]
+    if len(found) != 1:
+        raise RuntimeError(f"fastrnn.cells describes {len(found)} cells computing torch.nn."
+                           f"{layer}({arguments}); expected one")
+    return found[0]
+
+
+#: torch.nn.RNNBase.mode -> the fastrnn cell computing it
+_CELL_OF_MODE = {"RNN_TANH": _cell_computing("RNN", nonlinearity="tanh"),
+                 "RNN_RELU": _cell_computing("RNN", nonlinearity="relu"),
+                 "LSTM": _cell_computing("LSTM"),
+                 "GRU": _cell_computing("GRU", reset_after=True)}  # torch's GRU form
+
+
 def _reversed_in_time(a: Tensor, source: Optional[Tensor]) -> Tensor:
     """a (T, B, C) with each row's valid steps in reverse order (the reverse
     direction's input; its own inverse, so it maps the outputs back too).
@@ -300,9 +324,6 @@ class _FastrnnBase:
     what lets :func:`convert` change a module's class in place)."""
 
     _torch_class: type  # the torch.nn class whose forward is the fallback
-
-    def _fastrnn_cell(self) -> str:
-        raise NotImplementedError
 
     # -- when torch's own computation runs ---------------------------------
     def _fallback_reason(self, input, hx) -> Optional[str]:
@@ -448,7 +469,7 @@ class _FastrnnBase:
         its input reversed within each row's length; dropout on each layer's
         output but the last's, in training, drawn as torch's RNN draws it (on
         the packed rows for packed input)."""
-        cell = self._fastrnn_cell()
+        cell = _CELL_OF_MODE[self.mode]
         D = 2 if self.bidirectional else 1
         per_direction = 4 if self.bias else 2
         weights = self._flat_weights
@@ -516,9 +537,6 @@ class RNN(_FastrnnBase, torch.nn.RNNBase):
                              f"or 'relu'.")
         torch.nn.RNNBase.__init__(self, mode, *args, **kwargs)
 
-    def _fastrnn_cell(self) -> str:
-        return {"RNN_TANH": "rnn_tanh", "RNN_RELU": "rnn_relu"}[self.mode]
-
 
 class LSTM(_FastrnnBase, torch.nn.RNNBase):
     """torch.nn.LSTM on fastrnn's C core: the same constructor, parameters
@@ -533,9 +551,6 @@ class LSTM(_FastrnnBase, torch.nn.RNNBase):
     def __init__(self, *args, **kwargs):
         torch.nn.RNNBase.__init__(self, "LSTM", *args, **kwargs)
 
-    def _fastrnn_cell(self) -> str:
-        return "lstm"
-
 
 class GRU(_FastrnnBase, torch.nn.RNNBase):
     """torch.nn.GRU (torch's form: r applied to W_hn h + b_hn) on fastrnn's C
@@ -548,9 +563,6 @@ class GRU(_FastrnnBase, torch.nn.RNNBase):
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         torch.nn.RNNBase.__init__(self, "GRU", *args, **kwargs)
-
-    def _fastrnn_cell(self) -> str:
-        return "gru"
 
 
 _CONVERSIONS = {torch.nn.RNN: RNN, torch.nn.LSTM: LSTM, torch.nn.GRU: GRU}
