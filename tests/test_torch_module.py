@@ -459,6 +459,18 @@ def test_function_transforms_fall_back_to_torch(fresh_warnings):
     assert torch.equal(grads[0], grads[1])
 
 
+def test_autocast_falls_back_to_torch(fresh_warnings):
+    torch.manual_seed(12)
+    reference = torch.nn.GRU(3, 4)  # (torch's LSTM fails under bfloat16 autocast on some CPUs)
+    converted = ft.convert(copy.deepcopy(reference))
+    x = torch.randn(5, 2, 3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        want, _ = reference(x)
+        with pytest.warns(ft.FallbackWarning, match="autocast"):
+            got, _ = converted(x)
+    assert got.dtype == want.dtype and torch.equal(got, want)
+
+
 def test_mixed_parameter_dtypes_fall_back_to_torchs_error(fresh_warnings):
     module = ft.GRU(3, 4)
     module.weight_hh_l0.data = module.weight_hh_l0.data.double()
