@@ -49,7 +49,8 @@ differentiating twice (a backward with ``create_graph=True`` through a
 fastrnn layer raises a RuntimeError rather than return a gradient without
 its second-order part) and ``torch.jit.script``.
 
-This file needs torch; ``import fastrnn`` never imports it.
+This file needs torch >= 2.4 (``pip install "fastrnn[torch]"``); ``import
+fastrnn`` never imports it.
 """
 from __future__ import annotations
 
@@ -61,6 +62,10 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
 
 from fastrnn import cells as _cells
+
+if not hasattr(torch.library, "register_autograd"):  # torch.library.custom_op & co: 2.4
+    raise ImportError(f"fastrnn.torch needs torch >= 2.4 (torch.library.custom_op and "
+                      f"register_autograd); this is torch {torch.__version__}")
 
 __all__ = ["RNN", "LSTM", "GRU", "convert", "FallbackWarning"]
 
