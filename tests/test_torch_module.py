@@ -506,6 +506,21 @@ def test_bad_input_raises_torchs_error(cell, case):
     assert str(got.value) == str(want.value)
 
 
+def test_input_on_another_device_raises_torchs_error(fresh_warnings):
+    """A CPU module given a tensor on another device (meta: every build has
+    it) runs torch's forward, which raises its own error."""
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(3, 4)
+    converted = ft.convert(copy.deepcopy(reference))
+    x = torch.randn(5, 2, 3, device="meta")
+    with pytest.raises(RuntimeError) as want:
+        reference(x)
+    with pytest.warns(ft.FallbackWarning, match="meta"):
+        with pytest.raises(RuntimeError) as got:
+            converted(x)
+    assert str(got.value) == str(want.value)
+
+
 def test_bad_lstm_states_raise_torchs_errors():
     torch.manual_seed(0)
     reference = torch.nn.LSTM(3, 4, num_layers=2)
