@@ -57,6 +57,7 @@ from __future__ import annotations
 import warnings
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
@@ -105,7 +106,22 @@ _core, _core_missing = _load_core()
 
 def _array(t: Optional[Tensor]):
     """A NumPy view of a CPU tensor's buffer (a copy only if it is not contiguous)."""
-    return None if t is None else t.detach().contiguous().numpy()
+    if t is None:
+        return None
+    if t.requires_grad:
+        t = t.detach()
+    return (t if t.is_contiguous() else t.contiguous()).numpy()
+
+
+_NUMPY_DTYPE = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def _empty(shape, dtype):
+    """(tensor, its NumPy view): a new buffer for the C core to write and
+    for torch to return (allocated by NumPy: a third of torch.empty's
+    overhead plus .numpy()'s, which counts at batch 1)."""
+    array = np.empty(shape, _NUMPY_DTYPE[dtype])
+    return torch.from_numpy(array), array
 
 
 def _forward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weight_ih: Tensor,
@@ -121,19 +137,18 @@ def _forward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weight
     T, B, _ = x.shape
     H = weight_hh.shape[1]
     dtype = x.dtype
-    output = torch.empty((T, B, H), dtype=dtype)
-    h_n = torch.empty((B, H), dtype=dtype)
-    c_n = torch.empty((B, H) if spec.has_cell_state else (0,), dtype=dtype)
-    workspace = torch.empty((T, B, spec.workspace_width(H)) if keep_workspace else (0,),
-                            dtype=dtype)
+    output, output_a = _empty((T, B, H), dtype)
+    h_n, h_n_a = _empty((B, H), dtype)
+    c_n, c_n_a = _empty((B, H) if spec.has_cell_state else (0,), dtype)
+    workspace, workspace_a = _empty((T, B, spec.workspace_width(H)) if keep_workspace else (0,),
+                                    dtype)
     if bias_ih is None or bias_hh is None:
-        zeros = torch.zeros(spec.gate_rows(H), dtype=dtype)
-        bias_ih = zeros if bias_ih is None else bias_ih
-        bias_hh = zeros if bias_hh is None else bias_hh
-    _core.forward(cell, _array(x), _array(weight_ih), _array(weight_hh), _array(bias_ih),
-                  _array(bias_hh), _array(h0), _array(c0), output.numpy(), h_n.numpy(),
-                  c_n.numpy() if spec.has_cell_state else None,
-                  workspace.numpy() if keep_workspace else None, lengths=_array(lengths))
+        zeros = np.zeros(spec.gate_rows(H), _NUMPY_DTYPE[dtype])
+    _core.forward(cell, _array(x), _array(weight_ih), _array(weight_hh),
+                  zeros if bias_ih is None else _array(bias_ih),
+                  zeros if bias_hh is None else _array(bias_hh), _array(h0), _array(c0),
+                  output_a, h_n_a, c_n_a if spec.has_cell_state else None,
+                  workspace_a if keep_workspace else None, lengths=_array(lengths))
     return output, h_n, c_n, workspace
 
 
@@ -149,20 +164,19 @@ def _backward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weigh
     H = weight_hh.shape[1]
     GH = spec.gate_rows(H)
     dtype = x.dtype
-    dx = torch.empty(x.shape, dtype=dtype)
-    dh0 = torch.empty(h0.shape, dtype=dtype)
-    dc0 = torch.empty(h0.shape if spec.has_cell_state else (0,), dtype=dtype)
-    dw_ih = torch.empty(weight_ih.shape, dtype=dtype)
-    dw_hh = torch.empty(weight_hh.shape, dtype=dtype)
-    db_ih = torch.empty(GH, dtype=dtype)
-    db_hh = torch.empty(GH, dtype=dtype)
-    zeros = torch.zeros(GH, dtype=dtype)  # part of the contract, unread: backward needs no bias
-    _core.backward(cell, _array(x), _array(weight_ih), _array(weight_hh), zeros.numpy(),
-                   zeros.numpy(), _array(h0), _array(c0), _array(output),
+    dx, dx_a = _empty(tuple(x.shape), dtype)
+    dh0, dh0_a = _empty(tuple(h0.shape), dtype)
+    dc0, dc0_a = _empty(tuple(h0.shape) if spec.has_cell_state else (0,), dtype)
+    dw_ih, dw_ih_a = _empty(tuple(weight_ih.shape), dtype)
+    dw_hh, dw_hh_a = _empty(tuple(weight_hh.shape), dtype)
+    db_ih, db_ih_a = _empty((GH,), dtype)
+    db_hh, db_hh_a = _empty((GH,), dtype)
+    zeros = np.zeros(GH, _NUMPY_DTYPE[dtype])  # part of the contract, unread: no bias needed
+    _core.backward(cell, _array(x), _array(weight_ih), _array(weight_hh), zeros, zeros,
+                   _array(h0), _array(c0), _array(output),
                    _array(workspace) if spec.workspace_width(H) else None, _array(d_output),
-                   _array(d_h_n), _array(d_c_n), dx.numpy(), dw_ih.numpy(), dw_hh.numpy(),
-                   db_ih.numpy(), db_hh.numpy(), dh0.numpy(),
-                   dc0.numpy() if spec.has_cell_state else None, lengths=_array(lengths))
+                   _array(d_h_n), _array(d_c_n), dx_a, dw_ih_a, dw_hh_a, db_ih_a, db_hh_a,
+                   dh0_a, dc0_a if spec.has_cell_state else None, lengths=_array(lengths))
     return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
 
 
@@ -281,6 +295,8 @@ def _run_layer(*args):
     node), the autograd.Function in eager mode (the same computation)."""
     if _use_operator or torch.compiler.is_compiling():
         return recurrent_forward(*args)
+    if not args[-1]:  # keep_workspace False: nothing to differentiate, no autograd node
+        return _forward_impl(*args)
     return _Recurrent.apply(*args)
 
 
@@ -345,9 +361,13 @@ class _FastrnnBase:
         states = () if hx is None else tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
         weights = [w for w in self._flat_weights if w is not None]
         tensors = [data, *[s for s in states if isinstance(s, Tensor)], *weights]
+        compiling = torch.compiler.is_compiling()
         for t in tensors:
             if t.device.type != "cpu":
                 return f"tensors on {t.device.type} (the C core runs on the CPU)"
+            # Dynamo cannot trace this check (nor needs it: it traces no wrappers)
+            if not compiling and torch._C._functorch.is_functorch_wrapped_tensor(t):
+                return "torch.func transforms (vmap / grad wrappers)"
         weight_dtypes = {w.dtype for w in weights}
         if len(weight_dtypes) > 1:
             return (f"parameters of mixed dtypes ({', '.join(sorted(map(str, weight_dtypes)))})")
@@ -356,13 +376,9 @@ class _FastrnnBase:
             return f"dtype {dtype} (the C core computes in float32 and float64)"
         if torch.is_autocast_enabled("cpu"):
             return "autocast is enabled"
-        if not torch.compiler.is_compiling():  # Dynamo traces neither (nor needs to)
-            if torch.autograd.forward_ad._current_level >= 0 and any(
-                    torch.autograd.forward_ad.unpack_dual(t).tangent is not None
-                    for t in tensors):
-                return "forward-mode AD (dual tensors)"
-            if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
-                return "torch.func transforms (vmap / grad wrappers)"
+        if not compiling and torch.autograd.forward_ad._current_level >= 0 and any(
+                torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+            return "forward-mode AD (dual tensors)"
         if isinstance(input, PackedSequence):
             if data.shape[0] == 0:
                 return "an empty PackedSequence"
@@ -506,6 +522,8 @@ class _FastrnnBase:
                 h_n.append(hn)
                 c_n.append(cn)
             layer_input = outputs[0] if D == 1 else torch.cat(outputs, 2)
+        if len(h_n) == 1:  # one layer, one direction: a view, not a copy
+            return layer_input, h_n[0][None], None if c0 is None else c_n[0][None]
         return (layer_input, torch.stack(h_n),
                 torch.stack(c_n) if c0 is not None else None)
 
