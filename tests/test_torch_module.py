@@ -606,6 +606,27 @@ def test_double_backward_is_refused_clearly(path, monkeypatch):
         torch.autograd.grad(out.sum() + (x * x).sum(), x, create_graph=True)
 
 
+def test_jit_trace_records_the_operator():
+    """torch.jit.trace records the registered operator, so the traced module
+    computes (and differentiates) new inputs, not constants of the trace."""
+    torch.manual_seed(13)
+    reference = torch.nn.LSTM(3, 4, num_layers=2, bidirectional=True).double()
+    converted = ft.convert(copy.deepcopy(reference))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's deprecation and tracer warnings
+        traced = torch.jit.trace(converted, torch.randn(5, 2, 3, dtype=torch.float64))
+    assert "fastrnn::recurrent_forward" in str(traced.graph)
+    results = []
+    for module in (reference, traced):
+        x = torch.randn(5, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        x.requires_grad_()
+        out, (h_n, c_n) = module(x)
+        (out.sum() + h_n.sum() + c_n.sum()).backward()
+        results.append([out.detach(), h_n.detach(), c_n.detach(), x.grad])
+    for got, want in zip(results[1], results[0]):
+        assert rel_err(got.numpy(), want.numpy()) <= 1e-10
+
+
 def test_import_fastrnn_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
             "import fastrnn, numpy as np\n"

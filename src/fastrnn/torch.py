@@ -47,7 +47,8 @@ state shapes, a PackedSequence whose batch does not match ``h0``) raises
 the error torch raises, or a clearer one. Not supported at all:
 differentiating twice (a backward with ``create_graph=True`` through a
 fastrnn layer raises a RuntimeError rather than return a gradient without
-its second-order part) and ``torch.jit.script``.
+its second-order part) and ``torch.jit.script`` (``torch.jit.trace`` records
+the operator, so a traced module computes its new inputs).
 
 This file needs torch >= 2.4 (``pip install "fastrnn[torch]"``); ``import
 fastrnn`` never imports it.
@@ -292,7 +293,11 @@ recurrent_forward.register_autograd(_recurrent_forward_grad, setup_context=_setu
 
 def _run_layer(*args):
     """One layer and direction: the operator under torch.compile (one graph
-    node), the autograd.Function in eager mode (the same computation)."""
+    node) and torch.jit.trace (one recorded call: the NumPy views would
+    otherwise be traced as constants), the autograd.Function in eager mode
+    (the same computation)."""
+    if torch.jit.is_tracing():  # a traced graph may be differentiated later: keep it
+        return recurrent_forward(*args[:-1], True)
     if _use_operator or torch.compiler.is_compiling():
         return recurrent_forward(*args)
     if not args[-1]:  # keep_workspace False: nothing to differentiate, no autograd node
