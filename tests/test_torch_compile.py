@@ -5,7 +5,8 @@ break: Dynamo records each layer and direction as one
 torch.ops.fastrnn.recurrent_forward node) and gives the outputs and
 gradients of the torch model it was converted from, through AOTAutograd
 (aot_eager: the registered autograd formula traced into the backward
-graph) and through the default inductor backend. Expected values come from
+graph) and through the default inductor backend, and that torch.export
+records the same operator. Expected values come from
 the unconverted torch.nn model. Not here: PackedSequence input under
 compile (its sizes are data-dependent; torch.nn's own RNNs do not compile
 at all) and the eager paths (test_torch_module.py).
@@ -87,3 +88,17 @@ def test_compiles_fullgraph_aot_eager(kind):
 def test_compiles_fullgraph_inductor():
     """The default backend (inductor), float32: about half a minute to compile on 2 cores."""
     _check("lstm", "inductor", torch.float32, 1e-4)
+
+
+def test_torch_export_records_the_operator():
+    """torch.export (Dynamo underneath) gives a program whose graph holds
+    the operator and which computes new inputs as the torch model does."""
+    torch.manual_seed(22)
+    reference = torch.nn.GRU(3, 4, num_layers=2, bidirectional=True).double()
+    converted = ft.convert(copy.deepcopy(reference))
+    program = torch.export.export(converted, (torch.randn(5, 2, 3, dtype=torch.float64),))
+    targets = [str(node.target) for node in program.graph.nodes]
+    assert sum("fastrnn.recurrent_forward" in t for t in targets) == 4
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    for got, want in zip(program.module()(x), reference(x)):
+        assert rel_err(got.detach().numpy(), want.detach().numpy()) <= 1e-10

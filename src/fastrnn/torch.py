@@ -47,8 +47,10 @@ state shapes, a PackedSequence whose batch does not match ``h0``) raises
 the error torch raises, or a clearer one. Not supported at all:
 differentiating twice (a backward with ``create_graph=True`` through a
 fastrnn layer raises a RuntimeError rather than return a gradient without
-its second-order part) and ``torch.jit.script`` (``torch.jit.trace`` records
-the operator, so a traced module computes its new inputs).
+its second-order part), ``torch.jit.script`` and ``torch.fx.symbolic_trace``
+(which would trace into the forward's checks; torch.nn's RNNs are leaves to
+it). ``torch.jit.trace`` and ``torch.export`` record the operator, so a
+traced or exported module computes its new inputs.
 
 This file needs torch >= 2.4 (``pip install "fastrnn[torch]"``); ``import
 fastrnn`` never imports it.
