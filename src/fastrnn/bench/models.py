@@ -312,7 +312,9 @@ def check_losses(steps: Dict[str, Callable[[], float]], dtype: str,
                  torch: Any) -> Dict[str, List[float]]:
     """CHECK_STEPS steps of each contender from the same weights and dropout seed:
     their losses, which must agree to LOSS_RTOL[dtype] (else ModelMismatch).
-    Also raises ModelMismatch when fastrnn.torch warns that it fell back."""
+    Also raises ModelMismatch when fastrnn.torch warns that it fell back (it warns
+    once per reason per process: in a ``fastrnn bench`` process, the first time;
+    the equal losses alone would not show a fallback, torch's answer being torch's)."""
     from fastrnn.torch import FallbackWarning
     losses: Dict[str, List[float]] = {label: [] for label in steps}
     with warnings.catch_warnings():
