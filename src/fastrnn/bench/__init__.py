@@ -4,6 +4,7 @@
     fastrnn bench --quick                       # tiny + small shapes, 3 rounds
     fastrnn bench --shapes medium --cells lstm --modes train --threads 1
     fastrnn bench --shapes stacked lengths-cost # the layer workloads only
+    fastrnn bench --shapes word-lm gru-classifier  # torch models, before / after convert()
 
 What it measures. Every cell of the matrix (shape x cell x mode x dtype x
 thread count) times each contender on the same problem, in this process:
@@ -71,6 +72,22 @@ versions; ``--shapes`` names them like shapes; ``--cells``, ``--modes``,
 to the matrix (the workloads' own cells and modes, and float32, when those
 are not given). Their rows go to the JSON's "layers" and "lengths_cost".
 
+Model workloads (fastrnn.bench.models), after the layer workloads in a
+table of their own: whole PyTorch models' training steps (torch loss,
+backward, torch optimizer step) with torch.nn's modules ("torch.nn") and
+a copy from the same initial weights after ``fastrnn.torch.convert()``
+("fastrnn.torch.convert"), interleaved in the same rounds, "x torch" as
+in the matrix. "word-lm": PyTorch's word_language_model example, medium
+configuration (embedding of 10 000 words -> 2-layer LSTM or GRU, 650 units,
+dropout 0.5 -> linear over the 10 000 words; batch 20, 35 steps,
+cross-entropy, clip 0.25, SGD lr 20); "gru-classifier": a 2-layer
+bidirectional GRU over packed sequences (B=32, T=100, I=H=128, lengths
+uniform in [T/4, T]) with a linear head over 10 classes on the final
+states, SGD. Before timing, both copies take two steps from the same
+weights and dropout seed and their losses must agree (float32: 1e-4
+relative), else the run stops with status 1. Skipped with a message
+without torch or the compiled core. Their rows go to the JSON's "models".
+
 Also measured in the same run: the machine's single-thread SGEMM rate
 (torch.mm, else numpy.matmul with its BLAS pinned to one thread, on square
 float32 n = 1024, median of 5) against which every large-shape row is shown
@@ -108,6 +125,8 @@ The modules, one job each:
   the cell descriptors, callables, the packed and padded paths, thread count);
 * fastrnn.bench.stacked: the layer workloads (stacked, bidirectional, with
   lengths) and the cost of lengths;
+* fastrnn.bench.models: the model workloads (torch models before and after
+  fastrnn.torch.convert);
 * fastrnn.bench.report: the targets, the tables, the JSON and the chart
   (written through fastrnn._atomic);
 * fastrnn.bench.cli: the options and :func:`main`, and :func:`run_and_report`;

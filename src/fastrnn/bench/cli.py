@@ -5,7 +5,9 @@
 output path that could not be written at the end of a long run, and calls
 :func:`run_and_report`, which bench/compare.py also uses with a plan of its
 own. Exit status: 0, 130 after Ctrl-C (what was measured is printed and
-saved), 1 when a results file cannot be written, 2 for bad arguments.
+saved), 1 when a results file cannot be written or a converted model's
+loss is not torch's (fastrnn.bench.models; the rows before are saved), 2
+for bad arguments.
 
 What it is not: the measuring (fastrnn.bench.timing) or the formatting
 (fastrnn.bench.report); this module only puts them in order.
@@ -23,7 +25,7 @@ import fastrnn
 from fastrnn import cells
 from fastrnn.backends import BACKENDS
 
-from . import minchar, peers, report, stacked
+from . import minchar, models, peers, report, stacked
 from .timing import (DEFAULT_CELLS, DEFAULT_REPEAT, DEFAULT_THREADS, DTYPES, FLOAT64_SHAPES,
                      MODES, QUICK_REPEAT, QUICK_SHAPES, SGEMM_N, SHAPES, SLOW_BACKEND_SHAPES,
                      Plan, Result, measure_sgemm, measure_stream, run_matrix)
@@ -39,7 +41,7 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
     machine = report.machine_facts(torch)
     print(report.header_line(machine))
     rounds = f"{plan.repeat} round{'s' * (plan.repeat != 1)} each after a warm-up"
-    if plan.shapes or not plan.workloads:
+    if plan.shapes or not (plan.workloads or plan.models):
         print("shapes: " + ", ".join(s.describe() for s in plan.shapes)
               + f"; {plan.size()} matrix cells, {rounds}; "
               "x torch = torch time / contender time (> 1: faster than torch); "
@@ -51,15 +53,31 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
               "packed / padded time over the contender's, same lengths; torch padded ignores "
               "the lengths (a different result past each row's length); FLOPs over the valid "
               "steps only", flush=True)
+    model_skip = None
+    if plan.models:
+        model_skip = models.skip_reason(torch) or (
+            None if models.runs_for(plan) else "--modes has no 'train' (they are training steps)")
+        if model_skip is None:
+            print("model workloads: " + "; ".join(w.describe() for w in plan.models)
+                  + f"; {models.model_plan_size(plan)} model cells, {rounds}; torch.nn's model "
+                  "vs a copy from the same initial weights after fastrnn.torch.convert(), "
+                  "whose losses must equal torch's first; x torch = torch.nn time / "
+                  "converted time (> 1: converted faster)", flush=True)
+        else:
+            print(f"model workloads skipped ({', '.join(w.name for w in plan.models)}): "
+                  f"{model_skip}", flush=True)
     for note in report.thread_env_warnings(plan.threads):
         print(note, flush=True)
     document: Dict[str, Any] = {"machine": machine, "plan": report.plan_facts(plan),
                                 "sgemm_gflops": None, "sgemm": None, "results": [],
-                                "layers": [], "lengths_cost": [],
+                                "layers": [], "lengths_cost": [], "models": [],
+                                "models_skipped": model_skip,
                                 "stream": None, "targets": [], "interrupted": False}
     results: List[Result] = []
     layer_rows: List[stacked.LayerRow] = []
+    model_rows: List[models.ModelRow] = []
     interrupted = False
+    mismatch: Optional[str] = None
     try:
         document["sgemm"] = measure_sgemm(torch)
         document["sgemm_gflops"] = document["sgemm"]["gflops"]
@@ -81,24 +99,38 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
                 layer_rows.extend(cell_rows)
                 for row in cell_rows:
                     print(report.layer_table_row(row, layer_cells), flush=True)
+        if plan.models and model_skip is None:
+            model_cells = sorted({c for w in plan.models for c in models.cells_for(plan, w)})
+            print("\n" + "\n".join(report.model_table_header(model_cells)), flush=True)
+            for cell_rows in models.run_models(plan, torch):
+                model_rows.extend(cell_rows)
+                for row in cell_rows:
+                    print(report.model_table_row(row, model_cells), flush=True)
     except KeyboardInterrupt:
         interrupted = True
-        print(f"\ninterrupted: {len(results) + len(layer_rows)} rows measured before Ctrl-C "
-              "are kept; the matrix (or layer) cell in progress is dropped", flush=True)
+        measured = len(results) + len(layer_rows) + len(model_rows)
+        print(f"\ninterrupted: {measured} rows measured before Ctrl-C are kept; the matrix "
+              "(or layer, or model) cell in progress is dropped", flush=True)
+    except models.ModelMismatch as exc:  # a wrong answer's speed means nothing: stop, keep the rest
+        mismatch = str(exc)
+        print(f"fastrnn bench: error: model workload stopped: {mismatch}", file=sys.stderr,
+              flush=True)
     document["results"] = [asdict(r) for r in results]
     document["layers"] = [asdict(r) for r in layer_rows]
+    document["models"] = [asdict(r) for r in model_rows]
     document["lengths_cost"] = stacked.lengths_cost(layer_rows)
     if document["lengths_cost"]:
         print("\n" + "\n".join(report.lengths_cost_table(document["lengths_cost"])))
     document["targets"] = report.evaluate_targets(results, document["stream"],
                                                   document["sgemm_gflops"])
     document["interrupted"] = interrupted
+    document["model_mismatch"] = mismatch
     if document["targets"]:
         print("\ntargets (fastrnn[c]; only those measured in this run):")
         print("\n".join(report.targets_table(document["targets"])))
     else:
         print("\ntargets: none measurable in this run")
-    status = 130 if interrupted else 0
+    status = 130 if interrupted else 1 if mismatch else 0
     try:
         if json_path is not None:
             report.write_json(json_path, document)
@@ -129,6 +161,11 @@ def _unique(values: Sequence[Any]) -> List[Any]:
     return list(dict.fromkeys(values))
 
 
+# --quick's matrix shapes, layer and model workloads; the default run's.
+_QUICK_NAMES = QUICK_SHAPES + stacked.QUICK_WORKLOADS + models.QUICK_WORKLOADS
+_DEFAULT_NAMES = tuple(SHAPES) + stacked.DEFAULT_WORKLOADS + models.DEFAULT_WORKLOADS
+
+
 def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
     from fastrnn import bench  # the package docstring's first line is the description
     ap = argparse.ArgumentParser(
@@ -137,25 +174,30 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                                                    for s in SHAPES.values())
                + ". Layer workloads (fastrnn.bench.stacked): "
                + "; ".join(w.describe() for w in stacked.WORKLOADS.values())
+               + ". Model workloads (fastrnn.bench.models, torch.nn vs fastrnn.torch.convert): "
+               + "; ".join(w.describe() for w in models.WORKLOADS.values())
                + ". The min-char-rnn workload: 'fastrnn bench minchar --help'. Exit status: "
-                 "0, 130 after Ctrl-C (what was measured is printed and saved), 2 for bad "
-                 "arguments.")
-    ap.add_argument("--shapes", nargs="+", choices=list(SHAPES) + list(stacked.WORKLOADS),
+                 "0, 130 after Ctrl-C (what was measured is printed and saved), 1 when a "
+                 "converted model's loss is not torch's, 2 for bad arguments.")
+    ap.add_argument("--shapes", nargs="+",
+                    choices=list(SHAPES) + list(stacked.WORKLOADS) + list(models.WORKLOADS),
                     default=None,
-                    help="matrix shapes and layer workloads (default: all shapes and "
-                         f"{' '.join(stacked.DEFAULT_WORKLOADS)}; --quick: "
-                         f"{' '.join(QUICK_SHAPES + stacked.QUICK_WORKLOADS)})")
+                    help="matrix shapes, layer and model workloads (default: all shapes and "
+                         f"{' '.join(stacked.DEFAULT_WORKLOADS + models.DEFAULT_WORKLOADS)}; "
+                         f"--quick: {' '.join(_QUICK_NAMES)})")
     ap.add_argument("--cells", nargs="+", choices=list(cells.NAMES), default=None,
-                    help=f"(default: {' '.join(DEFAULT_CELLS)}; the layer workloads: "
-                         "their own, e.g. lstm gru for stacked)")
+                    help=f"(default: {' '.join(DEFAULT_CELLS)}; the layer and model "
+                         "workloads: their own, e.g. lstm gru for stacked and word-lm; the "
+                         "model workloads take those torch.nn has a module for)")
     ap.add_argument("--modes", nargs="+", choices=list(MODES), default=None,
-                    help="(default: both; lengths-cost: train)")
+                    help="(default: both; lengths-cost: train; the model workloads: "
+                         "train only, left out without it)")
     ap.add_argument("--threads", nargs="+", type=_positive_int, default=list(DEFAULT_THREADS),
                     help="thread counts for fastrnn and torch alike (default: 1 2)")
     ap.add_argument("--dtypes", nargs="+", choices=list(DTYPES), default=None,
                     help="dtypes at every shape (default: float32 at every shape, plus "
-                         f"float64 at {', '.join(FLOAT64_SHAPES)} only; the layer workloads: "
-                         "float32)")
+                         f"float64 at {', '.join(FLOAT64_SHAPES)} only; the layer and model "
+                         "workloads: float32)")
     ap.add_argument("--repeat", type=_positive_int, default=None,
                     help=f"timed rounds per matrix cell (default: {DEFAULT_REPEAT}; "
                          f"--quick: {QUICK_REPEAT})")
@@ -175,7 +217,7 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                     help=f"bar chart, when matplotlib is installed ({DEFAULT_PNG}; '' for none)")
     ap.add_argument("--no-png", action="store_true", help="draw no chart")
     ap.add_argument("--quick", action="store_true",
-                    help=f"shapes {' '.join(QUICK_SHAPES + stacked.QUICK_WORKLOADS)} and "
+                    help=f"shapes {' '.join(_QUICK_NAMES)} and "
                          f"{QUICK_REPEAT} rounds (explicit --shapes / --repeat still win): "
                          "a smoke run")
     return ap
@@ -199,8 +241,7 @@ def _output_path(ap: argparse.ArgumentParser, option: str, value: str, disabled:
 
 def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Plan:
     names = _unique(args.shapes if args.shapes is not None else (
-        list(QUICK_SHAPES + stacked.QUICK_WORKLOADS) if args.quick else
-        list(SHAPES) + list(stacked.DEFAULT_WORKLOADS)))
+        list(_QUICK_NAMES) if args.quick else list(_DEFAULT_NAMES)))
     repeat = args.repeat if args.repeat is not None else (QUICK_REPEAT if args.quick else DEFAULT_REPEAT)
     if args.backends is not None:
         available = fastrnn.available_backends()
@@ -211,6 +252,7 @@ def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Pla
     return Plan(shapes=[SHAPES[n] for n in names if n in SHAPES],
                 cells=_unique(args.cells or DEFAULT_CELLS), modes=_unique(args.modes or MODES),
                 workloads=[stacked.WORKLOADS[n] for n in names if n in stacked.WORKLOADS],
+                models=[models.WORKLOADS[n] for n in names if n in models.WORKLOADS],
                 layer_cells=None if args.cells is None else _unique(args.cells),
                 layer_modes=None if args.modes is None else _unique(args.modes),
                 threads=_unique(args.threads),

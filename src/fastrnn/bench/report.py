@@ -1,7 +1,8 @@
 """What ``fastrnn bench`` prints and saves, and the goals it checks the numbers against.
 
 The header line (machine facts), the GitHub-markdown tables (the matrix
-rows, the layer workloads' rows and their cost of lengths, the streaming
+rows, the layer workloads' rows and their cost of lengths, the model
+workloads' rows (torch.nn vs converted), the streaming
 step, the targets), the targets themselves
 (TRAIN_TARGETS and the SGEMM-share, two-thread and streaming goals), the
 JSON document's plan section, and the two files: the JSON results and the
@@ -27,7 +28,8 @@ import fastrnn
 from fastrnn import cells
 from fastrnn._atomic import write_atomically
 
-from . import peers, stacked
+from . import models, peers, stacked
+from .models import ModelRow
 from .stacked import LayerRow
 from .timing import (MIN_SAMPLE_S, MODES, SGEMM_SHARE_SHAPES, STREAM_CELL, Plan, Result,
                      contender_order, fastrnn_label)
@@ -158,6 +160,9 @@ def plan_facts(plan: Plan) -> Dict[str, Any]:
                                backends=stacked.backends_for(plan, w))
                           for w in plan.workloads],
             "layer_dtypes": stacked.dtypes_for(plan),
+            "models": [dict(asdict(w), cells=models.cells_for(plan, w))
+                       for w in plan.models] if models.runs_for(plan) else [],
+            "model_dtypes": models.dtypes_for(plan),
             "repeat": plan.repeat, "min_sample_s": MIN_SAMPLE_S}
 
 
@@ -242,6 +247,26 @@ def layer_table_row(r: LayerRow, cell_names: Sequence[str] = ()) -> str:
                           r.contender, _ms(r.median_s), f"{_ms(r.min_s)}–{_ms(r.max_s)}",
                           _num(r.gflops), ratio(r.x_packed), ratio(r.x_padded)],
                          _widened_cells(LAYER_COLUMNS, cell_names))
+
+
+# The model workloads' table (fastrnn.bench.models): torch.nn's model against
+# the same model converted; "× torch" as in the matrix (> 1: converted faster).
+MODEL_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
+    ("model", 20, False), ("cell", 8, False), ("mode", 5, False), ("dtype", 7, False),
+    ("threads", 7, True), ("lengths", 9, False), ("contender", 21, False),
+    ("median ms", 9, True), ("min–max ms", 13, True), ("tokens/s", 9, True),
+    ("× torch", 7, True))
+
+
+def model_table_header(cell_names: Sequence[str] = ()) -> List[str]:
+    return _markdown_head(_widened_cells(MODEL_COLUMNS, cell_names))
+
+
+def model_table_row(r: ModelRow, cell_names: Sequence[str] = ()) -> str:
+    return _markdown_row([r.workload, r.cell, r.mode, r.dtype, str(r.threads), r.lengths,
+                          r.contender, _ms(r.median_s), f"{_ms(r.min_s)}–{_ms(r.max_s)}",
+                          _num(r.tokens_per_s), "–" if r.x_torch is None else f"{r.x_torch:.2f}"],
+                         _widened_cells(MODEL_COLUMNS, cell_names))
 
 
 LENGTHS_COST_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (

@@ -285,6 +285,10 @@ class Plan:
     workloads: List[Any] = field(default_factory=list)
     layer_cells: Optional[List[str]] = None  # None: each workload's own cells
     layer_modes: Optional[List[str]] = None  # None: each workload's own modes
+    # The model workloads (fastrnn.bench.models.WORKLOADS values: torch models before
+    # and after fastrnn.torch.convert) timed after the layer workloads; the same
+    # layer_cells / layer_modes narrow them.
+    models: List[Any] = field(default_factory=list)
 
     def dtypes_at(self, shape: Shape) -> List[str]:
         if self.dtypes is not None:
