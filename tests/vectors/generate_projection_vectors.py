@@ -1,0 +1,125 @@
+"""Write the reference vectors of the LSTM with a projection (proj_size).
+
+    python tests/vectors/generate_projection_vectors.py     (needs torch; tests do not)
+
+For a handful of shapes (T, B, I, H, P) it builds torch.nn.LSTM(I, H,
+proj_size=P) in float64, sets its parameters by name (weight_ih_l0 (4H, I),
+weight_hh_l0 (4H, P), weight_hr_l0 (P, H), the biases), runs it forward from
+(h0 (B, P), c0 (B, H)), backpropagates the scalar
+
+    L = <output, d_output> + <h_n, d_h_n> + <c_n, d_c_n>
+
+with autograd and stores inputs, outputs and every gradient in one small
+compressed .npz per case under projection/. Before writing, each case is
+checked against central finite differences in float64 (weight_hr, weight_hh,
+x, h0, c0), so a broken generator cannot produce files. Seeded: re-running
+reproduces the same arrays. Keys: the inputs (h0 / c0 absent when the case
+has no initial state), "output", "h_n", "c_n", "grad_<name>" for x, the
+weights, the biases (when the case has them), h0 and c0, and the flags
+"has_bias", "has_h0".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent / "projection"
+
+# (T, B, I, H, P, has_bias, has_h0): P = 1, P = H - 1, T = 1, B = 1 included
+SHAPES = [
+    (1, 1, 1, 2, 1, True, True),
+    (1, 3, 2, 5, 3, True, False),
+    (2, 1, 3, 4, 2, False, True),
+    (5, 3, 4, 7, 4, True, True),
+    (9, 2, 5, 3, 2, True, False),
+    (6, 4, 3, 8, 5, False, False),
+]
+
+PARAMETERS = ("weight_ih", "weight_hh", "weight_hr", "bias_ih", "bias_hh")
+
+
+def file_name(T, B, I, H, P, has_bias, has_h0):
+    return (f"lstm_T{T}_B{B}_I{I}_H{H}_P{P}" + ("" if has_bias else "_nobias")
+            + ("" if has_h0 else "_noh0") + ".npz")
+
+
+def draw_case(seed, T, B, I, H, P, has_bias, has_h0):
+    rng = np.random.default_rng(seed)
+    k = 1.0 / np.sqrt(H)
+    a = {"x": rng.standard_normal((T, B, I)),
+         "weight_ih": rng.uniform(-k, k, (4 * H, I)),
+         "weight_hh": rng.uniform(-k, k, (4 * H, P)),
+         "weight_hr": rng.uniform(-k, k, (P, H))}
+    if has_bias:
+        a["bias_ih"] = rng.uniform(-k, k, 4 * H)
+        a["bias_hh"] = rng.uniform(-k, k, 4 * H)
+    a["h0"] = rng.normal(0, 0.5, (B, P)) if has_h0 else np.zeros((B, P))
+    a["c0"] = rng.normal(0, 0.5, (B, H)) if has_h0 else np.zeros((B, H))
+    a["d_output"] = rng.standard_normal((T, B, P))
+    a["d_h_n"] = rng.standard_normal((B, P))
+    a["d_c_n"] = rng.standard_normal((B, H))
+    return a
+
+
+def loss_and_outputs(arrays, has_bias, requires_grad):
+    t = {k: torch.tensor(v, dtype=torch.float64,
+                         requires_grad=requires_grad and not k.startswith("d_"))
+         for k, v in arrays.items()}
+    I, H = t["weight_ih"].shape[1], t["weight_hr"].shape[1]
+    P = t["weight_hr"].shape[0]
+    module = torch.nn.LSTM(I, H, bias=has_bias, proj_size=P, dtype=torch.float64)
+    params = {f"{n}_l0": t[n] for n in PARAMETERS if n in t}
+    out, (h_n, c_n) = torch.func.functional_call(module, params,
+                                                 (t["x"], (t["h0"][None], t["c0"][None])))
+    h_n, c_n = h_n[0], c_n[0]
+    loss = (out * t["d_output"]).sum() + (h_n * t["d_h_n"]).sum() + (c_n * t["d_c_n"]).sum()
+    return loss, t, out, h_n, c_n
+
+
+def finite_difference_check(arrays, grads, has_bias):
+    eps = 1e-6
+    rng = np.random.default_rng(0)
+    for name in ("weight_hr", "weight_hh", "x", "h0", "c0"):
+        for _ in range(4):
+            idx = tuple(int(rng.integers(n)) for n in arrays[name].shape)
+            plus = {k: v.copy() for k, v in arrays.items()}
+            minus = {k: v.copy() for k, v in arrays.items()}
+            plus[name][idx] += eps
+            minus[name][idx] -= eps
+            with torch.no_grad():
+                numeric = (loss_and_outputs(plus, has_bias, False)[0].item()
+                           - loss_and_outputs(minus, has_bias, False)[0].item()) / (2 * eps)
+            analytic = grads[name][idx]
+            scale = max(1.0, np.max(np.abs(grads[name])))
+            assert abs(numeric - analytic) <= 1e-6 * scale, (name, idx, numeric, analytic)
+
+
+def make_case(seed, T, B, I, H, P, has_bias, has_h0):
+    arrays = draw_case(seed, T, B, I, H, P, has_bias, has_h0)
+    loss, t, out, h_n, c_n = loss_and_outputs(arrays, has_bias, True)
+    loss.backward()
+    grads = {k: t[k].grad.numpy() for k in t if not k.startswith("d_")}
+    finite_difference_check(arrays, grads, has_bias)
+    record = {"has_bias": np.array(has_bias), "has_h0": np.array(has_h0)}
+    for k, v in arrays.items():
+        if k in ("h0", "c0") and not has_h0:
+            continue
+        record[k] = v
+    record.update(output=out.detach().numpy(), h_n=h_n.detach().numpy(),
+                  c_n=c_n.detach().numpy())
+    for k, g in grads.items():
+        record[f"grad_{k}"] = g
+    return record
+
+
+def main():
+    HERE.mkdir(exist_ok=True)
+    for seed, shape in enumerate(SHAPES):
+        np.savez_compressed(HERE / file_name(*shape), **make_case(1300 + seed, *shape))
+        print("wrote", file_name(*shape))
+
+
+if __name__ == "__main__":
+    main()
