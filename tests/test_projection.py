@@ -34,7 +34,7 @@ def run(v, backend, dtype):
     cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731
     res = F.forward("lstm", cast("x"), cast("weight_ih"), cast("weight_hh"), cast("bias_ih"),
                     cast("bias_hh"), cast("h0"), cast("c0"), backend=backend, training=True,
-                    weight_hr=cast("weight_hr"))
+                    weight_hr=cast("weight_hr"), lengths=v.get("lengths"))
     return res, F.backward(res, cast("d_output"), cast("d_h_n"), cast("d_c_n"))
 
 
@@ -48,6 +48,10 @@ def test_vectors_cover_the_edge_shapes():
     assert len(names) >= 5
     assert any("_P1" in n for n in names) and any("_T1_" in n for n in names)
     assert any("nobias" in n for n in names) and any("noh0" in n for n in names)
+    with_lengths = [load(p)["lengths"] for p in VECTOR_FILES if "_lengths" in p.name]
+    assert len(with_lengths) >= 3
+    assert any((L == 0).any() for L in with_lengths)  # a row of length 0
+    assert any((np.diff(L) > 0).any() for L in with_lengths)  # unsorted
 
 
 @pytest.mark.parametrize("path", VECTOR_FILES, ids=[p.stem for p in VECTOR_FILES])
@@ -181,8 +185,21 @@ def test_bad_arguments_are_explained():
     with pytest.raises(ValueError, match="only for the LSTM"):
         F.forward("gru", a["x"], np.zeros((12, 3)), np.zeros((12, 2)),
                   weight_hr=np.zeros((2, 4)))
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        F.forward("lstm", *args, weight_hr=a["weight_hr"], lengths=[1])
+    with pytest.raises(ValueError, match="lengths"):
+        F.forward("lstm", *args, weight_hr=a["weight_hr"], lengths=[3])
+
+
+def test_lengths_all_T_are_the_plain_call_bitwise(backend):
+    needs_projection(backend)
+    a = _random_problem(5, 3, 4, 6, 2, seed=10)
+    args = [a[n] for n in ("x", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "h0", "c0")]
+    runs = [F.forward("lstm", *args, backend=backend, training=True, weight_hr=a["weight_hr"],
+                      lengths=lengths) for lengths in (None, [5, 5, 5])]
+    grads = [F.backward(r, a["d_output"], a["d_h_n"], a["d_c_n"]) for r in runs]
+    for name in ("output", "h_n", "c_n"):
+        np.testing.assert_array_equal(getattr(runs[0], name), getattr(runs[1], name))
+    for name in GRAD_NAMES:
+        np.testing.assert_array_equal(getattr(grads[0], name), getattr(grads[1], name))
 
 
 def test_core_refuses_what_c_cannot_take():

@@ -175,8 +175,9 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     weight_hr_l0, or None. With it ``m_t = o ⊙ tanh(c_t)`` and
     ``h_t = W_hr m_t``: weight_hh is (4H, P), h0, h_n and the output are P
     wide, c0 and c_n stay H wide, and backward returns its gradient. Only
-    backends with the "projection" feature run it; lengths with a
-    projection are not implemented (NotImplementedError).
+    backends with the "projection" feature run it. With lengths too, one
+    backend call runs each run of steps over which the same rows are active
+    (one per distinct length), the same plan as the C core's lengths path.
 
     T = 0 or B = 0 is allowed and returns empty outputs with h_n = h0.
     """
@@ -186,9 +187,8 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     spec, dtype = p.cell, x.dtype
     lengths = v.lengths(lengths, B, T)
     projected = p.weight_hr is not None
-    if projected and lengths is not None:
-        raise NotImplementedError("fastrnn: lengths with a projection (weight_hr, proj_size > 0) "
-                                  "are not implemented yet")
+    if projected and lengths is not None and T > 0 and int(lengths.min()) == T:
+        lengths = None  # every row runs T steps: the plain call, bitwise the same
     Hc, H = H, (p.proj_size if projected else H)  # the cell state's width, h's width
     h0 = v.state(spec, "h0", h0, B, H, dtype)
     c0 = v.state(spec, "c0", c0, B, Hc, dtype, cell_state=True)
@@ -210,9 +210,11 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
         h_n[...] = h0
         if c_n is not None:
             c_n[...] = c0
-    elif projected:
+    elif projected and lengths is None:
         module.forward_proj(spec, x, p.weight_ih, p.weight_hh, p.weight_hr, p.bias_ih,
                             p.bias_hh, h0, c0, out, h_n, c_n, ws)
+    elif projected:
+        _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths)
     elif lengths is None:  # the contract's plain call: backends without "lengths" see no keyword
         module.forward(spec, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
                        out, h_n, c_n, ws)
@@ -268,10 +270,13 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
         dh0[...] = d_h_n
         if dc0 is not None:
             dc0[...] = d_c_n
-    elif dw_hr is not None:
+    elif dw_hr is not None and s.lengths is None:
         get_backend(backend or s.backend, "projection").backward_proj(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.weight_hr, s.h0, s.c0, s.output,
             s.workspace, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)
+    elif dw_hr is not None:
+        _backward_proj_lengths(get_backend(backend or s.backend, "projection"), s, d_output,
+                               d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)
     elif s.lengths is None:
         get_backend(backend or s.backend, "backward").backward(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
@@ -284,6 +289,88 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
             dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, lengths=s.lengths)
     return Gradients(dx, dw_ih, dw_hh, db_ih if s.has_bias_ih else None,
                      db_hh if s.has_bias_hh else None, dh0, dc0, dw_hr)
+
+
+# -- a projected LSTM over rows of different lengths --------------------------
+#
+# The backends' projection entry points run whole windows; per-row lengths
+# are composed here from them, with the plan of the C core's lengths.c: the
+# rows ordered by length once (stable, longest first, as torch's
+# enforce_sorted=False), and each run of steps over which the same rows are
+# active (a segment, one per distinct length) one backend call on those
+# rows, the state carried between segments. Backward walks the segments
+# last first: a row's d_h_n / d_c_n enters at the end of its last segment
+# (until then the carried gradient of a row that ended is untouched), the
+# parameter gradients add up over segments. The padded output and workspace
+# are 0 past each row's length, as the lengths contract says.
+
+def _segments(lengths: np.ndarray):
+    """(order, [(t0, t1, rows)]): the rows by length, longest first, and the
+    segments, rows being the first n of order (n active over [t0, t1))."""
+    order = np.argsort(-lengths, kind="stable")
+    by_length = lengths[order]
+    segments, t0 = [], 0
+    n = int(np.count_nonzero(by_length > 0))
+    while n > 0:
+        t1 = int(by_length[n - 1])
+        segments.append((t0, t1, order[:n]))
+        t0 = t1
+        n = int(np.count_nonzero(by_length > t0))
+    return order, segments
+
+
+def _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths):
+    order, segments = _segments(lengths)
+    h, c = h0[order], c0[order]  # the sorted running state
+    out.fill(0)
+    if ws is not None:
+        ws.fill(0)
+    dtype, P, Hc = x.dtype, h0.shape[1], c0.shape[1]
+    for t0, t1, rows in segments:
+        n = rows.shape[0]
+        seg_out = np.empty((t1 - t0, n, P), dtype)
+        seg_ws = None if ws is None else np.empty((t1 - t0, n, ws.shape[2]), dtype)
+        seg_h, seg_c = np.empty((n, P), dtype), np.empty((n, Hc), dtype)
+        module.forward_proj(spec, np.ascontiguousarray(x[t0:t1][:, rows]), p.weight_ih,
+                            p.weight_hh, p.weight_hr, p.bias_ih, p.bias_hh,
+                            np.ascontiguousarray(h[:n]), np.ascontiguousarray(c[:n]),
+                            seg_out, seg_h, seg_c, seg_ws)
+        out[t0:t1, rows] = seg_out
+        if ws is not None:
+            ws[t0:t1, rows] = seg_ws
+        h[:n], c[:n] = seg_h, seg_c
+    h_n[order] = h
+    c_n[order] = c
+
+
+def _backward_proj_lengths(module, s, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih,
+                           db_hh, dh0, dc0):
+    order, segments = _segments(s.lengths)
+    Hc = s.c0.shape[1]
+    at = cells.get(s.cell).workspace_names.index("c") * Hc
+    dh, dc = d_h_n[order], d_c_n[order]  # the gradient carried into each row's state
+    dx.fill(0)
+    for g in (dw_ih, dw_hh, dw_hr, db_ih, db_hh):
+        g.fill(0)
+    seg_grads = [np.empty_like(g) for g in (dw_ih, dw_hh, dw_hr, db_ih, db_hh)]
+    for t0, t1, rows in reversed(segments):
+        n = rows.shape[0]
+        gather = lambda a: np.ascontiguousarray(a[t0:t1][:, rows])  # noqa: E731
+        h_start = s.h0[rows] if t0 == 0 else s.output[t0 - 1, rows]
+        c_start = s.c0[rows] if t0 == 0 else s.workspace[t0 - 1, rows, at:at + Hc]
+        seg_dx = np.empty((t1 - t0, n, dx.shape[2]), dx.dtype)
+        seg_dh, seg_dc = np.empty_like(dh[:n]), np.empty_like(dc[:n])
+        module.backward_proj(s.cell, gather(s.x), s.weight_ih, s.weight_hh, s.weight_hr,
+                             np.ascontiguousarray(h_start), np.ascontiguousarray(c_start),
+                             gather(s.output), gather(s.workspace), gather(d_output),
+                             np.ascontiguousarray(dh[:n]), np.ascontiguousarray(dc[:n]),
+                             seg_dx, *seg_grads[:3], *seg_grads[3:], seg_dh, seg_dc)
+        for total, part in zip((dw_ih, dw_hh, dw_hr, db_ih, db_hh), seg_grads):
+            total += part
+        dx[t0:t1, rows] = seg_dx
+        dh[:n], dc[:n] = seg_dh, seg_dc
+    dh0[order] = dh
+    dc0[order] = dc
 
 
 def step(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h=None, c=None, *,

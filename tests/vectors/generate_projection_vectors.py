@@ -13,7 +13,10 @@ with autograd and stores inputs, outputs and every gradient in one small
 compressed .npz per case under projection/. Before writing, each case is
 checked against central finite differences in float64 (weight_hr, weight_hh,
 x, h0, c0), so a broken generator cannot produce files. Seeded: re-running
-reproduces the same arrays. Keys: the inputs (h0 / c0 absent when the case
+reproduces the same arrays. Cases with per-row lengths (``_lengths``) run
+torch's packed path (pack_padded_sequence(..., enforce_sorted=False); a row
+of length 0 is assembled in torch ops: output 0, h_n = h0, c_n = c0) and
+store ``lengths`` (int64 (B,)). Keys: the inputs (h0 / c0 absent when the case
 has no initial state), "output", "h_n", "c_n", "grad_<name>" for x, the
 weights, the biases (when the case has them), h0 and c0, and the flags
 "has_bias", "has_h0".
@@ -37,12 +40,20 @@ SHAPES = [
     (6, 4, 3, 8, 5, False, False),
 ]
 
+# per-row lengths (torch's packed path, pack_padded_sequence(...,
+# enforce_sorted=False)): unsorted, ties, rows of length 0 and T
+LENGTH_CASES = [
+    ((5, 4, 3, 6, 2, True, True), (3, 5, 0, 3)),
+    ((7, 5, 2, 5, 3, True, False), (1, 7, 4, 7, 2)),
+    ((4, 3, 4, 4, 1, False, True), (4, 0, 2)),
+]
+
 PARAMETERS = ("weight_ih", "weight_hh", "weight_hr", "bias_ih", "bias_hh")
 
 
-def file_name(T, B, I, H, P, has_bias, has_h0):
+def file_name(T, B, I, H, P, has_bias, has_h0, lengths=None):
     return (f"lstm_T{T}_B{B}_I{I}_H{H}_P{P}" + ("" if has_bias else "_nobias")
-            + ("" if has_h0 else "_noh0") + ".npz")
+            + ("" if has_h0 else "_noh0") + ("" if lengths is None else "_lengths") + ".npz")
 
 
 def draw_case(seed, T, B, I, H, P, has_bias, has_h0):
@@ -63,7 +74,25 @@ def draw_case(seed, T, B, I, H, P, has_bias, has_h0):
     return a
 
 
-def loss_and_outputs(arrays, has_bias, requires_grad):
+def torch_packed(module, params, x, h0, c0, lengths):
+    """torch's packed path over the rows of nonzero length; a row of length
+    0 is assembled in torch ops (output 0, its state h0 / c0), since
+    pack_padded_sequence refuses it."""
+    T, B = x.shape[0], x.shape[1]
+    keep = [b for b in range(B) if lengths[b] > 0]
+    packed = torch.nn.utils.rnn.pack_padded_sequence(
+        x[:, keep], torch.tensor([lengths[b] for b in keep]), enforce_sorted=False)
+    out_p, (h_p, c_p) = torch.func.functional_call(
+        module, params, (packed, (h0[keep][None], c0[keep][None])))
+    out_k, _ = torch.nn.utils.rnn.pad_packed_sequence(out_p, total_length=T)
+    out = torch.zeros((T, B, out_k.shape[2]), dtype=x.dtype)
+    out = out.index_copy(1, torch.tensor(keep), out_k)
+    h_n = h0.index_copy(0, torch.tensor(keep), h_p[0])
+    c_n = c0.index_copy(0, torch.tensor(keep), c_p[0])
+    return out, h_n, c_n
+
+
+def loss_and_outputs(arrays, has_bias, requires_grad, lengths=None):
     t = {k: torch.tensor(v, dtype=torch.float64,
                          requires_grad=requires_grad and not k.startswith("d_"))
          for k, v in arrays.items()}
@@ -71,14 +100,17 @@ def loss_and_outputs(arrays, has_bias, requires_grad):
     P = t["weight_hr"].shape[0]
     module = torch.nn.LSTM(I, H, bias=has_bias, proj_size=P, dtype=torch.float64)
     params = {f"{n}_l0": t[n] for n in PARAMETERS if n in t}
-    out, (h_n, c_n) = torch.func.functional_call(module, params,
-                                                 (t["x"], (t["h0"][None], t["c0"][None])))
-    h_n, c_n = h_n[0], c_n[0]
+    if lengths is None:
+        out, (h_n, c_n) = torch.func.functional_call(module, params,
+                                                     (t["x"], (t["h0"][None], t["c0"][None])))
+        h_n, c_n = h_n[0], c_n[0]
+    else:
+        out, h_n, c_n = torch_packed(module, params, t["x"], t["h0"], t["c0"], lengths)
     loss = (out * t["d_output"]).sum() + (h_n * t["d_h_n"]).sum() + (c_n * t["d_c_n"]).sum()
     return loss, t, out, h_n, c_n
 
 
-def finite_difference_check(arrays, grads, has_bias):
+def finite_difference_check(arrays, grads, has_bias, lengths=None):
     eps = 1e-6
     rng = np.random.default_rng(0)
     for name in ("weight_hr", "weight_hh", "x", "h0", "c0"):
@@ -89,20 +121,22 @@ def finite_difference_check(arrays, grads, has_bias):
             plus[name][idx] += eps
             minus[name][idx] -= eps
             with torch.no_grad():
-                numeric = (loss_and_outputs(plus, has_bias, False)[0].item()
-                           - loss_and_outputs(minus, has_bias, False)[0].item()) / (2 * eps)
+                numeric = (loss_and_outputs(plus, has_bias, False, lengths)[0].item()
+                           - loss_and_outputs(minus, has_bias, False, lengths)[0].item()) / (2 * eps)
             analytic = grads[name][idx]
             scale = max(1.0, np.max(np.abs(grads[name])))
             assert abs(numeric - analytic) <= 1e-6 * scale, (name, idx, numeric, analytic)
 
 
-def make_case(seed, T, B, I, H, P, has_bias, has_h0):
+def make_case(seed, T, B, I, H, P, has_bias, has_h0, lengths=None):
     arrays = draw_case(seed, T, B, I, H, P, has_bias, has_h0)
-    loss, t, out, h_n, c_n = loss_and_outputs(arrays, has_bias, True)
+    loss, t, out, h_n, c_n = loss_and_outputs(arrays, has_bias, True, lengths)
     loss.backward()
     grads = {k: t[k].grad.numpy() for k in t if not k.startswith("d_")}
-    finite_difference_check(arrays, grads, has_bias)
+    finite_difference_check(arrays, grads, has_bias, lengths)
     record = {"has_bias": np.array(has_bias), "has_h0": np.array(has_h0)}
+    if lengths is not None:
+        record["lengths"] = np.array(lengths, np.int64)
     for k, v in arrays.items():
         if k in ("h0", "c0") and not has_h0:
             continue
@@ -119,6 +153,10 @@ def main():
     for seed, shape in enumerate(SHAPES):
         np.savez_compressed(HERE / file_name(*shape), **make_case(1300 + seed, *shape))
         print("wrote", file_name(*shape))
+    for seed, (shape, lengths) in enumerate(LENGTH_CASES):
+        name = file_name(*shape, lengths=lengths)
+        np.savez_compressed(HERE / name, **make_case(1400 + seed, *shape, lengths=lengths))
+        print("wrote", name)
 
 
 if __name__ == "__main__":
