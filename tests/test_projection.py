@@ -1,11 +1,12 @@
 """The LSTM with a projection (torch.nn.LSTM(proj_size=P)) on every backend
 with the "projection" feature, against torch's float64 autograd vectors
 (tests/vectors/projection/, written by generate_projection_vectors.py) and
-float64 finite differences of the backends' own forward; the backends
-without the feature refuse it by name; bad arguments are explained.
+float64 finite differences of the backends' own forward: the functional
+layer (with and without per-row lengths) and fastrnn.LSTM(..., proj_size)
+(stacked, bidirectional, batch_first, lengths); the backends without the
+feature refuse it by name; bad arguments are explained.
 
-Not here: the layer classes (test_layers.py) and fastrnn.torch
-(test_torch_module.py).
+Not here: fastrnn.torch (test_torch_module.py).
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from fastrnn.backends import BackendFeatureError, features
 from conftest import TOLERANCE, rel_err
 
 VECTOR_DIR = Path(__file__).parent / "vectors" / "projection"
-VECTOR_FILES = sorted(VECTOR_DIR.glob("*.npz"))
+VECTOR_FILES = sorted(VECTOR_DIR.glob("lstm_*.npz"))  # one layer, one direction
+LAYER_FILES = sorted(VECTOR_DIR.glob("layers_*.npz"))  # whole torch.nn.LSTM(proj_size) modules
 GRAD_NAMES = ("x", "weight_ih", "weight_hh", "weight_hr", "bias_ih", "bias_hh", "h0", "c0")
 
 
@@ -281,3 +283,83 @@ def test_c_refuses_other_cells_small_sizes_and_missing_arrays(lib):
         assert bwd(lstm, T, B, In, P, *missing) == FRNN_ERR_UNSUPPORTED, i
     assert all((a == 0).all() for a in arrays)
     assert fwd(lstm, T, B, In, P, *args[:11], None) == FRNN_OK  # ws NULL: inference
+
+
+# ---- fastrnn.LSTM(..., proj_size=P): whole layers --------------------------
+
+def _layer_from_vector(v, dtype, backend):
+    layer = fastrnn.LSTM(v["x"].shape[-1], int(v["hidden_size"]),
+                         num_layers=int(v["num_layers"]), bias=bool(v["has_bias"]),
+                         batch_first=bool(v["batch_first"]),
+                         bidirectional=bool(v["bidirectional"]), proj_size=int(v["proj_size"]),
+                         dtype=dtype, backend=backend)
+    layer.load_state_dict({n: v[n] for n in layer.named_parameters()})
+    return layer
+
+
+def test_layer_vectors_cover_the_configurations():
+    vs = [load(p) for p in LAYER_FILES]
+    assert any(int(v["num_layers"]) == 3 for v in vs)
+    assert any(bool(v["bidirectional"]) and "lengths" in v for v in vs)
+    assert any(bool(v["batch_first"]) for v in vs) and any(not bool(v["has_bias"]) for v in vs)
+    assert any(not bool(v["has_hx"]) for v in vs)
+
+
+@pytest.mark.parametrize("path", LAYER_FILES, ids=[p.stem for p in LAYER_FILES])
+def test_layers_match_torch(path, backend, dtype):
+    needs_projection(backend)
+    v = load(path)
+    layer = _layer_from_vector(v, dtype, backend)
+    cast = lambda k: v[k].astype(dtype) if k in v else None  # noqa: E731
+    hx = (cast("h0"), cast("c0")) if bool(v["has_hx"]) else None
+    res = layer.forward(cast("x"), hx, training=True, lengths=v.get("lengths"))
+    g = layer.backward(res, cast("d_output"), cast("d_h_n"), cast("d_c_n"))
+    assert list(g.params) == list(layer.named_parameters())  # torch's order, weight_hr included
+    errors = {"output": rel_err(res.output, v["output"]), "h_n": rel_err(res.h_n, v["h_n"]),
+              "c_n": rel_err(res.c_n, v["c_n"]), "grad_x": rel_err(g.x, v["grad_x"]),
+              "grad_h0": rel_err(g.h0, v["grad_h0"]), "grad_c0": rel_err(g.c0, v["grad_c0"])}
+    for name in layer.named_parameters():
+        errors[f"grad_{name}"] = rel_err(g.params[name], v[f"grad_{name}"])
+    worst = max(errors, key=errors.get)
+    assert errors[worst] <= TOLERANCE[dtype], f"{worst}: relative error {errors[worst]:.3e}"
+
+
+def test_layer_parameters_follow_torch():
+    layer = fastrnn.LSTM(3, 5, num_layers=2, bidirectional=True, proj_size=2, seed=0)
+    shapes = {n: a.shape for n, a in layer.named_parameters().items()}
+    assert shapes["weight_hh_l0"] == (20, 2) and shapes["weight_hr_l0"] == (2, 5)
+    assert shapes["weight_ih_l1"] == (20, 4)  # the layer below's D * P outputs
+    assert list(shapes)[:5] == ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
+                                "weight_hr_l0"]
+    assert "proj_size=2" in repr(layer)
+    single = fastrnn.LSTM(3, 5, proj_size=2, seed=0)
+    assert single.weight_hr is single.named_parameters()["weight_hr_l0"]
+    assert fastrnn.LSTM(3, 5).weight_hr is None
+
+
+def test_from_torch_takes_proj_size():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.LSTM(3, 6, num_layers=2, proj_size=4, bidirectional=True,
+                           dtype=torch.float64)
+    layer = fastrnn.LSTM.from_torch(module)
+    assert layer.proj_size == 4 and layer.dtype == np.float64
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    out, (h_n, c_n) = module(x)
+    res = layer.forward(x.numpy())
+    assert rel_err(res.output, out.detach().numpy()) <= 1e-10
+    assert res.h_n.shape == (4, 2, 4) and res.c_n.shape == (4, 2, 6)
+
+
+def test_layer_refuses_what_it_does_not_run():
+    with pytest.raises(ValueError, match="proj_size must be smaller than hidden_size"):
+        fastrnn.LSTM(3, 4, proj_size=4)
+    with pytest.raises(ValueError, match="proj_size"):
+        fastrnn.LSTM(3, 4, proj_size=-1)
+    layer = fastrnn.LSTM(3, 4, proj_size=2)
+    with pytest.raises(NotImplementedError, match="proj_size"):
+        layer.step(np.zeros((1, 3), np.float32))
+    with pytest.raises(NotImplementedError, match="proj_size"):
+        layer.stream()
+    with pytest.raises(ValueError, match="proj_size"):  # h0 is P wide
+        layer.forward(np.zeros((2, 1, 3), np.float32),
+                      (np.zeros((1, 1, 4), np.float32), np.zeros((1, 1, 4), np.float32)))

@@ -214,7 +214,8 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
         module.forward_proj(spec, x, p.weight_ih, p.weight_hh, p.weight_hr, p.bias_ih,
                             p.bias_hh, h0, c0, out, h_n, c_n, ws)
     elif projected:
-        _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths)
+        forward_proj_lengths(module, spec, x, p.weight_ih, p.weight_hh, p.weight_hr, p.bias_ih,
+                             p.bias_hh, h0, c0, out, h_n, c_n, ws, lengths)
     elif lengths is None:  # the contract's plain call: backends without "lengths" see no keyword
         module.forward(spec, x, p.weight_ih, p.weight_hh, p.bias_ih, p.bias_hh, h0, c0,
                        out, h_n, c_n, ws)
@@ -275,8 +276,10 @@ def backward(result: ForwardResult, d_output=None, d_h_n=None, d_c_n=None, *,
             s.cell, s.x, s.weight_ih, s.weight_hh, s.weight_hr, s.h0, s.c0, s.output,
             s.workspace, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)
     elif dw_hr is not None:
-        _backward_proj_lengths(get_backend(backend or s.backend, "projection"), s, d_output,
-                               d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0)
+        backward_proj_lengths(get_backend(backend or s.backend, "projection"), s.cell, s.x,
+                              s.weight_ih, s.weight_hh, s.weight_hr, s.h0, s.c0, s.output,
+                              s.workspace, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr,
+                              db_ih, db_hh, dh0, dc0, s.lengths)
     elif s.lengths is None:
         get_backend(backend or s.backend, "backward").backward(
             s.cell, s.x, s.weight_ih, s.weight_hh, s.bias_ih, s.bias_hh, s.h0, s.c0,
@@ -319,7 +322,11 @@ def _segments(lengths: np.ndarray):
     return order, segments
 
 
-def _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths):
+def forward_proj_lengths(module, spec, x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, out, h_n, c_n,
+                         ws, lengths):
+    """``module.forward_proj`` (a backend with "projection") over rows of
+    different lengths (int64 (B,), not all T): the contract's arguments, as
+    the backend's (fastrnn.torch calls it too)."""
     order, segments = _segments(lengths)
     h, c = h0[order], c0[order]  # the sorted running state
     out.fill(0)
@@ -331,9 +338,8 @@ def _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths
         seg_out = np.empty((t1 - t0, n, P), dtype)
         seg_ws = None if ws is None else np.empty((t1 - t0, n, ws.shape[2]), dtype)
         seg_h, seg_c = np.empty((n, P), dtype), np.empty((n, Hc), dtype)
-        module.forward_proj(spec, np.ascontiguousarray(x[t0:t1][:, rows]), p.weight_ih,
-                            p.weight_hh, p.weight_hr, p.bias_ih, p.bias_hh,
-                            np.ascontiguousarray(h[:n]), np.ascontiguousarray(c[:n]),
+        module.forward_proj(spec, np.ascontiguousarray(x[t0:t1][:, rows]), w_ih, w_hh, w_hr,
+                            b_ih, b_hh, np.ascontiguousarray(h[:n]), np.ascontiguousarray(c[:n]),
                             seg_out, seg_h, seg_c, seg_ws)
         out[t0:t1, rows] = seg_out
         if ws is not None:
@@ -343,11 +349,12 @@ def _forward_proj_lengths(module, spec, x, p, h0, c0, out, h_n, c_n, ws, lengths
     c_n[order] = c
 
 
-def _backward_proj_lengths(module, s, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih,
-                           db_hh, dh0, dc0):
-    order, segments = _segments(s.lengths)
-    Hc = s.c0.shape[1]
-    at = cells.get(s.cell).workspace_names.index("c") * Hc
+def backward_proj_lengths(module, cell, x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_output, d_h_n,
+                          d_c_n, dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0, lengths):
+    """BPTT of :func:`forward_proj_lengths` through ``module.backward_proj``."""
+    order, segments = _segments(lengths)
+    Hc = c0.shape[1]
+    at = cells.get(cell).workspace_names.index("c") * Hc
     dh, dc = d_h_n[order], d_c_n[order]  # the gradient carried into each row's state
     dx.fill(0)
     for g in (dw_ih, dw_hh, dw_hr, db_ih, db_hh):
@@ -356,13 +363,13 @@ def _backward_proj_lengths(module, s, d_output, d_h_n, d_c_n, dx, dw_ih, dw_hh, 
     for t0, t1, rows in reversed(segments):
         n = rows.shape[0]
         gather = lambda a: np.ascontiguousarray(a[t0:t1][:, rows])  # noqa: E731
-        h_start = s.h0[rows] if t0 == 0 else s.output[t0 - 1, rows]
-        c_start = s.c0[rows] if t0 == 0 else s.workspace[t0 - 1, rows, at:at + Hc]
+        h_start = h0[rows] if t0 == 0 else out[t0 - 1, rows]
+        c_start = c0[rows] if t0 == 0 else ws[t0 - 1, rows, at:at + Hc]
         seg_dx = np.empty((t1 - t0, n, dx.shape[2]), dx.dtype)
         seg_dh, seg_dc = np.empty_like(dh[:n]), np.empty_like(dc[:n])
-        module.backward_proj(s.cell, gather(s.x), s.weight_ih, s.weight_hh, s.weight_hr,
+        module.backward_proj(cell, gather(x), w_ih, w_hh, w_hr,
                              np.ascontiguousarray(h_start), np.ascontiguousarray(c_start),
-                             gather(s.output), gather(s.workspace), gather(d_output),
+                             gather(out), gather(ws), gather(d_output),
                              np.ascontiguousarray(dh[:n]), np.ascontiguousarray(dc[:n]),
                              seg_dx, *seg_grads[:3], *seg_grads[3:], seg_dh, seg_dc)
         for total, part in zip((dw_ih, dw_hh, dw_hr, db_ih, db_hh), seg_grads):

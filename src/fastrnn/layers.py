@@ -360,7 +360,7 @@ class _Recurrent:
                              f"dimension, got shape {x.shape if not self.batch_first else (B, T, I)}")
         LD, H = self.num_layers * self.num_directions, self.hidden_size
         R = self.proj_size or H  # h's width
-        h0 = self._stacked_state("h0", h0, LD, B, unbatched, R)
+        h0 = self._stacked_state("h0", h0, LD, B, unbatched, self.proj_size or None)
         c0 = self._stacked_state("c0", c0, LD, B, unbatched) if spec.has_cell_state else \
             self._no_cell_state("c0", c0)
         lengths = v.lengths(lengths, B, T) if not (self.batch_first and lengths is not None) \
@@ -424,7 +424,7 @@ class _Recurrent:
     def _stacked_state(self, name, value, LD, B, unbatched, width=None):
         """h0 / c0 of a stack: (num_layers*D, B, H) (unbatched (num_layers*D,
         H)), zeros for None; returned as (LD, B, H). width: H unless told
-        (an h of a layer with proj_size: P)."""
+        (an h of a layer with proj_size: P, named so in messages)."""
         H = self.hidden_size if width is None else width
         if value is None:
             return np.zeros((LD, B, H), self.dtype)
@@ -477,7 +477,7 @@ class _Recurrent:
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
         R = self.proj_size or H  # h's width
         d_layer = self._from_user_layout("d_output", d_output, T, B, D * R, unbatched)
-        d_h = self._stacked_state("d_h_n", d_h_n, L * D, B, unbatched, R)
+        d_h = self._stacked_state("d_h_n", d_h_n, L * D, B, unbatched, self.proj_size or None)
         d_c = self._stacked_state("d_c_n", d_c_n, L * D, B, unbatched) if \
             spec.has_cell_state else self._no_cell_state("d_c_n", d_c_n)
         dh0 = np.empty((L * D, B, R), dtype)
