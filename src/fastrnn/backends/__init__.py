@@ -59,7 +59,7 @@ REGISTRY = {b.name: b for b in (
     Backend("c", "fastrnn.backends.c", "fastrnn.backends.c",
             _LAYER | {"train", "lengths", "projection"}),
     Backend("numba", "fastrnn.backends.numba_loops", "fastrnn.backends.numba_train",
-            _LAYER | {"train", "lengths"}),
+            _LAYER | {"train", "lengths", "projection"}),
     Backend("numpy", "fastrnn.backends.numpy_ref", "fastrnn.backends.numpy_train",
             _LAYER | {"train", "lengths", "projection"}),
 )}
