@@ -160,6 +160,11 @@ def test_empty_problems():
     g = F.backward(res, None, a["d_h_n"], a["d_c_n"])
     np.testing.assert_array_equal(g.weight_hr, np.zeros((2, 5)))
     np.testing.assert_array_equal(g.h0, a["d_h_n"])
+    for T, B, lengths in ((0, 2, [0, 0]), (3, 0, [])):  # with lengths too
+        res = F.forward("lstm", np.zeros((T, B, 3)), a["weight_ih"], a["weight_hh"],
+                        weight_hr=a["weight_hr"], lengths=lengths, training=True)
+        assert res.output.shape == (T, B, 2) and res.c_n.shape == (B, 5)
+        assert F.backward(res).weight_hr.shape == (2, 5)
 
 
 def test_backends_without_it_say_so(monkeypatch):

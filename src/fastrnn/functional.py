@@ -187,7 +187,7 @@ def forward(cell: str, x, weight_ih, weight_hh, bias_ih=None, bias_hh=None, h0=N
     spec, dtype = p.cell, x.dtype
     lengths = v.lengths(lengths, B, T)
     projected = p.weight_hr is not None
-    if projected and lengths is not None and T > 0 and int(lengths.min()) == T:
+    if projected and lengths is not None and T > 0 and B > 0 and int(lengths.min()) == T:
         lengths = None  # every row runs T steps: the plain call, bitwise the same
     Hc, H = H, (p.proj_size if projected else H)  # the cell state's width, h's width
     h0 = v.state(spec, "h0", h0, B, H, dtype)
