@@ -32,9 +32,11 @@ class Tagger(torch.nn.Module):
 
     def __init__(self, kind):
         super().__init__()
-        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
-        self.rnn = rnn(3, 5, num_layers=2, bidirectional=True, batch_first=True)
-        self.head = torch.nn.Linear(10, 2)
+        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN,
+               "lstm_proj": torch.nn.LSTM}[kind]
+        options = dict(proj_size=3) if kind == "lstm_proj" else {}  # h 3 wide, c 5 wide
+        self.rnn = rnn(3, 5, num_layers=2, bidirectional=True, batch_first=True, **options)
+        self.head = torch.nn.Linear(6 if options else 10, 2)
 
     def forward(self, x, h0):
         out, state = self.rnn(x, h0)
@@ -66,8 +68,8 @@ def _check(kind, backend, dtype, tol):
     torch._dynamo.reset()
     compiled = torch.compile(converted, fullgraph=True, backend=recording)
     x = torch.randn(4, 6, 3, dtype=dtype)
-    h0 = torch.randn(4, 4, 5, dtype=dtype)
-    if kind == "lstm":
+    h0 = torch.randn(4, 4, 3 if kind == "lstm_proj" else 5, dtype=dtype)
+    if kind.startswith("lstm"):
         h0 = (h0, torch.randn(4, 4, 5, dtype=dtype))
     want = _results(reference, x, h0)
     for _ in range(2):  # the second call runs the cached graph
@@ -79,7 +81,7 @@ def _check(kind, backend, dtype, tol):
         assert rel_err(compiled(x, h0).numpy(), want[0].numpy()) <= tol
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("kind", ["lstm", "gru", "rnn", "lstm_proj"])
 def test_compiles_fullgraph_aot_eager(kind):
     _check(kind, "aot_eager", torch.float64, 1e-10)
 

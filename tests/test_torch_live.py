@@ -96,5 +96,12 @@ def test_from_torch_takes_stacked_bidirectional_batch_first_modules():
     got = layer(x)
     assert rel_err(got.output, want.numpy()) <= 1e-12
     assert rel_err(got.h_n, want_h.numpy()) <= 1e-12
-    with pytest.raises(ValueError, match="proj_size"):
-        fastrnn.LSTM.from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+    projected = torch.nn.LSTM(3, 4, proj_size=2, num_layers=2).double().eval()
+    layer = fastrnn.LSTM.from_torch(projected)  # test_projection.py checks it to the vectors
+    assert layer.proj_size == 2
+    assert list(layer.named_parameters()) == [n for n, _ in projected.named_parameters()]
+    with torch.no_grad():
+        want, (want_h, want_c) = projected(torch.from_numpy(x[:, :, :3].copy()))
+    got = layer(x[:, :, :3].copy())
+    assert rel_err(got.output, want.numpy()) <= 1e-12
+    assert rel_err(got.h_n, want_h.numpy()) <= 1e-12 and rel_err(got.c_n, want_c.numpy()) <= 1e-12

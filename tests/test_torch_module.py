@@ -5,7 +5,7 @@ Every expected value comes from torch: the same module run by torch.nn
 finite differences (torch.autograd.gradcheck), or torch's own fallback. What
 is checked: outputs, final states and every gradient (input, h0 / c0, every
 parameter) on a seeded grid of configurations (every cell the C core has,
-1 to 3 layers, both directions, batch_first, unbatched, PackedSequence
+the LSTM with proj_size among them, 1 to 3 layers, both directions, batch_first, unbatched, PackedSequence
 sorted and not, with and without bias and initial state, float32 and
 float64), dropout (the same masks as torch's for the same seed), a training
 loop's loss curve, convert() on two small models, the fallbacks and their
@@ -41,6 +41,8 @@ CELLS = {  # the torch.nn module for each cell of the C core
     "rnn_relu": lambda *a, **k: torch.nn.RNN(*a, nonlinearity="relu", **k),
     "lstm": torch.nn.LSTM,
     "gru": torch.nn.GRU,
+    # the C core's projected LSTM (frnn_layer_*_proj); problem() picks P < H
+    "lstm_proj": lambda *a, proj_size=2, **k: torch.nn.LSTM(*a, proj_size=proj_size, **k),
 }
 # (num_layers, bidirectional, batch_first, input, bias, initial state given)
 CONFIGS = [
@@ -93,6 +95,11 @@ def problem(cell, config, dtype, seed):
     rng = torch.Generator().manual_seed(seed)
     T, B, I, H = (int(v) for v in torch.randint(1, 7, (4,), generator=rng))
     T, B = T + 1, B + 1  # packed rows need T >= 1; a batch of one is in the grid too (B + 1 >= 2)
+    options = {}
+    if cell == "lstm_proj":  # 1 <= proj_size < hidden_size
+        H = H + 1
+        options["proj_size"] = 1 + seed % (H - 1)
+    R = options.get("proj_size", H)  # h's width
     if kind == "unbatched":
         B = 1
     D = 2 if bidirectional else 1
@@ -104,26 +111,26 @@ def problem(cell, config, dtype, seed):
             lengths = lengths.sort(descending=True).values
     shape = (T, I) if kind == "unbatched" else (B, T, I) if batch_first else (T, B, I)
     x = torch.randn(shape, generator=rng, dtype=dtype)
-    state_shape = (L * D, H) if kind == "unbatched" else (L * D, B, H)
-    n_states = 2 if cell == "lstm" else 1
-    state = [torch.randn(state_shape, generator=rng, dtype=dtype) for _ in range(n_states)] \
+    state_shapes = [(L * D, width) if kind == "unbatched" else (L * D, B, width)
+                    for width in ((R, H) if cell.startswith("lstm") else (H,))]
+    state = [torch.randn(shape_, generator=rng, dtype=dtype) for shape_ in state_shapes] \
         if with_state else None
     if lengths is not None:
         def make_input(t):
             return pack_padded_sequence(t, lengths, batch_first=batch_first,
                                         enforce_sorted=kind == "packed_sorted")
         rows = int(lengths.sum())
-        g_output = torch.randn((rows, D * H), generator=rng, dtype=dtype)
+        g_output = torch.randn((rows, D * R), generator=rng, dtype=dtype)
     else:
         def make_input(t):
             return t
-        out_shape = shape[:-1] + (D * H,)
+        out_shape = shape[:-1] + (D * R,)
         g_output = torch.randn(out_shape, generator=rng, dtype=dtype)
-    g_state = [torch.randn(state_shape, generator=rng, dtype=dtype) for _ in range(n_states)]
+    g_state = [torch.randn(shape_, generator=rng, dtype=dtype) for shape_ in state_shapes]
 
     def make():
         return CELLS[cell](I, H, num_layers=L, bias=bias, batch_first=batch_first,
-                           bidirectional=bidirectional)
+                           bidirectional=bidirectional, **options)
     return make, [x], state, dict(make_input=make_input, output=g_output, state=g_state)
 
 
@@ -194,13 +201,28 @@ def test_operators_pass_opcheck():
                 torch.randn(gates * H, H, generator=gen, dtype=torch.float64,
                             requires_grad=True),
                 torch.randn(gates * H, generator=gen, dtype=torch.float64, requires_grad=True),
-                None, torch.tensor([4, 2, 1]), True)
+                None, None, torch.tensor([4, 2, 1]), True)
+        torch.library.opcheck(ft.recurrent_forward, args,
+                              test_utils=("test_schema", "test_faketensor",
+                                          "test_autograd_registration"))
+    P = 2  # the projected LSTM: h0 (B, P), weight_hh (4H, P), weight_hr (P, H)
+    for lengths in (None, torch.tensor([4, 2, 1])):
+        args = ("lstm", torch.randn(T, B, I, generator=gen, dtype=torch.float64,
+                                    requires_grad=True),
+                torch.randn(B, P, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(B, H, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(4 * H, I, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(4 * H, P, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(4 * H, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(4 * H, generator=gen, dtype=torch.float64, requires_grad=True),
+                torch.randn(P, H, generator=gen, dtype=torch.float64, requires_grad=True),
+                lengths, True)
         torch.library.opcheck(ft.recurrent_forward, args,
                               test_utils=("test_schema", "test_faketensor",
                                           "test_autograd_registration"))
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_relu", "lstm_proj"])
 def test_gradcheck_float64(cell):
     """Finite differences of the whole module (input, state and every
     parameter) agree with its gradients: torch.autograd.gradcheck."""
@@ -209,8 +231,9 @@ def test_gradcheck_float64(cell):
     names = [n for n, _ in module.named_parameters()]
     lengths = torch.tensor([2, 5, 3])
     x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
-    states = [torch.randn(4, 3, 4, dtype=torch.float64, requires_grad=True)
-              for _ in range(2 if cell == "lstm" else 1)]
+    widths = {"lstm": (4, 4), "lstm_proj": (2, 4)}.get(cell, (4,))  # h (proj_size 2), c
+    states = [torch.randn(4, 3, width, dtype=torch.float64, requires_grad=True)
+              for width in widths]
     params = [p.detach().clone().requires_grad_() for p in module.parameters()]
 
     def f(x, *rest):
@@ -393,23 +416,25 @@ def _fallback_warnings(record):
     return [w for w in record if issubclass(w.category, ft.FallbackWarning)]
 
 
-@pytest.mark.parametrize("case", ["proj_size", "bfloat16", "float16", "meta", "empty_batch",
-                                  "no_core"])
+@pytest.mark.parametrize("case", ["bfloat16", "float16", "meta", "empty_batch", "no_core",
+                                  "proj_size_no_core"])
 def test_fallbacks_warn_once_and_give_torchs_answer(case, fresh_warnings, monkeypatch):
     torch.manual_seed(8)
     dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(case, torch.float32)
-    kwargs = dict(proj_size=2, num_layers=2, bidirectional=True) if case == "proj_size" else {}
+    kwargs = dict(proj_size=2, num_layers=2, bidirectional=True) if case.startswith("proj") \
+        else {}
     reference = torch.nn.LSTM(3, 4, **kwargs).to(dtype)
     converted = ft.convert(copy.deepcopy(reference))
     B = 0 if case == "empty_batch" else 2
     x = torch.randn(5, B, 3).to(dtype)
     if case == "meta":
         reference, converted, x = reference.to("meta"), converted.to("meta"), x.to("meta")
-    if case == "no_core":
+    if case.endswith("no_core"):
         monkeypatch.setattr(ft, "_core", None)
         monkeypatch.setattr(ft, "_core_missing", "the compiled core is not available (test)")
-    reason = {"proj_size": "proj_size", "bfloat16": "bfloat16", "float16": "float16",
-              "meta": "meta", "empty_batch": "empty", "no_core": "compiled core"}[case]
+    reason = {"bfloat16": "bfloat16", "float16": "float16", "meta": "meta",
+              "empty_batch": "empty", "no_core": "compiled core",
+              "proj_size_no_core": "compiled core"}[case]
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         got = [converted(x) for _ in range(3)]
@@ -422,14 +447,17 @@ def test_fallbacks_warn_once_and_give_torchs_answer(case, fresh_warnings, monkey
             assert torch.equal(out, want) and torch.equal(h, h_want) and torch.equal(c, c_want)
 
 
-def test_fallback_with_grad_gives_torchs_gradients(fresh_warnings):
-    """proj_size runs torch's computation, gradients included."""
+def test_fallback_with_grad_gives_torchs_gradients(fresh_warnings, monkeypatch):
+    """A fallback (here: no compiled core) runs torch's computation,
+    gradients included, a projection's too."""
     torch.manual_seed(9)
     reference = torch.nn.LSTM(3, 5, proj_size=2).double()
     converted = ft.convert(copy.deepcopy(reference))
+    monkeypatch.setattr(ft, "_core", None)
+    monkeypatch.setattr(ft, "_core_missing", "the compiled core is not available (test)")
     x = torch.randn(4, 2, 3, dtype=torch.float64)
     grads = []
-    with pytest.warns(ft.FallbackWarning, match="proj_size"):
+    with pytest.warns(ft.FallbackWarning, match="compiled core"):
         for module in (reference, converted):
             out, _ = module(x)
             out.sum().backward()

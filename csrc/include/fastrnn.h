@@ -207,7 +207,28 @@ const char *frnn_active_isa(void);
     int frnn_layer_step_##sfx(const frnn_cell_desc *cell, frnn_int B,           \
         frnn_int In, const real *x, const real *w_ih, const real *w_hh,         \
         const real *b_ih, const real *b_hh, const real *h, const real *c,       \
-        real *h_out, real *c_out);
+        real *h_out, real *c_out);                                                  \
+    /* forward_proj / backward_proj (layer/projection.c): an LSTM whose         \
+     * hidden state is projected, torch.nn.LSTM(proj_size = P):                \
+     *   m_t = o tanh(c_t),  h_t = m_t W_hr^T                                   \
+     * cell must be FRNN_CELL_LSTM (else FRNN_ERR_UNSUPPORTED), P >= 1; the     \
+     * arguments are forward's / backward's with these shapes:                 \
+     *   w_hh: [4H, P];  w_hr: [P, H];  dw_hh: [4H, P];  dw_hr: [P, H] out      \
+     *   h0, hn, d_hn, dh0: [B, P];  out, d_out: [T, B, P]                      \
+     *   c0, cn, d_cn, dc0: [B, H] (never NULL);  ws: [T, B, 5H], the LSTM's    \
+     *   workspace (forward: NULL for inference; backward: required) */        \
+    int frnn_layer_forward_proj_##sfx(const frnn_cell_desc *cell, frnn_int T,   \
+        frnn_int B, frnn_int In, frnn_int P, const real *x, const real *w_ih,   \
+        const real *w_hh, const real *w_hr, const real *b_ih,                   \
+        const real *b_hh, const real *h0, const real *c0, real *out, real *hn,  \
+        real *cn, real *ws);                                                    \
+    int frnn_layer_backward_proj_##sfx(const frnn_cell_desc *cell,             \
+        frnn_int T, frnn_int B, frnn_int In, frnn_int P, const real *x,         \
+        const real *w_ih, const real *w_hh, const real *w_hr, const real *h0,  \
+        const real *c0, const real *out, const real *ws, const real *d_out,     \
+        const real *d_hn, const real *d_cn, real *dx, real *dw_ih,              \
+        real *dw_hh, real *dw_hr, real *db_ih, real *db_hh, real *dh0,          \
+        real *dc0);
 
 FRNN_DECLARE(float, f32)
 FRNN_DECLARE(double, f64)

@@ -55,6 +55,31 @@ cdef extern from "fastrnn.h" nogil:
                                 const double *ws, const double *d_out, const double *d_hn,
                                 const double *d_cn, double *dx, double *dw_ih, double *dw_hh,
                                 double *db_ih, double *db_hh, double *dh0, double *dc0)
+    int frnn_layer_forward_proj_f32(const frnn_cell_desc *cell, frnn_int T, frnn_int B,
+                                    frnn_int In, frnn_int P, const float *x, const float *w_ih,
+                                    const float *w_hh, const float *w_hr, const float *b_ih,
+                                    const float *b_hh, const float *h0, const float *c0,
+                                    float *out, float *hn, float *cn, float *ws)
+    int frnn_layer_forward_proj_f64(const frnn_cell_desc *cell, frnn_int T, frnn_int B,
+                                    frnn_int In, frnn_int P, const double *x, const double *w_ih,
+                                    const double *w_hh, const double *w_hr, const double *b_ih,
+                                    const double *b_hh, const double *h0, const double *c0,
+                                    double *out, double *hn, double *cn, double *ws)
+    int frnn_layer_backward_proj_f32(const frnn_cell_desc *cell, frnn_int T, frnn_int B,
+                                     frnn_int In, frnn_int P, const float *x, const float *w_ih,
+                                     const float *w_hh, const float *w_hr, const float *h0,
+                                     const float *c0, const float *out, const float *ws,
+                                     const float *d_out, const float *d_hn, const float *d_cn,
+                                     float *dx, float *dw_ih, float *dw_hh, float *dw_hr,
+                                     float *db_ih, float *db_hh, float *dh0, float *dc0)
+    int frnn_layer_backward_proj_f64(const frnn_cell_desc *cell, frnn_int T, frnn_int B,
+                                     frnn_int In, frnn_int P, const double *x,
+                                     const double *w_ih, const double *w_hh, const double *w_hr,
+                                     const double *h0, const double *c0, const double *out,
+                                     const double *ws, const double *d_out, const double *d_hn,
+                                     const double *d_cn, double *dx, double *dw_ih,
+                                     double *dw_hh, double *dw_hr, double *db_ih, double *db_hh,
+                                     double *dh0, double *dc0)
     int frnn_layer_forward_lengths_f32(const frnn_cell_desc *cell, frnn_int T, frnn_int B,
                                        frnn_int In, const frnn_int *lengths, const float *x,
                                        const float *w_ih, const float *w_hh, const float *b_ih,

@@ -483,6 +483,160 @@ def backward(object cell,
         _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 
 
+cdef object _projected_cell(str func, object cell):
+    """The cell of a projected layer: the LSTM (frnn_layer_*_proj)."""
+    c = _cell(func, cell)
+    if c.code != FRNN_CELL_LSTM:
+        raise ValueError(f"fastrnn._core.{func}: a projection (w_hr) needs the LSTM cell, "
+                         f"got {c.label!r}")
+    return c
+
+
+def forward_proj(object cell,
+                 const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
+                 const real[:, ::1] w_hh not None, const real[:, ::1] w_hr not None,
+                 const real[::1] b_ih not None, const real[::1] b_hh not None,
+                 const real[:, ::1] h0 not None, const real[:, ::1] c0 not None,
+                 real[:, :, ::1] out not None, real[:, ::1] hn not None,
+                 real[:, ::1] cn not None, real[:, :, ::1] ws):
+    """forward of an LSTM with a projection (torch.nn.LSTM(proj_size=P)),
+    frnn_layer_forward_proj: w_hh (4H, P), w_hr (P, H), h0 / hn (B, P), out
+    (T, B, P), c0 / cn (B, H), ws (T, B, 5H) or None (inference)."""
+    c = _projected_cell("forward_proj", cell)
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2]
+    cdef Py_ssize_t H = w_hr.shape[1], P = w_hr.shape[0]
+    cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
+    _sizes("forward_proj", T, B, In, H)
+    if P < 1:
+        raise ValueError(f"fastrnn._core.forward_proj: w_hr must have shape (P, H) with P >= 1, "
+                         f"got ({P}, {H})")
+    _parameter_shapes("forward_proj", GH, In, P, B, "h0", w_ih.shape, w_hh.shape, b_ih.shape[0],
+                      b_hh.shape[0], h0.shape)
+    _shape3("forward_proj", "out", out.shape[0], out.shape[1], out.shape[2], T, B, P,
+            "(T, B, P)")
+    _shape2("forward_proj", "hn", hn.shape[0], hn.shape[1], B, P, "(B, P)")
+    _shape2("forward_proj", "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
+    _shape2("forward_proj", "cn", cn.shape[0], cn.shape[1], B, H, "(B, H)")
+    if ws is not None:
+        _shape3("forward_proj", "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W,
+                "(T, B, W)")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(4)
+    _add(&s, &out[0, 0, 0], T * B * P * r, r)
+    _add(&s, &hn[0, 0], B * P * r, r)
+    _add(&s, &cn[0, 0], B * H * r, r)
+    _add(&s, &ws[0, 0, 0] if ws is not None else NULL, T * B * W * r if ws is not None else 0, r)
+    _add(&s, &x[0, 0, 0], T * B * In * r, r)
+    _add(&s, &w_ih[0, 0], GH * In * r, r)
+    _add(&s, &w_hh[0, 0], GH * P * r, r)
+    _add(&s, &w_hr[0, 0], P * H * r, r)
+    _add(&s, &b_ih[0], GH * r, r)
+    _add(&s, &b_hh[0], GH * r, r)
+    _add(&s, &h0[0, 0], B * P * r, r)
+    _add(&s, &c0[0, 0], B * H * r, r)
+    _check_memory("forward_proj", &s, ("out", "hn", "cn", "ws", "x", "w_ih", "w_hh", "w_hr",
+                                       "b_ih", "b_hh", "h0", "c0"))
+    cdef frnn_cell_desc desc = _desc(c, H)
+    cdef real *wsp = &ws[0, 0, 0] if ws is not None else NULL
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_layer_forward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
+                                             &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
+                                             &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &hn[0, 0],
+                                             &cn[0, 0], wsp)
+        else:
+            rc = frnn_layer_forward_proj_f64(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
+                                             &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
+                                             &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &hn[0, 0],
+                                             &cn[0, 0], wsp)
+    if rc != FRNN_OK:
+        _raise(rc, "forward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
+
+
+def backward_proj(object cell,
+                  const real[:, :, ::1] x not None, const real[:, ::1] w_ih not None,
+                  const real[:, ::1] w_hh not None, const real[:, ::1] w_hr not None,
+                  const real[:, ::1] h0 not None, const real[:, ::1] c0 not None,
+                  const real[:, :, ::1] out not None, const real[:, :, ::1] ws not None,
+                  const real[:, :, ::1] d_out not None, const real[:, ::1] d_hn not None,
+                  const real[:, ::1] d_cn not None,
+                  real[:, :, ::1] dx not None, real[:, ::1] dw_ih not None,
+                  real[:, ::1] dw_hh not None, real[:, ::1] dw_hr not None,
+                  real[::1] db_ih not None, real[::1] db_hh not None,
+                  real[:, ::1] dh0 not None, real[:, ::1] dc0 not None):
+    """BPTT of an LSTM with a projection, frnn_layer_backward_proj: shapes
+    as forward_proj's; every gradient output (dw_hr (P, H) included) is
+    overwritten."""
+    c = _projected_cell("backward_proj", cell)
+    cdef Py_ssize_t T = x.shape[0], B = x.shape[1], In = x.shape[2]
+    cdef Py_ssize_t H = w_hr.shape[1], P = w_hr.shape[0]
+    cdef Py_ssize_t GH = c.gates * H, W = c.workspace * H
+    cdef str f = "backward_proj"
+    _sizes(f, T, B, In, H)
+    if P < 1:
+        raise ValueError(f"fastrnn._core.backward_proj: w_hr must have shape (P, H) with "
+                         f"P >= 1, got ({P}, {H})")
+    _parameter_shapes(f, GH, In, P, B, "h0", w_ih.shape, w_hh.shape, GH, GH, h0.shape)
+    _shape2(f, "c0", c0.shape[0], c0.shape[1], B, H, "(B, H)")
+    _shape3(f, "out", out.shape[0], out.shape[1], out.shape[2], T, B, P, "(T, B, P)")
+    _shape3(f, "ws", ws.shape[0], ws.shape[1], ws.shape[2], T, B, W, "(T, B, W)")
+    _shape3(f, "d_out", d_out.shape[0], d_out.shape[1], d_out.shape[2], T, B, P, "(T, B, P)")
+    _shape2(f, "d_hn", d_hn.shape[0], d_hn.shape[1], B, P, "(B, P)")
+    _shape2(f, "d_cn", d_cn.shape[0], d_cn.shape[1], B, H, "(B, H)")
+    _shape3(f, "dx", dx.shape[0], dx.shape[1], dx.shape[2], T, B, In, "(T, B, input_size)")
+    _shape2(f, "dw_ih", dw_ih.shape[0], dw_ih.shape[1], GH, In, "(G*H, input_size)")
+    _shape2(f, "dw_hh", dw_hh.shape[0], dw_hh.shape[1], GH, P, "(G*H, P)")
+    _shape2(f, "dw_hr", dw_hr.shape[0], dw_hr.shape[1], P, H, "(P, H)")
+    _shape1(f, "db_ih", db_ih.shape[0], GH, "(G*H,)")
+    _shape1(f, "db_hh", db_hh.shape[0], GH, "(G*H,)")
+    _shape2(f, "dh0", dh0.shape[0], dh0.shape[1], B, P, "(B, P)")
+    _shape2(f, "dc0", dc0.shape[0], dc0.shape[1], B, H, "(B, H)")
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(8)
+    _add(&s, &dx[0, 0, 0], T * B * In * r, r)
+    _add(&s, &dw_ih[0, 0], GH * In * r, r)
+    _add(&s, &dw_hh[0, 0], GH * P * r, r)
+    _add(&s, &dw_hr[0, 0], P * H * r, r)
+    _add(&s, &db_ih[0], GH * r, r)
+    _add(&s, &db_hh[0], GH * r, r)
+    _add(&s, &dh0[0, 0], B * P * r, r)
+    _add(&s, &dc0[0, 0], B * H * r, r)
+    _add(&s, &x[0, 0, 0], T * B * In * r, r)
+    _add(&s, &w_ih[0, 0], GH * In * r, r)
+    _add(&s, &w_hh[0, 0], GH * P * r, r)
+    _add(&s, &w_hr[0, 0], P * H * r, r)
+    _add(&s, &h0[0, 0], B * P * r, r)
+    _add(&s, &c0[0, 0], B * H * r, r)
+    _add(&s, &out[0, 0, 0], T * B * P * r, r)
+    _add(&s, &ws[0, 0, 0], T * B * W * r, r)
+    _add(&s, &d_out[0, 0, 0], T * B * P * r, r)
+    _add(&s, &d_hn[0, 0], B * P * r, r)
+    _add(&s, &d_cn[0, 0], B * H * r, r)
+    _check_memory(f, &s, ("dx", "dw_ih", "dw_hh", "dw_hr", "db_ih", "db_hh", "dh0", "dc0", "x",
+                          "w_ih", "w_hh", "w_hr", "h0", "c0", "out", "ws", "d_out", "d_hn",
+                          "d_cn"))
+    cdef frnn_cell_desc desc = _desc(c, H)
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_layer_backward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
+                                              &w_hh[0, 0], &w_hr[0, 0], &h0[0, 0], &c0[0, 0],
+                                              &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0],
+                                              &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0],
+                                              &dw_ih[0, 0], &dw_hh[0, 0], &dw_hr[0, 0],
+                                              &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+        else:
+            rc = frnn_layer_backward_proj_f64(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
+                                              &w_hh[0, 0], &w_hr[0, 0], &h0[0, 0], &c0[0, 0],
+                                              &out[0, 0, 0], &ws[0, 0, 0], &d_out[0, 0, 0],
+                                              &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0],
+                                              &dw_ih[0, 0], &dw_hh[0, 0], &dw_hr[0, 0],
+                                              &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+    if rc != FRNN_OK:
+        _raise(rc, "backward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
+
+
 def step(object cell,
          const real[:, ::1] x not None, const real[:, ::1] w_ih not None,
          const real[:, ::1] w_hh not None, const real[::1] b_ih not None,

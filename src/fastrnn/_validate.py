@@ -107,6 +107,8 @@ class LayerParameters(NamedTuple):  # a tuple: built on every call, so cheaply
     input_size: int
     hidden_size: int
     dtype: np.dtype
+    weight_hr: Optional[np.ndarray] = None  # (P, H): an LSTM's projection, None for none
+    proj_size: int = 0  # P; 0: no projection (h is H wide)
 
 
 def layer_parameters(cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
@@ -147,6 +149,49 @@ def layer_parameters(cell, weight_ih, weight_hh, bias_ih=None, bias_hh=None, *,
             biases.append(b)
     return LayerParameters(spec, weight_ih, weight_hh, biases[0], biases[1], bias_ih is not None,
                            bias_hh is not None, weight_ih.shape[1], H, dtype)
+
+
+def projected_layer_parameters(cell, weight_ih, weight_hh, weight_hr, bias_ih=None,
+                               bias_hh=None, *, dtype: Optional[np.dtype] = None,
+                               dtype_of: str = "weight_hh",
+                               input_size: Optional[int] = None) -> LayerParameters:
+    """Check the parameters of an LSTM whose hidden state is projected
+    (torch.nn.LSTM(proj_size=P)): weight_hr (P, H) decides H and P,
+    weight_hh must be (4H, P), weight_ih (4H, input_size), the biases (4H,).
+    Only the LSTM has a projection (a ValueError for another cell)."""
+    spec = cells.get(cell)
+    if spec.layer != "LSTM" or spec.layer_options:
+        raise ValueError(f"weight_hr (a projection, proj_size) exists only for the LSTM cell, "
+                         f"not {spec.label!r}")
+    weight_hr = as_input("weight_hr", weight_hr, 2, dtype, dtype_of)
+    dtype = weight_hr.dtype
+    P, H = weight_hr.shape
+    if P < 1 or H < 1:
+        raise ValueError(f"weight_hr must have shape (proj_size, hidden_size) with both >= 1, "
+                         f"got {weight_hr.shape}")
+    G = spec.gates
+    weight_hh = as_input("weight_hh", weight_hh, 2, dtype, dtype_of)
+    if weight_hh.shape != (G * H, P):
+        raise ValueError(f"weight_hh must have shape (gates*hidden_size, proj_size) = "
+                         f"({G * H}, {P}) for weight_hr of shape (proj_size, hidden_size) = "
+                         f"{weight_hr.shape}, got {weight_hh.shape}")
+    weight_ih = as_input("weight_ih", weight_ih, 2, dtype, dtype_of)
+    if input_size is not None:
+        expect_shape("weight_ih", weight_ih, (G * H, input_size),
+                     "(gates*hidden_size, input_size)")
+    elif weight_ih.shape[0] != G * H or weight_ih.shape[1] < 1:
+        raise ValueError(f"weight_ih must have shape (gates*hidden_size, input_size) = "
+                         f"({G * H}, input_size >= 1), got {weight_ih.shape}")
+    biases = []
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is None:
+            biases.append(np.zeros(G * H, dtype))
+        else:
+            b = as_input(name, bias, 1, dtype, dtype_of)
+            expect_shape(name, b, (G * H,), "(gates*hidden_size,)")
+            biases.append(b)
+    return LayerParameters(spec, weight_ih, weight_hh, biases[0], biases[1], bias_ih is not None,
+                           bias_hh is not None, weight_ih.shape[1], H, dtype, weight_hr, P)
 
 
 def state(cell, name: str, value, batch: int, hidden_size: int, dtype: np.dtype, *,

@@ -45,7 +45,7 @@ from . import stream as _stream
 
 __all__ = ["RNN", "LSTM", "GRU", "LeakyRNN", "LayerResult", "LayerGradients"]
 
-_SHORT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+_SHORT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
 
 
 def _suffix(layer: int, direction: int) -> str:
@@ -103,6 +103,7 @@ class LayerGradients:
     weight_hh = property(lambda self: self._short("weight_hh"))
     bias_ih = property(lambda self: self._short("bias_ih"))
     bias_hh = property(lambda self: self._short("bias_hh"))
+    weight_hr = property(lambda self: self._short("weight_hr"))  # LSTM with proj_size only
 
 
 def _reverse_in_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray:
@@ -121,6 +122,7 @@ def _reverse_in_time(a: np.ndarray, lengths: Optional[np.ndarray]) -> np.ndarray
 
 class _Recurrent:
     cell: str = ""  # a name in fastrnn.cells.CELLS: the layer's shapes and math
+    proj_size: int = 0  # LSTM's projection of h (0: none); see LSTM
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -145,24 +147,29 @@ class _Recurrent:
         self.dtype, self.backend = dtype, backend
         spec = self.descriptor
         GH, H = spec.gate_rows(hidden_size), hidden_size
+        R = self.proj_size or H  # the width of h: what W_hh multiplies and the layer outputs
         # sizes no array can have are refused before anything is drawn
-        widest = max(input_size, self.num_directions * H) if num_layers > 1 else input_size
+        widest = max(input_size, self.num_directions * R) if num_layers > 1 else input_size
         v.element_count(f"weight_ih ({GH}, input_size={widest})", GH, widest)
-        v.element_count(f"weight_hh ({GH}, hidden_size={H})", GH, H)
+        v.element_count(f"weight_hh ({GH}, {'proj_size' if self.proj_size else 'hidden_size'}"
+                        f"={R})", GH, R)
         # PyTorch's default: every parameter ~ U(-1/sqrt(H), 1/sqrt(H)), drawn
-        # in torch's parameter order (one layer and direction after another).
+        # in torch's parameter order (one layer and direction after another;
+        # a projection's weight_hr (P, H) after the biases).
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(H)
         params = {}
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else self.num_directions * H
+            layer_input = input_size if layer == 0 else self.num_directions * R
             for direction in range(self.num_directions):
                 s = _suffix(layer, direction)
                 params["weight_ih" + s] = rng.uniform(-k, k, (GH, layer_input)).astype(dtype)
-                params["weight_hh" + s] = rng.uniform(-k, k, (GH, H)).astype(dtype)
+                params["weight_hh" + s] = rng.uniform(-k, k, (GH, R)).astype(dtype)
                 if bias:
                     params["bias_ih" + s] = rng.uniform(-k, k, GH).astype(dtype)
                     params["bias_hh" + s] = rng.uniform(-k, k, GH).astype(dtype)
+                if self.proj_size:
+                    params["weight_hr" + s] = rng.uniform(-k, k, (R, H)).astype(dtype)
         object.__setattr__(self, "_params", params)
         # dropout masks: the layer's own seeded stream, apart from the init's
         self._dropout_rng = np.random.default_rng(None if seed is None else [seed, 1])
@@ -256,11 +263,11 @@ class _Recurrent:
     def from_torch(cls, module, *, dtype=None, backend: Optional[str] = None):
         """Build from a torch.nn.RNN / LSTM / GRU (any number of layers and
         directions, batch_first or not), with its parameters and dropout."""
-        if getattr(module, "proj_size", 0):
-            raise ValueError("LSTM with proj_size > 0 is not supported")
         kwargs = {}
         if cls is RNN:  # the Elman layer's cell is its nonlinearity's
             kwargs["nonlinearity"] = module.nonlinearity
+        if getattr(module, "proj_size", 0):
+            kwargs["proj_size"] = module.proj_size
         if dtype is None:
             dtype = np.float64 if str(module.weight_hh_l0.dtype) == "torch.float64" else np.float32
         with warnings.catch_warnings():  # torch warned already about dropout on one layer
@@ -278,6 +285,15 @@ class _Recurrent:
         p = self._params
         return (p["weight_ih" + s], p["weight_hh" + s], p.get("bias_ih" + s),
                 p.get("bias_hh" + s))
+
+    def _weight_hr(self, layer: int, direction: int) -> Optional[np.ndarray]:
+        """The projection of layer, direction (None without proj_size)."""
+        return self._params.get("weight_hr" + _suffix(layer, direction))
+
+    def _no_projection(self, what: str) -> None:
+        if self.proj_size:
+            raise NotImplementedError(f"{what} of an LSTM with proj_size > 0 is not implemented "
+                                      f"yet (forward / backward over a window are)")
 
     def _is_legacy_call(self, x, h0) -> bool:
         """The one-layer, one-direction call of before stacking: time-major 3-D
@@ -322,7 +338,8 @@ class _Recurrent:
         training = v.boolean("training", training)
         if self._is_legacy_call(x, hx) and (c0 is None or getattr(c0, "ndim", 2) == 2):
             return F.forward(self.descriptor, x, *self._layer_params(0, 0), hx, c0,
-                             backend=self.backend, training=training, out=out, lengths=lengths)
+                             backend=self.backend, training=training, out=out, lengths=lengths,
+                             weight_hr=self._weight_hr(0, 0))
         if out is not None:
             raise ValueError("out= is only taken by a one-layer, one-direction layer called "
                              "with time-major x and a (batch, hidden_size) state or none")
@@ -342,12 +359,13 @@ class _Recurrent:
             raise ValueError(f"x must have input_size = {self.input_size} features in its last "
                              f"dimension, got shape {x.shape if not self.batch_first else (B, T, I)}")
         LD, H = self.num_layers * self.num_directions, self.hidden_size
-        h0 = self._stacked_state("h0", h0, LD, B, unbatched)
+        R = self.proj_size or H  # h's width
+        h0 = self._stacked_state("h0", h0, LD, B, unbatched, self.proj_size or None)
         c0 = self._stacked_state("c0", c0, LD, B, unbatched) if spec.has_cell_state else \
             self._no_cell_state("c0", c0)
         lengths = v.lengths(lengths, B, T) if not (self.batch_first and lengths is not None) \
             else self._lengths_batch_first(lengths, B, T)
-        h_n = np.empty((LD, B, H), self.dtype)
+        h_n = np.empty((LD, B, R), self.dtype)
         c_n = np.empty((LD, B, H), self.dtype) if spec.has_cell_state else None
         runs, masks, layer_input = [], [], x
         for layer in range(self.num_layers):
@@ -363,7 +381,8 @@ class _Recurrent:
                 seq = layer_input if direction == 0 else _reverse_in_time(layer_input, lengths)
                 run = F.forward(self.descriptor, seq, *self._layer_params(layer, direction), h0[i],
                                 None if c0 is None else c0[i], backend=self.backend,
-                                training=training, lengths=lengths)
+                                training=training, lengths=lengths,
+                                weight_hr=self._weight_hr(layer, direction))
                 outputs.append(run.output if direction == 0
                                else _reverse_in_time(run.output, lengths))
                 h_n[i] = run.h_n
@@ -402,16 +421,18 @@ class _Recurrent:
         except ValueError as exc:  # say which layout the sizes were read from
             raise ValueError(f"{exc} (batch_first=True: x is (batch, T, input_size))") from None
 
-    def _stacked_state(self, name, value, LD, B, unbatched):
+    def _stacked_state(self, name, value, LD, B, unbatched, width=None):
         """h0 / c0 of a stack: (num_layers*D, B, H) (unbatched (num_layers*D,
-        H)), zeros for None; returned as (LD, B, H)."""
-        H = self.hidden_size
+        H)), zeros for None; returned as (LD, B, H). width: H unless told
+        (an h of a layer with proj_size: P, named so in messages)."""
+        H = self.hidden_size if width is None else width
         if value is None:
             return np.zeros((LD, B, H), self.dtype)
         want = (LD, H) if unbatched else (LD, B, H)
         arr = v.as_input(name, value, len(want), self.dtype, "the layer")
+        size = "hidden_size" if width is None else "proj_size"
         v.expect_shape(name, arr, want, "(num_layers*num_directions, "
-                       + ("hidden_size) (unbatched)" if unbatched else "batch, hidden_size)"))
+                       + (f"{size}) (unbatched)" if unbatched else f"batch, {size})"))
         return arr[:, None, :] if unbatched else arr
 
     def _no_cell_state(self, name, value):
@@ -440,6 +461,8 @@ class _Recurrent:
             params["bias_ih_l0"] = g.bias_ih
         if g.bias_hh is not None:
             params["bias_hh_l0"] = g.bias_hh
+        if g.weight_hr is not None:
+            params["weight_hr_l0"] = g.weight_hr
         return LayerGradients(g.x, g.h0, g.c0, params)
 
     def _backward_stack(self, result, d_output, d_h_n, d_c_n) -> LayerGradients:
@@ -452,18 +475,19 @@ class _Recurrent:
         T, B, _, unbatched, dtype = s.layout
         spec = self.descriptor
         L, D, H = self.num_layers, self.num_directions, self.hidden_size
-        d_layer = self._from_user_layout("d_output", d_output, T, B, D * H, unbatched)
-        d_h = self._stacked_state("d_h_n", d_h_n, L * D, B, unbatched)
+        R = self.proj_size or H  # h's width
+        d_layer = self._from_user_layout("d_output", d_output, T, B, D * R, unbatched)
+        d_h = self._stacked_state("d_h_n", d_h_n, L * D, B, unbatched, self.proj_size or None)
         d_c = self._stacked_state("d_c_n", d_c_n, L * D, B, unbatched) if \
             spec.has_cell_state else self._no_cell_state("d_c_n", d_c_n)
-        dh0 = np.empty((L * D, B, H), dtype)
+        dh0 = np.empty((L * D, B, R), dtype)
         dc0 = np.empty((L * D, B, H), dtype) if spec.has_cell_state else None
         grads = {}
         for layer in range(L - 1, -1, -1):
             d_input = None
             for direction in range(D):
                 i = layer * D + direction
-                d_out = d_layer[:, :, direction * H:(direction + 1) * H]
+                d_out = d_layer[:, :, direction * R:(direction + 1) * R]
                 if direction == 1:
                     d_out = _reverse_in_time(d_out, s.lengths)
                 g = F.backward(s.runs[layer][direction], d_out, d_h[i],
@@ -479,6 +503,8 @@ class _Recurrent:
                     grads["bias_ih" + sfx] = g.bias_ih
                 if g.bias_hh is not None:
                     grads["bias_hh" + sfx] = g.bias_hh
+                if g.weight_hr is not None:
+                    grads["weight_hr" + sfx] = g.weight_hr
             if s.masks[layer] is not None:
                 d_input = d_input * s.masks[layer]
             d_layer = d_input
@@ -496,8 +522,10 @@ class _Recurrent:
         c_out may be the very arrays h / c (update in place). A stack (one
         direction): h, c (num_layers, B, hidden_size), each layer's new state
         feeding the next; returns new arrays. A bidirectional layer cannot
-        step: its reverse direction needs the whole sequence.
+        step: its reverse direction needs the whole sequence. Not for an
+        LSTM with proj_size (NotImplementedError).
         """
+        self._no_projection("step()")
         if self._single:
             return F.step(self.descriptor, x, *self._layer_params(0, 0), h, c, backend=self.backend,
                           h_out=h_out, c_out=c_out)
@@ -539,6 +567,7 @@ class _Recurrent:
         :func:`fastrnn.functional.step`. A stacked layer steps with
         :meth:`step`.
         """
+        self._no_projection("stream()")
         if not self._single:
             raise ValueError("stream() runs a one-layer, one-direction layer; step a stack with "
                              "step(x, h) (h: (num_layers, batch, hidden_size))")
@@ -548,7 +577,8 @@ class _Recurrent:
     def __repr__(self) -> str:
         extra = "".join(f", {name}={getattr(self, name)!r}" for name, default in (
             ("num_layers", 1), ("batch_first", False), ("dropout", 0.0),
-            ("bidirectional", False), ("reset_after", True), ("leak_rate", 1.0))
+            ("bidirectional", False), ("proj_size", 0), ("reset_after", True),
+            ("leak_rate", 1.0))
             if getattr(self, name, default) != default)
         return (f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
                 f"bias={self.bias}, dtype={self.dtype.name})")
@@ -606,9 +636,29 @@ class LSTM(_Recurrent):
         i, f, o = sigmoid(.), g = tanh(.), c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
 
     forward takes hx = (h0, c0); step returns (h, c).
+
+    LSTM(input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+    dropout=0.0, bidirectional=False, proj_size=0, *, dtype, seed, backend),
+    as torch.nn.LSTM. proj_size = P in [1, hidden_size) projects h:
+    h_t = W_hr (o tanh(c_t)), with weight_hr_l{k}[_reverse] (P, H) after
+    each layer's biases, weight_hh (4H, P), h0 / h_n (num_layers*D, B, P),
+    the output D*P wide, c0 / c_n H wide. With proj_size, forward and
+    backward run (not yet with lengths, step or stream: NotImplementedError).
     """
 
     cell = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, **kwargs):
+        proj_size = v.integer("proj_size", proj_size, 0)
+        if proj_size and isinstance(hidden_size, int) and not isinstance(hidden_size, bool) \
+                and proj_size >= hidden_size:
+            raise ValueError(f"proj_size must be smaller than hidden_size (as torch.nn.LSTM), "
+                             f"got proj_size={proj_size}, hidden_size={hidden_size}")
+        self.__dict__["proj_size"] = proj_size
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, **kwargs)
 
 
 class GRU(_HiddenStateOnly):

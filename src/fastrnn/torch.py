@@ -32,13 +32,13 @@ Equations (per layer and direction; torch's gate orders i, f, g, o and r, z, n):
     Elman:  h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)
     LSTM:   [i f g o] = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh
             i, f, o = sigmoid(.), g = tanh(.), c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
+            (proj_size = P: h_t = W_hr (o tanh(c_t)), h P wide, c H wide)
     GRU:    r, z = sigmoid(W_i{r,z} x + b_i{r,z} + W_h{r,z} h + b_h{r,z})
             n = tanh(W_in x + b_in + r (W_hn h + b_hn)),  h_t = (1 - z) n + z h_{t-1}
 
 What it deliberately is not: a second implementation of torch's semantics.
 Whatever the C core cannot run - tensors on another device than the CPU,
-dtypes other than float32 / float64, parameters of mixed dtypes, LSTM with
-``proj_size > 0`` (not in the C core yet), autocast, forward-mode AD,
+dtypes other than float32 / float64, parameters of mixed dtypes, autocast, forward-mode AD,
 ``torch.func`` batching (vmap), empty sequences or batches, or the compiled
 core missing - runs torch's own computation (``torch.nn.LSTM.forward`` and
 the like) after one :class:`FallbackWarning` per reason per process, so the
@@ -127,26 +127,47 @@ def _empty(shape, dtype):
     return torch.from_numpy(array), array
 
 
+def _widths(weight_hh: Tensor, weight_hr: Optional[Tensor]) -> tuple[int, int]:
+    """(H, R): the hidden size (the cell state's width) and h's, which is the
+    projection's P for an LSTM with proj_size (weight_hr (P, H)), else H."""
+    if weight_hr is None:
+        return weight_hh.shape[1], weight_hh.shape[1]
+    return weight_hr.shape[1], weight_hr.shape[0]
+
+
 def _forward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weight_ih: Tensor,
                   weight_hh: Tensor, bias_ih: Optional[Tensor], bias_hh: Optional[Tensor],
-                  lengths: Optional[Tensor], keep_workspace: bool
+                  weight_hr: Optional[Tensor], lengths: Optional[Tensor], keep_workspace: bool
                   ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """One layer and direction on the C core: (output (T, B, H), h_n (B, H),
+    """One layer and direction on the C core: (output (T, B, R), h_n (B, R),
     c_n (B, H) for LSTM else empty, workspace (T, B, W) when keep_workspace
-    else empty). lengths: int64 (B,) per-row lengths or None; with them the
-    output is 0 past each row's length and h_n is the state after each
-    row's last step (torch's packed semantics)."""
+    else empty), R = H, or P for an LSTM with a projection weight_hr (P, H)
+    (torch's weight_hr_l{k}; None without). lengths: int64 (B,) per-row
+    lengths or None; with them the output is 0 past each row's length and
+    h_n is the state after each row's last step (torch's packed semantics)."""
     spec = _cells.get(cell)
     T, B, _ = x.shape
-    H = weight_hh.shape[1]
+    H, R = _widths(weight_hh, weight_hr)
     dtype = x.dtype
-    output, output_a = _empty((T, B, H), dtype)
-    h_n, h_n_a = _empty((B, H), dtype)
+    output, output_a = _empty((T, B, R), dtype)
+    h_n, h_n_a = _empty((B, R), dtype)
     c_n, c_n_a = _empty((B, H) if spec.has_cell_state else (0,), dtype)
     workspace, workspace_a = _empty((T, B, spec.workspace_width(H)) if keep_workspace else (0,),
                                     dtype)
     if bias_ih is None or bias_hh is None:
         zeros = np.zeros(spec.gate_rows(H), _NUMPY_DTYPE[dtype])
+    if weight_hr is not None:
+        args = (_array(x), _array(weight_ih), _array(weight_hh), _array(weight_hr),
+                zeros if bias_ih is None else _array(bias_ih),
+                zeros if bias_hh is None else _array(bias_hh), _array(h0), _array(c0),
+                output_a, h_n_a, c_n_a, workspace_a if keep_workspace else None)
+        lengths_a = _array(lengths)
+        if lengths_a is None or int(lengths_a.min()) == T:
+            _core.forward_proj(cell, *args)
+        else:  # no fused lengths path for projections: one C call per distinct length
+            from fastrnn.functional import forward_proj_lengths
+            forward_proj_lengths(_core, spec, *args, lengths_a)
+        return output, h_n, c_n, workspace
     _core.forward(cell, _array(x), _array(weight_ih), _array(weight_hh),
                   zeros if bias_ih is None else _array(bias_ih),
                   zeros if bias_hh is None else _array(bias_hh), _array(h0), _array(c0),
@@ -156,31 +177,45 @@ def _forward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weight
 
 
 def _backward_impl(cell: str, x: Tensor, h0: Tensor, c0: Optional[Tensor], weight_ih: Tensor,
-                   weight_hh: Tensor, lengths: Optional[Tensor], output: Tensor,
-                   workspace: Tensor, d_output: Tensor, d_h_n: Tensor, d_c_n: Optional[Tensor]
-                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+                   weight_hh: Tensor, weight_hr: Optional[Tensor], lengths: Optional[Tensor],
+                   output: Tensor, workspace: Tensor, d_output: Tensor, d_h_n: Tensor,
+                   d_c_n: Optional[Tensor]
+                   ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """BPTT of :func:`_forward_impl` (which ran with keep_workspace): (dx,
     dh0, dc0 (empty without a cell state), dweight_ih, dweight_hh, dbias_ih,
-    dbias_hh); the bias gradients are formed whether or not the layer has
-    biases (the caller drops those of absent ones)."""
+    dbias_hh, dweight_hr (empty without a projection)); the bias gradients
+    are formed whether or not the layer has biases (the caller drops those
+    of absent ones)."""
     spec = _cells.get(cell)
-    H = weight_hh.shape[1]
+    H, _ = _widths(weight_hh, weight_hr)
     GH = spec.gate_rows(H)
     dtype = x.dtype
     dx, dx_a = _empty(tuple(x.shape), dtype)
     dh0, dh0_a = _empty(tuple(h0.shape), dtype)
-    dc0, dc0_a = _empty(tuple(h0.shape) if spec.has_cell_state else (0,), dtype)
+    dc0, dc0_a = _empty(tuple(c0.shape) if spec.has_cell_state else (0,), dtype)
     dw_ih, dw_ih_a = _empty(tuple(weight_ih.shape), dtype)
     dw_hh, dw_hh_a = _empty(tuple(weight_hh.shape), dtype)
     db_ih, db_ih_a = _empty((GH,), dtype)
     db_hh, db_hh_a = _empty((GH,), dtype)
+    dw_hr, dw_hr_a = _empty(tuple(weight_hr.shape) if weight_hr is not None else (0,), dtype)
+    if weight_hr is not None:
+        args = (_array(x), _array(weight_ih), _array(weight_hh), _array(weight_hr), _array(h0),
+                _array(c0), _array(output), _array(workspace), _array(d_output), _array(d_h_n),
+                _array(d_c_n), dx_a, dw_ih_a, dw_hh_a, dw_hr_a, db_ih_a, db_hh_a, dh0_a, dc0_a)
+        lengths_a = _array(lengths)
+        if lengths_a is None or int(lengths_a.min()) == x.shape[0]:
+            _core.backward_proj(cell, *args)
+        else:
+            from fastrnn.functional import backward_proj_lengths
+            backward_proj_lengths(_core, cell, *args, lengths_a)
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
     zeros = np.zeros(GH, _NUMPY_DTYPE[dtype])  # part of the contract, unread: no bias needed
     _core.backward(cell, _array(x), _array(weight_ih), _array(weight_hh), zeros, zeros,
                    _array(h0), _array(c0), _array(output),
                    _array(workspace) if spec.workspace_width(H) else None, _array(d_output),
                    _array(d_h_n), _array(d_c_n), dx_a, dw_ih_a, dw_hh_a, db_ih_a, db_hh_a,
                    dh0_a, dc0_a if spec.has_cell_state else None, lengths=_array(lengths))
-    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+    return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr
 
 
 def _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n):
@@ -210,14 +245,16 @@ class _Recurrent(torch.autograd.Function):
     (about 0.1 ms a call); torch.compile traces the operator instead."""
 
     @staticmethod
-    def forward(ctx, cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
+    def forward(ctx, cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, lengths,
                 keep_workspace):
         output, h_n, c_n, workspace = _forward_impl(cell, x, h0, c0, weight_ih, weight_hh,
-                                                    bias_ih, bias_hh, lengths, keep_workspace)
+                                                    bias_ih, bias_hh, weight_hr, lengths,
+                                                    keep_workspace)
         ctx.mark_non_differentiable(workspace)
         ctx.cell, ctx.keep_workspace = cell, keep_workspace
         ctx.has_bias = (bias_ih is not None, bias_hh is not None)
-        ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, lengths, output, workspace)
+        ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output,
+                              workspace)
         return output, h_n, c_n, workspace
 
     @staticmethod
@@ -226,14 +263,21 @@ class _Recurrent(torch.autograd.Function):
             raise _no_workspace()
         if torch.is_grad_enabled():
             raise _twice()
-        x, h0, c0, weight_ih, weight_hh, lengths, output, workspace = ctx.saved_tensors
+        x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace = \
+            ctx.saved_tensors
         d_output, d_h_n, d_c_n = _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n)
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = _backward_impl(
-            ctx.cell, x, h0, c0, weight_ih, weight_hh, lengths, output, workspace, d_output,
-            d_h_n, d_c_n)
-        return (None, dx, dh0, dc0 if c0 is not None else None, dw_ih, dw_hh,
-                db_ih if ctx.has_bias[0] else None, db_hh if ctx.has_bias[1] else None, None,
-                None)
+        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = _backward_impl(
+            ctx.cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace,
+            d_output, d_h_n, d_c_n)
+        return _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)
+
+
+def _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr):
+    """The gradients of the forward's inputs, in its argument order (None
+    for the cell name, absent biases / c0 / projection, lengths, the flag)."""
+    return (None, dx, dh0, dc0 if c0 is not None else None, dw_ih, dw_hh,
+            db_ih if ctx.has_bias[0] else None, db_hh if ctx.has_bias[1] else None,
+            dw_hr if weight_hr is not None else None, None, None)
 
 
 # The same two functions as torch.library operators, for torch.compile:
@@ -247,33 +291,34 @@ recurrent_backward = torch.library.custom_op("fastrnn::recurrent_backward",
 
 
 @recurrent_forward.register_fake
-def _recurrent_forward_shapes(cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths,
-                              keep_workspace):
+def _recurrent_forward_shapes(cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr,
+                              lengths, keep_workspace):
     spec = _cells.get(cell)
     T, B, _ = x.shape
-    H = weight_hh.shape[1]
-    return (x.new_empty((T, B, H)), x.new_empty((B, H)),
+    H, R = _widths(weight_hh, weight_hr)
+    return (x.new_empty((T, B, R)), x.new_empty((B, R)),
             x.new_empty((B, H) if spec.has_cell_state else (0,)),
             x.new_empty((T, B, spec.workspace_width(H)) if keep_workspace else (0,)))
 
 
 @recurrent_backward.register_fake
-def _recurrent_backward_shapes(cell, x, h0, c0, weight_ih, weight_hh, lengths, output,
+def _recurrent_backward_shapes(cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output,
                                workspace, d_output, d_h_n, d_c_n):
     spec = _cells.get(cell)
-    GH = spec.gate_rows(weight_hh.shape[1])
+    GH = spec.gate_rows(_widths(weight_hh, weight_hr)[0])
     return (x.new_empty(x.shape), x.new_empty(h0.shape),
-            x.new_empty(h0.shape if spec.has_cell_state else (0,)),
+            x.new_empty(c0.shape if spec.has_cell_state else (0,)),
             x.new_empty(weight_ih.shape), x.new_empty(weight_hh.shape), x.new_empty((GH,)),
-            x.new_empty((GH,)))
+            x.new_empty((GH,)), x.new_empty(weight_hr.shape if weight_hr is not None else (0,)))
 
 
 def _setup_context(ctx, inputs, output):
-    cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, lengths, keep_workspace = inputs
+    (cell, x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, lengths,
+     keep_workspace) = inputs
     out, _, _, workspace = output
     ctx.cell, ctx.keep_workspace = cell, keep_workspace
     ctx.has_bias = (bias_ih is not None, bias_hh is not None)
-    ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, lengths, out, workspace)
+    ctx.save_for_backward(x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, out, workspace)
 
 
 def _recurrent_forward_grad(ctx, d_output, d_h_n, d_c_n, _d_workspace):
@@ -281,13 +326,12 @@ def _recurrent_forward_grad(ctx, d_output, d_h_n, d_c_n, _d_workspace):
         raise _no_workspace()
     if torch.is_grad_enabled():
         raise _twice()
-    x, h0, c0, weight_ih, weight_hh, lengths, output, workspace = ctx.saved_tensors
+    x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace = ctx.saved_tensors
     d_output, d_h_n, d_c_n = _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n)
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = recurrent_backward(
-        ctx.cell, x, h0, c0, weight_ih, weight_hh, lengths, output, workspace, d_output, d_h_n,
-        d_c_n)
-    return (None, dx, dh0, dc0 if c0 is not None else None, dw_ih, dw_hh,
-            db_ih if ctx.has_bias[0] else None, db_hh if ctx.has_bias[1] else None, None, None)
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = recurrent_backward(
+        ctx.cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace,
+        d_output, d_h_n, d_c_n)
+    return _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)
 
 
 recurrent_forward.register_autograd(_recurrent_forward_grad, setup_context=_setup_context)
@@ -360,8 +404,6 @@ class _FastrnnBase:
         torch's errors for it."""
         if _core is None:
             return _core_missing
-        if getattr(self, "proj_size", 0) > 0:
-            return "LSTM with proj_size > 0 is not in fastrnn's C core yet"
         data = input.data if isinstance(input, PackedSequence) else input
         if not isinstance(data, Tensor):
             return None  # the fast path's checks raise torch's error
@@ -410,6 +452,7 @@ class _FastrnnBase:
         name = type(self).__name__
         D = 2 if self.bidirectional else 1
         LD, H = self.num_layers * D, self.hidden_size
+        R = self.proj_size if getattr(self, "proj_size", 0) > 0 else H  # h's width
         packed = isinstance(input, PackedSequence)
         if has_c and hx is not None:
             if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
@@ -429,7 +472,7 @@ class _FastrnnBase:
                     if s.dim() != 3 or s.shape[1] != B:
                         what = f"hidden[{k}]" if has_c else "hidden"
                         raise RuntimeError(
-                            f"Expected {what} size {(LD, B, H)}, "
+                            f"Expected {what} size {(LD, B, H if k == 1 else R)}, "
                             f"got {list(s.shape)}: the PackedSequence's batch is {B}")
                 hx = self.permute_hidden(hx, sorted_indices)
         else:
@@ -453,8 +496,9 @@ class _FastrnnBase:
                 hx = tuple(s.unsqueeze(1) for s in hx) if has_c else hx.unsqueeze(1)
             B = x.shape[0 if self.batch_first else 1]
         if hx is None:
-            zeros = torch.zeros(LD, B, H, dtype=x.dtype, device=x.device)
-            hx = (zeros, torch.zeros_like(zeros)) if has_c else zeros
+            zeros = torch.zeros(LD, B, R, dtype=x.dtype, device=x.device)
+            hx = (zeros, torch.zeros(LD, B, H, dtype=x.dtype, device=x.device)) if has_c \
+                else zeros
         self.check_forward_args(x, hx, batch_sizes)  # torch's own shape and dtype checks
         h0, c0 = hx if has_c else (hx, None)
         for label, s in (("h0", h0), ("c0", c0)):
@@ -492,14 +536,18 @@ class _FastrnnBase:
         return output, ((h_n, c_n) if has_c else h_n)
 
     def _run_layers(self, x, h0, c0, lengths, source, where):
-        """x (T, B, I) time-major -> output (T, B, D*H), h_n, c_n (LD, B, H):
+        """x (T, B, I) time-major -> output (T, B, D*R), h_n (LD, B, R), c_n
+        (LD, B, H), R = proj_size or H (the next layer reads D*R features):
         each layer and direction one operator call; the reverse direction on
         its input reversed within each row's length; dropout on each layer's
         output but the last's, in training, drawn as torch's RNN draws it (on
         the packed rows for packed input)."""
         cell = _CELL_OF_MODE[self.mode]
         D = 2 if self.bidirectional else 1
-        per_direction = 4 if self.bias else 2
+        projected = getattr(self, "proj_size", 0) > 0
+        # torch's _flat_weights order per layer and direction: weight_ih,
+        # weight_hh, bias_ih, bias_hh (with bias), weight_hr (with proj_size)
+        per_direction = (4 if self.bias else 2) + (1 if projected else 0)
         weights = self._flat_weights
         T, B = x.shape[0], x.shape[1]
         h_n, c_n = [], []
@@ -519,11 +567,12 @@ class _FastrnnBase:
                 w = weights[i * per_direction:(i + 1) * per_direction]
                 w_ih, w_hh = w[0], w[1]
                 b_ih, b_hh = (w[2], w[3]) if self.bias else (None, None)
+                w_hr = w[-1] if projected else None
                 seq = layer_input if direction == 0 else _reversed_in_time(layer_input, source)
                 h_i = h0[i]
                 c_i = None if c0 is None else c0[i]
-                keep = _needs_grad(seq, h_i, c_i, w_ih, w_hh, b_ih, b_hh)
-                out, hn, cn, _ = _run_layer(cell, seq, h_i, c_i, w_ih, w_hh, b_ih, b_hh,
+                keep = _needs_grad(seq, h_i, c_i, w_ih, w_hh, b_ih, b_hh, w_hr)
+                out, hn, cn, _ = _run_layer(cell, seq, h_i, c_i, w_ih, w_hh, b_ih, b_hh, w_hr,
                                             lengths, keep)
                 outputs.append(out if direction == 0 else _reversed_in_time(out, source))
                 h_n.append(hn)
@@ -570,8 +619,11 @@ class RNN(_FastrnnBase, torch.nn.RNNBase):
 
 class LSTM(_FastrnnBase, torch.nn.RNNBase):
     """torch.nn.LSTM on fastrnn's C core: the same constructor, parameters
-    and forward; see the module docstring. proj_size > 0 runs torch's own
-    computation (with a FallbackWarning) until the C core has projections."""
+    and forward; see the module docstring. With proj_size = P > 0 each
+    layer and direction runs the C core's projected LSTM
+    (frnn_layer_*_proj: h_t = W_hr (o tanh(c_t)), weight_hr_l{k} (P, H)),
+    which oneDNN has no path for in PyTorch; packed input there is one C
+    call per distinct length."""
 
     _torch_class = torch.nn.LSTM
     get_expected_cell_size = torch.nn.LSTM.get_expected_cell_size

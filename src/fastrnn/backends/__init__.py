@@ -11,7 +11,9 @@ each contract):
   :class:`fastrnn.stream.PyStream`;
 * ``train`` - the sequence trainer of fastrnn.training (``Backend.trainer``);
 * ``lengths`` - per-row sequence lengths (``lengths=`` of forward / backward),
-  PyTorch's packed-sequence semantics at the cost of the valid steps.
+  PyTorch's packed-sequence semantics at the cost of the valid steps;
+* ``projection`` - the LSTM with a projection of h (torch.nn.LSTM(proj_size)):
+  the module's ``forward_proj`` / ``backward_proj``.
 
 Three backends exist:
 
@@ -39,7 +41,7 @@ from typing import Optional
 __all__ = ["BACKENDS", "FEATURES", "Backend", "BackendUnavailableError", "BackendFeatureError",
            "available_backends", "resolve_backend", "get_backend", "select", "features"]
 
-FEATURES = ("forward", "backward", "step", "stream", "train", "lengths")
+FEATURES = ("forward", "backward", "step", "stream", "train", "lengths", "projection")
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,12 @@ class Backend:
 
 _LAYER = frozenset({"forward", "backward", "step", "stream"})
 REGISTRY = {b.name: b for b in (
-    Backend("c", "fastrnn.backends.c", "fastrnn.backends.c", _LAYER | {"train", "lengths"}),
+    Backend("c", "fastrnn.backends.c", "fastrnn.backends.c",
+            _LAYER | {"train", "lengths", "projection"}),
     Backend("numba", "fastrnn.backends.numba_loops", "fastrnn.backends.numba_train",
-            _LAYER | {"train", "lengths"}),
+            _LAYER | {"train", "lengths", "projection"}),
     Backend("numpy", "fastrnn.backends.numpy_ref", "fastrnn.backends.numpy_train",
-            _LAYER | {"train", "lengths"}),
+            _LAYER | {"train", "lengths", "projection"}),
 )}
 #: The backends, fastest first: the order "auto" tries them in.
 BACKENDS = tuple(REGISTRY)

@@ -18,6 +18,8 @@ ISA = _core.select_isa(os.environ.get("FASTRNN_ISA", "auto"))
 forward = _core.forward
 backward = _core.backward
 step = _core.step
+forward_proj = _core.forward_proj
+backward_proj = _core.backward_proj
 active_isa = _core.active_isa
 select_isa = _core.select_isa
 

@@ -31,6 +31,11 @@ touches all T x B entries), all of it inside the kernels, with no Python loop
 over rows or steps. Lengths all equal to T take the plain kernels (bitwise the
 results of lengths=None).
 
+The LSTM with a projection (the "projection" feature, torch.nn.LSTM(proj_size)
+: h_t = W_hr (o tanh(c_t))) has a forward and a backward kernel of its own,
+mirroring layer/projection.c with the LSTM's gate helpers; with lengths it
+is composed by fastrnn.functional, one call per distinct length.
+
 Five ``@numba.njit(cache=True)`` kernels (forward, backward, step, and
 forward / backward with lengths), each shared by every cell through an
 integer cell code and the leaky cell's rate ``leak`` (an argument of the
@@ -641,6 +646,108 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
 
 
 @_njit
+def _forward_proj_kernel(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, out, hn, cn, ws, one):
+    """The LSTM with a projection (layer/projection.c): the LSTM's step on
+    h_{t-1} (B, P) through w_hh (4H, P) gives m_t = o tanh(c_t) (B, H), and
+    h_t = m_t W_hr^T (B, P); the workspace is the LSTM's [i f g o c_t]."""
+    T, B, In = x.shape
+    P = h0.shape[1]
+    H = c0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    chunk = max(_PROJ_CHUNK_ELEMS // (B * GH), 1)
+    chunk = min(chunk, T)
+    w_ih_t = np.empty((In, GH), dt)
+    w_hh_t = np.empty((P, GH), dt)
+    w_hr_t = np.empty((H, P), dt)
+    xp = np.empty((chunk * B, GH), dt)
+    gates = np.empty((B, GH), dt)
+    c = np.empty((B, H), dt)
+    m = np.empty((B, H), dt)
+    no_ws = np.empty((0, 0), dt)
+    _transpose(w_ih, w_ih_t)
+    _transpose(w_hh, w_hh_t)
+    _transpose(w_hr, w_hr_t)
+    _copy2(c0, c)
+    x2 = x.reshape((T * B, In))
+    write_ws = ws.shape[0] > 0
+    t0 = 0
+    while t0 < T:
+        steps = min(T - t0, chunk)
+        xps = xp[:steps * B]
+        _set_rows(b_ih, xps)
+        _gemm_nn(x2[t0 * B:(t0 + steps) * B], w_ih_t, xps)
+        for s in range(steps):
+            t = t0 + s
+            h_prev = h0 if t == 0 else out[t - 1]
+            _copy2(xp[s * B:(s + 1) * B], gates)
+            _gemm_nn(h_prev, w_hh_t, gates)
+            _lstm_gates(gates, b_hh, c, m, ws[t] if write_ws else no_ws, one)
+            _zero2(out[t])
+            _gemm_nn(m, w_hr_t, out[t])
+        t0 += steps
+    _copy2(out[T - 1], hn)
+    _copy2(c, cn)
+
+
+@_njit
+def _backward_proj_kernel(x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn, dx, dw_ih,
+                          dw_hh, dw_hr, db_ih, db_hh, dh0, dc0, one):
+    """BPTT of _forward_proj_kernel: D_t = d_out[t] + G[t+1] W_hh (B, P),
+    dm_t = D_t W_hr into the LSTM's gate gradients; dW_hr = sum_t D_t^T m_t
+    (m recomputed from the workspace), the rest with P for H."""
+    T, B, In = x.shape
+    P = h0.shape[1]
+    H = c0.shape[1]
+    GH = w_ih.shape[0]
+    dt = x.dtype
+    Gx = np.empty((T, B, GH), dt)
+    D = np.empty((T, B, P), dt)
+    dh_next = np.empty((B, P), dt)
+    dc = np.empty((B, H), dt)
+    dm = np.empty((B, H), dt)
+    _copy2(d_hn, dh_next)
+    _copy2(d_cn, dc)
+    for t in range(T - 1, -1, -1):
+        Dt = D[t]
+        dy = d_out[t]
+        for b in range(B):
+            for j in range(P):
+                Dt[b, j] = dy[b, j] + dh_next[b, j]
+        _zero2(dm)
+        _gemm_nn(Dt, w_hr, dm)
+        c_prev = c0 if t == 0 else ws[t - 1]
+        c_off = 0 if t == 0 else 4 * H
+        # propagate_rows 0: the product into h_{t-1} is with W_hh (4H, P), below
+        _step_gate_grads(_LSTM, w_hh, out[t], ws[t], out[t], c_prev, c_off, dm, dc, Gx[t],
+                         Gx[t], 0, one, one)
+        _zero2(dh_next)
+        _gemm_nn(Gx[t], w_hh, dh_next)
+    _copy2(dh_next, dh0)
+    _copy2(dc, dc0)
+    M = np.empty((T * B, H), dt)
+    ws2 = ws.reshape((T * B, ws.shape[2]))
+    for r in range(T * B):
+        for j in range(H):
+            M[r, j] = ws2[r, 3 * H + j] * math.tanh(ws2[r, 4 * H + j])
+    _zero2(dw_hr)
+    _gemm_tn(D.reshape((T * B, P)), M, dw_hr)
+    Gx2 = Gx.reshape((T * B, GH))
+    dx2 = dx.reshape((T * B, In))
+    _zero2(dx2)
+    _gemm_nn(Gx2, w_ih, dx2)
+    _zero2(dw_ih)
+    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih)
+    _zero2(dw_hh)
+    _gemm_tn(Gx2[:B], h0, dw_hh)
+    if T > 1:
+        _gemm_tn(Gx2[B:], out.reshape((T * B, P))[:(T - 1) * B], dw_hh)
+    _column_sums(Gx2, db_ih)
+    for j in range(GH):
+        db_hh[j] = db_ih[j]
+
+
+@_njit
 def _step_kernel(kind, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out, leak, one):
     B = x.shape[0]
     H = h.shape[1]
@@ -1061,6 +1168,24 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
         (x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn))
     _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                      dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, _leak(cell, dt), dt.type(1))
+
+
+def forward_proj(cell, x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+    """The "projection" feature: an LSTM with weight_hr (P, H) (cell: the LSTM)."""
+    dt = x.dtype
+    if ws is None:
+        ws = _placeholder(dt, 3)
+    x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0 = _uniform((x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0))
+    _forward_proj_kernel(x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, out, hn, cn, ws, dt.type(1))
+
+
+def backward_proj(cell, x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn, dx, dw_ih,
+                  dw_hh, dw_hr, db_ih, db_hh, dh0, dc0):
+    dt = x.dtype
+    x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn = _uniform(
+        (x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn))
+    _backward_proj_kernel(x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn, dx, dw_ih,
+                          dw_hh, dw_hr, db_ih, db_hh, dh0, dc0, dt.type(1))
 
 
 def step(cell, x, w_ih, w_hh, b_ih, b_hh, h, c, h_out, c_out):

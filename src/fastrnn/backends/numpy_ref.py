@@ -47,7 +47,8 @@ def cell_step(cell, xp_t, h, c, w_hh, b_hh):
 
     ``cell``: a name or a Cell (the leaky cell's rate is its
     hyperparameter; a name runs the default). Returns ``(h, c, ws_t)``: the
-    new state (``c`` None except for LSTM) and what the backward needs of
+    new state (``c`` None except for LSTM, whose ``h`` here is o tanh(c)
+    before any projection, forward_proj) and what the backward needs of
     this step (LSTM ``[i, f, g, o, c]``, GRU ``[r, z, n, W_hn h + b_hn]``,
     the original GRU ``[r, z, n, r h]``, the leaky cell ``[u]``, None for
     Elman, whose output is enough).
@@ -61,6 +62,7 @@ def cell_step(cell, xp_t, h, c, w_hh, b_hh):
         u = np.tanh(xp_t + h @ w_hh.T + b_hh)
         return (1 - a) * h + a * u, None, u
     if cell == "lstm":
+        H = c.shape[-1]  # c's width: with a projection (forward_proj) h is narrower
         gates = xp_t + h @ w_hh.T + b_hh
         i = _sigmoid(gates[..., :H])
         f = _sigmoid(gates[..., H:2 * H])
@@ -202,6 +204,53 @@ def backward(cell, x, w_ih, w_hh, b_ih, b_hh, h0, c0, out, ws, d_out, d_hn, d_cn
     rows = gh2.shape[0]  # T * B (an Elman ws is (T, B, 0): no -1 in its reshape)
     dw_hh[...], db_hh[...] = hidden_weight_grads(
         cell, gh2, h_prev.reshape(rows, H), None if ws is None else ws.reshape(rows, ws.shape[2]))
+
+
+# -- the LSTM with a projection (the "projection" feature) --
+
+def forward_proj(cell, x, w_ih, w_hh, w_hr, b_ih, b_hh, h0, c0, out, hn, cn, ws):
+    """torch.nn.LSTM(proj_size=P): the LSTM's step reads h_{t-1} (B, P)
+    through w_hh (4H, P) and gives m_t = o tanh(c_t) (B, H); the new state
+    is h_t = m_t W_hr^T (B, P). The workspace is the LSTM's [i f g o c]."""
+    xp = x @ w_ih.T + b_ih
+    h, c = h0, c0
+    for t in range(x.shape[0]):
+        m, c, ws_t = cell_step(cell, xp[t], h, c, w_hh, b_hh)
+        h = m @ w_hr.T
+        out[t] = h
+        if ws is not None:
+            ws[t] = ws_t
+    hn[...] = h
+    cn[...] = c
+
+
+def backward_proj(cell, x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_cn,
+                  dx, dw_ih, dw_hh, dw_hr, db_ih, db_hh, dh0, dc0):
+    """BPTT of forward_proj: with D_t = dL/dh_t (all paths), dL/dm_t = D_t
+    W_hr enters the LSTM's step as its dh; dW_hr = sum_t D_t^T m_t, m_t =
+    o tanh(c_t) recomputed from the workspace."""
+    T, H = x.shape[0], w_hr.shape[1]
+    h_prev = np.concatenate([h0[None], out[:-1]], axis=0)
+    c_prev = np.concatenate([c0[None], ws[:-1, :, 4 * H:5 * H]], axis=0)
+    gx = np.empty((T,) + h0.shape[:1] + (w_ih.shape[0],), dtype=x.dtype)
+    d_h = np.empty_like(out)  # D_t
+    dh_next, dc = d_hn.copy(), d_cn.copy()
+    for t in range(T - 1, -1, -1):
+        d_h[t] = d_out[t] + dh_next
+        d_m = d_h[t] @ w_hr
+        # the LSTM's step reads only the width of its h_t argument: m_t's, H
+        gx[t], _, dh_next, dc = step_gate_grads(cell, w_hh, d_m, ws[t], h_prev[t], c_prev[t],
+                                                d_m, dc)
+    dh0[...] = dh_next
+    dc0[...] = dc
+    m = ws[..., 3 * H:4 * H] * np.tanh(ws[..., 4 * H:5 * H])
+    dw_hr[...] = d_h.reshape(-1, d_h.shape[2]).T @ m.reshape(-1, H)
+    gx2 = gx.reshape(-1, gx.shape[2])
+    dx[...] = (gx2 @ w_ih).reshape(dx.shape)
+    dw_ih[...] = gx2.T @ x.reshape(-1, x.shape[2])
+    db_ih[...] = gx2.sum(axis=0)
+    dw_hh[...] = gx2.T @ h_prev.reshape(-1, h_prev.shape[2])
+    db_hh[...] = db_ih
 
 
 # -- per-row lengths: the packed path --
