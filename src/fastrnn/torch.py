@@ -259,22 +259,23 @@ class _Recurrent(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_output, d_h_n, d_c_n, _d_workspace):
-        if not ctx.keep_workspace:
-            raise _no_workspace()
-        if torch.is_grad_enabled():
-            raise _twice()
-        x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace = \
-            ctx.saved_tensors
-        d_output, d_h_n, d_c_n = _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n)
-        dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = _backward_impl(
-            ctx.cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace,
-            d_output, d_h_n, d_c_n)
-        return _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)
+        return _input_grads(_backward_impl, ctx, d_output, d_h_n, d_c_n)
 
 
-def _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr):
+def _input_grads(backward, ctx, d_output, d_h_n, d_c_n):
     """The gradients of the forward's inputs, in its argument order (None
-    for the cell name, absent biases / c0 / projection, lengths, the flag)."""
+    for the cell name, absent biases / c0 / projection, lengths, the flag),
+    from ``backward``: _backward_impl eagerly, its registered operator
+    recurrent_backward under torch.compile (the same computation)."""
+    if not ctx.keep_workspace:
+        raise _no_workspace()
+    if torch.is_grad_enabled():
+        raise _twice()
+    x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace = ctx.saved_tensors
+    d_output, d_h_n, d_c_n = _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n)
+    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = backward(
+        ctx.cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace,
+        d_output, d_h_n, d_c_n)
     return (None, dx, dh0, dc0 if c0 is not None else None, dw_ih, dw_hh,
             db_ih if ctx.has_bias[0] else None, db_hh if ctx.has_bias[1] else None,
             dw_hr if weight_hr is not None else None, None, None)
@@ -322,16 +323,7 @@ def _setup_context(ctx, inputs, output):
 
 
 def _recurrent_forward_grad(ctx, d_output, d_h_n, d_c_n, _d_workspace):
-    if not ctx.keep_workspace:
-        raise _no_workspace()
-    if torch.is_grad_enabled():
-        raise _twice()
-    x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace = ctx.saved_tensors
-    d_output, d_h_n, d_c_n = _zeros_for_absent(output, h0, c0, d_output, d_h_n, d_c_n)
-    dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr = recurrent_backward(
-        ctx.cell, x, h0, c0, weight_ih, weight_hh, weight_hr, lengths, output, workspace,
-        d_output, d_h_n, d_c_n)
-    return _input_grads(ctx, c0, weight_hr, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dw_hr)
+    return _input_grads(recurrent_backward, ctx, d_output, d_h_n, d_c_n)
 
 
 recurrent_forward.register_autograd(_recurrent_forward_grad, setup_context=_setup_context)
