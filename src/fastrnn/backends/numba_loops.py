@@ -582,9 +582,39 @@ def _gru_original_gate_grads(w_hh, ws_t, h_prev, dh, gx, propagate_rows, one):
 
 
 @_njit
+def _parameter_grads(Gx, Gh, x, h0, out, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, separate):
+    """After a window's gate-gradient loop (T, B, GH each; Gh is Gx unless the
+    hidden side differs, the GRU's): dx = Gx W_ih, dW_ih = sum_t Gx[t]^T x_t,
+    dW_hh = sum_t Gh[t]^T h_{t-1} (h_{-1} = h0; out's width R is H, or P
+    with a projection), db_ih = the column sums of Gx, db_hh those of Gh
+    when ``separate``, else db_ih's. The C core's products.c, as loops."""
+    T, B, In = x.shape
+    GH = w_ih.shape[0]
+    R = out.shape[2]
+    Gx2 = Gx.reshape((T * B, GH))
+    Gh2 = Gh.reshape((T * B, GH))
+    dx2 = dx.reshape((T * B, In))
+    _zero2(dx2)
+    _gemm_nn(Gx2, w_ih, dx2)
+    _zero2(dw_ih)
+    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih)
+    # h0 is not contiguous with out: two products
+    _zero2(dw_hh)
+    _gemm_tn(Gh2[:B], h0, dw_hh)
+    if T > 1:
+        _gemm_tn(Gh2[B:], out.reshape((T * B, R))[:(T - 1) * B], dw_hh)
+    _column_sums(Gx2, db_ih)
+    if separate:
+        _column_sums(Gh2, db_hh)
+    else:
+        for j in range(GH):
+            db_hh[j] = db_ih[j]
+
+
+@_njit
 def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
                      dx, dw_ih, dw_hh, db_ih, db_hh, dh0, dc0, leak, one):
-    T, B, In = x.shape
+    T, B, _ = x.shape
     H = h0.shape[1]
     GH = w_ih.shape[0]
     dt = x.dtype
@@ -623,26 +653,9 @@ def _backward_kernel(kind, x, w_ih, w_hh, h0, c0, out, ws, d_out, d_hn, d_cn,
     if kind == _LSTM:
         _copy2(dc, dc0)
 
-    Gx2 = Gx.reshape((T * B, GH))
-    Gh2 = Gh.reshape((T * B, GH))
-    dx2 = dx.reshape((T * B, In))
-    _zero2(dx2)
-    _gemm_nn(Gx2, w_ih, dx2)
-    _zero2(dw_ih)
-    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih)
-    # dW_hh = sum_t Gh[t]^T h_{t-1}; h0 is not contiguous with out.
-    _zero2(dw_hh)
-    _gemm_tn(Gh2[:B], h0, dw_hh)
-    if T > 1:
-        _gemm_tn(Gh2[B:], out.reshape((T * B, H))[:(T - 1) * B], dw_hh)
+    _parameter_grads(Gx, Gh, x, h0, out, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, kind == _GRU)
     if kind == _GRU_ORIGINAL:
-        _reset_input_grads(Gx2, ws.reshape((T * B, ws.shape[2])), dw_hh)
-    _column_sums(Gx2, db_ih)
-    if kind == _GRU:
-        _column_sums(Gh2, db_hh)
-    else:
-        for j in range(GH):
-            db_hh[j] = db_ih[j]
+        _reset_input_grads(Gx.reshape((T * B, GH)), ws.reshape((T * B, ws.shape[2])), dw_hh)
 
 
 @_njit
@@ -696,7 +709,7 @@ def _backward_proj_kernel(x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_c
     """BPTT of _forward_proj_kernel: D_t = d_out[t] + G[t+1] W_hh (B, P),
     dm_t = D_t W_hr into the LSTM's gate gradients; dW_hr = sum_t D_t^T m_t
     (m recomputed from the workspace), the rest with P for H."""
-    T, B, In = x.shape
+    T, B, _ = x.shape
     P = h0.shape[1]
     H = c0.shape[1]
     GH = w_ih.shape[0]
@@ -732,19 +745,7 @@ def _backward_proj_kernel(x, w_ih, w_hh, w_hr, h0, c0, out, ws, d_out, d_hn, d_c
             M[r, j] = ws2[r, 3 * H + j] * math.tanh(ws2[r, 4 * H + j])
     _zero2(dw_hr)
     _gemm_tn(D.reshape((T * B, P)), M, dw_hr)
-    Gx2 = Gx.reshape((T * B, GH))
-    dx2 = dx.reshape((T * B, In))
-    _zero2(dx2)
-    _gemm_nn(Gx2, w_ih, dx2)
-    _zero2(dw_ih)
-    _gemm_tn(Gx2, x.reshape((T * B, In)), dw_ih)
-    _zero2(dw_hh)
-    _gemm_tn(Gx2[:B], h0, dw_hh)
-    if T > 1:
-        _gemm_tn(Gx2[B:], out.reshape((T * B, P))[:(T - 1) * B], dw_hh)
-    _column_sums(Gx2, db_ih)
-    for j in range(GH):
-        db_hh[j] = db_ih[j]
+    _parameter_grads(Gx, Gx, x, h0, out, w_ih, dx, dw_ih, dw_hh, db_ih, db_hh, False)
 
 
 @_njit
