@@ -214,7 +214,7 @@ def _ms(seconds: float) -> str:
 TABLE_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
     ("shape", 6, False), ("cell", 8, False), ("mode", 9, False), ("dtype", 7, False),
     ("threads", 7, True), ("contender", 14, False), ("median ms", 9, True),
-    ("min–max ms", 13, True), ("GFLOP/s", 26, True), ("× torch", 7, True))
+    ("min–max ms", 13, True), ("GFLOP/s", 28, True), ("× torch", 7, True))
 
 
 def _markdown_row(values: Sequence[str], columns: Sequence[Tuple[str, int, bool]]) -> str:
