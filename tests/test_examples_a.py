@@ -14,6 +14,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -61,9 +62,36 @@ def test_sigmoid_neuron_untrained_is_not_counted_correct():
 
 
 def test_sigmoid_neuron_fraction_correct_uses_both_thresholds():
-    import numpy as np
-
     fraction_correct = _example_module("sigmoid_neuron").fraction_correct
     next_bits = np.array([0, 0, 1, 0])
     assert fraction_correct(np.array([0.29, 0.0, 0.91, 0.1]), next_bits) == 1.0
     assert fraction_correct(np.array([0.31, 0.0, 0.89, 0.1]), next_bits) == 0.5
+
+
+# -------------------------------------------------------------- binary_adder
+def test_binary_adder_adds_every_pair_exactly(tmp_path):
+    plot = tmp_path / "curve.png"
+    args = ("--plot", str(plot)) if _has_matplotlib() else ()
+    lines, exact = _run("binary_adder", *args, figure="exact", timeout=120)
+    assert exact == 1.0
+    worked = [line for line in lines if re.search(r"\d+ \+ \d+ = \d+", line)]
+    assert len(worked) == 10 and worked[-1].endswith("(right)")
+    if args:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_binary_adder_barely_trained_is_not_exact():
+    # the figure can fail: 300 updates are far too few to learn the carry
+    _, exact = _run("binary_adder", "--sums", "300", "--report-every", "100", figure="exact",
+                    timeout=120)
+    assert exact < 0.1
+
+
+def test_binary_adder_bits_are_least_significant_first():
+    adder = _example_module("binary_adder")
+    assert adder.bits_of(6).tolist() == [0, 1, 1, 0, 0, 0, 0, 0]
+    numbers = np.arange(256)
+    assert (adder.number_of(adder.bits_of(numbers)) == numbers).all()
+    x = adder.as_sequences(np.array([1, 2]), np.array([3, 0]), np.float32)
+    assert x.shape == (8, 2, 2) and x.dtype == np.float32
+    assert x[0].tolist() == [[1, 1], [0, 0]] and x[1].tolist() == [[0, 1], [1, 0]]
