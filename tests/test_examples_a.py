@@ -95,3 +95,102 @@ def test_binary_adder_bits_are_least_significant_first():
     x = adder.as_sequences(np.array([1, 2]), np.array([3, 0]), np.float32)
     assert x.shape == (8, 2, 2) and x.dtype == np.float32
     assert x[0].tolist() == [[1, 1], [0, 0]] and x[1].tolist() == [[0, 1], [1, 0]]
+
+
+# --------------------------------------------------------------- digits_rows
+def _write_idx(path, array, *, type_byte=0x08):
+    array = np.asarray(array, np.uint8)
+    header = bytes([0, 0, type_byte, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape)
+    data = header + array.tobytes()
+    if str(path).endswith(".gz"):
+        import gzip
+        data = gzip.compress(data)
+    pathlib.Path(path).write_bytes(data)
+
+
+def _write_tiny_mnist(directory, n=12, side=6):
+    rng = np.random.default_rng(0)
+    for prefix, gz in (("train", ""), ("t10k", ".gz")):  # one split plain, one gzipped
+        _write_idx(directory / f"{prefix}-images-idx3-ubyte{gz}",
+                   rng.integers(0, 256, (n, side, side)))
+        _write_idx(directory / f"{prefix}-labels-idx1-ubyte{gz}", rng.integers(0, 10, n))
+
+
+@pytest.mark.slow
+def test_digits_rows_classifies_the_small_digits(tmp_path):
+    pytest.importorskip("sklearn")
+    plot = tmp_path / "curve.png"
+    args = ("--plot", str(plot)) if _has_matplotlib() else ()
+    lines, accuracy = _run("digits_rows", *args, figure="accuracy", timeout=300)
+    assert accuracy >= 0.95
+    assert lines[0].startswith("scikit-learn's 8 x 8 digits: 1437 training and 360 test")
+    if args:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_digits_rows_gru_classifies_the_small_digits():
+    pytest.importorskip("sklearn")
+    _, accuracy = _run("digits_rows", "--cell", "gru", figure="accuracy", timeout=300)
+    assert accuracy >= 0.95
+
+
+def test_digits_rows_one_epoch_is_not_enough():
+    # the figure can fail: one epoch of a smaller model is well short of 0.95
+    pytest.importorskip("sklearn")
+    _, accuracy = _run("digits_rows", "--epochs", "1", "--hidden", "8", figure="accuracy")
+    assert accuracy < 0.95
+
+
+def test_read_idx_round_trips_plain_and_gzipped_files(tmp_path):
+    read_idx = _example_module("digits_rows").read_idx
+    images = np.arange(2 * 3 * 4).reshape(2, 3, 4)
+    _write_idx(tmp_path / "images", images)
+    _write_idx(tmp_path / "labels.gz", [7, 1, 255])
+    assert read_idx(tmp_path / "images").tolist() == images.tolist()
+    labels = read_idx(tmp_path / "labels.gz")
+    assert labels.dtype == np.uint8 and labels.tolist() == [7, 1, 255]
+
+
+def test_read_idx_rejects_malformed_files_naming_them(tmp_path):
+    read_idx = _example_module("digits_rows").read_idx
+    _write_idx(tmp_path / "good", np.zeros((3, 2, 2)))
+    good = (tmp_path / "good").read_bytes()
+    cases = {
+        "truncated": (good[:-1], r"says shape \(3, 2, 2\) \(28 bytes in all\), the file has 27"),
+        "extra": (good + b"\0", "the file has 29 bytes"),
+        "not_idx": (b"\x01" + good[1:], "not an IDX file"),
+        "short_header": (good[:9], "truncated IDX header"),
+        "float_type": (good[:2] + b"\x0d" + good[3:], "type 0x0d is not supported"),
+    }
+    for name, (data, message) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=message) as raised:
+            read_idx(tmp_path / name)
+        assert name in str(raised.value)
+
+
+def test_load_mnist_reads_a_directory_of_idx_files(tmp_path):
+    load_mnist = _example_module("digits_rows").load_mnist
+    _write_tiny_mnist(tmp_path)
+    x_train, y_train, x_test, y_test = load_mnist(tmp_path, np.float64)
+    assert x_train.shape == x_test.shape == (12, 6, 6) and x_train.dtype == np.float64
+    assert 0.0 <= x_train.min() and x_train.max() <= 1.0
+    assert y_train.dtype == np.int64 and y_test.shape == (12,)
+
+
+def test_digits_rows_runs_on_idx_files_and_reports_a_bad_one(tmp_path):
+    _write_tiny_mnist(tmp_path)
+    lines, accuracy = _run("digits_rows", "--mnist", str(tmp_path), "--epochs", "2",
+                           figure="accuracy")
+    assert lines[0].startswith(f"MNIST from {tmp_path}: 12 training and 12 test images, "
+                               "6 steps of 6 pixels")
+    assert 0.0 <= accuracy <= 1.0
+    labels = tmp_path / "train-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-3])  # a truncated download
+    done = subprocess.run([sys.executable, str(EXAMPLES / "digits_rows.py"), "--mnist",
+                           str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{labels}: IDX header says shape (12,)" in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
