@@ -194,3 +194,22 @@ def test_digits_rows_runs_on_idx_files_and_reports_a_bad_one(tmp_path):
     assert done.returncode == 2
     assert f"{labels}: IDX header says shape (12,)" in done.stderr.strip().splitlines()[-1]
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------- --plot without matplotlib
+@pytest.mark.parametrize("name", ["sigmoid_neuron", "binary_adder", "digits_rows"])
+def test_plot_without_matplotlib_is_a_one_line_error_naming_the_extra(name, tmp_path):
+    # None in sys.modules makes `import matplotlib` raise ImportError, as if
+    # it were not installed; the example must say so before training
+    hide_matplotlib = ("import runpy, sys; sys.modules['matplotlib'] = None; "
+                       f"sys.argv = [{str(EXAMPLES / (name + '.py'))!r}, '--plot', "
+                       f"{str(tmp_path / 'curve.png')!r}]; "
+                       f"runpy.run_path(sys.argv[0], run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", hide_matplotlib], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""  # refused before any training
+    last = done.stderr.strip().splitlines()[-1]
+    assert "fastrnn[plot]" in last and "matplotlib" in last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "curve.png").exists()
