@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     a = rng.integers(0, 256, args.sums)
     b = rng.integers(0, 256, args.sums)
     print(f"sigmoid Elman RNN, {HIDDEN} hidden units, sigmoid_mse head, SGD lr {LEARNING_RATE}, "
-          f"{args.sums} sums, {args.dtype}")
+          f"{args.sums} sums, {args.dtype}; bits printed most significant first")
     losses = []
     for start in range(0, args.sums, args.report_every):
         chunk = slice(start, min(start + args.report_every, args.sums))

@@ -25,7 +25,8 @@ What it is not: a general sequence predictor (one unit, one fixed pattern,
 no held-out data), nor a copy of any tutorial's code (whose per-step weight
 updates are replaced here by one full-sequence gradient per pass).
 
-Takes about 3 s on a 2-core machine (most of it the per-pass Python calls).
+Takes about 1.5 s on a 2-core machine (up to 4 s while it is busy; most of it the
+Python calls of the 3000 passes).
 
     python examples/sigmoid_neuron.py [--passes 3000] [--lr 0.5] [--plot FILE.png]
 """
