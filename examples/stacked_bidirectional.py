@@ -11,8 +11,9 @@ layer combines the two), so this is a task where a tagger that sees the
 future is legitimate, not a leak: a one-directional tagger cannot know
 whether a symbol repeats later. (A whole-sequence parity tag was tried
 first: it is bidirectional too, but parity is notoriously hard for
-gradient descent and did not train in a few minutes.) The model is fastrnn.GRU(num_layers=2, bidirectional=True) with a
-fastrnn.nn.Linear head per step, fastrnn.nn.cross_entropy ignoring the
+gradient descent and did not train in a few minutes.) The model is
+fastrnn.GRU(num_layers=2, bidirectional=True) with a fastrnn.nn.Linear head
+per step, fastrnn.nn.cross_entropy ignoring the
 padded steps, and fastrnn.optim.Adam. It prints the training loss as it goes
 and ends with ``accuracy: <value>``, the fraction of valid (unpadded) steps
 of held-out sequences tagged right.
