@@ -7,6 +7,7 @@ What this is not: a test of the layers themselves (tests/test_layers.py and
 friends do that).
 """
 import importlib.util
+import os
 import pathlib
 import re
 import subprocess
@@ -137,3 +138,18 @@ def test_addition_with_teacher_forcing_learns_too():
     lines, value = _run("addition_seq2seq", "accuracy", *SMALL_ADDITION, "--teacher-forcing")
     assert "teacher forcing" in lines[0]
     assert value >= 0.95
+
+
+@pytest.mark.parametrize("name", ["stacked_bidirectional", "rnnlm_truncated", "addition_seq2seq"])
+def test_plot_without_matplotlib_names_the_extra(name, tmp_path):
+    """A matplotlib that cannot be imported (a module raising ImportError
+    first on the path): --plot fails at once with one line naming the extra."""
+    (tmp_path / "matplotlib.py").write_text("raise ImportError('not installed')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--plot",
+                           str(tmp_path / "curve.png")], capture_output=True, text=True,
+                          timeout=60, env=env)
+    assert done.returncode == 2
+    assert "fastrnn[plot]" in done.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "curve.png").exists()
