@@ -37,6 +37,18 @@ def _run(name, figure, *args, timeout=600):
     return lines, float(match.group(1))
 
 
+def _plot_args(tmp_path):
+    """--plot FILE.png where matplotlib is installed (CI installs it with the
+    test extra), else nothing; the file, to be checked by _assert_png."""
+    plot = tmp_path / "curve.png"
+    return (("--plot", str(plot)) if importlib.util.find_spec("matplotlib") else ()), plot
+
+
+def _assert_png(args, plot):
+    if args:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{plot} is not a PNG"
+
+
 # ------------------------------------------------------ stacked_bidirectional
 
 def test_unique_token_tags_on_a_hand_made_sequence():
@@ -51,11 +63,13 @@ def test_unique_token_tags_on_a_hand_made_sequence():
 
 
 @pytest.mark.slow
-def test_stacked_bidirectional_tags_held_out_sequences():
+def test_stacked_bidirectional_tags_held_out_sequences(tmp_path):
     """About 15 s. The commoner tag alone scores about 0.62 on the held-out
     steps (the script prints it), so 0.95 needs the tagger to have learnt
     both directions' evidence."""
-    lines, value = _run("stacked_bidirectional", "accuracy")
+    plot_args, plot = _plot_args(tmp_path)
+    lines, value = _run("stacked_bidirectional", "accuracy", *plot_args)
+    _assert_png(plot_args, plot)
     baseline = float(re.search(r"commoner tag scores (\d\.\d+)", "\n".join(lines)).group(1))
     assert baseline < 0.7
     assert value >= 0.95
@@ -90,8 +104,10 @@ def test_rnnlm_sentences_drop_code_and_tables():
 # the context reaches (the example: 94 against 210 from a checkout).
 @pytest.mark.slow  # about 5 s each
 @pytest.mark.parametrize("source", ["auto", "package"])
-def test_rnnlm_halves_perplexity_and_beats_unigram(source):
-    lines, ratio = _run("rnnlm_truncated", "perplexity_ratio", "--source", source)
+def test_rnnlm_halves_perplexity_and_beats_unigram(source, tmp_path):
+    plot_args, plot = _plot_args(tmp_path)
+    lines, ratio = _run("rnnlm_truncated", "perplexity_ratio", "--source", source, *plot_args)
+    _assert_png(plot_args, plot)
     text = "\n".join(lines)
     unigram = float(re.search(r"unigram frequencies: ([\d.]+)", text).group(1))
     after = float(re.search(r"perplexity after training: ([\d.]+)", text).group(1))
@@ -127,8 +143,10 @@ SMALL_ADDITION = ("--digits", "2", "--train", "8000", "--test", "1000", "--epoch
 
 
 @pytest.mark.slow
-def test_addition_small_configuration_answers_held_out_questions():
-    lines, value = _run("addition_seq2seq", "accuracy", *SMALL_ADDITION)
+def test_addition_small_configuration_answers_held_out_questions(tmp_path):
+    plot_args, plot = _plot_args(tmp_path)
+    lines, value = _run("addition_seq2seq", "accuracy", *SMALL_ADDITION, *plot_args)
+    _assert_png(plot_args, plot)
     assert value >= 0.95
     assert sum(line.lstrip().startswith("Q (as read)") for line in lines) == 6  # worked questions
 
