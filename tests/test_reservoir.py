@@ -434,6 +434,25 @@ def test_example_prints_a_good_nrmse_last():
     assert any(line.startswith("fastrnn ") and "fit+predict" in line for line in lines)
 
 
+def test_example_plots_its_predictions(tmp_path):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "predictions.png"
+    _, value = _run_example("--repeats", "1", "--plot", str(plot))
+    assert value < NRMSE_BOUND and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_example_plot_without_matplotlib_names_the_extra(tmp_path):
+    # None in sys.modules makes `import matplotlib` raise ImportError, as if absent
+    code = ("import runpy, sys; sys.modules['matplotlib'] = None; "
+            f"sys.argv = ['echo_state.py', '--plot', {str(tmp_path / 'p.png')!r}]; "
+            f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "--plot needs matplotlib: pip install 'fastrnn[plot]'" in done.stderr.splitlines()[-1]
+    assert not (tmp_path / "p.png").exists()
+
+
 def test_example_compares_with_reservoirpy():
     _reservoirpy()
     lines, value = _run_example("--compare-reservoirpy", "--repeats", "1", "--seeds", "3")
