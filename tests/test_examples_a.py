@@ -8,7 +8,6 @@ learns what it claims to, and of the helpers an example defines.
 """
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import re
 import subprocess
@@ -17,52 +16,28 @@ import sys
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def _example_module(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _run(name, *args, figure, timeout=300):
-    """Run examples/NAME.py; returns its output lines and the value of the
-    ``figure: value`` it must print last."""
-    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args],
-                          capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    match = re.fullmatch(rf"{figure}: (\d+(?:\.\d*)?)", lines[-1])
-    assert match, f"the last line is not '{figure}: <value>': {lines[-1]!r}"
-    return lines, float(match.group(1))
-
-
-def _has_matplotlib():
-    return importlib.util.find_spec("matplotlib") is not None
+from examples_support import (EXAMPLES, assert_plot_refused, assert_png_if_plotted,
+                              load_example, plot_args, run_example, run_without_matplotlib)
 
 
 # ------------------------------------------------------------ sigmoid_neuron
 def test_sigmoid_neuron_predicts_every_step_on_the_right_side(tmp_path):
-    plot = tmp_path / "curve.png"
-    args = ("--plot", str(plot)) if _has_matplotlib() else ()
-    lines, correct = _run("sigmoid_neuron", *args, figure="correct", timeout=60)
+    args, plot = plot_args(tmp_path)
+    lines, correct = run_example("sigmoid_neuron", "correct", *args, timeout=60)
     assert correct == 1.0
     rows = [line.split() for line in lines if re.fullmatch(r"\s*[01]\s+[01]\s+\d\.\d+", line)]
     assert len(rows) == 8  # one row per predicted step of 001001001
-    if args:
-        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_png_if_plotted(args, plot)
 
 
 def test_sigmoid_neuron_untrained_is_not_counted_correct():
     # the figure can fail: after one pass the neuron has learnt nothing
-    _, correct = _run("sigmoid_neuron", "--passes", "1", figure="correct", timeout=60)
+    _, correct = run_example("sigmoid_neuron", "correct", "--passes", "1", timeout=60)
     assert correct < 1.0
 
 
 def test_sigmoid_neuron_fraction_correct_uses_both_thresholds():
-    fraction_correct = _example_module("sigmoid_neuron").fraction_correct
+    fraction_correct = load_example("sigmoid_neuron").fraction_correct
     next_bits = np.array([0, 0, 1, 0])
     assert fraction_correct(np.array([0.29, 0.0, 0.91, 0.1]), next_bits) == 1.0
     assert fraction_correct(np.array([0.31, 0.0, 0.89, 0.1]), next_bits) == 0.5
@@ -70,25 +45,23 @@ def test_sigmoid_neuron_fraction_correct_uses_both_thresholds():
 
 # -------------------------------------------------------------- binary_adder
 def test_binary_adder_adds_every_pair_exactly(tmp_path):
-    plot = tmp_path / "curve.png"
-    args = ("--plot", str(plot)) if _has_matplotlib() else ()
-    lines, exact = _run("binary_adder", *args, figure="exact", timeout=120)
+    args, plot = plot_args(tmp_path)
+    lines, exact = run_example("binary_adder", "exact", *args, timeout=120)
     assert exact == 1.0
     worked = [line for line in lines if re.search(r"\d+ \+ \d+ = \d+", line)]
     assert len(worked) == 10 and worked[-1].endswith("(right)")
-    if args:
-        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_png_if_plotted(args, plot)
 
 
 def test_binary_adder_barely_trained_is_not_exact():
     # the figure can fail: 300 updates are far too few to learn the carry
-    _, exact = _run("binary_adder", "--sums", "300", "--report-every", "100", figure="exact",
-                    timeout=120)
+    _, exact = run_example("binary_adder", "exact", "--sums", "300", "--report-every", "100",
+                           timeout=120)
     assert exact < 0.1
 
 
 def test_binary_adder_bits_are_least_significant_first():
-    adder = _example_module("binary_adder")
+    adder = load_example("binary_adder")
     assert adder.bits_of(6).tolist() == [0, 1, 1, 0, 0, 0, 0, 0]
     numbers = np.arange(256)
     assert (adder.number_of(adder.bits_of(numbers)) == numbers).all()
@@ -120,31 +93,29 @@ def _write_tiny_mnist(directory, n=12, side=6):
 @pytest.mark.slow
 def test_digits_rows_classifies_the_small_digits(tmp_path):
     pytest.importorskip("sklearn")
-    plot = tmp_path / "curve.png"
-    args = ("--plot", str(plot)) if _has_matplotlib() else ()
-    lines, accuracy = _run("digits_rows", *args, figure="accuracy", timeout=300)
+    args, plot = plot_args(tmp_path)
+    lines, accuracy = run_example("digits_rows", "accuracy", *args, timeout=300)
     assert accuracy >= 0.95
     assert lines[0].startswith("scikit-learn's 8 x 8 digits: 1437 training and 360 test")
-    if args:
-        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert_png_if_plotted(args, plot)
 
 
 @pytest.mark.slow
 def test_digits_rows_gru_classifies_the_small_digits():
     pytest.importorskip("sklearn")
-    _, accuracy = _run("digits_rows", "--cell", "gru", figure="accuracy", timeout=300)
+    _, accuracy = run_example("digits_rows", "accuracy", "--cell", "gru", timeout=300)
     assert accuracy >= 0.95
 
 
 def test_digits_rows_one_epoch_is_not_enough():
     # the figure can fail: one epoch of a smaller model is well short of 0.95
     pytest.importorskip("sklearn")
-    _, accuracy = _run("digits_rows", "--epochs", "1", "--hidden", "8", figure="accuracy")
+    _, accuracy = run_example("digits_rows", "accuracy", "--epochs", "1", "--hidden", "8")
     assert accuracy < 0.95
 
 
 def test_read_idx_round_trips_plain_and_gzipped_files(tmp_path):
-    read_idx = _example_module("digits_rows").read_idx
+    read_idx = load_example("digits_rows").read_idx
     images = np.arange(2 * 3 * 4).reshape(2, 3, 4)
     _write_idx(tmp_path / "images", images)
     _write_idx(tmp_path / "labels.gz", [7, 1, 255])
@@ -154,7 +125,7 @@ def test_read_idx_round_trips_plain_and_gzipped_files(tmp_path):
 
 
 def test_read_idx_rejects_malformed_files_naming_them(tmp_path):
-    read_idx = _example_module("digits_rows").read_idx
+    read_idx = load_example("digits_rows").read_idx
     _write_idx(tmp_path / "good", np.zeros((3, 2, 2)))
     good = (tmp_path / "good").read_bytes()
     cases = {
@@ -172,7 +143,7 @@ def test_read_idx_rejects_malformed_files_naming_them(tmp_path):
 
 
 def test_load_mnist_reads_a_directory_of_idx_files(tmp_path):
-    load_mnist = _example_module("digits_rows").load_mnist
+    load_mnist = load_example("digits_rows").load_mnist
     _write_tiny_mnist(tmp_path)
     x_train, y_train, x_test, y_test = load_mnist(tmp_path, np.float64)
     assert x_train.shape == x_test.shape == (12, 6, 6) and x_train.dtype == np.float64
@@ -182,8 +153,7 @@ def test_load_mnist_reads_a_directory_of_idx_files(tmp_path):
 
 def test_digits_rows_runs_on_idx_files_and_reports_a_bad_one(tmp_path):
     _write_tiny_mnist(tmp_path)
-    lines, accuracy = _run("digits_rows", "--mnist", str(tmp_path), "--epochs", "2",
-                           figure="accuracy")
+    lines, accuracy = run_example("digits_rows", "accuracy", "--mnist", tmp_path, "--epochs", 2)
     assert lines[0].startswith(f"MNIST from {tmp_path}: 12 training and 12 test images, "
                                "6 steps of 6 pixels")
     assert 0.0 <= accuracy <= 1.0
@@ -199,17 +169,6 @@ def test_digits_rows_runs_on_idx_files_and_reports_a_bad_one(tmp_path):
 # ------------------------------------------------------- --plot without matplotlib
 @pytest.mark.parametrize("name", ["sigmoid_neuron", "binary_adder", "digits_rows"])
 def test_plot_without_matplotlib_is_a_one_line_error_naming_the_extra(name, tmp_path):
-    # None in sys.modules makes `import matplotlib` raise ImportError, as if
-    # it were not installed; the example must say so before training
-    hide_matplotlib = ("import runpy, sys; sys.modules['matplotlib'] = None; "
-                       f"sys.argv = [{str(EXAMPLES / (name + '.py'))!r}, '--plot', "
-                       f"{str(tmp_path / 'curve.png')!r}]; "
-                       f"runpy.run_path(sys.argv[0], run_name='__main__')")
-    done = subprocess.run([sys.executable, "-c", hide_matplotlib], capture_output=True,
-                          text=True, timeout=60)
-    assert done.returncode == 2
-    assert done.stdout == ""  # refused before any training
-    last = done.stderr.strip().splitlines()[-1]
-    assert "fastrnn[plot]" in last and "matplotlib" in last
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "curve.png").exists()
+    # the example must say so before training
+    plot = tmp_path / "curve.png"
+    assert_plot_refused(run_without_matplotlib(name, "--plot", plot, timeout=60), plot)

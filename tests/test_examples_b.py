@@ -6,53 +6,19 @@ issue sets; small helpers of the scripts are checked on hand-made cases.
 What this is not: a test of the layers themselves (tests/test_layers.py and
 friends do that).
 """
-import importlib.util
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
-
-
-def _module(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_example", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _run(name, figure, *args, timeout=600):
-    """Run examples/NAME.py; return its stdout lines and the value on its last line."""
-    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), *args],
-                          capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    match = re.fullmatch(rf"{figure}: (\d+(?:\.\d*)?(?:e-?\d+)?)", lines[-1])
-    assert match, f"the last line is not '{figure}: <value>': {lines[-1]!r}"
-    return lines, float(match.group(1))
-
-
-def _plot_args(tmp_path):
-    """--plot FILE.png where matplotlib is installed (CI installs it with the
-    test extra), else nothing; the file, to be checked by _assert_png."""
-    plot = tmp_path / "curve.png"
-    return (("--plot", str(plot)) if importlib.util.find_spec("matplotlib") else ()), plot
-
-
-def _assert_png(args, plot):
-    if args:
-        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{plot} is not a PNG"
+from examples_support import (assert_plot_refused, assert_png_if_plotted, load_example,
+                              plot_args, run_example, run_without_matplotlib)
 
 
 # ------------------------------------------------------ stacked_bidirectional
 
 def test_unique_token_tags_on_a_hand_made_sequence():
-    example = _module("stacked_bidirectional")
+    example = load_example("stacked_bidirectional")
     x, tags, lengths = example.make_sequences(200, np.random.default_rng(0))
     for row in range(200):
         n = lengths[row]
@@ -67,9 +33,9 @@ def test_stacked_bidirectional_tags_held_out_sequences(tmp_path):
     """About 15 s. The commoner tag alone scores about 0.62 on the held-out
     steps (the script prints it), so 0.95 needs the tagger to have learnt
     both directions' evidence."""
-    plot_args, plot = _plot_args(tmp_path)
-    lines, value = _run("stacked_bidirectional", "accuracy", *plot_args)
-    _assert_png(plot_args, plot)
+    args, plot = plot_args(tmp_path)
+    lines, value = run_example("stacked_bidirectional", "accuracy", *args)
+    assert_png_if_plotted(args, plot)
     baseline = float(re.search(r"commoner tag scores (\d\.\d+)", "\n".join(lines)).group(1))
     assert baseline < 0.7
     assert value >= 0.95
@@ -78,7 +44,7 @@ def test_stacked_bidirectional_tags_held_out_sequences(tmp_path):
 # ------------------------------------------------------------ rnnlm_truncated
 
 def test_rnnlm_vocabulary_is_capped_with_an_unknown_token():
-    example = _module("rnnlm_truncated")
+    example = load_example("rnnlm_truncated")
     corpus = [["a", "b", "a", "c"], ["a", "b", "d"]]
     index, encoded = example.encode(corpus, 5)  # START, END, UNKNOWN + the 2 commonest
     assert len(index) == 5 and {"a", "b"} <= set(index) and "c" not in index
@@ -90,7 +56,7 @@ def test_rnnlm_vocabulary_is_capped_with_an_unknown_token():
 
 
 def test_rnnlm_sentences_drop_code_and_tables():
-    example = _module("rnnlm_truncated")
+    example = load_example("rnnlm_truncated")
     text = "# Title\n\nOne short sentence here. And another one!\n\n```\ncode line here\n```\n" \
            "| a | table | row |\n"
     assert example.sentences(text) == [["one", "short", "sentence", "here", "."],
@@ -105,9 +71,9 @@ def test_rnnlm_sentences_drop_code_and_tables():
 @pytest.mark.slow  # about 5 s each
 @pytest.mark.parametrize("source", ["auto", "package"])
 def test_rnnlm_halves_perplexity_and_beats_unigram(source, tmp_path):
-    plot_args, plot = _plot_args(tmp_path)
-    lines, ratio = _run("rnnlm_truncated", "perplexity_ratio", "--source", source, *plot_args)
-    _assert_png(plot_args, plot)
+    args, plot = plot_args(tmp_path)
+    lines, ratio = run_example("rnnlm_truncated", "perplexity_ratio", "--source", source, *args)
+    assert_png_if_plotted(args, plot)
     text = "\n".join(lines)
     unigram = float(re.search(r"unigram frequencies: ([\d.]+)", text).group(1))
     after = float(re.search(r"perplexity after training: ([\d.]+)", text).group(1))
@@ -120,7 +86,7 @@ def test_rnnlm_halves_perplexity_and_beats_unigram(source, tmp_path):
 # ----------------------------------------------------------- addition_seq2seq
 
 def test_addition_questions_and_answers_are_encoded_as_keras_does():
-    example = _module("addition_seq2seq")
+    example = load_example("addition_seq2seq")
     pairs = example.make_pairs(300, 3, np.random.default_rng(0))
     assert len(set(pairs)) == 300 and all(0 <= a < 1000 and 0 <= b < 1000 for a, b in pairs)
     x, y, questions = example.encode([(535, 61)], 3, True, np.float32)
@@ -144,30 +110,22 @@ SMALL_ADDITION = ("--digits", "2", "--train", "8000", "--test", "1000", "--epoch
 
 @pytest.mark.slow
 def test_addition_small_configuration_answers_held_out_questions(tmp_path):
-    plot_args, plot = _plot_args(tmp_path)
-    lines, value = _run("addition_seq2seq", "accuracy", *SMALL_ADDITION, *plot_args)
-    _assert_png(plot_args, plot)
+    args, plot = plot_args(tmp_path)
+    lines, value = run_example("addition_seq2seq", "accuracy", *SMALL_ADDITION, *args)
+    assert_png_if_plotted(args, plot)
     assert value >= 0.95
     assert sum(line.lstrip().startswith("Q (as read)") for line in lines) == 6  # worked questions
 
 
 @pytest.mark.slow
 def test_addition_with_teacher_forcing_learns_too():
-    lines, value = _run("addition_seq2seq", "accuracy", *SMALL_ADDITION, "--teacher-forcing")
+    lines, value = run_example("addition_seq2seq", "accuracy", *SMALL_ADDITION, "--teacher-forcing")
     assert "teacher forcing" in lines[0]
     assert value >= 0.95
 
 
 @pytest.mark.parametrize("name", ["stacked_bidirectional", "rnnlm_truncated", "addition_seq2seq"])
 def test_plot_without_matplotlib_names_the_extra(name, tmp_path):
-    """A matplotlib that cannot be imported (a module raising ImportError
-    first on the path): --plot fails at once with one line naming the extra."""
-    (tmp_path / "matplotlib.py").write_text("raise ImportError('not installed')\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    done = subprocess.run([sys.executable, str(EXAMPLES / f"{name}.py"), "--plot",
-                           str(tmp_path / "curve.png")], capture_output=True, text=True,
-                          timeout=60, env=env)
-    assert done.returncode == 2
-    assert "fastrnn[plot]" in done.stderr.strip().splitlines()[-1]
-    assert not (tmp_path / "curve.png").exists()
+    """--plot fails at once, before training, with one line naming the extra."""
+    plot = tmp_path / "curve.png"
+    assert_plot_refused(run_without_matplotlib(name, "--plot", plot, timeout=60), plot)
