@@ -124,6 +124,7 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
         print("\n" + "\n".join(report.lengths_cost_table(document["lengths_cost"])))
     document["targets"] = report.evaluate_targets(results, document["stream"],
                                                   document["sgemm_gflops"])
+    document["targets"] += report.layer_targets(layer_rows)
     document["interrupted"] = interrupted
     document["model_mismatch"] = mismatch
     if document["targets"]:
