@@ -121,6 +121,39 @@ void frnn_set_thread_min_flops(double flops);
  * calling thread's block now. */
 void frnn_release_scratch(void);
 
+/* ---- subnormals (runtime/fpenv.c) ------------------------------------ */
+
+/* The kernels compute in the calling thread's floating-point mode, and the
+ * thread pool gives each job's workers the caller's control bits, so every
+ * thread of a call computes alike (results stay independent of the thread
+ * count). To keep states and gradients that decay below the smallest normal
+ * number from slowing a step ~10x (a microcode assist per subnormal operand
+ * on many x86 cores), bracket a call with
+ *     uint64_t saved = frnn_fpenv_enter();  ...call...  frnn_fpenv_leave(saved);
+ * enter sets flush-to-zero and denormals-are-zero (x86 MXCSR FTZ | DAZ,
+ * aarch64 FPCR FZ) unless frnn_set_flush_subnormals(0) asked to leave the
+ * caller's mode alone; leave restores the whole saved word (status flags
+ * included). Under the flush a result below the smallest normal is 0 and a
+ * subnormal input reads as 0. fastrnn/_core.pyx brackets every compute call;
+ * a C caller brackets its own, or not. A no-op where frnn_fpenv_can_flush()
+ * is 0 (not x86 / aarch64). The policy is process-wide: not to be changed
+ * while a kernel runs in another thread. */
+void frnn_set_flush_subnormals(int flush);
+int frnn_get_flush_subnormals(void);
+int frnn_fpenv_can_flush(void);
+uint64_t frnn_fpenv_enter(void);
+void frnn_fpenv_leave(uint64_t saved);
+/* The calling thread's control bits (status flags masked out), and setting
+ * them on a pool worker (threads.c). */
+uint64_t frnn_fpenv_control(void);
+void frnn_fpenv_adopt(uint64_t control);
+/* Tests: the calling thread's whole control word (x86 MXCSR, aarch64 FPCR;
+ * 0 elsewhere), and writing one back; the write refuses (returns -1, writes
+ * nothing) a word that differs from the current one outside the flush and
+ * status bits, so that a test cannot set a reserved bit or the rounding. */
+uint64_t frnn_fpenv_read(void);
+int frnn_fpenv_write(uint64_t value);
+
 /* ---- kernel dispatch (runtime/dispatch.c) ---------------------------- */
 
 /* Choose the kernel table (GEMM, activations, gate math, optimizers) once:

@@ -47,6 +47,9 @@ def _info() -> int:
     print(f"fastrnn {fastrnn.__version__}")
     print(f"backends available: {', '.join(fastrnn.available_backends())}")
     print(f"C kernels ISA: {fastrnn.cpu_isa() or '(compiled core not available)'}")
+    if fastrnn.cpu_isa():
+        print("C kernels subnormals: " + ("flushed to zero" if fastrnn.get_flush_subnormals()
+                                          else "kept (IEEE)") + " (FASTRNN_SUBNORMALS)")
     return 0
 
 
@@ -592,7 +595,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prime", default="", help="text to start from (printed first)")
     s.add_argument("--backend", default=None, choices=backends)
     sub.add_parser("bench", help="benchmark matrix, fastrnn vs torch (fastrnn bench --help); "
-                                 "'fastrnn bench minchar': the min-char-rnn workload",
+                                 "'fastrnn bench minchar': the min-char-rnn workload; "
+                                 "'fastrnn bench subnormal': a decaying state's step",
                    add_help=False)
     sub.add_parser("check", help="hand-derived and finite-difference self-checks (default)")
     sub.add_parser("info", help="version, backends, ISA")

@@ -1,6 +1,6 @@
 # Declarations of csrc/include/fastrnn.h for Cython. See that header for the
 # meaning and shape of every argument.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "fastrnn.h" nogil:
     ctypedef int64_t frnn_int
@@ -17,6 +17,13 @@ cdef extern from "fastrnn.h" nogil:
     int frnn_get_num_threads()
     void frnn_set_thread_min_flops(double flops)
     void frnn_release_scratch()
+    void frnn_set_flush_subnormals(int flush)
+    int frnn_get_flush_subnormals()
+    int frnn_fpenv_can_flush()
+    uint64_t frnn_fpenv_enter()
+    void frnn_fpenv_leave(uint64_t saved)
+    uint64_t frnn_fpenv_read()
+    int frnn_fpenv_write(uint64_t value)
 
     # cells: every member, so that _core.C_ENUMS can list them
     ctypedef enum frnn_cell_type:

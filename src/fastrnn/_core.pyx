@@ -22,7 +22,7 @@ is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from ._cfastrnn cimport *
 
 from fastrnn import cells as _cells
@@ -107,6 +107,38 @@ def release_scratch():
 def _set_thread_min_flops(double flops):
     """The work threshold of a threaded job (< 0: the default; 0: thread everything)."""
     frnn_set_thread_min_flops(flops)
+
+
+def set_flush_subnormals(bint flush):
+    """Whether the compute calls below run with flush-to-zero and
+    denormals-are-zero (frnn_set_flush_subnormals; fastrnn.subnormals
+    validates and documents it)."""
+    frnn_set_flush_subnormals(flush)
+
+
+def get_flush_subnormals():
+    """Whether the compute calls flush subnormals (the policy; see
+    can_flush_subnormals for whether this build and CPU can)."""
+    return bool(frnn_get_flush_subnormals())
+
+
+def can_flush_subnormals():
+    """Whether this build can set the flush (x86 MXCSR, aarch64 FPCR)."""
+    return bool(frnn_fpenv_can_flush())
+
+
+def _fp_control_word():
+    """Tests: the calling thread's x86 MXCSR / aarch64 FPCR (0 elsewhere)."""
+    return frnn_fpenv_read()
+
+
+def _set_fp_control_word(value):
+    """Tests: write the calling thread's control word; only the flush bits
+    and status flags may differ from the current word (ValueError else)."""
+    if frnn_fpenv_write(<uint64_t>value) != 0:
+        raise ValueError(f"value must differ from the current control word "
+                         f"{frnn_fpenv_read():#x} only in the flush and status bits, "
+                         f"got {value:#x}")
 
 
 cdef int _raise(int rc, str func, str sizes) except -1:
@@ -354,7 +386,9 @@ def forward(object cell,
     cdef real *cnp = &cn[0, 0] if has_c else NULL
     cdef real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             if lengthsp != NULL:
                 rc = frnn_layer_forward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
@@ -375,6 +409,7 @@ def forward(object cell,
                 rc = frnn_layer_forward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
                                             &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
                                             &hn[0, 0], cnp, wsp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "forward", f"T={T}, B={B}, input_size={In}, H={H}")
 
@@ -452,7 +487,9 @@ def backward(object cell,
     cdef const real *d_cnp = &d_cn[0, 0] if has_c else NULL
     cdef real *dc0p = &dc0[0, 0] if has_c else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             if lengthsp != NULL:
                 rc = frnn_layer_backward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
@@ -479,6 +516,7 @@ def backward(object cell,
                                              &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
                                              &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
                                              &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 
@@ -539,7 +577,9 @@ def forward_proj(object cell,
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef real *wsp = &ws[0, 0, 0] if ws is not None else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_forward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
                                              &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
@@ -550,6 +590,7 @@ def forward_proj(object cell,
                                              &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
                                              &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &hn[0, 0],
                                              &cn[0, 0], wsp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "forward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
 
@@ -618,7 +659,9 @@ def backward_proj(object cell,
                           "d_cn"))
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_backward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
                                               &w_hh[0, 0], &w_hr[0, 0], &h0[0, 0], &c0[0, 0],
@@ -633,6 +676,7 @@ def backward_proj(object cell,
                                               &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0],
                                               &dw_ih[0, 0], &dw_hh[0, 0], &dw_hr[0, 0],
                                               &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "backward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
 
@@ -673,13 +717,16 @@ def step(object cell,
     cdef const real *cp = &c[0, 0] if has_c else NULL
     cdef real *c_outp = &c_out[0, 0] if has_c else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_step_f32(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
                                      &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
         else:
             rc = frnn_layer_step_f64(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
                                      &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "step", f"B={B}, input_size={In}, H={H}")
 
@@ -691,7 +738,9 @@ cdef extern from "kernels_export.h" nogil:
 
 def _activation(str name, const real[::1] x not None, real[::1] y not None):
     """Test hook: y = sigmoid(x), tanh(x) or exp(x) (for x <= 0: the softmax
-    head's kernel) through the active ISA's kernel."""
+    head's kernel) through the active ISA's kernel, in the caller's
+    floating-point mode (no subnormal flush: tests see the kernel's own
+    arithmetic, subnormal tails included)."""
     names = {"sigmoid": 0, "tanh": 1, "exp": 2}
     if name not in names:
         raise ValueError(f"name must be one of {tuple(names)}, got {name!r}")
@@ -911,13 +960,16 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cdef real *vp = &v[0] if v.shape[0] > 0 else NULL
     cdef int64_t stopped = -1
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
                                 tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
         else:
             rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
                                 tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))
@@ -1046,6 +1098,7 @@ cdef class Stream:
         cdef int rc
         cdef const char *xp
         cdef Py_ssize_t n
+        cdef uint64_t fp_saved
         if self._busy:
             raise RuntimeError("this stream is being stepped in another thread; a stream is "
                                "not thread-safe: use one stream per thread")
@@ -1067,12 +1120,14 @@ cdef class Stream:
             return self._slow_step(x)
         self._busy = True
         with nogil:
+            fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
             if self._f64:
                 rc = frnn_stream_step_f64(<frnn_stream_f64 *>self._s, <const double *>xp,
                                           <double *>self._hp, <double *>self._cp)
             else:
                 rc = frnn_stream_step_f32(<frnn_stream_f32 *>self._s, <const float *>xp,
                                           <float *>self._hp, <float *>self._cp)
+            frnn_fpenv_leave(fp_saved)
         self._busy = False
         PyBuffer_Release(&view)
         if rc != FRNN_OK:
@@ -1182,8 +1237,11 @@ cdef void *_create_f32(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
                        const float[:, ::1] w_ih, const float[:, ::1] w_hh, const float[::1] b_ih,
                        const float[::1] b_hh):
     cdef void *s
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         s = frnn_stream_create_f32(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        frnn_fpenv_leave(fp_saved)
     return s
 
 
@@ -1191,8 +1249,11 @@ cdef void *_create_f64(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
                        const double[:, ::1] w_ih, const double[:, ::1] w_hh,
                        const double[::1] b_ih, const double[::1] b_hh):
     cdef void *s
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         s = frnn_stream_create_f64(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        frnn_fpenv_leave(fp_saved)
     return s
 
 
@@ -1311,13 +1372,16 @@ def _sgd_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.momentum, h.dampening, h.weight_decay = lr, momentum, dampening, weight_decay
     h.nesterov = nesterov
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_sgd_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                    buf, first_step)
         else:
             rc = frnn_sgd_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                    buf, first_step)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "sgd_step", f"n={n}, lr={lr}, momentum={momentum}, dampening={dampening}, "
                                f"weight_decay={weight_decay}, nesterov={bool(nesterov)}")
@@ -1342,13 +1406,16 @@ def _adagrad_step(real[::1] param not None, const real[::1] grad not None,
     cdef frnn_adagrad_hyper h
     h.lr, h.lr_decay, h.weight_decay, h.eps = lr, lr_decay, weight_decay, eps
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_adagrad_step_f32(&h, n, step, &param[0] if n else NULL,
                                        &grad[0] if n else NULL, &sum[0] if n else NULL)
         else:
             rc = frnn_adagrad_step_f64(&h, n, step, &param[0] if n else NULL,
                                        &grad[0] if n else NULL, &sum[0] if n else NULL)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "adagrad_step", f"n={n}, lr={lr}, lr_decay={lr_decay}, "
                                    f"weight_decay={weight_decay}, eps={eps}")
@@ -1384,13 +1451,16 @@ def _rmsprop_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.alpha, h.eps, h.weight_decay, h.momentum = lr, alpha, eps, weight_decay, momentum
     h.centered = centered
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_rmsprop_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                        &square_avg[0] if n else NULL, buf, avg)
         else:
             rc = frnn_rmsprop_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                        &square_avg[0] if n else NULL, buf, avg)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "rmsprop_step", f"n={n}, lr={lr}, alpha={alpha}, eps={eps}, "
                                    f"weight_decay={weight_decay}, momentum={momentum}")
@@ -1425,7 +1495,9 @@ def _adam_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = lr, beta1, beta2, eps, weight_decay
     h.amsgrad, h.decoupled_weight_decay = amsgrad, decoupled_weight_decay
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_adam_step_f32(&h, n, step, &param[0] if n else NULL,
                                     &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
@@ -1434,6 +1506,7 @@ def _adam_step(real[::1] param not None, const real[::1] grad not None,
             rc = frnn_adam_step_f64(&h, n, step, &param[0] if n else NULL,
                                     &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
                                     &exp_avg_sq[0] if n else NULL, vmax)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "adam_step", f"n={n}, lr={lr}, betas=({beta1}, {beta2}), eps={eps}, "
                                 f"weight_decay={weight_decay}")
