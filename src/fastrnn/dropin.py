@@ -84,8 +84,72 @@ import numpy as np
 
 from . import _validate as _v
 from . import training as tr
+from .backends import resolve_backend
 
 __all__ = ["min_char_rnn_loss", "wildml_bptt"]
+
+
+# -- the per-call path ------------------------------------------------------
+#
+# A drop-in is called once per window from a Python loop, where the set-up
+# (a Layout, a TrainSpec, its TrainerConfig, a flat theta filled from the
+# arrays and gradients copied out of a flat grad) cost several times the
+# kernel. So each problem - the sizes, T, the options, the dtype and the
+# backend - gets a _Problem once, kept in _PROBLEMS, and a call does only
+# what depends on the arrays: the checks above, then on the C backend one
+# call of fastrnn._core.TrainGradients that reads the caller's weight arrays
+# where they are and writes the gradients straight into the new arrays it
+# returns (no flat copy either way). The other backends keep the flat path
+# through training.sequence_gradients (their trainers take a flat theta).
+#
+# What is cached depends only on that key, never on the arrays' values: the
+# weights are read on every call, so arrays changed between calls give the
+# new result. Nothing cached is written during a call (each call allocates
+# its own outputs; the C trainer's working memory is the calling thread's),
+# so threads may call the drop-ins at once; an array that another thread
+# writes during a call is the caller's race, as with NumPy.
+
+class _Problem:
+    """What a drop-in call needs besides the arrays, for one key."""
+
+    __slots__ = ("spec", "layout", "gradients", "empty", "empty2", "empty3")
+
+    def __init__(self, spec: "tr.TrainSpec", T: int, dtype: np.dtype, backend: str):
+        self.spec, self.layout = spec, spec.layout
+        # the C backend's gradients-only trainer, its configuration checked once
+        self.gradients = None
+        if backend == "c":
+            from . import _core
+            self.gradients = _core.TrainGradients(tr.trainer_config_of(spec, T, 1), dtype)
+        # the arrays a configuration does not use, passed empty (never written)
+        self.empty = np.zeros(0, dtype)
+        self.empty2 = np.zeros((0, 0), dtype)
+        self.empty3 = np.zeros((0, 0, 0), dtype)
+
+
+_PROBLEMS: dict = {}
+_MAX_PROBLEMS = 64  # distinct (sizes, T, options, dtype, backend) kept; beyond, start afresh
+
+
+def _problem(key: tuple, make) -> _Problem:
+    problem = _PROBLEMS.get(key)
+    if problem is None:
+        problem = make()
+        if len(_PROBLEMS) >= _MAX_PROBLEMS:
+            _PROBLEMS.clear()  # another thread's entry may go too: it is made again
+        _PROBLEMS[key] = problem
+    return problem
+
+
+def _for_c(arr: np.ndarray) -> np.ndarray:
+    """``arr`` itself where C can read it in place (a plain, C-contiguous,
+    aligned ndarray; the dtype is checked already), else a C-contiguous,
+    aligned copy (a strided view, an unaligned buffer)."""
+    if type(arr) is not np.ndarray:
+        arr = np.asarray(arr)  # a subclass (np.matrix) as the plain array it holds
+    if arr.flags.c_contiguous and arr.flags.aligned:
+        return arr
+    return np.array(arr, order="C", copy=True)
 
 
 def _common_dtype(named: dict) -> np.dtype:
@@ -161,23 +225,49 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
         return (0.0, np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why),
                 np.zeros_like(bh), np.zeros_like(by), np.array(hprev, dtype, copy=True))
 
-    layout = tr.Layout("rnn_tanh", V, H, O, bias=True, head_bias=True)
-    theta = np.zeros(layout.size, dtype)
-    P = layout.views(theta)
-    P["weight_ih"][...] = Wxh
-    P["weight_hh"][...] = Whh
-    P["bias_ih"][...] = bh[:, 0]  # bias_hh stays 0
-    P["weight_hy"][...] = Why
-    P["bias_y"][...] = by[:, 0]
+    name = resolve_backend(backend, "train")
+    problem = _problem(("min_char_rnn_loss", V, H, O, T, dtype, name),
+                       lambda: _min_char_problem(V, H, O, T, dtype, name))
+    spec = problem.spec
+    if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
+        layout = problem.layout
+        theta = np.zeros(layout.size, dtype)
+        P = layout.views(theta)
+        P["weight_ih"][...] = Wxh
+        P["weight_hh"][...] = Whh
+        P["bias_ih"][...] = bh[:, 0]  # bias_hh stays 0
+        P["weight_hy"][...] = Why
+        P["bias_y"][...] = by[:, 0]
+        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
+                                    h0=np.ascontiguousarray(hprev.T), backend=name)
+        G = layout.views(res.grad)
+        return (float(res.losses[0]),
+                G["weight_ih"].copy(), G["weight_hh"].copy(), G["weight_hy"].copy(),
+                G["bias_ih"].reshape(H, 1).copy(), G["bias_y"].reshape(O, 1).copy(),
+                res.h_n.reshape(H, 1).copy())
+    # C: the caller's arrays in, new gradient arrays out, no flat theta.
+    # Layout(bias="ih"): min-char-rnn's one bh as bias_ih; the C trainer adds
+    # zeros where bias_hh is absent, the same sum as bias_hh = 0 (bit for bit)
+    weights = (_for_c(Wxh), _for_c(Whh), _for_c(bh).reshape(H), problem.empty, _for_c(Why),
+               _for_c(by).reshape(O))
+    dWxh, dWhh, dWhy = np.empty((H, V), dtype), np.empty((H, H), dtype), np.empty((O, H), dtype)
+    dbh, dby = np.empty((H, 1), dtype), np.empty((O, 1), dtype)
+    grads = (dWxh, dWhh, dbh.reshape(H), problem.empty, dWhy, dby.reshape(O))
+    h = np.array(hprev, dtype, order="C").reshape(1, H)  # the state in, the last one out
+    losses = np.empty(1, np.float64)
+    stopped = problem.gradients(weights, grads, problem.empty3, idx[:, None], tgt, problem.empty,
+                                h, problem.empty2, losses)
+    if stopped is not None:
+        raise tr.diverged_error(spec, stopped, T, losses, 0, 0)
+    return float(losses[0]), dWxh, dWhh, dWhy, dbh, dby, h.reshape(H, 1)
+
+
+def _min_char_problem(V: int, H: int, O: int, T: int, dtype: np.dtype, backend: str) -> _Problem:
+    bias = "ih" if backend == "c" else True  # see min_char_rnn_loss
+    layout = tr.Layout("rnn_tanh", V, H, O, bias=bias, head_bias=True)
     spec = tr.TrainSpec(layout, head="softmax_ce", index_input=True, reduction="sum",
                         k1=T, clip=tr.Clip("value", 5.0), optimizer=None)
-    res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
-                                h0=np.ascontiguousarray(hprev.T), backend=backend)
-    G = layout.views(res.grad)
-    return (float(res.losses[0]),
-            G["weight_ih"].copy(), G["weight_hh"].copy(), G["weight_hy"].copy(),
-            G["bias_ih"].reshape(H, 1).copy(), G["bias_y"].reshape(O, 1).copy(),
-            res.h_n.reshape(H, 1).copy())
+    return _Problem(spec, T, dtype, backend)
 
 
 def wildml_bptt(x, y, U, V, W, bptt_truncate, *, backend: Optional[str] = None):
@@ -207,14 +297,36 @@ def wildml_bptt(x, y, U, V, W, bptt_truncate, *, backend: Optional[str] = None):
     if T == 0:
         return np.zeros_like(U), np.zeros_like(V), np.zeros_like(W)
 
+    depth = min(k, T - 1)
+    name = resolve_backend(backend, "train")
+    problem = _problem(("wildml_bptt", vocab, H, O, T, depth, dtype, name),
+                       lambda: _wildml_problem(vocab, H, O, T, depth, dtype, name))
+    spec = problem.spec
+    if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
+        layout = problem.layout
+        theta = np.zeros(layout.size, dtype)
+        P = layout.views(theta)
+        P["weight_ih"][...] = U
+        P["weight_hh"][...] = W
+        P["weight_hy"][...] = V
+        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None], backend=name)
+        G = layout.views(res.grad)
+        return G["weight_ih"].copy(), G["weight_hy"].copy(), G["weight_hh"].copy()
+    # C: U, V, W read where they are, the gradients written into new arrays
+    e = problem.empty
+    dLdU, dLdV, dLdW = np.empty((H, vocab), dtype), np.empty((O, H), dtype), np.empty((H, H), dtype)
+    losses = np.empty(1, np.float64)
+    stopped = problem.gradients((_for_c(U), _for_c(W), e, e, _for_c(V), e),
+                                (dLdU, dLdW, e, e, dLdV, e), problem.empty3, idx[:, None], tgt,
+                                e, np.zeros((1, H), dtype), problem.empty2, losses)
+    if stopped is not None:
+        raise tr.diverged_error(spec, stopped, T, losses, 0, 0)
+    return dLdU, dLdV, dLdW
+
+
+def _wildml_problem(vocab: int, H: int, O: int, T: int, depth: int, dtype: np.dtype,
+                    backend: str) -> _Problem:
     layout = tr.Layout("rnn_tanh", vocab, H, O, bias=False, head_bias=False)
-    theta = np.zeros(layout.size, dtype)
-    P = layout.views(theta)
-    P["weight_ih"][...] = U
-    P["weight_hh"][...] = W
-    P["weight_hy"][...] = V
     spec = tr.TrainSpec(layout, head="softmax_ce", index_input=True, reduction="sum",
-                        depth=min(k, T - 1), clip=tr.Clip(), optimizer=None)
-    res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None], backend=backend)
-    G = layout.views(res.grad)
-    return G["weight_ih"].copy(), G["weight_hy"].copy(), G["weight_hh"].copy()
+                        depth=depth, clip=tr.Clip(), optimizer=None)
+    return _Problem(spec, T, dtype, backend)
