@@ -174,21 +174,49 @@ def _shape(name: str, arr: np.ndarray, shape: tuple, meaning: str) -> None:
         raise ValueError(f"{name} must have shape {meaning} = {shape}, got {arr.shape}")
 
 
-def _indices(name: str, seq, bound: int) -> np.ndarray:
-    """A 1-D int64 array from a list / array of integer indices in [0, bound)."""
+def _index_array(name: str, seq) -> np.ndarray:
+    """``seq`` (a list / array of integer indices) as a 1-D integer array;
+    its range is checked by :func:`_check_range`, or on the C backend by the
+    C trainer's own pass over the indices (_checked_call)."""
     if seq is None or isinstance(seq, (str, bytes, dict)):
         raise TypeError(f"{name} must be a sequence of integer indices, got {type(seq).__name__}")
     arr = np.asarray(seq)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of indices, got shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, np.int64)
-    if arr.dtype.kind not in "iu":
+    if arr.size and arr.dtype.kind not in "iu":
         raise TypeError(f"{name} must hold integer indices, got dtype {arr.dtype}")
-    if arr.min() < 0 or arr.max() >= bound:
+    return arr
+
+
+def _check_range(name: str, arr: np.ndarray, bound: int) -> None:
+    if arr.size and (arr.min() < 0 or arr.max() >= bound):
         raise ValueError(f"{name} must hold indices in [0, {bound}), got values from "
                          f"{arr.min()} to {arr.max()}")
-    return arr.astype(np.int64)
+
+
+def _sequences(names: tuple, first, second, bounds: tuple) -> tuple:
+    """The two index sequences of a call (inputs and targets, or x and y) as
+    1-D integer arrays of one length T; their range is checked by the caller
+    (_check_range, or the C trainer)."""
+    a, b = _index_array(names[0], first), _index_array(names[1], second)
+    if a.shape != b.shape:
+        _check_range(names[0], a, bounds[0])  # a bad index is reported first, as it always was
+        _check_range(names[1], b, bounds[1])
+        raise ValueError(f"{names[0]} and {names[1]} must have the same length, got {a.size} "
+                         f"and {b.size}")
+    return a, b
+
+
+def _checked_call(problem: _Problem, names: tuple, raw: tuple, bounds: tuple, *args):
+    """problem.gradients(*args), whose C pass over the indices (one, in C)
+    is the range check: if it refuses them, the same message as the other
+    backends' check (names the argument, its bound and the values)."""
+    try:
+        return problem.gradients(*args)
+    except ValueError:
+        for name, arr, bound in zip(names, raw, bounds):
+            _check_range(name, arr, bound)
+        raise
 
 
 def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
@@ -217,19 +245,21 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
     _shape("bh", bh, (H, 1), "(hidden_size, 1)")
     _shape("by", by, (O, 1), "(vocab_size, 1)")
     _shape("hprev", hprev, (H, 1), "(hidden_size, 1)")
-    idx, tgt = _indices("inputs", inputs, V), _indices("targets", targets, O)
-    if idx.shape != tgt.shape:
-        raise ValueError(f"inputs and targets must have the same length, got {idx.size} and {tgt.size}")
-    T = idx.size
+    names, bounds = ("inputs", "targets"), (V, O)
+    raw = _sequences(names, inputs, targets, bounds)
+    T = raw[0].size
     if T == 0:  # the tutorial's loops do nothing: zero loss and gradients, hs[-1] = hprev
         return (0.0, np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why),
                 np.zeros_like(bh), np.zeros_like(by), np.array(hprev, dtype, copy=True))
 
-    name = resolve_backend(backend, "train")
-    problem = _problem(("min_char_rnn_loss", V, H, O, T, dtype, name),
-                       lambda: _min_char_problem(V, H, O, T, dtype, name))
+    resolved = resolve_backend(backend, "train")
+    problem = _problem(("min_char_rnn_loss", V, H, O, T, dtype, resolved),
+                       lambda: _min_char_problem(V, H, O, T, dtype, resolved))
     spec = problem.spec
+    idx, tgt = np.ascontiguousarray(raw[0], np.int64), np.ascontiguousarray(raw[1], np.int64)
     if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
+        for arg, arr, bound in zip(names, raw, bounds):
+            _check_range(arg, arr, bound)
         layout = problem.layout
         theta = np.zeros(layout.size, dtype)
         P = layout.views(theta)
@@ -239,7 +269,7 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
         P["weight_hy"][...] = Why
         P["bias_y"][...] = by[:, 0]
         res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
-                                    h0=np.ascontiguousarray(hprev.T), backend=name)
+                                    h0=np.ascontiguousarray(hprev.T), backend=resolved)
         G = layout.views(res.grad)
         return (float(res.losses[0]),
                 G["weight_ih"].copy(), G["weight_hh"].copy(), G["weight_hy"].copy(),
@@ -255,8 +285,8 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
     grads = (dWxh, dWhh, dbh.reshape(H), problem.empty, dWhy, dby.reshape(O))
     h = np.array(hprev, dtype, order="C").reshape(1, H)  # the state in, the last one out
     losses = np.empty(1, np.float64)
-    stopped = problem.gradients(weights, grads, problem.empty3, idx[:, None], tgt, problem.empty,
-                                h, problem.empty2, losses)
+    stopped = _checked_call(problem, names, raw, bounds, weights, grads, problem.empty3,
+                            idx[:, None], tgt, problem.empty, h, problem.empty2, losses)
     if stopped is not None:
         raise tr.diverged_error(spec, stopped, T, losses, 0, 0)
     return float(losses[0]), dWxh, dWhh, dWhy, dbh, dby, h.reshape(H, 1)
@@ -290,35 +320,39 @@ def wildml_bptt(x, y, U, V, W, bptt_truncate, *, backend: Optional[str] = None):
     _shape("V", V, (O, H), "(word_dim, hidden_dim)")
     _shape("W", W, (H, H), "(hidden_dim, hidden_dim)")
     k = _v.integer("bptt_truncate", bptt_truncate, 0)
-    idx, tgt = _indices("x", x, vocab), _indices("y", y, O)
-    if idx.shape != tgt.shape:
-        raise ValueError(f"x and y must have the same length, got {idx.size} and {tgt.size}")
-    T = idx.size
+    names, bounds = ("x", "y"), (vocab, O)
+    raw = _sequences(names, x, y, bounds)
+    T = raw[0].size
     if T == 0:
         return np.zeros_like(U), np.zeros_like(V), np.zeros_like(W)
 
     depth = min(k, T - 1)
-    name = resolve_backend(backend, "train")
-    problem = _problem(("wildml_bptt", vocab, H, O, T, depth, dtype, name),
-                       lambda: _wildml_problem(vocab, H, O, T, depth, dtype, name))
+    resolved = resolve_backend(backend, "train")
+    problem = _problem(("wildml_bptt", vocab, H, O, T, depth, dtype, resolved),
+                       lambda: _wildml_problem(vocab, H, O, T, depth, dtype, resolved))
     spec = problem.spec
+    idx, tgt = np.ascontiguousarray(raw[0], np.int64), np.ascontiguousarray(raw[1], np.int64)
     if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
+        for arg, arr, bound in zip(names, raw, bounds):
+            _check_range(arg, arr, bound)
         layout = problem.layout
         theta = np.zeros(layout.size, dtype)
         P = layout.views(theta)
         P["weight_ih"][...] = U
         P["weight_hh"][...] = W
         P["weight_hy"][...] = V
-        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None], backend=name)
+        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
+                                    backend=resolved)
         G = layout.views(res.grad)
         return G["weight_ih"].copy(), G["weight_hy"].copy(), G["weight_hh"].copy()
     # C: U, V, W read where they are, the gradients written into new arrays
     e = problem.empty
     dLdU, dLdV, dLdW = np.empty((H, vocab), dtype), np.empty((O, H), dtype), np.empty((H, H), dtype)
     losses = np.empty(1, np.float64)
-    stopped = problem.gradients((_for_c(U), _for_c(W), e, e, _for_c(V), e),
-                                (dLdU, dLdW, e, e, dLdV, e), problem.empty3, idx[:, None], tgt,
-                                e, np.zeros((1, H), dtype), problem.empty2, losses)
+    stopped = _checked_call(problem, names, raw, bounds,
+                            (_for_c(U), _for_c(W), e, e, _for_c(V), e),
+                            (dLdU, dLdW, e, e, dLdV, e), problem.empty3, idx[:, None], tgt, e,
+                            np.zeros((1, H), dtype), problem.empty2, losses)
     if stopped is not None:
         raise tr.diverged_error(spec, stopped, T, losses, 0, 0)
     return dLdU, dLdV, dLdW
