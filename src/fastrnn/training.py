@@ -162,9 +162,9 @@ class Layout:
             pos += n
         return out
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """Elements of theta."""
+        """Elements of theta (computed once: every training call asks)."""
         return sum(math.prod(s) for s in self.shapes().values())
 
     def views(self, theta: np.ndarray) -> dict:
