@@ -152,6 +152,20 @@ def test_threads_calling_at_once(trainer):
     assert not errors
 
 
+def test_the_benchmark_times_the_tutorials_own_functions():
+    """fastrnn bench dropin's baselines are the tutorials' functions: in
+    float64 exactly test_dropin's references (which follow the originals)."""
+    from fastrnn.bench.dropin import tutorial_bptt, tutorial_loss_fun
+    inputs, targets, p = minchar_problem(13, 8, 25, 1.2, seed=3, dtype=np.float64)
+    args = [p["hprev"]] + [p[n] for n in MINCHAR_NAMES]
+    for g, w in zip(tutorial_loss_fun(inputs, targets, *args),
+                    ref_min_char_rnn_loss(inputs, targets, *args)):
+        np.testing.assert_array_equal(g, w)
+    x, y, U, V, W = wildml_problem(30, 12, 20, 2.0, seed=1, dtype=np.float64)
+    for g, w in zip(tutorial_bptt(x, y, U, V, W, 4), ref_wildml_bptt(x, y, U, V, W, 4)):
+        np.testing.assert_array_equal(g, w)
+
+
 # ------------------------------------------------ fastrnn._core.TrainGradients
 
 _core = pytest.importorskip("fastrnn._core")

@@ -2,11 +2,26 @@
 
 Both functions take and return arrays with the tutorial's own names, shapes
 and argument order, so an existing training script swaps one call and keeps
-the rest of its loop. Underneath, each builds one flat parameter vector in
-the :class:`fastrnn.training.Layout` order and calls
-:func:`fastrnn.training.sequence_gradients`, i.e. the sequence trainer of the
+the rest of its loop. Underneath, each runs the sequence trainer of the
 chosen backend (``backend=`` as everywhere in fastrnn: ``"c"``, ``"numba"``,
-``"numpy"``, or None / ``"auto"``), with no optimizer: gradients only.
+``"numpy"``, or None / ``"auto"``) with no optimizer: gradients only. On the
+C backend the trainer reads the caller's weight arrays where they are (a
+copy only of one that is not C-contiguous and aligned) and writes the
+gradients straight into the arrays it returns
+(:class:`fastrnn._core.TrainGradients`); the other backends get one flat
+parameter vector in the :class:`fastrnn.training.Layout` order through
+:func:`fastrnn.training.sequence_gradients`.
+
+Calls in a loop: everything that depends only on the problem - the sizes,
+T, the options, the dtype and the backend - is set up on the first call and
+kept (a Layout, a TrainSpec, the C trainer's checked configuration; at most
+64 problems); the arrays are checked on every call, and read on every call,
+so weights changed in place between calls give the new result. Results
+are bitwise those of the flat path. Threads: nothing kept is written during
+a call (each call allocates its own outputs; the C trainer's working memory
+belongs to the calling thread), so several threads may call the drop-ins at
+once, each with arrays of its own; an array one thread writes while
+another's call reads it is the caller's race, as in NumPy.
 
 min-char-rnn's ``lossFun`` -> :func:`min_char_rnn_loss`
 -------------------------------------------------------
