@@ -1,7 +1,8 @@
 """The drop-ins called the way the tutorials call them: per-call time against the tutorials' own functions.
 
     fastrnn bench dropin                           # float32 and float64, every trainer
-    python -m fastrnn.bench.dropin --dtype float32 --backends c --repeat 7
+    fastrnn bench dropin --dtype float32 --backends c --repeat 7
+    python bench/dropin.py --workloads min_char_rnn_loss
 
 Two workloads, each one call per window as the tutorials' loops make it:
 
