@@ -151,6 +151,16 @@ def test_bench_minchar_runs_the_min_char_workload(tmp_path):
     assert not (tmp_path / "fastrnn-bench.json").exists()  # the matrix did not run
 
 
+def test_bench_dropin_times_the_drop_ins_against_the_tutorials(tmp_path):
+    r = run("bench", "dropin", "--repeat", 1, "--calls", 1, "--dtype", "float64",
+            "--backends", "numpy", "--workloads", "min_char_rnn_loss", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("min_char_rnn_loss")]
+    assert [row[3] for row in rows] == ["tutorial", "dropin", "sequence_gradients", "kernel"]
+    assert rows[0][5] == "-" and all(float(row[5]) > 0 for row in rows[1:])
+    assert not (tmp_path / "fastrnn-bench.json").exists()  # the matrix did not run
+
+
 def _markdown_rows(stdout: str, first_column: str) -> list:
     """The body rows of the markdown table whose header starts with ``first_column``."""
     rows, inside = [], False

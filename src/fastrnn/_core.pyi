@@ -49,6 +49,18 @@ def train(config: Any, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,
           idx: NDArray[np.int64], target_idx: NDArray[np.int64], target: _F, h: _F, c: _F,
           losses: NDArray[np.float64]) -> Tuple[int, Optional[int]]: ...
 
+class TrainGradients:
+    """The gradients-only trainer for one TrainerConfig (frnn_train_grads_*),
+    the configuration checked once; weights read and gradients written in
+    the caller's arrays (6-tuples in the layout's order)."""
+    config: Any
+    dtype: np.dtype
+    def __init__(self, config: Any, dtype: Any) -> None: ...
+    def __call__(self, weights: Tuple[_F, ...], grads: Tuple[_F, ...], x: _F,
+                 idx: NDArray[np.int64], target_idx: NDArray[np.int64], target: _F, h: _F,
+                 c: _F, losses: NDArray[np.float64],
+                 resets: Optional[NDArray[np.uint8]] = ...) -> Optional[int]: ...
+
 class Stream:
     """A prepared single-step layer (stream.c); see fastrnn.stream."""
     cell: str
