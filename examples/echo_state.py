@@ -15,7 +15,11 @@ same states, so the same NRMSE to rounding) and both libraries over
 ``--seeds`` seeds (the median and range of each, a fairer figure than one draw).
 
     python examples/echo_state.py [--compare-reservoirpy [--seeds 10]] [--dtype float32]
-                                  [--repeats 3]
+                                  [--repeats 3] [--plot FILE.png]
+
+An ESN has no learning curve (its readout is one ridge solve), so --plot
+draws what it learnt instead: the test series and the one-step predictions,
+with their error.
 
 Timings: fit+predict wall clock after the weights are drawn, the best of
 ``--repeats`` fresh runs each. On a small machine shared with other work,
@@ -159,6 +163,30 @@ def best_of(repeats, run, *args):
     return y_pred, seconds
 
 
+def save_plot(path: str, y_test, y_pred, error: float) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = np.arange(len(y_test))
+    fig, (series, residual) = plt.subplots(2, 1, figsize=(6.5, 4.5), sharex=True,
+                                           gridspec_kw={"height_ratios": [3, 1]})
+    series.plot(steps, y_test[:, 0], color="black", linewidth=1.5, label="Mackey-Glass (test)")
+    series.plot(steps, y_pred[:, 0], color="tab:orange", linewidth=1, linestyle="--",
+                label="ESN, one step ahead")
+    series.set_ylabel("series (scaled to [-1, 1])")
+    series.set_title(f"echo-state network on Mackey-Glass, NRMSE {error:.2g}")
+    series.legend(loc="lower right", fontsize=8)
+    series.grid(True, alpha=0.3)
+    residual.plot(steps, y_pred[:, 0] - y_test[:, 0], color="tab:red", linewidth=0.8)
+    residual.set_ylabel("error")
+    residual.set_xlabel("test step (time units after training)")
+    residual.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--compare-reservoirpy", action="store_true",
@@ -171,7 +199,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=10,
                         help="with --compare-reservoirpy: both libraries' NRMSE over this many "
                              "seeds (0 skips it)")
+    parser.add_argument("--plot", metavar="FILE.png",
+                        help="save the test series and the predictions (needs the 'plot' "
+                             "extra: matplotlib)")
     args = parser.parse_args(argv)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'fastrnn[plot]'")
     if args.repeats < 1:
         parser.error(f"--repeats must be >= 1, got {args.repeats}")
     if args.seeds < 0:
@@ -207,6 +243,9 @@ def main(argv=None) -> int:
                                             args.backend)
             print(f"nrmse over seeds 0..{args.seeds - 1}: fastrnn {spread(ours)}; "
                   f"reservoirpy {spread(theirs)}")
+    if args.plot:
+        save_plot(args.plot, y_test, y_pred, error)
+        print(f"predictions plotted in {args.plot}")
     print(f"nrmse: {error:.6g}")
     return 0
 

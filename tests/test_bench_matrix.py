@@ -160,6 +160,33 @@ def test_targets_met_not_met_and_only_what_was_measured():
     assert report.evaluate_targets([], None, None) == []
 
 
+def _layer_row(workload, cell, mode, threads, contender, x_packed, dtype="float32"):
+    from fastrnn.bench.stacked import LayerRow
+    return LayerRow(workload=workload, num_layers=2, directions=2, B=32, T=100, I=256, H=256,
+                    lengths="U[25,100]", valid_steps=2000, cell=cell, mode=mode, dtype=dtype,
+                    threads=threads, contender=contender, flops=1, calls_per_sample=1,
+                    samples_s=[1.0], median_s=1.0, min_s=1.0, max_s=1.0, gflops=1.0,
+                    x_packed=x_packed)
+
+
+def test_the_stacked_layer_target_is_the_training_step_over_torch_packed():
+    c = "fastrnn[c]"
+    rows = [_layer_row("stacked", "lstm", "train", 1, c, 2.5),
+            _layer_row("stacked", "gru", "train", 1, c, 1.9),
+            _layer_row("stacked", "gru", "inference", 1, c, 1.4),  # no goal for inference
+            _layer_row("stacked", "gru", "train", 2, c, 3.0),  # nor at 2 threads
+            _layer_row("stacked", "lstm", "train", 1, "torch packed", 1.0),
+            _layer_row("stacked-small", "lstm", "train", 1, c, 5.0),  # the smoke sizes
+            _layer_row("stacked", "lstm", "train", 1, c, 9.0, dtype="float64")]
+    got = [(t["target"], t["shape"], round(t["measured"], 3), t["met"])
+           for t in report.layer_targets(rows)]
+    name = "{} train x torch packed (stacked, lengths)"
+    assert got == [(name.format("lstm"), "-", 2.5, True), (name.format("gru"), "-", 1.9, False)]
+    assert all(len(line) == len(report.targets_table([])[0])
+               for line in report.targets_table(report.layer_targets(rows)))  # fits the columns
+    assert report.layer_targets([]) == []
+
+
 def test_json_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "bench.json"
     path.write_text('{"old": true}\n', encoding="utf-8")

@@ -151,6 +151,16 @@ def test_bench_minchar_runs_the_min_char_workload(tmp_path):
     assert not (tmp_path / "fastrnn-bench.json").exists()  # the matrix did not run
 
 
+def test_bench_dropin_times_the_drop_ins_against_the_tutorials(tmp_path):
+    r = run("bench", "dropin", "--repeat", 1, "--calls", 1, "--dtype", "float64",
+            "--backends", "numpy", "--workloads", "min_char_rnn_loss", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines() if line.startswith("min_char_rnn_loss")]
+    assert [row[3] for row in rows] == ["tutorial", "dropin", "sequence_gradients", "kernel"]
+    assert rows[0][5] == "-" and all(float(row[5]) > 0 for row in rows[1:])
+    assert not (tmp_path / "fastrnn-bench.json").exists()  # the matrix did not run
+
+
 def _markdown_rows(stdout: str, first_column: str) -> list:
     """The body rows of the markdown table whose header starts with ``first_column``."""
     rows, inside = [], False
@@ -399,3 +409,89 @@ def test_a_sample_that_overflows_does_not_end_training(tmp_path, corpus):
     assert r.returncode == 0, r.stderr
     assert "(no sample: sampling produced non-finite logits" in r.stdout and f"saved {model}" in r.stdout
     assert CharLM.load(model).chars_total == 20
+
+
+# ----------------------------------------------- what a new user sees (issue 14)
+
+PROSE = "The cat sat on the mat.\nThe dog sat on the log.\n" * 60
+
+
+def _samples(stdout: str) -> dict:
+    """Each sample printed by `fastrnn train`, by its header's label."""
+    parts = re.split(r"^--- (sample [^\n]*?)(?:, loss [\d.]+ nats/char)? ---\n", stdout, flags=re.M)
+    return {label: body.split("\n\n")[0] for label, body in zip(parts[1::2], parts[2::2])}
+
+
+def test_prose_prime_takes_the_first_line_of_prose():
+    from fastrnn.charlm import default_corpus, prose_prime
+    text = ("| a | b |\n|---|---|\n# Heading here\n    Indented prose line comes first\n"
+            "x = f(y)\nMarginal prose line comes second\n")
+    assert prose_prime(text) == "Marginal prose line "  # the margin beats the indented line
+    assert prose_prime(text, words=1) == "Marginal "
+    assert prose_prime("    Only an indented line of prose\n") == "Only an indented "
+    assert prose_prime("|---|---|\nx = 1\n--------\n") == ""  # no prose: samples start a line
+    prime = prose_prime(default_corpus())
+    assert re.fullmatch(r"[A-Z][a-z]+ [a-z]+ [a-z]+ ", prime)
+    assert re.search("^" + re.escape(prime), default_corpus(), flags=re.M)
+    with pytest.raises(TypeError, match="text must be a str"):
+        prose_prime(b"The cat sat on the mat")
+
+
+def test_train_samples_show_learning_from_one_prime(tmp_path):
+    """Every sample continues the same line of prose: before training it is
+    random characters, at the end it is mostly the text's own words."""
+    corpus = tmp_path / "prose.txt"
+    corpus.write_text(PROSE, encoding="utf-8")
+    r = run("train", corpus, "--chars", 24000, "--hidden", 32, "--batch", 4, "--window", 20,
+            "--lr", 0.01, "--checkpoint", tmp_path / "m.frnn", "--sample-every", 1e-9,
+            "--sample-chars", 60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 'continuing "The cat sat "' in r.stdout and "guessing all 16 alike scores ln 16 = 2.77" in r.stdout
+    samples = _samples(r.stdout)
+    assert {"sample before training (random characters)", "sample at the end"} <= set(samples)
+    assert len(samples) >= 3  # periodic ones between
+    assert all(s.startswith("The cat sat ") for s in samples.values()), samples
+    known = set(re.findall(r"[A-Za-z]+", PROSE))
+
+    def share_of_known_words(sample):
+        words = re.findall(r"[A-Za-z]+", sample[len("The cat sat "):])
+        return sum(w in known for w in words) / max(len(words), 1)
+
+    before = share_of_known_words(samples["sample before training (random characters)"])
+    after = share_of_known_words(samples["sample at the end"])
+    print(f"share of the text's words: before training {before:.2f}, at the end {after:.2f}")
+    assert before < 0.3 and after > 0.8
+
+
+def test_train_plot_saves_the_loss_curve(tmp_path, corpus):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / "loss.png"
+    r = run("train", corpus, "--chars", 2000, "--hidden", 8, "--batch", 4, "--window", 10,
+            "--checkpoint", tmp_path / "m.frnn", "--sample-every", 0, "--plot", plot, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert f"loss curve saved to {plot}" in r.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_plot_without_matplotlib_is_one_line_before_training(tmp_path, corpus):
+    # None in sys.modules makes `import matplotlib` raise ImportError, as if absent
+    code = ("import sys; sys.modules['matplotlib'] = None; from fastrnn.__main__ import main; "
+            f"sys.exit(main(['train', {str(corpus)!r}, '--chars', '800', '--plot', 'loss.png']))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip() == ("fastrnn train: error: --plot needs matplotlib: "
+                                "pip install 'fastrnn[plot]'")
+    assert r.stdout == "" and not (tmp_path / "fastrnn-charlm.frnn").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--plot", "no/such/dir/loss.png"), "--plot directory no/such/dir does not exist"),
+    (("--prime", "Zebra"), "--prime: "),
+])
+def test_train_plot_and_prime_arguments_are_checked_first(tmp_path, corpus, args, message):
+    if args[0] == "--plot":
+        pytest.importorskip("matplotlib")
+    r = run("train", corpus, "--chars", 800, *args, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "fastrnn-charlm.frnn").exists()

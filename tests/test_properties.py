@@ -32,6 +32,9 @@ the reasons at "judging agreement" below):
   ulps measure; the bound becomes ROUNDING_FACTOR times their spread. An
   example that jitter moves by more than 10% (chaotic) has no answer in its
   precision: only finiteness is checked. Both are counted.
+* The C engines' arrays are measured against at least FLUSH_SCALE: the C
+  backend flushes subnormals to zero (an absolute error below the smallest
+  normal number, see FLUSH_AMPLIFICATION).
 * ``losses`` are measured against max(|loss|, 1): a loss is a difference of
   logits (logsumexp(z) - z_y), accurate to an ulp of the logits, not of a
   loss near 0.
@@ -439,13 +442,36 @@ def usable_reference(want64) -> None:
         assume(False)
 
 
-def distances(results, want, names) -> dict:
+# The C backend flushes subnormals to zero inside its calls (fastrnn.subnormals):
+# an operation whose exact result is below the smallest normal number `tiny`
+# gives 0, an absolute error below tiny, which later operations may scale by
+# the problem's values (weights and inputs up to 50, sums of up to 24 terms:
+# ~1200 per operation; two such operations). So the C engines' arrays are
+# measured against at least FLUSH_SCALE = tiny * FLUSH_AMPLIFICATION / the
+# tolerance: an array the flush moves by less than tiny * FLUSH_AMPLIFICATION
+# (float32 ~2e-31, float64 ~4e-301) is within the tolerance, and any array
+# with values above ~1e-27 (float32) is judged exactly as before. Seen here
+# without it: a sigmoid RNN's d_h0 that vanished into the float32 subnormals
+# (0 from C, 1e-40 from NumPy), and RMSprop with a subnormal alpha (v: 0
+# against 2e-311).
+FLUSH_AMPLIFICATION = 2.0 ** 24
+
+
+def flush_scale(backend, dtype, tolerance) -> float:
+    """The least scale an engine's errors are measured against (see above)."""
+    if backend != "c" or not fastrnn.get_flush_subnormals():
+        return 0.0
+    return float(np.finfo(dtype).tiny) * FLUSH_AMPLIFICATION / tolerance
+
+
+def distances(results, want, names, least_scale=0.0) -> dict:
     """name -> rel_err of results from want, for each of ``names`` (inf
     where either is a diverged run or the error is not finite). ``losses``
     are relative to max(max|loss|, 1): a window's loss is a difference like
     logsumexp(z) - z_y, whose rounding is an ulp of the logits whatever the
     loss, so a loss far below 1 (a confident, saturated head) has only an
-    absolute accuracy."""
+    absolute accuracy. least_scale: the other arrays are relative to at
+    least this (flush_scale)."""
     if isinstance(results, FloatingPointError) or isinstance(want, FloatingPointError):
         return {name: math.inf for name in names}
     out = {}
@@ -453,6 +479,11 @@ def distances(results, want, names) -> dict:
         if name == "losses":
             e = float(np.max(np.abs(results[name] - want[name]), initial=0)
                       / max(float(np.max(np.abs(want[name]), initial=0)), 1.0))
+        elif least_scale > 0:
+            got, ref = np.asarray(results[name], np.float64), np.asarray(want[name], np.float64)
+            assert got.shape == ref.shape, f"{name}: shape {got.shape} != {ref.shape}"
+            scale = max(float(np.max(np.abs(ref), initial=0)), least_scale)
+            e = float(np.max(np.abs(got - ref), initial=0)) / scale
         else:
             e = rel_err(results[name], want[name])
         out[name] = e if np.isfinite(e) else math.inf
@@ -586,7 +617,7 @@ def compare(run, problem, dtype):
                 event("float32: a fast backend diverged on an ill-conditioned example")
                 continue
             assert set(got) == set(want64), f"{engine} returned {sorted(got)}, numpy {sorted(want64)}"
-            error = distances(got, want64, want64)
+            error = distances(got, want64, want64, flush_scale(backend, dtype, tolerance))
             limit = {name: bound(reference_error[name]) for name in want64}
             beyond = [name for name in want64 if not error[name] <= limit[name]]
             if beyond:

@@ -13,12 +13,8 @@ reservoir (it is fixed by design).
 """
 from __future__ import annotations
 
-import importlib.util
 import math
-import pathlib
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -27,19 +23,13 @@ import scipy.linalg
 from fastrnn.reservoir import ESN, Reservoir, Ridge, nrmse
 
 from conftest import TOLERANCE, rel_err
+from examples_support import (assert_plot_refused, assert_png_if_plotted, load_example,
+                              plot_args, run_example, run_without_matplotlib)
 
-EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "echo_state.py"
 
 
 def _reservoirpy():
     return pytest.importorskip("reservoirpy")
-
-
-def _example_module():
-    spec = importlib.util.spec_from_file_location("echo_state_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _reservoirpy_reservoir(units=40, features=3, lr=0.3, bias=0.25, seed=7, **kwargs):
@@ -375,7 +365,7 @@ def test_mackey_glass_first_delay_is_the_linear_solution():
     """For 0 <= t <= tau the delayed value is the constant history x0, so the
     equation is dx/dt = c - gamma x with c = beta x0 / (1 + x0^n):
     x(t) = c / gamma + (x0 - c / gamma) exp(-gamma t)."""
-    mg = _example_module().mackey_glass
+    mg = load_example("echo_state").mackey_glass
     x0, beta, gamma, n = 1.2, 0.2, 0.1, 10
     series = mg(18, x0=x0, transient=0.0)  # t = 0, 1, ..., 17 = tau
     c = beta * x0 / (1 + x0 ** n)
@@ -389,7 +379,7 @@ def test_mackey_glass_is_second_order_in_dt():
     global error is C dt^2, so the change between successive halvings of dt
     shrinks fourfold (Richardson's test), over 60 time units past the first
     delay."""
-    mg = _example_module().mackey_glass
+    mg = load_example("echo_state").mackey_glass
     runs = [mg(61, dt=dt, transient=0.0) for dt in (0.1, 0.05, 0.025)]
     coarse, fine = np.abs(runs[0] - runs[1]).max(), np.abs(runs[1] - runs[2]).max()
     assert 3.9 < coarse / fine < 4.1
@@ -398,23 +388,13 @@ def test_mackey_glass_is_second_order_in_dt():
 
 def test_mackey_glass_fixed_point_and_shape():
     """beta / gamma = 2 makes x = 1 a fixed point: 0.2 * 1 / (1 + 1) - 0.1 * 1 = 0."""
-    mg = _example_module().mackey_glass
+    mg = load_example("echo_state").mackey_glass
     np.testing.assert_array_equal(mg(50, x0=1.0, transient=0.0), 1.0)
     series = mg(300)
     assert series.shape == (300,) and series.dtype == np.float64
     assert 0.2 < series.min() < series.max() < 1.5  # the attractor's usual band
     with pytest.raises(ValueError, match="multiples of dt"):
         mg(10, tau=17.05)
-
-
-def _run_example(*args):
-    done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    match = re.fullmatch(r"nrmse: (\d+(?:\.\d*)?(?:e-?\d+)?)", lines[-1])
-    assert match, f"the last line is not 'nrmse: <value>': {lines[-1]!r}"
-    return lines, float(match.group(1))
 
 
 # The threshold: predicting u_(t+1) = u_t (persistence, no model) scores an
@@ -426,17 +406,30 @@ NRMSE_BOUND = 0.0037
 
 
 def test_example_prints_a_good_nrmse_last():
-    example = _example_module()
+    example = load_example("echo_state")
     _, _, x_test, y_test = example.task(np.float64)
     assert nrmse(y_test, x_test) > 9 * NRMSE_BOUND  # the persistence baseline
-    lines, value = _run_example("--repeats", "1")
+    lines, value = run_example("echo_state", "nrmse", "--repeats", "1")
     assert value < NRMSE_BOUND
     assert any(line.startswith("fastrnn ") and "fit+predict" in line for line in lines)
 
 
+def test_example_plots_its_predictions(tmp_path):
+    args, plot = plot_args(tmp_path)
+    _, value = run_example("echo_state", "nrmse", "--repeats", "1", *args)
+    assert value < NRMSE_BOUND
+    assert_png_if_plotted(args, plot)
+
+
+def test_example_plot_without_matplotlib_names_the_extra(tmp_path):
+    plot = tmp_path / "p.png"
+    assert_plot_refused(run_without_matplotlib("echo_state", "--plot", plot), plot)
+
+
 def test_example_compares_with_reservoirpy():
     _reservoirpy()
-    lines, value = _run_example("--compare-reservoirpy", "--repeats", "1", "--seeds", "3")
+    lines, value = run_example("echo_state", "nrmse", "--compare-reservoirpy", "--repeats", "1",
+                               "--seeds", "3")
     assert value < NRMSE_BOUND
     reported = [line for line in lines if line.startswith("reservoirpy ")]
     assert len(reported) == 1

@@ -121,6 +121,39 @@ void frnn_set_thread_min_flops(double flops);
  * calling thread's block now. */
 void frnn_release_scratch(void);
 
+/* ---- subnormals (runtime/fpenv.c) ------------------------------------ */
+
+/* The kernels compute in the calling thread's floating-point mode, and the
+ * thread pool gives each job's workers the caller's control bits, so every
+ * thread of a call computes alike (results stay independent of the thread
+ * count). To keep states and gradients that decay below the smallest normal
+ * number from slowing a step ~10x (a microcode assist per subnormal operand
+ * on many x86 cores), bracket a call with
+ *     uint64_t saved = frnn_fpenv_enter();  ...call...  frnn_fpenv_leave(saved);
+ * enter sets flush-to-zero and denormals-are-zero (x86 MXCSR FTZ | DAZ,
+ * aarch64 FPCR FZ) unless frnn_set_flush_subnormals(0) asked to leave the
+ * caller's mode alone; leave restores the whole saved word (status flags
+ * included). Under the flush a result below the smallest normal is 0 and a
+ * subnormal input reads as 0. fastrnn/_core.pyx brackets every compute call;
+ * a C caller brackets its own, or not. A no-op where frnn_fpenv_can_flush()
+ * is 0 (not x86 / aarch64). The policy is process-wide: not to be changed
+ * while a kernel runs in another thread. */
+void frnn_set_flush_subnormals(int flush);
+int frnn_get_flush_subnormals(void);
+int frnn_fpenv_can_flush(void);
+uint64_t frnn_fpenv_enter(void);
+void frnn_fpenv_leave(uint64_t saved);
+/* The calling thread's control bits (status flags masked out), and setting
+ * them on a pool worker (threads.c). */
+uint64_t frnn_fpenv_control(void);
+void frnn_fpenv_adopt(uint64_t control);
+/* Tests: the calling thread's whole control word (x86 MXCSR, aarch64 FPCR;
+ * 0 elsewhere), and writing one back; the write refuses (returns -1, writes
+ * nothing) a word that differs from the current one outside the flush and
+ * status bits, so that a test cannot set a reserved bit or the rounding. */
+uint64_t frnn_fpenv_read(void);
+int frnn_fpenv_write(uint64_t value);
+
 /* ---- kernel dispatch (runtime/dispatch.c) ---------------------------- */
 
 /* Choose the kernel table (GEMM, activations, gate math, optimizers) once:
@@ -326,6 +359,38 @@ int frnn_train_f64(const frnn_train_config *cfg, double *theta, double *grad, do
                    double *v, int64_t *step, const double *x, const int64_t *idx,
                    const int64_t *target_idx, const double *target, const uint8_t *resets,
                    double *h, double *c, double *losses, int64_t *stopped_window);
+
+/* Gradients only (cfg->opt must be FRNN_OPT_NONE), with each parameter and
+ * each gradient in an array of its own instead of the flat theta / grad:
+ * the caller's weight arrays are read where they are, and the gradients
+ * written into the caller's arrays, with no flat copy either way (the
+ * drop-ins of fastrnn.dropin pass the user's arrays).
+ *   w_ih [GH, In], w_hh [GH, H], b_ih [GH], b_hh [GH], w_hy [O, H], b_y [O]:
+ *          the parameters, read only (the biases the configuration has:
+ *          b_ih with has_bias, b_hh with has_bias and not no_bias_hh, b_y
+ *          with has_head_bias; absent ones are not read and may be NULL)
+ *   g_*:   the same shapes, out: the sum over windows of the clipped window
+ *          gradients (the grad of frnn_train with FRNN_OPT_NONE, bit for bit)
+ *   x, idx, target_idx, target, resets, h, c, losses, stopped_window: as
+ *          frnn_train's.
+ * The g_* and the other outputs may not overlap each other or the inputs;
+ * the parameters may overlap each other. Results, errors and the stop at a
+ * window that is not finite are frnn_train's (FRNN_ERR_UNSUPPORTED also for
+ * an optimizer or a NULL parameter the configuration needs). */
+int frnn_train_grads_f32(const frnn_train_config *cfg, const float *w_ih, const float *w_hh,
+                         const float *b_ih, const float *b_hh, const float *w_hy,
+                         const float *b_y, float *g_w_ih, float *g_w_hh, float *g_b_ih,
+                         float *g_b_hh, float *g_w_hy, float *g_b_y, const float *x,
+                         const int64_t *idx, const int64_t *target_idx, const float *target,
+                         const uint8_t *resets, float *h, float *c, double *losses,
+                         int64_t *stopped_window);
+int frnn_train_grads_f64(const frnn_train_config *cfg, const double *w_ih, const double *w_hh,
+                         const double *b_ih, const double *b_hh, const double *w_hy,
+                         const double *b_y, double *g_w_ih, double *g_w_hh, double *g_b_ih,
+                         double *g_b_hh, double *g_w_hy, double *g_b_y, const double *x,
+                         const int64_t *idx, const int64_t *target_idx, const double *target,
+                         const uint8_t *resets, double *h, double *c, double *losses,
+                         int64_t *stopped_window);
 
 /* ---- torch.optim's updates over a flat array (layer/optimizers.c) ---- */
 

@@ -34,10 +34,16 @@
 #include <string.h>
 #include "layer/layer.h"
 
-/* Where each parameter lives in a flat vector (theta, grad, m, v). */
+/* Where each parameter lives: in a flat vector (theta, grad, m, v), or, for
+ * frnn_train_grads, in arrays of the caller's own. FN(weights) is the
+ * read-only view the window code takes of the parameters; FN(params) the
+ * writable one of a gradient. */
 typedef struct {
     real *w_ih, *w_hh, *b_ih, *b_hh, *w_hy, *b_y; /* biases NULL when absent */
 } FN(params);
+typedef struct {
+    const real *w_ih, *w_hh, *b_ih, *b_hh, *w_hy, *b_y; /* biases NULL when absent */
+} FN(weights);
 
 /* P, checked (runtime/sizes.h): FRNN_SIZE_INVALID on overflow. */
 static frnn_int param_count(const frnn_train_config *cfg, frnn_int GH) {
@@ -59,6 +65,45 @@ static FN(params) FN(split)(const frnn_train_config *cfg, frnn_int GH, real *fla
     p.w_hy = next;
     p.b_y = cfg->has_head_bias ? p.w_hy + cfg->O * cfg->H : NULL;
     return p;
+}
+
+static FN(weights) FN(read_only)(FN(params) p) {
+    const FN(weights) r = {p.w_ih, p.w_hh, p.b_ih, p.b_hh, p.w_hy, p.b_y};
+    return r;
+}
+
+/* The six parameters of p as (pointer, length) pairs in theta's order;
+ * absent biases have length 0. */
+enum { N_PARAMS = 6 };
+static void FN(parts)(const frnn_train_config *cfg, frnn_int GH, FN(params) p,
+                      real *ptr[N_PARAMS], frnn_int len[N_PARAMS]) {
+    ptr[0] = p.w_ih, len[0] = GH * cfg->In;
+    ptr[1] = p.w_hh, len[1] = GH * cfg->H;
+    ptr[2] = p.b_ih, len[2] = p.b_ih ? GH : 0;
+    ptr[3] = p.b_hh, len[3] = p.b_hh ? GH : 0;
+    ptr[4] = p.w_hy, len[4] = cfg->O * cfg->H;
+    ptr[5] = p.b_y, len[5] = p.b_y ? cfg->O : 0;
+}
+
+/* dst = 0, parameter by parameter (a flat grad is one run of them). */
+static void FN(zero_params)(const frnn_train_config *cfg, frnn_int GH, FN(params) dst) {
+    real *d[N_PARAMS];
+    frnn_int n[N_PARAMS];
+    FN(parts)(cfg, GH, dst, d, n);
+    for (int j = 0; j < N_PARAMS; j++)
+        if (n[j]) memset(d[j], 0, sizeof(real) * (size_t)n[j]);
+}
+
+/* dst += src, parameter by parameter: the same additions, element for
+ * element, as one loop over a flat vector. */
+static void FN(add_params)(const frnn_train_config *cfg, frnn_int GH, FN(params) dst,
+                           FN(params) src) {
+    real *d[N_PARAMS], *a[N_PARAMS];
+    frnn_int n[N_PARAMS], unused[N_PARAMS];
+    FN(parts)(cfg, GH, dst, d, n);
+    FN(parts)(cfg, GH, src, a, unused);
+    for (int j = 0; j < N_PARAMS; j++)
+        for (frnn_int i = 0; i < n[j]; i++) d[j][i] += a[j][i];
 }
 
 /* max and (float64) sum of a row of logits, in LANES independent chains: one
@@ -171,7 +216,8 @@ static void FN(optimizer_step)(const FN(frnn_kernel_table) *k, const frnn_train_
 typedef struct {
     FN(frnn_cell) cell;
     const FN(frnn_kernel_table) *k;
-    FN(params) p, g;                   /* theta and the window gradient gw */
+    FN(weights) p;                     /* the parameters (read only) */
+    FN(params) g;                      /* the window gradient gw */
     const real *b_ih, *b_hh;           /* theta's biases or zeros */
     real *gw, *xp, *out, *ws, *Gx, *Gh, *d_out, *zdz;
     real *h_prev;                      /* [W, B, H] the state entering each step (resets only) */
@@ -244,10 +290,10 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
  * an optimizer, the last applied window's gw is copied to `grad` once, by
  * the caller, after the last window. */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
-                              real *theta, real *grad, real *m, real *v, int64_t *step) {
+                              real *theta, FN(params) grad, real *m, real *v, int64_t *step) {
     FN(clip)(w->k, cfg, P, w->gw);
     if (cfg->opt == FRNN_OPT_NONE) {
-        for (frnn_int i = 0; i < P; i++) grad[i] += w->gw[i];
+        FN(add_params)(cfg, w->cell.GH, grad, w->g);
     } else {
         *step += 1;
         FN(optimizer_step)(w->k, cfg, P, theta, w->gw, m, v, *step);
@@ -436,14 +482,14 @@ static void FN(depth_backward)(const frnn_train_config *cfg, FN(window) *w, frnn
 
 /* What frnn_train refuses before it reads or writes anything: a size < 1,
  * depth < -1, TBPTT without 1 <= k1 <= k2, an unknown cell / head / clip /
- * optimizer, an array the configuration needs passed as NULL (frnn_train
+ * optimizer, an array the configuration needs passed as NULL (have_params:
+ * the entry point found every parameter and gradient array it needs; frnn_train
  * adds: a step count that is negative or would pass INT64_MAX), or an index
  * input / class target outside [0, In) / [0, O) (one pass over each; the
  * lookup and the scatter-add would otherwise read and write outside W_ih, and
  * the softmax outside its row). */
 static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *cell,
-                            const real *theta, const real *grad,
-                            const real *m, const real *v, const int64_t *step, const real *x,
+                            int have_params, const real *m, const real *v, const int64_t *step, const real *x,
                             const int64_t *idx, const int64_t *target_idx, const real *target,
                             const real *h, const real *c, const double *losses) {
     if (cfg->T < 1 || cfg->B < 1 || cfg->In < 1 ||
@@ -455,7 +501,7 @@ static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *c
     const int uses_m = (cfg->opt == FRNN_OPT_SGD && cfg->momentum != 0) ||
                        cfg->opt == FRNN_OPT_ADAGRAD || cfg->opt == FRNN_OPT_ADAM;
     const int uses_v = cfg->opt == FRNN_OPT_RMSPROP || cfg->opt == FRNN_OPT_ADAM;
-    if (!theta || !grad || !step || !h || !losses || (uses_m && !m) || (uses_v && !v) ||
+    if (!have_params || !step || !h || !losses || (uses_m && !m) || (uses_v && !v) ||
         (cfg->index_input ? !idx : !x) ||
         (cfg->head == FRNN_HEAD_SOFTMAX_CE ? !target_idx : !target) ||
         (cell->ops->has_cell_state && !c))
@@ -472,10 +518,22 @@ static int FN(valid_config)(const frnn_train_config *cfg, const FN(frnn_cell) *c
     return 1;
 }
 
-int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *m, real *v,
-                   int64_t *step, const real *x, const int64_t *idx,
-                   const int64_t *target_idx, const real *target, const uint8_t *resets,
-                   real *h, real *c, double *losses, int64_t *stopped_window) {
+/* Whether the separate arrays of frnn_train_grads hold every parameter the
+ * configuration has (absent biases may be anything: they are not read). */
+static int FN(have_weights)(const frnn_train_config *cfg, FN(weights) p) {
+    return p.w_ih && p.w_hh && p.w_hy && (!cfg->has_bias || p.b_ih) &&
+           (!cfg->has_bias || cfg->no_bias_hh || p.b_hh) && (!cfg->has_head_bias || p.b_y);
+}
+
+/* The trainer behind both entry points: theta and grad flat (frnn_train),
+ * or theta NULL and the parameters and their gradients in the caller's
+ * separate arrays `given` / `given_grads` (frnn_train_grads, FRNN_OPT_NONE
+ * only). Past the set-up the two run the same code on the same values. */
+static int FN(train_run)(const frnn_train_config *cfg, real *theta, real *grad,
+                         const FN(weights) *given, const FN(params) *given_grads, real *m,
+                         real *v, int64_t *step, const real *x, const int64_t *idx,
+                         const int64_t *target_idx, const real *target, const uint8_t *resets,
+                         real *h, real *c, double *losses, int64_t *stopped_window) {
     if (stopped_window) *stopped_window = -1;
     FN(window) w;
     /* the cell and the sizes first (so that T * B and friends may be
@@ -483,7 +541,11 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     const frnn_cell_desc desc = {cfg->cell, cfg->H, cfg->leak_rate};
     const int layer_ok = FN(frnn_layer_cell)(&desc, cfg->T, cfg->B, cfg->In, &w.cell);
     if (layer_ok != FRNN_OK) return layer_ok;
-    if (!FN(valid_config)(cfg, &w.cell, theta, grad, m, v, step, x, idx, target_idx, target, h, c, losses))
+    const int have_params = given ? cfg->opt == FRNN_OPT_NONE && FN(have_weights)(cfg, *given) &&
+                                        FN(have_weights)(cfg, FN(read_only)(*given_grads))
+                                  : theta && grad;
+    if (!FN(valid_config)(cfg, &w.cell, have_params, m, v, step, x, idx, target_idx, target, h,
+                          c, losses))
         return FRNN_ERR_UNSUPPORTED;
     const int by_depth = cfg->depth >= 0;
     w.k = FN(frnn_active)();
@@ -571,12 +633,21 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
         while (i < T * B && !resets[i]) i++;
         if (i == T * B) w.resets = NULL;
     }
-    w.p = FN(split)(cfg, GH, theta);
+    FN(params) grads; /* where the gradient goes (FRNN_OPT_NONE: the sum of the windows') */
+    if (theta) {
+        w.p = FN(read_only)(FN(split)(cfg, GH, theta));
+        grads = FN(split)(cfg, GH, grad);
+    } else { /* the caller's arrays; an absent bias is NULL whatever was passed */
+        w.p = *given, grads = *given_grads;
+        if (!cfg->has_bias) w.p.b_ih = grads.b_ih = NULL;
+        if (!cfg->has_bias || cfg->no_bias_hh) w.p.b_hh = grads.b_hh = NULL;
+        if (!cfg->has_head_bias) w.p.b_y = grads.b_y = NULL;
+    }
     w.b_ih = w.p.b_ih ? w.p.b_ih : zeros;
     w.b_hh = w.p.b_hh ? w.p.b_hh : zeros + GH;
     memcpy(h_carry, h, sizeof(real) * (size_t)(B * H));
     if (state) memcpy(c_carry, c, sizeof(real) * (size_t)(B * H));
-    if (cfg->opt == FRNN_OPT_NONE) memset(grad, 0, sizeof(real) * (size_t)P);
+    if (cfg->opt == FRNN_OPT_NONE) FN(zero_params)(cfg, GH, grads);
 
     /* Per-output depth: one window, the whole sequence. TBPTT(k1, k2): windows
      * ending every k1 steps, each reaching back k2 steps. Window gradients
@@ -622,7 +693,7 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
                 rc = FRNN_ERR_NONFINITE;
                 break;
             }
-            FN(finish_window)(cfg, &w, P, theta, grad, m, v, step);
+            FN(finish_window)(cfg, &w, P, theta, grads, m, v, step);
             applied = w.gw;
             current ^= 1;
         }
@@ -649,4 +720,25 @@ int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *
     }
     frnn_scratch_release(scratch);
     return rc;
+}
+
+int FN(frnn_train)(const frnn_train_config *cfg, real *theta, real *grad, real *m, real *v,
+                   int64_t *step, const real *x, const int64_t *idx,
+                   const int64_t *target_idx, const real *target, const uint8_t *resets,
+                   real *h, real *c, double *losses, int64_t *stopped_window) {
+    return FN(train_run)(cfg, theta, grad, NULL, NULL, m, v, step, x, idx, target_idx, target,
+                         resets, h, c, losses, stopped_window);
+}
+
+int FN(frnn_train_grads)(const frnn_train_config *cfg, const real *w_ih, const real *w_hh,
+                         const real *b_ih, const real *b_hh, const real *w_hy, const real *b_y,
+                         real *g_w_ih, real *g_w_hh, real *g_b_ih, real *g_b_hh, real *g_w_hy,
+                         real *g_b_y, const real *x, const int64_t *idx,
+                         const int64_t *target_idx, const real *target, const uint8_t *resets,
+                         real *h, real *c, double *losses, int64_t *stopped_window) {
+    const FN(weights) given = {w_ih, w_hh, b_ih, b_hh, w_hy, b_y};
+    const FN(params) given_grads = {g_w_ih, g_w_hh, g_b_ih, g_b_hh, g_w_hy, g_b_y};
+    int64_t step = 0; /* no optimizer: never counted */
+    return FN(train_run)(cfg, NULL, NULL, &given, &given_grads, NULL, NULL, &step, x, idx,
+                         target_idx, target, resets, h, c, losses, stopped_window);
 }

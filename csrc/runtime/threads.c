@@ -18,6 +18,9 @@
  *     the task has run, and the pool then backs off to one thread for a
  *     while (frnn_parallel_for): on a busy machine two threads must not be
  *     slower than one.
+ *   - Workers compute in the caller's floating-point control mode (copied
+ *     per job, fpenv.c): flush-to-zero on the caller means flush-to-zero on
+ *     every block of the job.
  *   - POSIX threads, not OpenMP: the pool is ours to size, and a forked
  *     child simply starts with no workers (pthread_atfork).
  * Not here: nested jobs, more than one concurrent caller (a second caller
@@ -91,6 +94,7 @@ void frnn_parallel_for(frnn_int ntasks, int threads, frnn_task_fn fn, void *arg)
 static _Atomic uint64_t ticket;
 static _Atomic(frnn_task_fn) job_fn;
 static _Atomic(void *) job_arg;
+static _Atomic uint64_t job_control; /* the caller's FP control bits (fpenv.c) */
 static atomic_int job_threads;  /* workers with id < job_threads take part */
 static _Atomic frnn_int done;   /* tasks finished in this generation */
 static atomic_int sleepers;     /* workers blocked on `wake` */
@@ -157,6 +161,10 @@ static void *worker_main(void *p) {
         if (id >= atomic_load_explicit(&job_threads, memory_order_relaxed)) continue;
         const frnn_task_fn fn = atomic_load_explicit(&job_fn, memory_order_relaxed);
         void *arg = atomic_load_explicit(&job_arg, memory_order_relaxed);
+        /* The caller's flush-to-zero mode, so that a worker's blocks come
+         * out bitwise as the caller's would (results independent of the
+         * thread count). */
+        frnn_fpenv_adopt(atomic_load_explicit(&job_control, memory_order_relaxed));
         frnn_int task;
         while (claim(seen, &task)) {
             atomic_store_explicit(&task_started[id], now_ns(), memory_order_relaxed);
@@ -233,6 +241,7 @@ void frnn_parallel_for(frnn_int ntasks, int threads, frnn_task_fn fn, void *arg)
     const int used = workers + 1 < threads ? workers + 1 : threads;
     atomic_store_explicit(&job_fn, fn, memory_order_relaxed);
     atomic_store_explicit(&job_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&job_control, frnn_fpenv_control(), memory_order_relaxed);
     atomic_store_explicit(&job_threads, used, memory_order_relaxed);
     atomic_store(&done, 0);
     generation = (generation + 1) & ((1u << (64 - 2 * TASK_BITS)) - 1);

@@ -27,6 +27,7 @@ from .nn import Linear
 __version__ = "0.1.0"
 
 from .threads import get_num_threads, set_num_threads  # noqa: E402 (needs __version__)
+from .subnormals import get_flush_subnormals, set_flush_subnormals  # noqa: E402
 
 __all__ = [
     "CELLS", "RNN", "LSTM", "GRU", "LeakyRNN", "LayerResult", "LayerGradients", "forward",
@@ -34,6 +35,7 @@ __all__ = [
     "Gradients", "available_backends", "resolve_backend", "BackendUnavailableError",
     "BackendFeatureError", "cells", "nn", "optim", "Linear",
     "cpu_isa", "set_num_threads", "get_num_threads", "release_memory", "__version__",
+    "set_flush_subnormals", "get_flush_subnormals",
 ]
 
 

@@ -47,6 +47,9 @@ def _info() -> int:
     print(f"fastrnn {fastrnn.__version__}")
     print(f"backends available: {', '.join(fastrnn.available_backends())}")
     print(f"C kernels ISA: {fastrnn.cpu_isa() or '(compiled core not available)'}")
+    if fastrnn.cpu_isa():
+        print("C kernels subnormals: " + ("flushed to zero" if fastrnn.get_flush_subnormals()
+                                          else "kept (IEEE)") + " (FASTRNN_SUBNORMALS)")
     return 0
 
 
@@ -248,16 +251,18 @@ def _read_text(path: str) -> str:
     return text
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, what: str = "checkpoint") -> None:
+    """Before training: a file the run will write can be written (what: how
+    the message names it)."""
     if path.is_symlink():  # written through (CharLM.save): the target's directory matters
         path = Path(os.path.realpath(path))
     parent = path.parent
     if path.is_dir():
-        raise _UsageError(f"checkpoint {path} is a directory")
+        raise _UsageError(f"{what} {path} is a directory")
     if not parent.is_dir():
-        raise _UsageError(f"checkpoint directory {parent} does not exist")
+        raise _UsageError(f"{what} directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise _UsageError(f"checkpoint directory {parent} is not writable")
+        raise _UsageError(f"{what} directory {parent} is not writable")
 
 
 def _model_for(args, text: str, source: str):
@@ -321,6 +326,45 @@ def _save(lm, checkpoint: Path, saved: dict) -> None:
     saved["chars"] = lm.chars_total
 
 
+def _require_matplotlib(option: str) -> None:
+    """Before any work: an option that draws needs the plot extra."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise _UsageError(f"{option} needs matplotlib: pip install 'fastrnn[plot]'") from None
+
+
+def _save_loss_plot(path: Path, history, uniform: float, title: str) -> None:
+    """The run's loss curve as a PNG, written atomically (a failed write leaves
+    any previous file as it was). history: (seconds, chars trained, smoothed
+    loss) per chunk; uniform: the loss of guessing every character alike."""
+    import matplotlib
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from fastrnn._atomic import write_atomically
+
+    seconds, chars, loss = (np.array(column, float) for column in zip(*history))
+    millions = chars / 1e6
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(millions, loss, color="tab:blue", label="training loss (moving average)")
+    ax.axhline(uniform, color="gray", linestyle="--",
+               label=f"guessing every character alike (ln V = {uniform:.2f})")
+    ax.set_xlabel("characters trained on (millions)")
+    ax.set_ylabel("cross-entropy, nats per character")
+    ax.set_ylim(0, uniform * 1.3)  # room for the legend above the dashed line
+    ax.set_title(f"{title}\n{chars[-1]:,.0f} characters in {seconds[-1]:.1f} s", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    try:
+        write_atomically(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    except OSError as exc:
+        raise _UsageError(f"cannot write --plot {path}: {exc.strerror or exc}") from None
+    finally:
+        plt.close(fig)
+
+
 def _train(args) -> int:
     from fastrnn import charlm
     from fastrnn.charlm import default_corpus
@@ -335,6 +379,10 @@ def _train(args) -> int:
             raise _UsageError(f"--{name.replace('_', '-')} must be >= 0")
     if args.chars is not None and args.chars < 1:
         raise _UsageError("--chars must be >= 1")
+    plot = Path(args.plot) if args.plot else None
+    if plot is not None:
+        _require_matplotlib("--plot")
+        _check_writable(plot, "--plot")
     try:  # the final sample is twice --sample-chars
         charlm._require_memory(charlm._sample_bytes(2 * args.sample_chars),
                                f"--sample-chars {args.sample_chars:,} (the final sample is twice that)")
@@ -357,6 +405,15 @@ def _train(args) -> int:
     checkpoint = Path(args.checkpoint or args.resume or DEFAULT_CHECKPOINT)
     _check_writable(checkpoint)
     seconds = args.seconds if args.seconds is not None else (None if args.chars else DEFAULT_SECONDS)
+    if args.prime is None:
+        prime = charlm.prose_prime(text)
+    else:
+        prime = args.prime
+        try:
+            lm.vocab.encode(prime)
+        except ValueError as exc:
+            raise _UsageError(f"--prime: {exc}") from None
+    uniform = math.log(len(lm.vocab))
 
     print(f"training on {source}: {len(text):,} characters, {len(lm.vocab)} distinct")
     print(f"model: {lm.descriptor.label}, hidden {lm.hidden_size}, {lm.theta.size:,} parameters, "
@@ -368,7 +425,18 @@ def _train(args) -> int:
     budget = " or ".join(x for x in (f"{seconds:g} s" if seconds else "",
                                      f"{args.chars:,} characters" if args.chars else "") if x)
     print(f"stops after {budget} (Ctrl-C stops early and still saves); "
-          f"checkpoint: {checkpoint}\n", flush=True)
+          f"checkpoint: {checkpoint}", flush=True)
+    if args.sample_chars and args.sample_every:
+        # what a newcomer needs to read the output: what the samples are, and
+        # what the loss means
+        print(f"the model learns to predict the next character; every {args.sample_every:g} s it "
+              f"writes {args.sample_chars} of its own, continuing "
+              + (f'"{prime}"' if prime else "a new line")
+              + f". The loss is in nats per character: guessing all {len(lm.vocab)} alike "
+              f"scores ln {len(lm.vocab)} = {uniform:.2f}, and it falls as the model learns"
+              + ("" if args.text or args.resume else
+                 " (with the defaults, to about 1.2 in a minute on 2 cores)"), flush=True)
+    print(flush=True)
 
     by_time = seconds is not None
     bar = _Bar(seconds if by_time else args.chars, "s" if by_time else "chars")
@@ -379,17 +447,26 @@ def _train(args) -> int:
         # a sample that cannot be drawn (an rnn_relu state overflowing) must
         # not end a run whose training is fine: say why instead
         try:
-            return lm.sample(chars, temperature=args.temperature, seed=args.seed, backend=backend)
+            return prime + lm.sample(chars, temperature=args.temperature, seed=args.seed,
+                                     prime=prime, backend=backend)
         except ValueError as exc:
             return f"(no sample: {exc})"
 
     def show_sample(seconds_in: float) -> None:
         snippet = sample_or_why_not(args.sample_chars)
-        bar.write(f"--- {seconds_in:5.1f} s, loss {last['loss']:.3f} nats/char ---\n{snippet}\n")
+        bar.write(f"--- sample at {seconds_in:5.1f} s, loss {last['loss']:.3f} nats/char ---\n"
+                  f"{snippet}\n")
+
+    history = []  # (seconds, chars trained in this run, smoothed loss) per chunk, for --plot
+    if args.sample_chars and args.sample_every and not args.resume:
+        # the same prime and seed as every later sample: the difference is what was learnt
+        print(f"--- sample before training (random characters) ---\n"
+              f"{sample_or_why_not(args.sample_chars)}\n", flush=True)
 
     with _StopOnInterrupt() as stop:
         def on_chunk(p) -> bool:
             last["loss"] = smoothed.add(p.loss)
+            history.append((p.seconds, p.chars, last["loss"]))
             bar.update(p.seconds if by_time else p.chars, last["loss"], p.chars / max(p.seconds, 1e-9))
             if args.sample_every and p.seconds - last["sample"] >= args.sample_every:
                 last["sample"] = p.seconds
@@ -421,7 +498,14 @@ def _train(args) -> int:
         print(f"saved {checkpoint} (continue: fastrnn train --resume {checkpoint}; "
               f"generate: fastrnn sample {checkpoint})\n", flush=True)
         if args.sample_chars:
-            print(sample_or_why_not(2 * args.sample_chars))
+            print(f"--- sample at the end, loss {last['loss']:.3f} nats/char ---\n"
+                  f"{sample_or_why_not(2 * args.sample_chars)}\n")
+        if plot is not None and history:
+            _save_loss_plot(plot, history, uniform,
+                            f"fastrnn train: {lm.descriptor.label}-{lm.hidden_size} on "
+                            f"{'the embedded corpus' if not args.text else Path(args.text).name}, "
+                            f"{lm.dtype.name}, batch {lm.batch} x window {lm.window}")
+            print(f"loss curve saved to {plot}")
     return 0
 
 
@@ -490,6 +574,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds between samples, 0 for none (10)")
     t.add_argument("--sample-chars", type=int, default=200, help="characters per sample (200)")
     t.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (0.7)")
+    t.add_argument("--prime", default=None,
+                   help="text the samples continue (default: the first words of a line of "
+                        "prose in the training text)")
+    t.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="save the run's loss curve (needs the plot extra: pip install "
+                        "'fastrnn[plot]')")
     t.add_argument("--checkpoint", default=None,
                    help=f"model file to write (the --resume file, else {DEFAULT_CHECKPOINT})")
     t.add_argument("--checkpoint-every", type=float, default=30.0,
@@ -505,7 +595,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--prime", default="", help="text to start from (printed first)")
     s.add_argument("--backend", default=None, choices=backends)
     sub.add_parser("bench", help="benchmark matrix, fastrnn vs torch (fastrnn bench --help); "
-                                 "'fastrnn bench minchar': the min-char-rnn workload",
+                                 "'fastrnn bench minchar': the min-char-rnn workload; "
+                                 "'fastrnn bench subnormal': a decaying state's step",
                    add_help=False)
     sub.add_parser("check", help="hand-derived and finite-difference self-checks (default)")
     sub.add_parser("info", help="version, backends, ISA")

@@ -1,6 +1,6 @@
 # Declarations of csrc/include/fastrnn.h for Cython. See that header for the
 # meaning and shape of every argument.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "fastrnn.h" nogil:
     ctypedef int64_t frnn_int
@@ -17,6 +17,13 @@ cdef extern from "fastrnn.h" nogil:
     int frnn_get_num_threads()
     void frnn_set_thread_min_flops(double flops)
     void frnn_release_scratch()
+    void frnn_set_flush_subnormals(int flush)
+    int frnn_get_flush_subnormals()
+    int frnn_fpenv_can_flush()
+    uint64_t frnn_fpenv_enter()
+    void frnn_fpenv_leave(uint64_t saved)
+    uint64_t frnn_fpenv_read()
+    int frnn_fpenv_write(uint64_t value)
 
     # cells: every member, so that _core.C_ENUMS can list them
     ctypedef enum frnn_cell_type:
@@ -155,6 +162,22 @@ cdef extern from "fastrnn.h" nogil:
                        const int64_t *target_idx, const double *target,
                        const uint8_t *resets, double *h, double *c,
                        double *losses, int64_t *stopped_window)
+    int frnn_train_grads_f32(const frnn_train_config *cfg, const float *w_ih,
+                             const float *w_hh, const float *b_ih, const float *b_hh,
+                             const float *w_hy, const float *b_y, float *g_w_ih,
+                             float *g_w_hh, float *g_b_ih, float *g_b_hh, float *g_w_hy,
+                             float *g_b_y, const float *x, const int64_t *idx,
+                             const int64_t *target_idx, const float *target,
+                             const uint8_t *resets, float *h, float *c, double *losses,
+                             int64_t *stopped_window)
+    int frnn_train_grads_f64(const frnn_train_config *cfg, const double *w_ih,
+                             const double *w_hh, const double *b_ih, const double *b_hh,
+                             const double *w_hy, const double *b_y, double *g_w_ih,
+                             double *g_w_hh, double *g_b_ih, double *g_b_hh, double *g_w_hy,
+                             double *g_b_y, const double *x, const int64_t *idx,
+                             const int64_t *target_idx, const double *target,
+                             const uint8_t *resets, double *h, double *c, double *losses,
+                             int64_t *stopped_window)
 
     # streaming (layer/stream.c): opaque per-dtype objects
     ctypedef struct frnn_stream_f32:

@@ -22,7 +22,7 @@ is one C call per dtype with a frnn_cell_desc built from it.
 
 Functions follow the backend contract in docs/ARCHITECTURE.md.
 """
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 from ._cfastrnn cimport *
 
 from fastrnn import cells as _cells
@@ -107,6 +107,38 @@ def release_scratch():
 def _set_thread_min_flops(double flops):
     """The work threshold of a threaded job (< 0: the default; 0: thread everything)."""
     frnn_set_thread_min_flops(flops)
+
+
+def set_flush_subnormals(bint flush):
+    """Whether the compute calls below run with flush-to-zero and
+    denormals-are-zero (frnn_set_flush_subnormals; fastrnn.subnormals
+    validates and documents it)."""
+    frnn_set_flush_subnormals(flush)
+
+
+def get_flush_subnormals():
+    """Whether the compute calls flush subnormals (the policy; see
+    can_flush_subnormals for whether this build and CPU can)."""
+    return bool(frnn_get_flush_subnormals())
+
+
+def can_flush_subnormals():
+    """Whether this build can set the flush (x86 MXCSR, aarch64 FPCR)."""
+    return bool(frnn_fpenv_can_flush())
+
+
+def _fp_control_word():
+    """Tests: the calling thread's x86 MXCSR / aarch64 FPCR (0 elsewhere)."""
+    return frnn_fpenv_read()
+
+
+def _set_fp_control_word(value):
+    """Tests: write the calling thread's control word; only the flush bits
+    and status flags may differ from the current word (ValueError else)."""
+    if frnn_fpenv_write(<uint64_t>value) != 0:
+        raise ValueError(f"value must differ from the current control word "
+                         f"{frnn_fpenv_read():#x} only in the flush and status bits, "
+                         f"got {value:#x}")
 
 
 cdef int _raise(int rc, str func, str sizes) except -1:
@@ -354,7 +386,9 @@ def forward(object cell,
     cdef real *cnp = &cn[0, 0] if has_c else NULL
     cdef real *wsp = &ws[0, 0, 0] if ws is not None and W > 0 else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             if lengthsp != NULL:
                 rc = frnn_layer_forward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
@@ -375,6 +409,7 @@ def forward(object cell,
                 rc = frnn_layer_forward_f64(&desc, T, B, In, &x[0, 0, 0], &w_ih[0, 0], &w_hh[0, 0],
                                             &b_ih[0], &b_hh[0], &h0[0, 0], c0p, &out[0, 0, 0],
                                             &hn[0, 0], cnp, wsp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "forward", f"T={T}, B={B}, input_size={In}, H={H}")
 
@@ -452,7 +487,9 @@ def backward(object cell,
     cdef const real *d_cnp = &d_cn[0, 0] if has_c else NULL
     cdef real *dc0p = &dc0[0, 0] if has_c else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             if lengthsp != NULL:
                 rc = frnn_layer_backward_lengths_f32(&desc, T, B, In, lengthsp, &x[0, 0, 0],
@@ -479,6 +516,7 @@ def backward(object cell,
                                              &h0[0, 0], c0p, &out[0, 0, 0], wsp, &d_out[0, 0, 0],
                                              &d_hn[0, 0], d_cnp, &dx[0, 0, 0], &dw_ih[0, 0],
                                              &dw_hh[0, 0], &db_ih[0], &db_hh[0], &dh0[0, 0], dc0p)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "backward", f"T={T}, B={B}, input_size={In}, H={H}")
 
@@ -539,7 +577,9 @@ def forward_proj(object cell,
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef real *wsp = &ws[0, 0, 0] if ws is not None else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_forward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
                                              &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
@@ -550,6 +590,7 @@ def forward_proj(object cell,
                                              &w_hh[0, 0], &w_hr[0, 0], &b_ih[0], &b_hh[0],
                                              &h0[0, 0], &c0[0, 0], &out[0, 0, 0], &hn[0, 0],
                                              &cn[0, 0], wsp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "forward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
 
@@ -618,7 +659,9 @@ def backward_proj(object cell,
                           "d_cn"))
     cdef frnn_cell_desc desc = _desc(c, H)
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_backward_proj_f32(&desc, T, B, In, P, &x[0, 0, 0], &w_ih[0, 0],
                                               &w_hh[0, 0], &w_hr[0, 0], &h0[0, 0], &c0[0, 0],
@@ -633,6 +676,7 @@ def backward_proj(object cell,
                                               &d_hn[0, 0], &d_cn[0, 0], &dx[0, 0, 0],
                                               &dw_ih[0, 0], &dw_hh[0, 0], &dw_hr[0, 0],
                                               &db_ih[0], &db_hh[0], &dh0[0, 0], &dc0[0, 0])
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "backward_proj", f"T={T}, B={B}, input_size={In}, H={H}, P={P}")
 
@@ -673,13 +717,16 @@ def step(object cell,
     cdef const real *cp = &c[0, 0] if has_c else NULL
     cdef real *c_outp = &c_out[0, 0] if has_c else NULL
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_layer_step_f32(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
                                      &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
         else:
             rc = frnn_layer_step_f64(&desc, B, In, &x[0, 0], &w_ih[0, 0], &w_hh[0, 0], &b_ih[0],
                                      &b_hh[0], &h[0, 0], cp, &h_out[0, 0], c_outp)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "step", f"B={B}, input_size={In}, H={H}")
 
@@ -693,7 +740,9 @@ cdef extern from "kernels_export.h" nogil:
 
 def _activation(str name, const real[::1] x not None, real[::1] y not None):
     """Test hook: y = sigmoid(x), tanh(x) or exp(x) (for x <= 0: the softmax
-    head's kernel) through the active ISA's kernel."""
+    head's kernel) through the active ISA's kernel, in the caller's
+    floating-point mode (no subnormal flush: tests see the kernel's own
+    arithmetic, subnormal tails included)."""
     names = {"sigmoid": 0, "tanh": 1, "exp": 2}
     if name not in names:
         raise ValueError(f"name must be one of {tuple(names)}, got {name!r}")
@@ -791,35 +840,22 @@ cdef int _indices_in_range(str name, const int64_t *a, Py_ssize_t n, int64_t lim
     return 0
 
 
-def train(object config, real[::1] theta not None, real[::1] grad not None,
-          real[::1] m not None, real[::1] v not None, object step,
-          const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
-          const int64_t[::1] target_idx not None, const real[::1] target not None,
-          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None,
-          const uint8_t[:, ::1] resets=None):
-    """The sequence trainer (frnn_train_*).
+cdef int _check_windows(object config, object windows, object T, object k1,
+                        object depth) except -1:
+    if config.windows != windows:
+        raise ValueError(f"fastrnn._core.train: config.windows must be the number of windows "
+                         f"{windows} for T={T}, " + (f"depth={depth}" if depth >= 0 else
+                                                     f"k1={k1}") + f", got {config.windows!r}")
+    return 0
 
-    config: a fastrnn.training.TrainerConfig (any object with its
-    attributes: cell, T, B, In, H, O, has_bias, has_bias_hh, has_head_bias, index_input,
-    many_to_one, reduce_mean, head, head_code, k1, k2, depth, clip,
-    clip_code, clip_value, optimizer, optimizer_code, lr, momentum, alpha,
-    beta1, beta2, eps, nesterov, uses_m, uses_v, windows, parameters); the
-    codes must be the C core's enum values (C_ENUMS) and the sizes, windows
-    and parameters consistent with each other.
 
-    Arrays that a configuration does not use are passed empty (never None),
-    so the fused type always resolves: x (T, B, In) or idx (T, B);
-    target_idx (T*B,) (or (B,) many-to-one) for softmax_ce, else target
-    (T*B*O,) (or (B*O,)); m, v (P,) where the optimizer uses them; c (B, H)
-    for cells with a cell state only. resets: None, or (T, B) uint8 (a bool
-    array's ``.view(np.uint8)``), nonzero where the state entering step t of
-    row b is zero (docs/TRAINING.md).
-
-    Returns ``(step, stopped)``: the new optimizer step count, and None, or
-    the index of the window whose loss or gradient was not finite, which
-    stopped the run before its update (docs/TRAINING.md: theta, m, v, step
-    and grad as the previous window left them, h and c as passed in)."""
-    cdef frnn_train_config cfg
+cdef tuple _train_config(object config, frnn_train_config *cfg):
+    """Fill *cfg from a TrainerConfig (``train``'s docstring says what it
+    holds), checking every field and their consistency (codes, sizes,
+    parameters; not config.windows: _check_windows). Returns ``(cell, uses_m, uses_v, P, windows, T,
+    B, In, H, O, k1, k2, depth)``: the cell's descriptor, whether the
+    optimizer reads m / v, the layout's size, the number of windows and the
+    sizes, as Python ints (the callers' products of them cannot overflow)."""
     cell = _cell("train", config.cell)
     if cell.code not in _CELL_CODES:
         raise ValueError(f"fastrnn._core.train: config.cell {cell.name!r} has code "
@@ -854,15 +890,48 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cfg.beta1, cfg.beta2, cfg.eps = config.beta1, config.beta2, config.eps
     cfg.nesterov = bool(config.nesterov)
     uses_m, uses_v = bool(config.uses_m), bool(config.uses_v)
-    is_softmax = cfg.head == FRNN_HEAD_SOFTMAX_CE
-
-    # Every array against the sizes, in Python integers (no overflow here).
     GH = cell.gates * H
     P = (GH * In + GH * H + (0 if not cfg.has_bias else GH if cfg.no_bias_hh else 2 * GH) + O * H
          + (O if cfg.has_head_bias else 0))
     if config.parameters != P:
         raise ValueError(f"fastrnn._core.train: config.parameters must be the layout's size "
                          f"P = {P} for these sizes, got {config.parameters!r}")
+    windows = 1 if depth >= 0 else -(-T // k1)
+    return cell, uses_m, uses_v, P, windows, T, B, In, H, O, k1, k2, depth
+
+
+def train(object config, real[::1] theta not None, real[::1] grad not None,
+          real[::1] m not None, real[::1] v not None, object step,
+          const real[:, :, ::1] x not None, const int64_t[:, ::1] idx not None,
+          const int64_t[::1] target_idx not None, const real[::1] target not None,
+          real[:, ::1] h not None, real[:, ::1] c not None, double[::1] losses not None,
+          const uint8_t[:, ::1] resets=None):
+    """The sequence trainer (frnn_train_*).
+
+    config: a fastrnn.training.TrainerConfig (any object with its
+    attributes: cell, T, B, In, H, O, has_bias, has_bias_hh, has_head_bias, index_input,
+    many_to_one, reduce_mean, head, head_code, k1, k2, depth, clip,
+    clip_code, clip_value, optimizer, optimizer_code, lr, momentum, alpha,
+    beta1, beta2, eps, nesterov, uses_m, uses_v, windows, parameters); the
+    codes must be the C core's enum values (C_ENUMS) and the sizes, windows
+    and parameters consistent with each other.
+
+    Arrays that a configuration does not use are passed empty (never None),
+    so the fused type always resolves: x (T, B, In) or idx (T, B);
+    target_idx (T*B,) (or (B,) many-to-one) for softmax_ce, else target
+    (T*B*O,) (or (B*O,)); m, v (P,) where the optimizer uses them; c (B, H)
+    for cells with a cell state only. resets: None, or (T, B) uint8 (a bool
+    array's ``.view(np.uint8)``), nonzero where the state entering step t of
+    row b is zero (docs/TRAINING.md).
+
+    Returns ``(step, stopped)``: the new optimizer step count, and None, or
+    the index of the window whose loss or gradient was not finite, which
+    stopped the run before its update (docs/TRAINING.md: theta, m, v, step
+    and grad as the previous window left them, h and c as passed in)."""
+    cdef frnn_train_config cfg
+    cell, uses_m, uses_v, P, windows, T, B, In, H, O, k1, k2, depth = _train_config(config, &cfg)
+    head, opt = config.head, config.optimizer
+    is_softmax = cfg.head == FRNN_HEAD_SOFTMAX_CE
     _length("theta", theta.shape[0], P, "the layout's size P")
     _length("grad", grad.shape[0], P, "the layout's size P")
     if uses_m or m.shape[0]:
@@ -889,11 +958,7 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
         _unused("c", c.shape[0] * c.shape[1], f"for cell {cell.name!r}")
     if resets is not None:
         _shape2("train", "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
-    windows = 1 if depth >= 0 else -(-T // k1)
-    if config.windows != windows:
-        raise ValueError(f"fastrnn._core.train: config.windows must be the number of windows "
-                         f"{windows} for T={T}, " + (f"depth={depth}" if depth >= 0 else
-                                                     f"k1={k1}") + f", got {config.windows!r}")
+    _check_windows(config, windows, T, k1, depth)
     step = _checked_int(step, "step", 0)
     if cfg.opt != FRNN_OPT_NONE and step > _INT64_MAX - windows:
         raise ValueError(f"fastrnn._core.train: step must be at most 2**63 - 1 - windows = "
@@ -935,17 +1000,227 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
     cdef real *vp = &v[0] if v.shape[0] > 0 else NULL
     cdef int64_t stopped = -1
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_train_f32(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
                                 tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
         else:
             rc = frnn_train_f64(&cfg, &theta[0], &grad[0], mp, vp, &step_count, xp, ip, tip,
                                 tvp, rp, &h[0, 0], cp, &losses[0], &stopped)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, "train", f"T={T}, B={B}, In={In}, H={H}, O={O}, "
                             + (f"depth={depth}" if depth >= 0 else f"k1={k1}, k2={k2}"))
     return step_count, (stopped if rc == FRNN_ERR_NONFINITE else None)
+
+
+cdef class TrainGradients:
+    """The gradients-only sequence trainer (frnn_train_grads_*) for one
+    configuration, checked once.
+
+    ``TrainGradients(config, dtype)``: ``config`` a TrainerConfig without
+    optimizer (``train``'s docstring lists what it holds), ``dtype``
+    float32 or float64. The configuration is checked and converted here,
+    once; each call checks only the arrays it is handed (shapes, dtype, C
+    order, alignment, overlap, indices), so that fastrnn.dropin can keep one
+    per problem and call it per window for little more than the kernel.
+
+    ``g(weights, grads, x, idx, target_idx, target, h, c, losses, resets=None)``
+    with ``weights`` and ``grads`` 6-tuples in the layout's order:
+    weight_ih (GH, In), weight_hh (GH, H), bias_ih (GH,), bias_hh (GH,),
+    weight_hy (O, H), bias_y (O,), each C-contiguous and aligned, a bias the
+    layout lacks as an empty array. The weights are read where they are (no
+    flat copy; the caller must not change them during the call); the grads
+    are overwritten with the sum over windows of the clipped window
+    gradients - frnn_train's ``grad`` without optimizer, bit for bit. x,
+    idx, target_idx, target, h, c, losses, resets as ``train``'s (unused
+    ones empty). Returns None, or the index of the window whose loss or
+    gradient was not finite (the grads then hold the sum of the windows
+    before it, h and c are as passed in). The GIL is released during the
+    computation.
+
+    Thread safety: the object holds only its checked configuration, never
+    changed after construction, and the C trainer's working memory belongs
+    to the calling thread (runtime/scratch.c), so several threads may call
+    one object at once, each with arrays of its own.
+    """
+
+    cdef frnn_train_config _cfg
+    cdef bint _f64, _has_c, _softmax
+    cdef object _GH, _T, _B, _In, _H, _O, _rows, _windows
+    cdef object _n_b_ih, _n_b_hh, _n_b_y
+    cdef readonly object config
+    """The TrainerConfig it was built from."""
+    cdef readonly object dtype
+    """numpy.float32 or numpy.float64 as a numpy.dtype."""
+
+    def __cinit__(self, config, dtype):
+        import numpy as np
+        cell, _, _, _, windows, T, B, In, H, O, k1, _, depth = _train_config(config, &self._cfg)
+        _check_windows(config, windows, T, k1, depth)
+        if self._cfg.opt != FRNN_OPT_NONE:
+            raise ValueError(f"fastrnn._core.TrainGradients: config.optimizer must be None "
+                             f"(gradients only), got {config.optimizer!r}")
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"fastrnn._core.TrainGradients: dtype must be float32 or float64, "
+                            f"got {dt}")
+        self.config, self.dtype, self._f64 = config, dt, dt == np.float64
+        self._has_c = cell.has_cell_state
+        self._softmax = self._cfg.head == FRNN_HEAD_SOFTMAX_CE
+        GH = cell.gates * H
+        self._GH, self._T, self._B, self._In, self._H, self._O = GH, T, B, In, H, O
+        self._rows = B if self._cfg.many_to_one else T * B
+        self._windows = windows
+        self._n_b_ih = GH if self._cfg.has_bias else 0
+        self._n_b_hh = GH if self._cfg.has_bias and not self._cfg.no_bias_hh else 0
+        self._n_b_y = O if self._cfg.has_head_bias else 0
+
+    def __call__(self, tuple weights not None, tuple grads not None, x, idx, target_idx,
+                 target, h, c, losses, resets=None):
+        if len(weights) != 6 or len(grads) != 6:
+            raise ValueError(f"fastrnn._core.TrainGradients: weights and grads must be "
+                             f"6-tuples (weight_ih, weight_hh, bias_ih, bias_hh, weight_hy, "
+                             f"bias_y), got {len(weights)} and {len(grads)} arrays")
+        for name, a in zip(("x", "idx", "target_idx", "target", "h", "c", "losses"),
+                           (x, idx, target_idx, target, h, c, losses)):
+            if a is None:
+                raise TypeError(f"fastrnn._core.TrainGradients: {name} must be an array "
+                                f"(empty where unused), got None")
+        for a in weights + grads:
+            if a is None:
+                raise TypeError("fastrnn._core.TrainGradients: weights and grads must be "
+                                "arrays (empty for a bias the layout lacks), got None")
+        if self._f64:
+            return _train_grads[double](self, weights[0], weights[1], weights[2], weights[3],
+                                        weights[4], weights[5], grads[0], grads[1], grads[2],
+                                        grads[3], grads[4], grads[5], x, idx, target_idx,
+                                        target, h, c, losses, resets)
+        return _train_grads[float](self, weights[0], weights[1], weights[2], weights[3],
+                                   weights[4], weights[5], grads[0], grads[1], grads[2],
+                                   grads[3], grads[4], grads[5], x, idx, target_idx, target,
+                                   h, c, losses, resets)
+
+    def __reduce__(self):
+        raise TypeError("fastrnn._core.TrainGradients cannot be pickled; build it again "
+                        "from its TrainerConfig")
+
+    def __repr__(self):
+        return (f"fastrnn._core.TrainGradients(T={self._T}, B={self._B}, In={self._In}, "
+                f"H={self._H}, O={self._O}, dtype={self.dtype.name})")
+
+
+cdef object _train_grads(TrainGradients g, const real[:, ::1] w_ih, const real[:, ::1] w_hh,
+                         const real[::1] b_ih, const real[::1] b_hh, const real[:, ::1] w_hy,
+                         const real[::1] b_y, real[:, ::1] g_w_ih, real[:, ::1] g_w_hh,
+                         real[::1] g_b_ih, real[::1] g_b_hh, real[:, ::1] g_w_hy,
+                         real[::1] g_b_y, const real[:, :, ::1] x, const int64_t[:, ::1] idx,
+                         const int64_t[::1] target_idx, const real[::1] target,
+                         real[:, ::1] h, real[:, ::1] c, double[::1] losses,
+                         const uint8_t[:, ::1] resets):
+    """TrainGradients.__call__ for one dtype: the arrays against the checked
+    configuration, then one C call without the GIL."""
+    cdef str f = "TrainGradients"
+    GH, T, B, In, H, O = g._GH, g._T, g._B, g._In, g._H, g._O
+    _shape2(f, "weight_ih", w_ih.shape[0], w_ih.shape[1], GH, In, "(G*H, In)")
+    _shape2(f, "weight_hh", w_hh.shape[0], w_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1(f, "bias_ih", b_ih.shape[0], g._n_b_ih, "(G*H,) or, without it, (0,)")
+    _shape1(f, "bias_hh", b_hh.shape[0], g._n_b_hh, "(G*H,) or, without it, (0,)")
+    _shape2(f, "weight_hy", w_hy.shape[0], w_hy.shape[1], O, H, "(O, H)")
+    _shape1(f, "bias_y", b_y.shape[0], g._n_b_y, "(O,) or, without it, (0,)")
+    _shape2(f, "grad weight_ih", g_w_ih.shape[0], g_w_ih.shape[1], GH, In, "(G*H, In)")
+    _shape2(f, "grad weight_hh", g_w_hh.shape[0], g_w_hh.shape[1], GH, H, "(G*H, H)")
+    _shape1(f, "grad bias_ih", g_b_ih.shape[0], g._n_b_ih, "(G*H,) or, without it, (0,)")
+    _shape1(f, "grad bias_hh", g_b_hh.shape[0], g._n_b_hh, "(G*H,) or, without it, (0,)")
+    _shape2(f, "grad weight_hy", g_w_hy.shape[0], g_w_hy.shape[1], O, H, "(O, H)")
+    _shape1(f, "grad bias_y", g_b_y.shape[0], g._n_b_y, "(O,) or, without it, (0,)")
+    if g._cfg.index_input:
+        _shape2(f, "idx", idx.shape[0], idx.shape[1], T, B, "(T, B)")
+        _shape3(f, "x", x.shape[0], x.shape[1], x.shape[2], 0, 0, 0, "empty for index input")
+    else:
+        _shape3(f, "x", x.shape[0], x.shape[1], x.shape[2], T, B, In, "(T, B, In)")
+        _shape2(f, "idx", idx.shape[0], idx.shape[1], 0, 0, "empty for dense input")
+    rows = g._rows
+    if g._softmax:
+        _shape1(f, "target_idx", target_idx.shape[0], rows, "(rows,)")
+        _shape1(f, "target", target.shape[0], 0, "empty for head 'softmax_ce'")
+    else:
+        _shape1(f, "target", target.shape[0], rows * O, "(rows * O,)")
+        _shape1(f, "target_idx", target_idx.shape[0], 0, "empty for this head")
+    _shape2(f, "h", h.shape[0], h.shape[1], B, H, "(B, H)")
+    if g._has_c:
+        _shape2(f, "c", c.shape[0], c.shape[1], B, H, "(B, H)")
+    else:
+        _shape2(f, "c", c.shape[0], c.shape[1], 0, 0, "empty for a cell without cell state")
+    if resets is not None:
+        _shape2(f, "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
+    if losses.shape[0] < g._windows:
+        raise ValueError(f"fastrnn._core.TrainGradients: losses must have room for every "
+                         f"window: {g._windows} elements, got {losses.shape[0]}")
+
+    cdef Py_ssize_t r = sizeof(real)
+    cdef _Spans s = _spans(9)
+    _add(&s, &g_w_ih[0, 0], g_w_ih.shape[0] * g_w_ih.shape[1] * r, r)
+    _add(&s, &g_w_hh[0, 0], g_w_hh.shape[0] * g_w_hh.shape[1] * r, r)
+    _add(&s, &g_b_ih[0], g_b_ih.shape[0] * r, r)
+    _add(&s, &g_b_hh[0], g_b_hh.shape[0] * r, r)
+    _add(&s, &g_w_hy[0, 0], g_w_hy.shape[0] * g_w_hy.shape[1] * r, r)
+    _add(&s, &g_b_y[0], g_b_y.shape[0] * r, r)
+    _add(&s, &h[0, 0], h.shape[0] * h.shape[1] * r, r)
+    _add(&s, &c[0, 0], c.shape[0] * c.shape[1] * r, r)
+    _add(&s, &losses[0], losses.shape[0] * sizeof(double), sizeof(double))
+    _add(&s, &w_ih[0, 0], w_ih.shape[0] * w_ih.shape[1] * r, r)
+    _add(&s, &w_hh[0, 0], w_hh.shape[0] * w_hh.shape[1] * r, r)
+    _add(&s, &b_ih[0], b_ih.shape[0] * r, r)
+    _add(&s, &b_hh[0], b_hh.shape[0] * r, r)
+    _add(&s, &w_hy[0, 0], w_hy.shape[0] * w_hy.shape[1] * r, r)
+    _add(&s, &b_y[0], b_y.shape[0] * r, r)
+    _add(&s, &x[0, 0, 0], x.shape[0] * x.shape[1] * x.shape[2] * r, r)
+    _add(&s, &idx[0, 0], idx.shape[0] * idx.shape[1] * sizeof(int64_t), sizeof(int64_t))
+    _add(&s, &target_idx[0], target_idx.shape[0] * sizeof(int64_t), sizeof(int64_t))
+    _add(&s, &target[0], target.shape[0] * r, r)
+    cdef const uint8_t *rp = &resets[0, 0] if resets is not None else NULL
+    _add(&s, rp, resets.shape[0] * resets.shape[1] if resets is not None else 0, 1)
+    _check_memory(f, &s, ("grad weight_ih", "grad weight_hh", "grad bias_ih", "grad bias_hh",
+                          "grad weight_hy", "grad bias_y", "h", "c", "losses", "weight_ih",
+                          "weight_hh", "bias_ih", "bias_hh", "weight_hy", "bias_y", "x", "idx",
+                          "target_idx", "target", "resets"))
+    if g._cfg.index_input:
+        _indices_in_range("idx", &idx[0, 0], idx.shape[0] * idx.shape[1], g._cfg.In, "In")
+    if g._softmax:
+        _indices_in_range("target_idx", &target_idx[0], target_idx.shape[0], g._cfg.O, "O")
+
+    # absent arrays as NULL (an empty memoryview's data pointer is not one)
+    cdef const real *bihp = &b_ih[0] if b_ih.shape[0] > 0 else NULL
+    cdef const real *bhhp = &b_hh[0] if b_hh.shape[0] > 0 else NULL
+    cdef const real *byp = &b_y[0] if b_y.shape[0] > 0 else NULL
+    cdef real *gbihp = &g_b_ih[0] if g_b_ih.shape[0] > 0 else NULL
+    cdef real *gbhhp = &g_b_hh[0] if g_b_hh.shape[0] > 0 else NULL
+    cdef real *gbyp = &g_b_y[0] if g_b_y.shape[0] > 0 else NULL
+    cdef const real *xp = &x[0, 0, 0] if x.shape[0] > 0 else NULL
+    cdef const int64_t *ip = &idx[0, 0] if idx.shape[0] > 0 else NULL
+    cdef const int64_t *tip = &target_idx[0] if target_idx.shape[0] > 0 else NULL
+    cdef const real *tvp = &target[0] if target.shape[0] > 0 else NULL
+    cdef real *cp = &c[0, 0] if c.shape[0] > 0 else NULL
+    cdef const frnn_train_config *cfgp = &g._cfg
+    cdef int64_t stopped = -1
+    cdef int rc
+    with nogil:
+        if real is float:
+            rc = frnn_train_grads_f32(cfgp, &w_ih[0, 0], &w_hh[0, 0], bihp, bhhp,
+                                      &w_hy[0, 0], byp, &g_w_ih[0, 0], &g_w_hh[0, 0], gbihp,
+                                      gbhhp, &g_w_hy[0, 0], gbyp, xp, ip, tip, tvp, rp,
+                                      &h[0, 0], cp, &losses[0], &stopped)
+        else:
+            rc = frnn_train_grads_f64(cfgp, &w_ih[0, 0], &w_hh[0, 0], bihp, bhhp,
+                                      &w_hy[0, 0], byp, &g_w_ih[0, 0], &g_w_hh[0, 0], gbihp,
+                                      gbhhp, &g_w_hy[0, 0], gbyp, xp, ip, tip, tvp, rp,
+                                      &h[0, 0], cp, &losses[0], &stopped)
+    if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
+        _raise(rc, f, f"T={T}, B={B}, In={In}, H={H}, O={O}")
+    return stopped if rc == FRNN_ERR_NONFINITE else None
 
 
 # ---- streaming (stream.c) -------------------------------------------------
@@ -1070,6 +1345,7 @@ cdef class Stream:
         cdef int rc
         cdef const char *xp
         cdef Py_ssize_t n
+        cdef uint64_t fp_saved
         if self._busy:
             raise RuntimeError("this stream is being stepped in another thread; a stream is "
                                "not thread-safe: use one stream per thread")
@@ -1091,12 +1367,14 @@ cdef class Stream:
             return self._slow_step(x)
         self._busy = True
         with nogil:
+            fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
             if self._f64:
                 rc = frnn_stream_step_f64(<frnn_stream_f64 *>self._s, <const double *>xp,
                                           <double *>self._hp, <double *>self._cp)
             else:
                 rc = frnn_stream_step_f32(<frnn_stream_f32 *>self._s, <const float *>xp,
                                           <float *>self._hp, <float *>self._cp)
+            frnn_fpenv_leave(fp_saved)
         self._busy = False
         PyBuffer_Release(&view)
         if rc != FRNN_OK:
@@ -1206,8 +1484,11 @@ cdef void *_create_f32(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
                        const float[:, ::1] w_ih, const float[:, ::1] w_hh, const float[::1] b_ih,
                        const float[::1] b_hh):
     cdef void *s
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         s = frnn_stream_create_f32(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        frnn_fpenv_leave(fp_saved)
     return s
 
 
@@ -1215,8 +1496,11 @@ cdef void *_create_f64(const frnn_cell_desc *desc, frnn_int B, frnn_int In,
                        const double[:, ::1] w_ih, const double[:, ::1] w_hh,
                        const double[::1] b_ih, const double[::1] b_hh):
     cdef void *s
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         s = frnn_stream_create_f64(desc, B, In, &w_ih[0, 0], &w_hh[0, 0], &b_ih[0], &b_hh[0])
+        frnn_fpenv_leave(fp_saved)
     return s
 
 
@@ -1335,13 +1619,16 @@ def _sgd_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.momentum, h.dampening, h.weight_decay = lr, momentum, dampening, weight_decay
     h.nesterov = nesterov
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_sgd_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                    buf, first_step)
         else:
             rc = frnn_sgd_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                    buf, first_step)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "sgd_step", f"n={n}, lr={lr}, momentum={momentum}, dampening={dampening}, "
                                f"weight_decay={weight_decay}, nesterov={bool(nesterov)}")
@@ -1366,13 +1653,16 @@ def _adagrad_step(real[::1] param not None, const real[::1] grad not None,
     cdef frnn_adagrad_hyper h
     h.lr, h.lr_decay, h.weight_decay, h.eps = lr, lr_decay, weight_decay, eps
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_adagrad_step_f32(&h, n, step, &param[0] if n else NULL,
                                        &grad[0] if n else NULL, &sum[0] if n else NULL)
         else:
             rc = frnn_adagrad_step_f64(&h, n, step, &param[0] if n else NULL,
                                        &grad[0] if n else NULL, &sum[0] if n else NULL)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "adagrad_step", f"n={n}, lr={lr}, lr_decay={lr_decay}, "
                                    f"weight_decay={weight_decay}, eps={eps}")
@@ -1408,13 +1698,16 @@ def _rmsprop_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.alpha, h.eps, h.weight_decay, h.momentum = lr, alpha, eps, weight_decay, momentum
     h.centered = centered
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_rmsprop_step_f32(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                        &square_avg[0] if n else NULL, buf, avg)
         else:
             rc = frnn_rmsprop_step_f64(&h, n, &param[0] if n else NULL, &grad[0] if n else NULL,
                                        &square_avg[0] if n else NULL, buf, avg)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "rmsprop_step", f"n={n}, lr={lr}, alpha={alpha}, eps={eps}, "
                                    f"weight_decay={weight_decay}, momentum={momentum}")
@@ -1449,7 +1742,9 @@ def _adam_step(real[::1] param not None, const real[::1] grad not None,
     h.lr, h.beta1, h.beta2, h.eps, h.weight_decay = lr, beta1, beta2, eps, weight_decay
     h.amsgrad, h.decoupled_weight_decay = amsgrad, decoupled_weight_decay
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_adam_step_f32(&h, n, step, &param[0] if n else NULL,
                                     &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
@@ -1458,6 +1753,7 @@ def _adam_step(real[::1] param not None, const real[::1] grad not None,
             rc = frnn_adam_step_f64(&h, n, step, &param[0] if n else NULL,
                                     &grad[0] if n else NULL, &exp_avg[0] if n else NULL,
                                     &exp_avg_sq[0] if n else NULL, vmax)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK:
         _raise(rc, "adam_step", f"n={n}, lr={lr}, betas=({beta1}, {beta2}), eps={eps}, "
                                 f"weight_decay={weight_decay}")

@@ -58,7 +58,7 @@ from ._atomic import write_atomically
 from . import cells
 from ._validate import CELLS
 
-__all__ = ["Vocab", "CharLM", "ModelFileError", "TrainProgress", "default_corpus",
+__all__ = ["Vocab", "CharLM", "ModelFileError", "TrainProgress", "default_corpus", "prose_prime",
            "FORMAT_VERSION"]
 
 MAGIC = b"FASTRNN-CHARLM\0"
@@ -86,6 +86,31 @@ def default_corpus() -> str:
 # ------------------------------------------------------ scalar arguments
 # fastrnn._validate's checks: TypeError for the wrong type (bools are not
 # numbers here), ValueError for a value out of range, both naming the argument.
+
+# A line of prose: a capitalised word, then at least three lower-case words
+# (a code line rarely reads so; a markdown rule or table row never does).
+_PROSE_LINE = re.compile(r"^([ \t]*)([A-Z][a-z]+(?: [a-z]+){3,})", re.M)
+
+
+def prose_prime(text: str, words: int = 3) -> str:
+    """The first ``words`` words (and the space after them) of the first line
+    of prose in ``text``, to start samples from: "Three backends do ". "" if
+    the text has no such line.
+
+    Why: a sample that starts after a newline continues whatever lines most
+    often follow one, and in a corpus of docs and sources those are code,
+    comment rules and table rows; started inside a sentence, the model shows
+    what it has learnt of words. A line of prose here is a capitalised word
+    and at least three lower-case ones; lines at the margin are preferred to
+    indented ones (docstrings, comments).
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    words = _positive_int("words", words)
+    found = [(m.group(1), m.group(2)) for m in _PROSE_LINE.finditer(text)]
+    line = next((line for indent, line in found if not indent), found[0][1] if found else None)
+    return "" if line is None else " ".join(line.split(" ")[:words]) + " "
+
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
     return _v.integer(name, value, minimum)

@@ -39,6 +39,7 @@ holds the window's loss; :func:`fit_sequence` turns that into
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -161,9 +162,9 @@ class Layout:
             pos += n
         return out
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """Elements of theta."""
+        """Elements of theta (computed once: every training call asks)."""
         return sum(math.prod(s) for s in self.shapes().values())
 
     def views(self, theta: np.ndarray) -> dict:
@@ -594,20 +595,45 @@ def _check_resets(resets, T: int, B: int, theta: np.ndarray):
     return np.ascontiguousarray(arr) if arr.any() else None
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_trainer_config(spec: "TrainSpec", T: int, B: int) -> TrainerConfig:
+    return spec.trainer_config(T, B)
+
+
+def trainer_config_of(spec: "TrainSpec", T: int, B: int) -> TrainerConfig:
+    """``spec.trainer_config(T, B)``, made once per (spec, T, B) and reused:
+    the conversion costs more than a small window's kernel. TrainSpec and
+    everything in it are frozen (hashable, compared by value) and the config
+    depends on nothing else, so a cached one is always the one a fresh call
+    would make; lru_cache is safe to call from several threads."""
+    try:
+        return _cached_trainer_config(spec, T, B)
+    except TypeError:  # an unhashable field (a subclass's): convert every time
+        return spec.trainer_config(T, B)
+
+
+def diverged_error(spec: "TrainSpec", stopped: int, T: int, losses: np.ndarray, step: int,
+                   new_step: int) -> TrainingDivergedError:
+    """The TrainingDivergedError for a trainer that stopped at window
+    ``stopped`` of a T-step sequence, having counted ``step`` -> ``new_step``
+    updates (``error.step`` is the new count)."""
+    first, last = spec.window_steps(stopped, T)
+    error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
+                                  int(new_step) - step)
+    error.step = int(new_step)
+    return error
+
+
 def _run_trainer(spec, backend, theta, grad, m, v, step, inputs, targets, h, c, losses, T,
                  resets=None):
     """Call the backend's trainer; raise TrainingDivergedError if it stopped.
     Returns the new step count (also when raising: it is on the error)."""
-    config = spec.trainer_config(T, h.shape[0])
+    config = trainer_config_of(spec, T, h.shape[0])
     new_step, stopped = get_backend(backend, "train").train(config, theta, grad, m, v, step,
                                                            inputs, targets, h, c, losses,
                                                            resets=resets)
     if stopped is not None:
-        first, last = spec.window_steps(stopped, T)
-        error = TrainingDivergedError(stopped, first, last, float(losses[stopped]),
-                                      int(new_step) - step)
-        error.step = int(new_step)
-        raise error
+        raise diverged_error(spec, stopped, T, losses, step, new_step)
     return int(new_step)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from .. import _core
 
 ISA = _core.select_isa(os.environ.get("FASTRNN_ISA", "auto"))
@@ -30,6 +32,13 @@ def create_stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0):
     return _core.Stream(cell, weight_ih, weight_hh, bias_ih, bias_hh, batch, h0, c0)
 
 
+# The arrays a configuration does not use, passed empty (the trainer never
+# writes a size-0 array, so one set per dtype serves every call and thread).
+_EMPTY = {np.dtype(dt): (np.zeros(0, dt), np.zeros((0, 0), dt), np.zeros((0, 0, 0), dt))
+          for dt in (np.float32, np.float64)}
+_EMPTY_I1, _EMPTY_I2 = np.zeros(0, np.int64), np.zeros((0, 0), np.int64)
+
+
 def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets=None):
     """The training contract of fastrnn.training on the C trainer (train.c).
 
@@ -38,19 +47,15 @@ def train(config, theta, grad, m, v, step, inputs, targets, h, c, losses, resets
     stopped the run before its update, leaving theta, m, v, step and grad as
     the previous window left them and h, c as passed in (docs/TRAINING.md).
     """
-    import numpy as np
-
-    dtype = theta.dtype
-    empty3 = np.zeros((0, 0, 0), dtype)
-    empty_i2 = np.zeros((0, 0), np.int64)
+    empty1, empty2, empty3 = _EMPTY[theta.dtype]
     x = empty3 if config.index_input else inputs
-    idx = inputs if config.index_input else empty_i2
+    idx = inputs if config.index_input else _EMPTY_I2
     if config.head == "softmax_ce":
-        target_idx, target = targets.reshape(-1), np.zeros(0, dtype)
+        target_idx, target = targets.reshape(-1), empty1
     else:
-        target_idx, target = np.zeros(0, np.int64), targets.reshape(-1)
-    c_arr = c if c is not None else np.zeros((0, 0), dtype)
-    m = m if m.size else np.zeros(0, dtype)
-    v = v if v.size else np.zeros(0, dtype)
+        target_idx, target = _EMPTY_I1, targets.reshape(-1)
+    c_arr = c if c is not None else empty2
+    m = m if m.size else empty1
+    v = v if v.size else empty1
     return _core.train(config, theta, grad, m, v, int(step), x, idx, target_idx, target, h,
                        c_arr, losses, None if resets is None else resets.view(np.uint8))

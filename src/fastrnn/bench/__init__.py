@@ -120,7 +120,8 @@ What it is not: not a statistical study (medians of a handful of samples on
 whatever else the machine is doing; compare ratios within one run, not
 across machines or runs), not a test of correctness (see tests/ and
 ``fastrnn check``), and not the min-char-rnn workload, which is
-``fastrnn bench minchar`` (fastrnn.bench.minchar).
+``fastrnn bench minchar`` (fastrnn.bench.minchar), nor the subnormal
+workload, ``fastrnn bench subnormal`` (fastrnn.bench.subnormal).
 
 The modules, one job each:
 
@@ -136,7 +137,9 @@ The modules, one job each:
 * fastrnn.bench.report: the targets, the tables, the JSON and the chart
   (written through fastrnn._atomic);
 * fastrnn.bench.cli: the options and :func:`main`, and :func:`run_and_report`;
-* fastrnn.bench.minchar: the min-char-rnn workload.
+* fastrnn.bench.minchar: the min-char-rnn workload;
+* fastrnn.bench.subnormal: a training step whose state decays through the
+  subnormals, with and without the flush (fastrnn.subnormals).
 
 Entry points: ``fastrnn bench [...]`` and ``python -m fastrnn.bench [...]``
 (both :func:`main`), :func:`run_and_report` for a :class:`Plan` built in code

@@ -1,7 +1,8 @@
 """The ``fastrnn bench`` command: its arguments, and the run that prints and saves as it goes.
 
 :func:`main` parses the options into a :class:`~fastrnn.bench.timing.Plan`
-(or hands ``minchar ...`` to fastrnn.bench.minchar), refuses up front an
+(or hands ``minchar ...`` to fastrnn.bench.minchar, ``subnormal ...`` to
+fastrnn.bench.subnormal, ``dropin ...`` to fastrnn.bench.dropin), refuses up front an
 output path that could not be written at the end of a long run, and calls
 :func:`run_and_report`, which bench/compare.py also uses with a plan of its
 own. Exit status: 0, 130 after Ctrl-C (what was measured is printed and
@@ -25,7 +26,7 @@ import fastrnn
 from fastrnn import cells
 from fastrnn.backends import BACKENDS
 
-from . import minchar, models, peers, report, stacked
+from . import dropin, minchar, models, peers, report, stacked, subnormal
 from .timing import (DEFAULT_CELLS, DEFAULT_REPEAT, DEFAULT_THREADS, DTYPES, FLOAT64_SHAPES,
                      MODES, QUICK_REPEAT, QUICK_SHAPES, SGEMM_N, SHAPES, SLOW_BACKEND_SHAPES,
                      Plan, Result, measure_fma_peak, measure_sgemm, measure_stream, run_matrix)
@@ -128,6 +129,7 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
     document["targets"] = report.evaluate_targets(results, document["stream"],
                                                   document["sgemm_gflops"],
                                                   report.peak_rates(document["fma_peak"]))
+    document["targets"] += report.layer_targets(layer_rows)
     document["interrupted"] = interrupted
     document["model_mismatch"] = mismatch
     if document["targets"]:
@@ -181,7 +183,9 @@ def build_parser(prog: Optional[str] = None) -> argparse.ArgumentParser:
                + "; ".join(w.describe() for w in stacked.WORKLOADS.values())
                + ". Model workloads (fastrnn.bench.models, torch.nn vs fastrnn.torch.convert): "
                + "; ".join(w.describe() for w in models.WORKLOADS.values())
-               + ". The min-char-rnn workload: 'fastrnn bench minchar --help'. Exit status: "
+               + ". The min-char-rnn workload: 'fastrnn bench minchar --help'; a step whose "
+                 "state decays through the subnormals: 'fastrnn bench subnormal --help'; the "
+                 "drop-ins per call: 'fastrnn bench dropin --help'. Exit status: "
                  "0, 130 after Ctrl-C (what was measured is printed and saved), 1 when a "
                  "converted model's loss is not torch's, 2 for bad arguments.")
     ap.add_argument("--shapes", nargs="+",
@@ -268,10 +272,13 @@ def plan_from_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Pla
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
     """``fastrnn bench [options]``: parse ``argv``, run the matrix, return the exit
-    status; ``fastrnn bench minchar [options]``: the min-char-rnn workload (status 0)."""
+    status; ``fastrnn bench minchar [options]``: the min-char-rnn workload, ``fastrnn bench
+    subnormal [options]``: the subnormal workload, ``fastrnn bench dropin [options]``: the
+    drop-ins per call against the tutorials (status 0 for these three)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["minchar"]:  # its own options: fastrnn.bench.minchar's parser
-        minchar.main(argv[1:], prog=None if prog is None else f"{prog} minchar")
+    workloads = {"minchar": minchar, "subnormal": subnormal, "dropin": dropin}
+    if argv[:1] and argv[0] in workloads:  # each has its own options and parser
+        workloads[argv[0]].main(argv[1:], prog=None if prog is None else f"{prog} {argv[0]}")
         return 0
     ap = build_parser(prog)
     args = ap.parse_args(argv)
