@@ -30,6 +30,59 @@ def test_flop_count_matches_a_hand_computed_number():
     assert timing.step_flops(timing.SHAPES["small"], "lstm", "train") == 1_207_959_552
     # tiny Elman: 2 * 256 * 1 * (8 + 32) * 1 * 32
     assert timing.step_flops(timing.SHAPES["tiny"], "rnn_tanh", "inference") == 655_360
+    # large LSTM, the rows shown as a share of the FMA peak: per step x_t W_ih^T is
+    # 64 x 1024 x 4096 multiply-adds and h W_hh^T the same, 2 FLOPs each, 64 steps:
+    # 2 * 64 * (2 * 64 * 1024 * 4096) = 2**36; training adds dx, dh, dW_ih, dW_hh,
+    # four more products of the same pair of sizes: 3 * 2**36
+    assert timing.step_flops(timing.SHAPES["large"], "lstm", "inference") == 68_719_476_736
+    assert timing.step_flops(timing.SHAPES["large"], "lstm", "train") == 206_158_430_208
+    # medium GRU: 2 * 100 * 32 * (256 + 512) * 3 * 512
+    assert timing.step_flops(timing.SHAPES["medium"], "gru", "inference") == 7_549_747_200
+
+
+# (lanes, chains) of the FMA peak loop per ISA, float32: the ISA's vector
+# register width in floats (SSE2 4, AVX2 8, AVX-512 16) and csrc/kernels/peak.c's
+# chain count; float64 has half the lanes.
+PEAK_LOOP = {"baseline": (4, 12), "avx2": (8, 12), "avx512": (16, 24)}
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the compiled core is not available")
+@pytest.mark.parametrize("dtype, lane_divisor", [("float32", 1), ("float64", 2)])
+def test_fma_peak_loop_counts_its_operations_and_computes(dtype, lane_divisor):
+    from fastrnn import _core
+    lanes, chains = PEAK_LOOP[fastrnn.cpu_isa()]
+    lanes //= lane_divisor
+    flops, checksum = _core._fma_peak(dtype, 1000)
+    assert flops == 2 * lanes * chains * 1000  # one multiply-add per lane, chain and round
+    # every chain runs x -> x / 2 + 1 from x0 = c + 1/4; its distance from the fixed
+    # point 2 halves each round, so after 1000 rounds every lane is 2 exactly
+    assert checksum == 2.0 * lanes * chains
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        _core._fma_peak(dtype, 0)
+    with pytest.raises(ValueError, match="dtype must be"):
+        _core._fma_peak("float16", 10)
+
+
+@pytest.mark.skipif(not HAVE_C, reason="the compiled core is not available")
+def test_fma_peak_is_measured_for_both_dtypes():
+    peak = timing.measure_fma_peak()
+    assert peak["isa"] == fastrnn.cpu_isa()
+    rates = report.peak_rates(peak)
+    assert set(rates) == {"float32", "float64"} and all(r > 0 for r in rates.values())
+    assert all(len(peak[d]["samples_gflops"]) == timing.PEAK_SAMPLES for d in rates)
+    line = report.peak_line(peak, {"gflops": rates["float32"] / 2})
+    assert line.startswith(f"one-core FMA peak ({fastrnn.cpu_isa()} kernels")
+    assert line.endswith("the SGEMM above is 50% of the float32 peak")
+
+
+def test_large_rows_show_their_share_of_the_peak():
+    r = _result("large", "lstm", "train", 1, "fastrnn[c]", 2.0, gflops=80.0)
+    r.pct_of_peak, r.pct_of_sgemm = 80.0, 95.0
+    cells = [c.strip() for c in report.table_row(r).strip("|").split("|")]
+    assert cells[8] == "80.0 (80% peak, 95% SGEMM)"
+    got = {t["target"]: (t["measured"], t["met"])
+           for t in report.evaluate_targets([r], None, None, {"float32": 100.0})}
+    assert got == {"lstm train GFLOP/s share of the FMA peak": (80.0, False)}
 
 
 def test_the_matrix_is_the_documented_one():
@@ -260,6 +313,8 @@ def test_tiny_shape_against_torch(tmp_path, capsys):
     c, t = doc["results"]
     assert c["x_torch"] == pytest.approx(t["median_s"] / c["median_s"])
     assert doc["sgemm"]["library"] == "torch.mm" and doc["stream"]["torch"]["us_per_call"] > 0
+    assert doc["fma_peak"]["float32"]["gflops"] > 0 and doc["fma_peak"]["float64"]["gflops"] > 0
+    assert any(line.startswith("one-core FMA peak (") for line in out.splitlines())
     assert [x["target"] for x in doc["targets"]][0] == "lstm inference x torch (1 thread, float32)"
     assert "| lstm inference x torch (1 thread, float32)" in out
     assert (fastrnn.get_num_threads(), torch.get_num_threads()) == before

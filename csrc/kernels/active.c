@@ -1,5 +1,5 @@
 /* active.c - which kernel table is in use, per dtype, and the test window
- * onto its activation kernels (kernels_export.h).
+ * onto its activation kernels and its FMA peak loop (kernels_export.h).
  *
  * Compiled once per dtype. frnn_select_isa (runtime/dispatch.c) decides;
  * this only holds the choice. Not thread-safe by design (fastrnn.h: select
@@ -39,3 +39,5 @@ void FN(frnn_activation)(int which, frnn_int n, const real *x, real *y) {
     else
         active->exp_nonpositive(n, x, y);
 }
+
+double FN(frnn_fma_peak)(frnn_int rounds, real *sink) { return active->fma_peak(rounds, sink); }

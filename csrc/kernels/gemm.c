@@ -10,8 +10,16 @@
  *     contiguous, so the inner loop streams memory the prefetcher can see
  *     (B rows a few KB apart defeated it: 15-20 GFLOP/s before packing).
  * Weights that every time step multiplies (W_hh^T forward, W_hh backward)
- * are packed once per call with pack_b and used through gemm_nn_packed; a
- * one-off product packs each KC x NR panel on the fly into a stack buffer.
+ * are packed once per call with pack_b and used through gemm_nn_packed,
+ * whose first row tile of each panel prefetches the next panel into L2 (the
+ * weights stream from L3 or memory every step). The one-off products (nn:
+ * dx = G W_ih; tn: the weight gradients G^T x, G^T h, with K = T*B) are
+ * blocked for the caches as BLIS does (gemm_strided): B packed per KC x NC
+ * block, A per MC x KC block into row tiles (pack_a), so that a tile reads
+ * both operands as contiguous streams. On the large LSTM (avx2, one core)
+ * that took the weight-gradient products from 20-55 to 75-80 GFLOP/s (of a
+ * 94-98 FMA peak; the unpacked A^T of a tile spanned 256 rows 16 KB apart)
+ * and dx from 45-55 to 65-75. Every tile also prefetches its rows of C.
  * Column tails are zero-padded in the panel and stored through a bounce
  * buffer, so every tile runs the same vector code; a tail of at most one
  * vector gets a one-vector panel (PANEL_WIDTH), which matters at the small
@@ -25,12 +33,36 @@
  * differ from baseline in the last bits. Not a BLAS: no alpha/beta, and
  * sized for recurrent layers (GH x H with H in the hundreds or thousands).
  */
+#include <stdlib.h>
 #include <string.h>
 #include "kernels/isa.h"
 #include "kernels/tile.h"
 
 #define FRNN_LANES 8
-#define KC 256 /* k-block of the on-the-fly packing: one panel stays in L1 */
+/* Software prefetches (no-ops where the compiler has none): a line to be
+ * read, into L2; a line to be written, into L1. */
+#if defined(__GNUC__)
+#define FRNN_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#define FRNN_PREFETCH_WRITE(p) __builtin_prefetch((p), 1, 3)
+#else
+#define FRNN_PREFETCH_L2(p) ((void)(p))
+#define FRNN_PREFETCH_WRITE(p) ((void)(p))
+#endif
+/* Cache blocking of gemm_strided (dx: 4096 x 4096 x 1024 and the weight
+ * gradients 4096 x 1024 x 4096 for the large LSTM):
+ *   KC: the k-block. A KC x NR panel (16 KB with AVX2's 16 float32
+ *       columns) stays in L1 while every row tile of a row block runs over
+ *       it. Also the k-block of the unblocked path, which computes the same
+ *       bits.
+ *   MC: the row block of A packed into row tiles (pack_a), MC x KC (120 KB
+ *       in float32, 240 KB in float64), kept in L2 while every panel runs
+ *       over it. A multiple of every ISA's MR (6, 8, 4), so row blocks put
+ *       every row in the same tile as the whole product does.
+ *   NC: the column block of B packed at once, KC x NC (1 MB in float32),
+ *       in L3; a multiple of every NR, so it holds whole panels. */
+#define KC 256
+#define MC 120
+#define NC 1024
 
 /* The width of the panel holding `cols` <= NR columns: NR, except that an
  * edge of at most one vector gets a one-vector panel, so that N = 100 costs
@@ -86,6 +118,38 @@ frnn_int ISA_FN(frnn_packed_size)(frnn_int K, frnn_int N) {
     return (N / NR * NR + (edge ? PANEL_WIDTH(edge) : 0)) * K;
 }
 
+/* Ap = op(A)[mc, kc] (op(A)[i, k] = A[i*rs + k*cs]) as ceil(mc / MR) row
+ * tiles of [kc][MR]: for each k, the MR values a tile broadcasts side by
+ * side, so a tile reads one contiguous stream. Unpacked, a tile's A came
+ * from MR rows 4 KB apart (forward) or from kc rows 16 KB apart (the
+ * weight gradients' A^T): the same L1 set for all of them, a cache line
+ * and often a page per k. A last tile of fewer than MR rows leaves the
+ * rest of its [kc][MR] unwritten, and nothing reads it. */
+static void ISA_FN(pack_a)(frnn_int mc, frnn_int kc, const real *A, frnn_int rs, frnn_int cs,
+                           real *Ap) {
+    if (rs == 1) {
+        /* A^T of a row-major matrix: one k's mc rows are adjacent, so read
+         * each once, whole (tile by tile, the kc source rows of a tile were
+         * 16 KB apart: one L1 set, refetched for every tile) */
+        for (frnn_int k = 0; k < kc; k++) {
+            const real *src = A + k * cs;
+            for (frnn_int i0 = 0; i0 < mc; i0 += MR) {
+                const frnn_int rows = mc - i0 < MR ? mc - i0 : MR;
+                real *dst = Ap + i0 * kc + k * MR;
+                for (frnn_int r = 0; r < rows; r++) dst[r] = src[i0 + r];
+            }
+        }
+        return;
+    }
+    for (frnn_int i0 = 0; i0 < mc; i0 += MR) {
+        const frnn_int rows = mc - i0 < MR ? mc - i0 : MR;
+        const real *src = A + i0 * rs;
+        real *dst = Ap + i0 * kc;
+        for (frnn_int r = 0; r < rows; r++)
+            for (frnn_int k = 0; k < kc; k++) dst[k * MR + r] = src[r * rs + k * cs];
+    }
+}
+
 /* C[mr, cols] (+)= sum_k A[r*rs + k*cs] panel[k, :], cols <= nv * VL, the
  * panel nv vectors wide. With mr and nv compile-time constants after
  * inlining, acc lives in registers. */
@@ -93,8 +157,16 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
                                        const real *restrict A,
                                        frnn_int rs, frnn_int cs, const real *restrict panel,
                                        int accumulate, real *restrict C, frnn_int ldc,
-                                       frnn_int cols) {
+                                       frnn_int cols, const int prefetching,
+                                       const real *next) {
     const frnn_int pw = nv * VL; /* the panel's row stride */
+    /* this tile's C, first and last column, written (and read) once k is
+     * done: C may be several MB and the large products make K / KC trips
+     * over it */
+    for (int r = 0; r < mr; r++) {
+        FRNN_PREFETCH_WRITE(C + r * ldc);
+        FRNN_PREFETCH_WRITE(C + r * ldc + cols - 1);
+    }
     vreal acc[MR][NV];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < NV; v++) acc[r][v] = VZERO;
@@ -117,6 +189,9 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
     }
     for (; k < K; k++) {
         vreal b[NV];
+        if (prefetching) /* row k of the next panel, into L2 (one line per 64 bytes) */
+            for (frnn_int byte = 0; byte < pw * (frnn_int)sizeof(real); byte += 64)
+                FRNN_PREFETCH_L2((const char *)(next + k * pw) + byte);
         for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(panel + k * pw + v * VL);
         for (int r = 0; r < mr; r++) {
             const real a = A[r * rs + k * cs];
@@ -139,20 +214,30 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
     }
 }
 
-/* C[M, cols] (+)= op(A)[M, K] panel[K, nv * VL]: all row tiles of one panel. */
+/* C[M, cols] (+)= op(A)[M, K] panel[K, nv * VL]: all row tiles of one panel;
+ * tile_step: how far A's next row tile starts (MR * rs, or MR * K for A
+ * packed by pack_a, with rs = 1 and cs = MR). next: the panel the caller
+ * multiplies after this one (K x the same width), or NULL: the first row
+ * tile prefetches it while the others run from cache. */
 static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int K,
                                              const real *A, frnn_int rs, frnn_int cs,
-                                             const real *panel, int accumulate, real *C,
-                                             frnn_int ldc, frnn_int cols) {
+                                             frnn_int tile_step, const real *panel,
+                                             int accumulate, real *C, frnn_int ldc,
+                                             frnn_int cols, const real *next) {
     frnn_int i = 0;
-    for (; i + MR <= M; i += MR)
-        ISA_FN(tile)(MR, nv, K, A + i * rs, rs, cs, panel, accumulate, C + i * ldc, ldc, cols);
+    const real *a = A;
+    if (next != NULL && M >= MR) {
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C, ldc, cols, 1, next);
+        i += MR, a += tile_step;
+    }
+    for (; i + MR <= M; i += MR, a += tile_step)
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C + i * ldc, ldc, cols, 0, NULL);
     /* The bottom edge: a constant row count per case, so each edge tile is
      * specialised and keeps its accumulators in registers. */
 #define EDGE(rows)                                                                     \
     case rows:                                                                         \
-        ISA_FN(tile)(rows < MR ? rows : 1, nv, K, A + i * rs, rs, cs, panel,           \
-                     accumulate, C + i * ldc, ldc, cols);                              \
+        ISA_FN(tile)(rows < MR ? rows : 1, nv, K, a, rs, cs, panel, accumulate,        \
+                     C + i * ldc, ldc, cols, 0, NULL);                                 \
         break;
     switch (M - i) {
         EDGE(7) EDGE(6) EDGE(5) EDGE(4) EDGE(3) EDGE(2) EDGE(1)
@@ -165,19 +250,42 @@ static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int 
  * each get their own specialised copy. */
 static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
                                   frnn_int cs, const real *panel, int accumulate, real *C,
-                                  frnn_int ldc, frnn_int cols) {
+                                  frnn_int ldc, frnn_int cols, const real *next) {
     if (PANEL_WIDTH(cols) == NR)
-        ISA_FN(panel_rows)(NV, M, K, A, rs, cs, panel, accumulate, C, ldc, cols);
+        ISA_FN(panel_rows)(NV, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols,
+                           next);
     else
-        ISA_FN(panel_rows)(1, M, K, A, rs, cs, panel, accumulate, C, ldc, cols);
+        ISA_FN(panel_rows)(1, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols, NULL);
 }
+
+/* The same with A packed by pack_a: the strides are constants, so a tile
+ * addresses its broadcasts by immediate offsets. The arithmetic is
+ * panel_product's, operation for operation: packing moves A, nothing else,
+ * so a product gives the same bits packed or not. */
+static void ISA_FN(packed_panel_product)(frnn_int M, frnn_int K, const real *Ap,
+                                         const real *panel, int accumulate, real *C,
+                                         frnn_int ldc, frnn_int cols) {
+    if (PANEL_WIDTH(cols) == NR)
+        ISA_FN(panel_rows)(NV, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
+    else
+        ISA_FN(panel_rows)(1, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
+}
+
 
 static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C, frnn_int ldc) {
     if (!accumulate)
         for (frnn_int i = 0; i < M; i++) memset(C + i * ldc, 0, (size_t)N * sizeof(real));
 }
 
-/* C[M,N] (+)= A[M,K] Bp, Bp from pack_b(K, N, ...). */
+/* C[M,N] (+)= A[M,K] Bp, Bp from pack_b(K, N, ...): whole panels, A as it
+ * is, the next panel prefetched by the first row tile of this one (it paid
+ * 4-30% on the large LSTM's steps, 64 x 1024 x 4096 forward and 64 x 4096
+ * x 1024 backward, avx2; measured in one process against the same code
+ * without it). Blocking k by KC and columns by NC gained nothing there,
+ * and packing A's rows as gemm_strided does ran 5-15% slower (one step's A
+ * is 64 rows, packed again for every KC-block, and C then makes K / KC
+ * trips through L3): what limits these at 80-85% of the FMA peak is the
+ * weights, 16 MB per product, streamed from L3 or memory on every step. */
 void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
                                    frnn_int lda, const real *Bp, int accumulate, real *C,
                                    frnn_int ldc) {
@@ -187,18 +295,16 @@ void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real 
     }
     for (frnn_int j0 = 0; j0 < N; j0 += NR)
         ISA_FN(panel_product)(M, K, A, lda, 1, Bp + j0 * K, accumulate, C + j0, ldc,
-                              N - j0 < NR ? N - j0 : NR);
+                              N - j0 < NR ? N - j0 : NR,
+                              N - j0 >= 2 * NR ? Bp + (j0 + NR) * K : NULL);
 }
 
-/* C[M,N] (+)= op(A)[M,K] B[K,N], op(A)[i, k] = A[i*rs + k*cs]: each KC x NR
- * panel of B is packed on the stack and reused by every row tile. */
-static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real *A,
-                                 frnn_int rs, frnn_int cs, const real *B, frnn_int ldb,
-                                 int accumulate, real *C, frnn_int ldc) {
-    if (K == 0) {
-        ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
-        return;
-    }
+/* C[M,N] (+)= op(A)[M,K] B[K,N], op(A)[i, k] = A[i*rs + k*cs], one KC x NR
+ * panel of B packed on the stack at a time and run over every row of A. */
+static void ISA_FN(gemm_strided_unblocked)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+                                           frnn_int rs, frnn_int cs, const real *B,
+                                           frnn_int ldb, int accumulate, real *C,
+                                           frnn_int ldc) {
     real panel[KC * NR];
     for (frnn_int k0 = 0; k0 < K; k0 += KC) {
         const frnn_int kc = K - k0 < KC ? K - k0 : KC;
@@ -206,9 +312,58 @@ static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real 
             const frnn_int cols = N - j0 < NR ? N - j0 : NR;
             ISA_FN(pack_b)(kc, cols, B + k0 * ldb + j0, ldb, 1, panel);
             ISA_FN(panel_product)(M, kc, A + k0 * cs, rs, cs, panel, accumulate || k0 > 0,
-                                  C + j0, ldc, cols);
+                                  C + j0, ldc, cols, NULL);
         }
     }
+}
+
+/* The same product blocked for the caches, as BLIS does: for each NC-wide
+ * block of columns and KC-block of k, B's KC x NC block is packed once
+ * (Bb), then for each MC-block of rows A's MC x KC block is packed (Ap)
+ * and every KC x NR panel of Bb runs over it. Each element sees the same
+ * k-blocks and the same tile code as in gemm_strided_unblocked, so both
+ * give the same bits; that one runs when packing A would not pay (fewer
+ * rows than a tile, or fewer than PACK_MIN_COLS columns to reuse a packed
+ * block over: measured, a 2048 x 128 x 3200 weight gradient ran 1.2-1.8x
+ * faster packed, a 512 x 64 x 2048 one 1.4x slower) or a buffer cannot be
+ * had. */
+#define PACK_MIN_COLS 128
+static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+                                 frnn_int rs, frnn_int cs, const real *B, frnn_int ldb,
+                                 int accumulate, real *C, frnn_int ldc) {
+    if (K == 0) {
+        ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
+        return;
+    }
+    /* sizes bounded by the constants: MC x KC, and KC x (NC + NR) for the
+     * packed width of at most NC columns; nothing to overflow */
+    const frnn_int widest = N < NC ? N : NC;
+    const int worth_packing = M >= MR && N >= PACK_MIN_COLS;
+    real *Ap = worth_packing ? malloc(sizeof(real) * (size_t)(MC * KC)) : NULL;
+    real *Bb = Ap ? malloc(sizeof(real) * (size_t)(KC * (widest + NR))) : NULL;
+    if (!Bb) {
+        free(Ap);
+        ISA_FN(gemm_strided_unblocked)(M, N, K, A, rs, cs, B, ldb, accumulate, C, ldc);
+        return;
+    }
+    for (frnn_int jc = 0; jc < N; jc += NC) {
+        const frnn_int nc = N - jc < NC ? N - jc : NC;
+        for (frnn_int k0 = 0; k0 < K; k0 += KC) {
+            const frnn_int kc = K - k0 < KC ? K - k0 : KC;
+            const int acc = accumulate || k0 > 0;
+            ISA_FN(pack_b)(kc, nc, B + k0 * ldb + jc, ldb, 1, Bb);
+            for (frnn_int i0 = 0; i0 < M; i0 += MC) {
+                const frnn_int mc = M - i0 < MC ? M - i0 : MC;
+                ISA_FN(pack_a)(mc, kc, A + i0 * rs + k0 * cs, rs, cs, Ap);
+                for (frnn_int j0 = 0; j0 < nc; j0 += NR)
+                    ISA_FN(packed_panel_product)(mc, kc, Ap, Bb + j0 * kc, acc,
+                                                 C + i0 * ldc + jc + j0, ldc,
+                                                 nc - j0 < NR ? nc - j0 : NR);
+            }
+        }
+    }
+    free(Bb);
+    free(Ap);
 }
 
 /* C[M,N] (+)= A[M,K] B[K,N] */

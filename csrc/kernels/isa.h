@@ -1,6 +1,6 @@
 /* isa.h - internal: every per-ISA kernel's prototype, written once.
  *
- * gemm.c, activations.c, gates.c, optim.c and torch_optim.c are compiled once per (dtype,
+ * gemm.c, peak.c, activations.c, gates.c, optim.c and torch_optim.c are compiled once per (dtype,
  * ISA): CMake defines FRNN_F64 or not (real.h) and FRNN_ISA (baseline;
  * avx2 with -mavx2 -mfma; avx512 adding -mavx512f/dq/vl). ISA_FN(name)
  * gives each copy its own symbol, name_<dtype>_<isa>, so all of them link
@@ -34,6 +34,9 @@ void ISA_FN(frnn_pack_b)(frnn_int K, frnn_int N, const real *B, frnn_int rs, frn
 void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
                                  frnn_int lda, const real *Bp, int accumulate, real *C,
                                  frnn_int ldc);
+
+/* peak.c */
+double ISA_FN(frnn_fma_peak)(frnn_int rounds, real *sink);
 
 /* activations.c */
 void ISA_FN(frnn_sigmoid)(frnn_int n, const real *x, real *y);

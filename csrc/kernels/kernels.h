@@ -107,6 +107,10 @@ typedef struct {
     /* C[M,N] (+)= A[M,K] Bp */
     void (*gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A, frnn_int lda,
                            const real *Bp, int accumulate, real *C, frnn_int ldc);
+    /* The FMA peak loop (peak.c): `rounds` rounds of independent multiply-adds
+     * on this ISA's vectors; returns the floating-point operations done and
+     * stores a checksum in *sink. Timed by fastrnn bench, used by nothing else. */
+    double (*fma_peak)(frnn_int rounds, real *sink);
     /* y[n] = sigmoid(x[n]), tanh(x[n]); y may alias x. */
     void (*sigmoid)(frnn_int n, const real *x, real *y);
     void (*tanh)(frnn_int n, const real *x, real *y);

@@ -1,5 +1,5 @@
 /* table.c - one (dtype, ISA)'s kernel table: the functions gemm.c,
- * activations.c, gates.c, optim.c and torch_optim.c compiled for it,
+ * peak.c, activations.c, gates.c, optim.c and torch_optim.c compiled for it,
  * collected under the name frnn_kernels_<dtype>_<isa> (kernels.h), which is
  * all that the rest of the core sees of them.
  *
@@ -23,6 +23,7 @@ const FN(frnn_kernel_table) FRNN_CAT(FN(frnn_kernels), FRNN_ISA) = {
     .packed_size = ISA_FN(frnn_packed_size),
     .pack_b = ISA_FN(frnn_pack_b),
     .gemm_nn_packed = ISA_FN(frnn_gemm_nn_packed),
+    .fma_peak = ISA_FN(frnn_fma_peak),
     .sigmoid = ISA_FN(frnn_sigmoid),
     .tanh = ISA_FN(frnn_tanh),
     .exp_nonpositive = ISA_FN(frnn_exp_nonpositive),

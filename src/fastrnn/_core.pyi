@@ -43,6 +43,7 @@ def backward_proj(cell: _CellArg, x: _F, w_ih: _F, w_hh: _F, w_hr: _F, h0: _F, c
 def step(cell: _CellArg, x: _F, w_ih: _F, w_hh: _F, b_ih: _F, b_hh: _F, h: _F,
          c: Optional[_F], h_out: _F, c_out: Optional[_F]) -> None: ...
 def _activation(name: str, x: _F, y: _F) -> None: ...  # name: sigmoid, tanh, exp
+def _fma_peak(dtype: str, rounds: int) -> Tuple[float, float]: ...  # (FLOPs done, checksum)
 # config: a fastrnn.training.TrainerConfig (or any object with its attributes).
 # Returns (new step count, None or the index of the non-finite window that stopped the run).
 def train(config: Any, theta: _F, grad: _F, m: _F, v: _F, step: int, x: _F,

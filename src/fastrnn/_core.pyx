@@ -734,6 +734,8 @@ def step(object cell,
 cdef extern from "kernels_export.h" nogil:
     void frnn_activation_f32(int which, frnn_int n, const float *x, float *y)
     void frnn_activation_f64(int which, frnn_int n, const double *x, double *y)
+    double frnn_fma_peak_f32(frnn_int rounds, float *sink)
+    double frnn_fma_peak_f64(frnn_int rounds, double *sink)
 
 
 def _activation(str name, const real[::1] x not None, real[::1] y not None):
@@ -754,6 +756,28 @@ def _activation(str name, const real[::1] x not None, real[::1] y not None):
             frnn_activation_f32(which, x.shape[0], &x[0], &y[0])
         else:
             frnn_activation_f64(which, x.shape[0], &x[0], &y[0])
+
+
+def _fma_peak(str dtype, frnn_int rounds):
+    """Benchmark hook: ``rounds`` rounds of the active ISA's FMA peak loop
+    (csrc/kernels/peak.c: independent multiply-add chains on the table's
+    vectors, no memory traffic) in ``dtype`` ("float32" or "float64").
+    Returns (floating-point operations done, checksum); the caller times the
+    call, which runs without the GIL."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    cdef double flops
+    cdef float sink32 = 0
+    cdef double sink64 = 0
+    cdef bint single = dtype == "float32"
+    with nogil:
+        if single:
+            flops = frnn_fma_peak_f32(rounds, &sink32)
+        else:
+            flops = frnn_fma_peak_f64(rounds, &sink64)
+    return flops, (<double>sink32 if single else sink64)
 
 
 _INT64_MAX = 2 ** 63 - 1

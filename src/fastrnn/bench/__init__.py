@@ -91,7 +91,13 @@ without torch or the compiled core. Their rows go to the JSON's "models".
 Also measured in the same run: the machine's single-thread SGEMM rate
 (torch.mm, else numpy.matmul with its BLAS pinned to one thread, on square
 float32 n = 1024, median of 5) against which every large-shape row is shown
-as a percentage; and the streaming single step (LSTM, I = H = 32, batch 1,
+as a percentage; one core's FMA peak for the active ISA, float32 and
+float64 (timing.measure_fma_peak: the C core's loop of independent
+multiply-add chains in registers, csrc/kernels/peak.c, dispatched like
+every kernel, so ``FASTRNN_ISA`` moves it too), printed beside the SGEMM
+rate and as each large-shape row's "% peak" (training steps and inference,
+against the row's dtype: the physical limit a GEMM-bound step can approach,
+where the SGEMM share only compares with another library); and the streaming single step (LSTM, I = H = 32, batch 1,
 float32, one thread): microseconds per call from Python of the fastest
 single-step API fastrnn has (an ``LSTM.stream()`` object when the layer has
 one, else ``functional.step``), beside torch.nn.LSTMCell under no_grad.
@@ -100,7 +106,7 @@ The output: one header line (fastrnn version and ISA, torch version, CPU,
 logical CPUs, date), a GitHub-markdown table of every row, and a "targets"
 table checking fastrnn[c]'s one-thread float32 ratios (report.TRAIN_TARGETS; an
 inference row must reach its shape and cell's training goal), the large
-shapes' share of SGEMM, the two-thread scaling (medians) and the streaming
+shapes' share of SGEMM and (training steps) of the FMA peak, the two-thread scaling (medians) and the streaming
 step against the project's goals (only targets whose data this run measured
 appear). Everything also
 goes to a JSON file (raw samples included) and, when matplotlib is
@@ -121,7 +127,7 @@ The modules, one job each:
 
 * fastrnn.bench.timing: the matrix (SHAPES, DEFAULT_CELLS, MODES, ...), the
   problems, the FLOP counts, the warm-up and round-robin timing, the run over
-  a Plan that yields Result rows, the SGEMM rate and the streaming step;
+  a Plan that yields Result rows, the SGEMM rate, the FMA peak and the streaming step;
 * fastrnn.bench.peers: everything torch-specific (import, modules built from
   the cell descriptors, callables, the packed and padded paths, thread count);
 * fastrnn.bench.stacked: the layer workloads (stacked, bidirectional, with

@@ -29,7 +29,7 @@ from fastrnn.backends import BACKENDS
 from . import dropin, minchar, models, peers, report, stacked, subnormal
 from .timing import (DEFAULT_CELLS, DEFAULT_REPEAT, DEFAULT_THREADS, DTYPES, FLOAT64_SHAPES,
                      MODES, QUICK_REPEAT, QUICK_SHAPES, SGEMM_N, SHAPES, SLOW_BACKEND_SHAPES,
-                     Plan, Result, measure_sgemm, measure_stream, run_matrix)
+                     Plan, Result, measure_fma_peak, measure_sgemm, measure_stream, run_matrix)
 
 DEFAULT_JSON = "fastrnn-bench.json"
 DEFAULT_PNG = "fastrnn-bench.png"
@@ -70,7 +70,8 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
     for note in report.thread_env_warnings(plan.threads):
         print(note, flush=True)
     document: Dict[str, Any] = {"machine": machine, "plan": report.plan_facts(plan),
-                                "sgemm_gflops": None, "sgemm": None, "results": [],
+                                "sgemm_gflops": None, "sgemm": None, "fma_peak": None,
+                                "results": [],
                                 "layers": [], "lengths_cost": [], "models": [],
                                 "models_skipped": model_skip,
                                 "stream": None, "targets": [], "interrupted": False}
@@ -84,12 +85,15 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
         document["sgemm_gflops"] = document["sgemm"]["gflops"]
         print(f"\nsingle-thread SGEMM ({document['sgemm']['library']}, float32, n={SGEMM_N}): "
               f"{document['sgemm_gflops']:.1f} GFLOP/s", flush=True)
+        document["fma_peak"] = measure_fma_peak()
+        print(report.peak_line(document["fma_peak"], document["sgemm"]), flush=True)
         document["stream"] = measure_stream(torch)
         print("\n" + "\n".join(report.stream_lines(document["stream"])) + "\n", flush=True)
         if plan.shapes:
             columns = report.table_columns(plan.cells)
             print("\n".join(report.table_header(columns)), flush=True)
-            for cell_results in run_matrix(plan, torch, document["sgemm_gflops"]):
+            for cell_results in run_matrix(plan, torch, document["sgemm_gflops"],
+                                           report.peak_rates(document["fma_peak"])):
                 results.extend(cell_results)
                 for r in cell_results:
                     print(report.table_row(r, columns), flush=True)
@@ -123,7 +127,8 @@ def run_and_report(plan: Plan, *, torch: Any = None, json_path: Optional[Path] =
     if document["lengths_cost"]:
         print("\n" + "\n".join(report.lengths_cost_table(document["lengths_cost"])))
     document["targets"] = report.evaluate_targets(results, document["stream"],
-                                                  document["sgemm_gflops"])
+                                                  document["sgemm_gflops"],
+                                                  report.peak_rates(document["fma_peak"]))
     document["targets"] += report.layer_targets(layer_rows)
     document["interrupted"] = interrupted
     document["model_mismatch"] = mismatch

@@ -4,8 +4,8 @@ The header line (machine facts), the GitHub-markdown tables (the matrix
 rows, the layer workloads' rows and their cost of lengths, the model
 workloads' rows (torch.nn vs converted), the streaming
 step, the targets), the targets themselves
-(TRAIN_TARGETS and the SGEMM-share, two-thread, streaming and stacked-layer
-goals), the
+(TRAIN_TARGETS and the SGEMM-share, FMA-peak-share, two-thread, streaming and
+stacked-layer goals), the
 JSON document's plan section, and the two files: the JSON results and the
 bar chart, both written atomically (fastrnn._atomic). Column widths are
 fixed, so that rows can be printed as they are measured.
@@ -45,6 +45,7 @@ TRAIN_TARGETS: Dict[str, Dict[str, float]] = {
     "rnn_tanh": {"tiny": 10.0, "small": 3.0, "medium": 1.2, "large": 1.0},
 }
 SGEMM_SHARE_TARGET = 0.75  # large shapes, one thread, of the single-thread SGEMM rate
+PEAK_SHARE_TARGET = 0.85  # large shapes, training step, one thread, of the one-core FMA peak
 TWO_THREAD_TARGET = 1.7  # 2-thread speed over 1-thread speed, fastrnn[c]
 TWO_THREAD_SHAPES: Tuple[str, ...] = ("medium", "large")
 STREAM_TARGET_US = 2.0  # streaming step (STREAM_CELL), microseconds per call
@@ -58,9 +59,11 @@ def _target(name: str, shape: str, measured: float, op: str, threshold: float,
 
 
 def evaluate_targets(results: Sequence[Result], stream: Optional[Mapping[str, Any]],
-                     sgemm_gflops: Optional[float]) -> List[Dict[str, Any]]:
+                     sgemm_gflops: Optional[float],
+                     peak_gflops: Optional[Mapping[str, float]] = None) -> List[Dict[str, Any]]:
     """Check the measured numbers against the project's goals; a target appears
-    only when everything it needs was measured in this run."""
+    only when everything it needs was measured in this run (``peak_gflops``: the
+    FMA peak per dtype, peak_rates)."""
     by_key = {r.key: r for r in results}
     c = fastrnn_label("c")
     targets: List[Dict[str, Any]] = []
@@ -79,6 +82,14 @@ def evaluate_targets(results: Sequence[Result], stream: Optional[Mapping[str, An
                     targets.append(_target(f"{cell} {mode} GFLOP/s share of 1-thread SGEMM", shape,
                                            100.0 * r.gflops / sgemm_gflops, ">=",
                                            100.0 * SGEMM_SHARE_TARGET, "%"))
+    peak = (peak_gflops or {}).get("float32")
+    for cell in cells.NAMES:
+        for shape in SGEMM_SHARE_SHAPES:
+            r = by_key.get((shape, cell, "train", "float32", 1, c))
+            if r is not None and peak:
+                targets.append(_target(f"{cell} train GFLOP/s share of the FMA peak", shape,
+                                       100.0 * r.gflops / peak, ">=",
+                                       100.0 * PEAK_SHARE_TARGET, "%"))
     for cell in cells.NAMES:
         for mode in MODES:
             for shape in TWO_THREAD_SHAPES:
@@ -165,6 +176,25 @@ def header_line(m: Mapping[str, Any]) -> str:
             f"{m['cpu']}, {m['logical_cpus']} logical CPUs, {m['date']}")
 
 
+def peak_rates(peak: Optional[Mapping[str, Any]]) -> Dict[str, float]:
+    """{dtype: GFLOP/s} from timing.measure_fma_peak's result (empty for None)."""
+    return {k: v["gflops"] for k, v in (peak or {}).items() if isinstance(v, Mapping)}
+
+
+def peak_line(peak: Optional[Mapping[str, Any]], sgemm: Optional[Mapping[str, Any]]) -> str:
+    """The header's FMA-peak line, with the SGEMM rate as a share of it."""
+    if not peak:
+        return "one-core FMA peak: not measured (no compiled core)"
+    rates = peak_rates(peak)
+    text = (f"one-core FMA peak ({peak['isa']} kernels: independent multiply-add chains in "
+            "registers, csrc/kernels/peak.c): "
+            + ", ".join(f"{dtype} {gflops:.1f} GFLOP/s" for dtype, gflops in rates.items()))
+    if sgemm and rates.get("float32"):
+        text += (f"; the SGEMM above is {100.0 * sgemm['gflops'] / rates['float32']:.0f}% of "
+                 "the float32 peak")
+    return text
+
+
 def plan_facts(plan: Plan) -> Dict[str, Any]:
     """The JSON document's "plan": what was asked for, per shape where it varies."""
     return {"shapes": [asdict(s) for s in plan.shapes], "cells": plan.cells, "modes": plan.modes,
@@ -202,7 +232,7 @@ def _ms(seconds: float) -> str:
 TABLE_COLUMNS: Tuple[Tuple[str, int, bool], ...] = (
     ("shape", 6, False), ("cell", 8, False), ("mode", 9, False), ("dtype", 7, False),
     ("threads", 7, True), ("contender", 14, False), ("median ms", 9, True),
-    ("min–max ms", 13, True), ("GFLOP/s", 16, True), ("× torch", 7, True))
+    ("min–max ms", 13, True), ("GFLOP/s", 28, True), ("× torch", 7, True))
 
 
 def _markdown_row(values: Sequence[str], columns: Sequence[Tuple[str, int, bool]]) -> str:
@@ -232,7 +262,9 @@ def table_header(columns: Sequence[Tuple[str, int, bool]] = TABLE_COLUMNS) -> Li
 
 
 def table_row(r: Result, columns: Sequence[Tuple[str, int, bool]] = TABLE_COLUMNS) -> str:
-    gflops = _num(r.gflops) + (f" ({r.pct_of_sgemm:.0f}% SGEMM)" if r.pct_of_sgemm is not None else "")
+    shares = ([f"{r.pct_of_peak:.0f}% peak"] if r.pct_of_peak is not None else []) + (
+        [f"{r.pct_of_sgemm:.0f}% SGEMM"] if r.pct_of_sgemm is not None else [])
+    gflops = _num(r.gflops) + (f" ({', '.join(shares)})" if shares else "")
     return _markdown_row([r.shape, r.cell, r.mode, r.dtype, str(r.threads), r.contender,
                           _ms(r.median_s), f"{_ms(r.min_s)}–{_ms(r.max_s)}", gflops,
                           "–" if r.x_torch is None else f"{r.x_torch:.2f}"], columns)

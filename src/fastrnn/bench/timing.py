@@ -5,7 +5,7 @@ one matrix cell (random parameters in PyTorch's layout, an input and an
 upstream gradient), the FLOP convention, the fastrnn contenders' callables,
 the warm-up and the interleaved round-robin timing, and the run over a
 :class:`Plan` that yields :class:`Result` rows; also the machine's
-single-thread SGEMM rate and the streaming single step. The conventions are
+single-thread SGEMM rate, the one-core FMA peak and the streaming single step. The conventions are
 stated in the package docstring (fastrnn.bench).
 
 What it is not: no printing and no files (fastrnn.bench.report), nothing
@@ -91,6 +91,14 @@ SIZING_CALL_LIMIT_S = 1.0  # warm-ups longer than this are not followed by a siz
 SETTLE_S = 0.020
 SGEMM_N = 1024
 SGEMM_SAMPLES = 5
+# The FMA peak loop (measure_fma_peak): a short calibration call, then PEAK_SAMPLES
+# samples of about PEAK_SAMPLE_S each, of which the fastest counts. Short samples:
+# on a shared machine (two cores, four busy processes: the peak read 58 GFLOP/s as
+# the median of five 50 ms samples, 94 on an idle one) some of them still fall
+# between two preemptions.
+PEAK_CALIBRATION_ROUNDS = 200_000
+PEAK_SAMPLE_S = 0.002
+PEAK_SAMPLES = 25
 # The streaming single step: the cell the project's streaming goal is about.
 STREAM_CELL = "lstm"
 STREAM_I, STREAM_H = 32, 32
@@ -140,12 +148,28 @@ def make_problem(cell: str, shape: Shape, dtype: Any = np.float32, seed: int = 0
 
 
 def forward_flops(shape: Shape, cell: str) -> int:
-    """2*T*B*(I+H)*G*H: the two matrix products of a forward pass (see fastrnn.bench)."""
+    """2*T*B*(I+H)*G*H: the two matrix products of a forward pass (see fastrnn.bench).
+
+    Per time step the gates' pre-activations are x_t W_ih^T, a (B, I) by
+    (I, G*H) product (B*I*G*H multiply-adds), and h_{t-1} W_hh^T, (B, H) by
+    (H, G*H) (B*H*G*H multiply-adds); a multiply-add counts 2 operations, as
+    the FMA peak counts it, and the elementwise gate arithmetic (a few
+    operations per unit, against I + H multiply-adds) is left out. Summed
+    over T steps: 2*T*B*(I+H)*G*H. The large LSTM (B = T = 64, I = H = 1024,
+    G = 4): 2 * 64 * 64 * 2048 * 4096 = 2**36 = 68.7 GFLOP."""
     return 2 * shape.T * shape.B * (shape.I + shape.H) * cells.get(cell).gate_rows(shape.H)
 
 
 def step_flops(shape: Shape, cell: str, mode: str) -> int:
-    """FLOPs of one call in ``mode``: a forward pass, or 3x that for a training step."""
+    """FLOPs of one call in ``mode``: a forward pass, or 3x that for a training step.
+
+    A training step is the forward's two products plus, in backward, two
+    products of the same size with the gate gradients G (T*B, G*H): the
+    ones through the weights, dx = G W_ih and dh_{t-1} = G_t W_hh, and the
+    weight gradients dW_ih = G^T x and dW_hh = sum_t G_t^T h_{t-1}. Each of
+    the four has the forward's multiply-add count, in pairs: (dx, dW_ih)
+    have x W_ih^T's, (dh, dW_hh) have h W_hh^T's, so backward = 2 x forward
+    and the step = 3 x forward (the large LSTM: 3 * 2**36 = 206.2 GFLOP)."""
     return forward_flops(shape, cell) * (3 if mode == "train" else 1)
 
 
@@ -257,13 +281,15 @@ class Result:
     gflops: float
     x_torch: Optional[float] = None  # torch's median / this median; None without torch
     pct_of_sgemm: Optional[float] = None  # large shapes: gflops / the SGEMM rate, in percent
+    pct_of_peak: Optional[float] = None  # large shapes: gflops / this dtype's FMA peak, in percent
 
     @property
     def key(self) -> Tuple[str, str, str, str, int, str]:
         return (self.shape, self.cell, self.mode, self.dtype, self.threads, self.contender)
 
 
-# Rows shown as a share of the single-thread SGEMM rate (Result.pct_of_sgemm).
+# Rows shown as a share of the single-thread SGEMM rate (Result.pct_of_sgemm) and of
+# the one-core FMA peak (Result.pct_of_peak).
 SGEMM_SHARE_SHAPES: Tuple[str, ...] = ("large",)
 
 
@@ -331,8 +357,11 @@ def contender_order(backends: Sequence[str], with_torch: bool) -> List[Tuple[str
 
 
 def measure_matrix_cell(problem: Problem, mode: str, threads: int, backends: Sequence[str],
-                        torch: Any, repeat: int, sgemm_gflops: Optional[float]) -> List[Result]:
-    """Time every contender on one (shape, cell, mode, dtype, threads) cell, interleaved."""
+                        torch: Any, repeat: int, sgemm_gflops: Optional[float],
+                        peak_gflops: Optional[Mapping[str, float]] = None) -> List[Result]:
+    """Time every contender on one (shape, cell, mode, dtype, threads) cell, interleaved.
+    ``peak_gflops``: the FMA peak per dtype name (measure_fma_peak), for the large
+    shapes' share of it; None or a missing dtype: no share."""
     peer = torch if torch is not None and peers.torch_can_run(problem.cell) else None
     with thread_counts(threads, torch):
         calls: Dict[str, Callable[[], object]] = {}
@@ -350,10 +379,14 @@ def measure_matrix_cell(problem: Problem, mode: str, threads: int, backends: Seq
             r.x_torch = torch_median / r.median_s
         if sgemm_gflops and r.shape in SGEMM_SHARE_SHAPES:
             r.pct_of_sgemm = 100.0 * r.gflops / sgemm_gflops
+        peak = (peak_gflops or {}).get(r.dtype)
+        if peak and r.shape in SGEMM_SHARE_SHAPES:
+            r.pct_of_peak = 100.0 * r.gflops / peak
     return results
 
 
-def run_matrix(plan: Plan, torch: Any, sgemm_gflops: Optional[float]) -> Iterator[List[Result]]:
+def run_matrix(plan: Plan, torch: Any, sgemm_gflops: Optional[float],
+               peak_gflops: Optional[Mapping[str, float]] = None) -> Iterator[List[Result]]:
     """Measure the plan's matrix cells in order; yields each cell's results when it is done."""
     for shape in plan.shapes:
         backends = plan.backends_at(shape)
@@ -365,7 +398,7 @@ def run_matrix(plan: Plan, torch: Any, sgemm_gflops: Optional[float]) -> Iterato
                 for mode in plan.modes:
                     for threads in plan.threads:
                         results = measure_matrix_cell(problem, mode, threads, backends, torch,
-                                                      plan.repeat, sgemm_gflops)
+                                                      plan.repeat, sgemm_gflops, peak_gflops)
                         # The torch module and fastrnn's workspaces of this cell are garbage
                         # now: free them before the next cell allocates its own.
                         gc.collect()
@@ -397,6 +430,49 @@ def measure_sgemm(torch: Any = None, n: int = SGEMM_N,
     median = statistics.median(times)
     return {"library": library, "n": n, "threads": 1, "samples_s": times, "median_s": median,
             "gflops": 2.0 * n ** 3 / median / 1e9}
+
+
+def fma_peak_rate(dtype: str, samples: int = PEAK_SAMPLES,
+                  sample_s: float = PEAK_SAMPLE_S) -> Dict[str, Any]:
+    """One core's floating-point ceiling in ``dtype`` for the active ISA: the C
+    core's FMA peak loop (csrc/kernels/peak.c, through fastrnn._core._fma_peak),
+    the best GFLOP/s of ``samples`` calls of about ``sample_s`` seconds each (a
+    ceiling is what the core can do: other load only ever slows a sample down,
+    so the fastest one is the least disturbed, unlike the medians of the rows).
+
+    The loop keeps 12 independent vectors of accumulators (24 on AVX-512)
+    in registers and gives each one multiply-add per round, with no loads
+    or stores: enough chains to cover the FMA latency times the FMA pipes,
+    so that only the FMA units bound it. Its FLOP count is the C loop's
+    own, 2 x lanes x chains x rounds (a multiply-add is 2 operations, as in
+    the matrix's FLOP convention): a GEMM's inner loop can approach this
+    figure and not pass it. It runs on the calling thread (one core)
+    whatever fastrnn's thread count."""
+    from fastrnn import _core  # callers check that the compiled core loads
+
+    flops, _ = _core._fma_peak(dtype, PEAK_CALIBRATION_ROUNDS)  # warm-up, and the clock ramps
+    t0 = time.perf_counter()
+    _core._fma_peak(dtype, PEAK_CALIBRATION_ROUNDS)
+    per_round = max(time.perf_counter() - t0, 1e-9) / PEAK_CALIBRATION_ROUNDS
+    rounds = max(1, int(sample_s / per_round))
+    rates = []
+    for _ in range(samples):
+        t0 = time.perf_counter()
+        flops, _ = _core._fma_peak(dtype, rounds)
+        rates.append(flops / max(time.perf_counter() - t0, 1e-9) / 1e9)
+    return {"dtype": dtype, "rounds": rounds, "flops_per_call": flops, "samples_gflops": rates,
+            "gflops": max(rates)}
+
+
+def measure_fma_peak(dtypes: Sequence[str] = DTYPES) -> Optional[Dict[str, Any]]:
+    """The FMA peak (fma_peak_rate) of the active ISA in each of ``dtypes``, keyed by
+    dtype name, plus "isa"; None when the compiled core does not load."""
+    if "c" not in fastrnn.available_backends():
+        return None
+    out: Dict[str, Any] = {"isa": fastrnn.cpu_isa(), "threads": 1}
+    for dtype in dtypes:
+        out[dtype] = fma_peak_rate(dtype)
+    return out
 
 
 def stream_input() -> np.ndarray:
