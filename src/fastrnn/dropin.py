@@ -127,10 +127,10 @@ __all__ = ["min_char_rnn_loss", "wildml_bptt"]
 class _Problem:
     """What a drop-in call needs besides the arrays, for one key."""
 
-    __slots__ = ("spec", "layout", "gradients", "empty", "empty2", "empty3")
+    __slots__ = ("spec", "layout", "backend", "gradients", "empty", "empty2", "empty3")
 
     def __init__(self, spec: "tr.TrainSpec", T: int, dtype: np.dtype, backend: str):
-        self.spec, self.layout = spec, spec.layout
+        self.spec, self.layout, self.backend = spec, spec.layout, backend
         # the C backend's gradients-only trainer, its configuration checked once
         self.gradients = None
         if backend == "c":
@@ -140,6 +140,22 @@ class _Problem:
         self.empty = np.zeros(0, dtype)
         self.empty2 = np.zeros((0, 0), dtype)
         self.empty3 = np.zeros((0, 0, 0), dtype)
+
+    def flat_gradients(self, weights: dict, names: tuple, raw: tuple, bounds: tuple,
+                       idx: np.ndarray, tgt: np.ndarray, h0=None):
+        """The numba / numpy path, whose trainers take a flat theta: the
+        indices' range checked, ``weights`` (Layout names -> arrays) copied
+        into a fresh theta (the rest stays 0), one sequence_gradients call;
+        returns its result and the gradient's views by Layout name."""
+        for arg, arr, bound in zip(names, raw, bounds):
+            _check_range(arg, arr, bound)
+        theta = np.zeros(self.layout.size, weights["weight_ih"].dtype)
+        views = self.layout.views(theta)
+        for name, value in weights.items():
+            views[name][...] = value
+        res = tr.sequence_gradients(self.spec, theta, idx[:, None], tgt[:, None], h0=h0,
+                                    backend=self.backend)
+        return res, self.layout.views(res.grad)
 
 
 _PROBLEMS: dict = {}
@@ -273,19 +289,10 @@ def min_char_rnn_loss(inputs, targets, hprev, Wxh, Whh, Why, bh, by, *,
     spec = problem.spec
     idx, tgt = np.ascontiguousarray(raw[0], np.int64), np.ascontiguousarray(raw[1], np.int64)
     if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
-        for arg, arr, bound in zip(names, raw, bounds):
-            _check_range(arg, arr, bound)
-        layout = problem.layout
-        theta = np.zeros(layout.size, dtype)
-        P = layout.views(theta)
-        P["weight_ih"][...] = Wxh
-        P["weight_hh"][...] = Whh
-        P["bias_ih"][...] = bh[:, 0]  # bias_hh stays 0
-        P["weight_hy"][...] = Why
-        P["bias_y"][...] = by[:, 0]
-        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
-                                    h0=np.ascontiguousarray(hprev.T), backend=resolved)
-        G = layout.views(res.grad)
+        res, G = problem.flat_gradients(  # bias_hh stays 0
+            dict(weight_ih=Wxh, weight_hh=Whh, bias_ih=bh[:, 0], weight_hy=Why,
+                 bias_y=by[:, 0]), names, raw, bounds, idx, tgt,
+            h0=np.ascontiguousarray(hprev.T))
         return (float(res.losses[0]),
                 G["weight_ih"].copy(), G["weight_hh"].copy(), G["weight_hy"].copy(),
                 G["bias_ih"].reshape(H, 1).copy(), G["bias_y"].reshape(O, 1).copy(),
@@ -348,17 +355,8 @@ def wildml_bptt(x, y, U, V, W, bptt_truncate, *, backend: Optional[str] = None):
     spec = problem.spec
     idx, tgt = np.ascontiguousarray(raw[0], np.int64), np.ascontiguousarray(raw[1], np.int64)
     if problem.gradients is None:  # numba / numpy: their trainers take a flat theta
-        for arg, arr, bound in zip(names, raw, bounds):
-            _check_range(arg, arr, bound)
-        layout = problem.layout
-        theta = np.zeros(layout.size, dtype)
-        P = layout.views(theta)
-        P["weight_ih"][...] = U
-        P["weight_hh"][...] = W
-        P["weight_hy"][...] = V
-        res = tr.sequence_gradients(spec, theta, idx[:, None], tgt[:, None],
-                                    backend=resolved)
-        G = layout.views(res.grad)
+        _, G = problem.flat_gradients(dict(weight_ih=U, weight_hh=W, weight_hy=V), names, raw,
+                                      bounds, idx, tgt)
         return G["weight_ih"].copy(), G["weight_hy"].copy(), G["weight_hh"].copy()
     # C: U, V, W read where they are, the gradients written into new arrays
     e = problem.empty
