@@ -73,6 +73,16 @@ def trainer(request):
     return request.param
 
 
+@pytest.fixture
+def thread_settings():
+    """Restore the thread count and the work threshold after a test that sets them."""
+    from fastrnn import threads
+    before = fastrnn.get_num_threads()
+    yield
+    fastrnn.set_num_threads(before)
+    threads._set_min_flops(-1.0)
+
+
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return np.dtype(request.param)

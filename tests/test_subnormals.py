@@ -59,14 +59,6 @@ def flush_policy():
     core.set_flush_subnormals(before)
 
 
-@pytest.fixture
-def thread_settings():
-    before = fastrnn.get_num_threads()
-    yield
-    fastrnn.set_num_threads(before)
-    threads._set_min_flops(-1.0)
-
-
 def _decaying_layer(dtype, B=3, H=8):
     """The halving ReLU layer and its x = 0 input (see the module docstring)."""
     x = np.zeros((T_DECAY, B, 2), dtype)

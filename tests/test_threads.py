@@ -31,15 +31,6 @@ pytestmark = pytest.mark.skipif("c" not in fastrnn.available_backends(),
 from fastrnn.cells import CELLS
 
 
-@pytest.fixture
-def thread_settings():
-    """Restore the thread count and the work threshold after a test."""
-    before = fastrnn.get_num_threads()
-    yield
-    fastrnn.set_num_threads(before)
-    threads._set_min_flops(-1.0)
-
-
 @pytest.fixture(params=["auto", "baseline"])
 def isa(request):
     from fastrnn.backends import c
