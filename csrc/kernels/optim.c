@@ -46,13 +46,17 @@ double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g) {
  * vectorise, and one comparison at the end instead of a branch per element.
  * -fno-trapping-math means the invalid operations raise no trap. */
 int ISA_FN(frnn_all_finite)(frnn_int n, const real *g) {
-    real lane[FRNN_LANES] = {0};
+    /* four times the lanes: with one vector of sums the loop ran at the
+     * add latency (a 6.4 MB gradient took 260 us, a quarter of the memory
+     * bandwidth) */
+    enum { SUMS = 4 * FRNN_LANES };
+    real lane[SUMS] = {0};
     frnn_int i = 0;
-    for (; i + FRNN_LANES <= n; i += FRNN_LANES)
-        for (int l = 0; l < FRNN_LANES; l++) lane[l] += g[i + l] * 0;
+    for (; i + SUMS <= n; i += SUMS)
+        for (int l = 0; l < SUMS; l++) lane[l] += g[i + l] * 0;
     real sum = 0;
     for (; i < n; i++) sum += g[i] * 0;
-    for (int l = 0; l < FRNN_LANES; l++) sum += lane[l];
+    for (int l = 0; l < SUMS; l++) sum += lane[l];
     return sum == 0;
 }
 
