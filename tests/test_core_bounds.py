@@ -785,6 +785,37 @@ def test_per_output_depth_and_many_to_one_stop_too():
     assert arrays["losses"][0] == arrays["losses"][1] == 0 and np.isnan(arrays["losses"][2])
 
 
+@pytest.mark.parametrize("windows", ["depth", "one", "many_to_one"])
+@pytest.mark.parametrize("index_input", [False, True], ids=["dense", "index"])
+@pytest.mark.parametrize("clip", ["none", "value"])
+def test_a_lone_gradient_window_that_stops_leaves_grad_zero(windows, index_input, clip):
+    """Gradients only, from a single window (per-output depth, T <= k1, or
+    many-to-one): the C core forms that window's gradient in grad itself, so
+    when the window is refused grad must still end as the sum over no
+    windows, zeros, although the head has already written into it. A
+    non-zero grad on entry is overwritten, as by a run that completes."""
+    T = 6
+    shape = dict(depth=2) if windows == "depth" else dict(k1=T, k2=T) if windows == "one" \
+        else dict(k1=2, k2=2)
+    config, arrays = core_train_args(cell="rnn_tanh", T=T, opt=None, clip=clip,
+                                     index_input=index_input, **shape)
+    B, O = arrays["h"].shape[0], config.O
+    arrays["grad"][:] = 7.0
+    finished = {k: (a.copy() if isinstance(a, np.ndarray) else a) for k, a in arrays.items()}
+    if windows == "many_to_one":
+        config.many_to_one = True
+        arrays["target"] = arrays["target"][:B * O].copy()
+        finished["target"] = arrays["target"].copy()
+        arrays["target"][1] = np.nan
+    else:
+        arrays["target"][(3 * B + 1) * O] = np.nan
+    assert core_train(config, finished) == (0, None)
+    assert np.all(finished["grad"] != 7.0) and np.all(np.isfinite(finished["grad"]))
+    new_step, stopped = core_train(config, arrays)
+    assert (new_step, stopped) == (0, 2 if windows == "many_to_one" else 0)
+    np.testing.assert_array_equal(arrays["grad"], np.zeros_like(arrays["grad"]))
+
+
 def test_finite_run_reports_no_stop_and_the_backend_returns_the_pair():
     config, arrays = core_train_args()
     assert core_train(config, arrays) == (4, None)
