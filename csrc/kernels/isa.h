@@ -63,7 +63,7 @@ void ISA_FN(frnn_gru_backward_math)(frnn_int B, frnn_int H, frnn_int j0, frnn_in
                                     real *dh, real *Gx, real *Gh);
 
 /* optim.c */
-void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
+int ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c);
 double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g);
 int ISA_FN(frnn_all_finite)(frnn_int n, const real *g);
 void ISA_FN(frnn_scale)(frnn_int n, real *g, real a);

@@ -135,7 +135,8 @@ typedef struct {
                               const real *h_prev, const real *d_out, real *dh, real *Gx,
                               real *Gh);
     /* Training step over flat vectors (optim.c, docs/TRAINING.md). */
-    void (*clip_value)(frnn_int n, real *g, real c);
+    /* g clipped to [-c, c] in place; returns all_finite of g as it was */
+    int (*clip_value)(frnn_int n, real *g, real c);
     double (*sum_squares)(frnn_int n, const real *g);
     /* 1 if every g[i] is finite, 0 if one is inf or NaN. */
     int (*all_finite)(frnn_int n, const real *g);

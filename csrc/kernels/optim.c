@@ -21,11 +21,27 @@
 #define R_SQRT sqrtf
 #endif
 
-void ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c) {
-    for (frnn_int i = 0; i < n; i++) {
+/* g clipped to [-c, c] in place; returns whether every g[i] was finite
+ * before (all_finite's test below, in the same pass: the trainer checks a
+ * window gradient and clips it at once). */
+int ISA_FN(frnn_clip_value)(frnn_int n, real *g, real c) {
+    enum { SUMS = 4 * FRNN_LANES };
+    real lane[SUMS] = {0};
+    frnn_int i = 0;
+    for (; i + SUMS <= n; i += SUMS)
+        for (int l = 0; l < SUMS; l++) {
+            const real v = g[i + l];
+            lane[l] += v * 0;
+            g[i + l] = v > c ? c : (v < -c ? -c : v);
+        }
+    real sum = 0;
+    for (; i < n; i++) {
         const real v = g[i];
+        sum += v * 0;
         g[i] = v > c ? c : (v < -c ? -c : v);
     }
+    for (int l = 0; l < SUMS; l++) sum += lane[l];
+    return sum == 0;
 }
 
 double ISA_FN(frnn_sum_squares)(frnn_int n, const real *g) {

@@ -185,21 +185,14 @@ static double FN(head_loss)(const FN(frnn_kernel_table) *k, const frnn_train_con
     return loss;
 }
 
-/* Clip a window gradient: by value parameter by parameter (elementwise, so
- * the same as over the flat vector), by norm over the flat one (g_flat:
- * never NULL with FRNN_CLIP_NORM; its sum of squares runs in theta's order). */
-static void FN(clip)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg, frnn_int P,
-                     frnn_int GH, FN(params) g, real *g_flat) {
-    if (cfg->clip == FRNN_CLIP_VALUE) {
-        real *d[N_PARAMS];
-        frnn_int n[N_PARAMS];
-        FN(parts)(cfg, GH, g, d, n);
-        for (int j = 0; j < N_PARAMS; j++)
-            if (n[j]) k->clip_value(n[j], d[j], (real)cfg->clip_value);
-    } else if (cfg->clip == FRNN_CLIP_NORM) {
-        const double norm = sqrt(k->sum_squares(P, g_flat));
-        if (norm > cfg->clip_value) k->scale(P, g_flat, (real)(cfg->clip_value / (norm + 1e-6)));
-    }
+/* Clip a window gradient by norm, over the flat vector (never NULL with
+ * FRNN_CLIP_NORM; its sum of squares runs in theta's order). Clipping by
+ * value is done by FN(check_window), in the pass that checks it. */
+static void FN(clip_norm)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg,
+                          frnn_int P, real *g_flat) {
+    if (cfg->clip != FRNN_CLIP_NORM) return;
+    const double norm = sqrt(k->sum_squares(P, g_flat));
+    if (norm > cfg->clip_value) k->scale(P, g_flat, (real)(cfg->clip_value / (norm + 1e-6)));
 }
 
 static void FN(optimizer_step)(const FN(frnn_kernel_table) *k, const frnn_train_config *cfg,
@@ -294,14 +287,19 @@ static void FN(layer_weight_grads)(const frnn_train_config *cfg, FN(window) *w, 
 }
 
 /* Whether every element of the window gradient w->g is finite (the stop
- * rule of fastrnn.h). With index input the weight_ih gradient is zero
- * except in the columns the window looked up (layer_weight_grads), so only
- * those are read: wildml's 8000-word vocabulary made the rest 3.2 MB of
- * zeros read per call. */
-static int FN(window_finite)(const frnn_train_config *cfg, const FN(window) *w, frnn_int s,
-                             frnn_int L, const int64_t *idx) {
+ * rule of fastrnn.h), and with FRNN_CLIP_VALUE the clip, in the same pass:
+ * a gradient found not finite is discarded, so that it was partly clipped
+ * first changes nothing anyone sees (elementwise, parameter by parameter:
+ * the bits of a clip over the flat vector). With index input the weight_ih
+ * gradient is zero except in the columns the window looked up
+ * (layer_weight_grads), so only those are read and clipped: wildml's
+ * 8000-word vocabulary made the rest 3.2 MB of zeros read per call. */
+static int FN(check_window)(const frnn_train_config *cfg, const FN(window) *w, frnn_int s,
+                            frnn_int L, const int64_t *idx) {
     const FN(frnn_kernel_table) *k = w->k;
     const frnn_int B = cfg->B, In = cfg->In, GH = w->cell.GH;
+    const int by_value = cfg->clip == FRNN_CLIP_VALUE;
+    const real c = (real)cfg->clip_value;
     real *d[N_PARAMS];
     frnn_int n[N_PARAMS];
     FN(parts)(cfg, GH, w->g, d, n);
@@ -309,25 +307,33 @@ static int FN(window_finite)(const frnn_train_config *cfg, const FN(window) *w, 
     if (cfg->index_input) {
         real nan_if_any = 0; /* g * 0 is NaN exactly when g is not finite (optim.c) */
         for (frnn_int r = 0; r < L * B; r++) {
-            const real *col = w->g.w_ih + idx[s * B + r];
-            for (frnn_int gi = 0; gi < GH; gi++) nan_if_any += col[gi * In] * 0;
+            real *col = w->g.w_ih + idx[s * B + r];
+            for (frnn_int gi = 0; gi < GH; gi++) {
+                const real g = col[gi * In];
+                nan_if_any += g * 0;
+                /* a column looked up twice is clipped twice: the same value */
+                if (by_value) col[gi * In] = g > c ? c : (g < -c ? -c : g);
+            }
         }
         if (nan_if_any != 0) return 0;
         first = 1;
     }
-    for (int j = first; j < N_PARAMS; j++)
-        if (n[j] && !k->all_finite(n[j], d[j])) return 0;
+    for (int j = first; j < N_PARAMS; j++) {
+        if (!n[j]) continue;
+        if (!(by_value ? k->clip_value(n[j], d[j], c) : k->all_finite(n[j], d[j]))) return 0;
+    }
     return 1;
 }
 
-/* Clip the window gradient, then step the optimizer (or accumulate; not
- * when the window gradient was formed in `grad` itself, direct). With an
+/* Clip the (checked) window gradient by norm, then step the optimizer (or
+ * accumulate; not when the window gradient was formed in `grad` itself,
+ * direct). With an
  * optimizer, the last applied window's gw is copied to `grad` once, by the
  * caller, after the last window. */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
                               int direct, real *theta, FN(params) grad, real *m, real *v,
                               int64_t *step) {
-    FN(clip)(w->k, cfg, P, w->cell.GH, w->g, w->gw);
+    FN(clip_norm)(w->k, cfg, P, w->gw);
     if (cfg->opt == FRNN_OPT_NONE) {
         if (!direct) FN(add_params)(cfg, w->cell.GH, grad, w->g);
     } else {
@@ -731,7 +737,7 @@ static int FN(train_run)(const frnn_train_config *cfg, real *theta, real *grad,
              * the run before it changes anything: theta, m, v, step and
              * grad stay as the previous window left them, h and c as passed
              * in (docs/TRAINING.md). */
-            if (!isfinite(loss) || !FN(window_finite)(cfg, &w, s, L, idx)) {
+            if (!isfinite(loss) || !FN(check_window)(cfg, &w, s, L, idx)) {
                 /* direct: grad is the sum over no applied window */
                 if (direct) FN(zero_params)(cfg, GH, grads);
                 losses[n] = loss;
