@@ -1,14 +1,14 @@
 """The C kernels' paths for products with few rows, against the NumPy backend.
 
-gemm.c reads full panels of a row-major B in place when a product has at
-most 32 rows (a drop-in's window: d_out = dz W_hy, and a short layer's
-dx = G W_ih), and packs transposed views (W_hh^T, W_ih^T, W_hy^T) through
+gemm.c runs products of few rows (a drop-in's window: d_out = dz W_hy, a
+short layer's dx = G W_ih) through its unblocked path, one packed panel at
+a time, and packs transposed views (W_hh^T, W_ih^T, W_hy^T) through
 in-register transposes with element-wise tails. The vector files are too
-small to reach either path (inputs of at most 5 features), so these cases
+small to reach full panels (inputs of at most 5 features), so these cases
 are sized for them: rows on both sides of 32 and of the tile heights,
 widths with full panels and a ragged edge on every ISA's panel width, and a
-head wider than one k-block (KC = 256) so that the in-place product
-accumulates over k-blocks. The reference is the NumPy backend in float64,
+head wider than one k-block (KC = 256) so that a product accumulates over
+k-blocks. The reference is the NumPy backend in float64,
 which shares no code with the C kernels.
 """
 import numpy as np

@@ -232,16 +232,15 @@ static void ISA_FN(pack_a)(frnn_int mc, frnn_int kc, const real *A, frnn_int rs,
 }
 
 /* C[mr, cols] (+)= sum_k A[r*rs + k*cs] panel[k, :], cols <= nv * VL, the
- * panel nv vectors wide with rows ps apart (nv * VL when packed; B's own
- * row stride when a row-major B is read in place). With mr, nv and ps
- * compile-time constants after inlining, acc lives in registers. */
+ * panel nv vectors wide. With mr and nv compile-time constants after
+ * inlining, acc lives in registers. */
 static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
                                        const real *restrict A,
                                        frnn_int rs, frnn_int cs, const real *restrict panel,
-                                       frnn_int ps, int accumulate, real *restrict C,
-                                       frnn_int ldc, frnn_int cols, const int prefetching,
+                                       int accumulate, real *restrict C, frnn_int ldc,
+                                       frnn_int cols, const int prefetching,
                                        const real *next) {
-    const frnn_int pw = nv * VL; /* the panel's width (and a packed panel's row stride) */
+    const frnn_int pw = nv * VL; /* the panel's row stride */
     /* this tile's C, first and last column, written (and read) once k is
      * done: C may be several MB and the large products make K / KC trips
      * over it */
@@ -264,7 +263,7 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
             for (int u = 0; u < 4; u++) {
                 const real a = A[(k + u) * cs];
                 for (int v = 0; v < nv; v++)
-                    part[u][v] += a * ISA_FN(vload)(panel + (k + u) * ps + v * VL);
+                    part[u][v] += a * ISA_FN(vload)(panel + (k + u) * pw + v * VL);
             }
         for (int v = 0; v < nv; v++)
             acc[0][v] = (part[0][v] + part[1][v]) + (part[2][v] + part[3][v]);
@@ -274,7 +273,7 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
         if (prefetching) /* row k of the next panel, into L2 (one line per 64 bytes) */
             for (frnn_int byte = 0; byte < pw * (frnn_int)sizeof(real); byte += 64)
                 FRNN_PREFETCH_L2((const char *)(next + k * pw) + byte);
-        for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(panel + k * ps + v * VL);
+        for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(panel + k * pw + v * VL);
         for (int r = 0; r < mr; r++) {
             const real a = A[r * rs + k * cs];
             for (int v = 0; v < nv; v++) acc[r][v] += a * b[v];
@@ -304,22 +303,21 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
 static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int K,
                                              const real *A, frnn_int rs, frnn_int cs,
                                              frnn_int tile_step, const real *panel,
-                                             frnn_int ps, int accumulate, real *C,
-                                             frnn_int ldc, frnn_int cols, const real *next) {
+                                             int accumulate, real *C, frnn_int ldc,
+                                             frnn_int cols, const real *next) {
     frnn_int i = 0;
     const real *a = A;
     if (next != NULL && M >= MR) {
-        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, ps, accumulate, C, ldc, cols, 1, next);
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C, ldc, cols, 1, next);
         i += MR, a += tile_step;
     }
     for (; i + MR <= M; i += MR, a += tile_step)
-        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, ps, accumulate, C + i * ldc, ldc, cols, 0,
-                     NULL);
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C + i * ldc, ldc, cols, 0, NULL);
     /* The bottom edge: a constant row count per case, so each edge tile is
      * specialised and keeps its accumulators in registers. */
 #define EDGE(rows)                                                                     \
     case rows:                                                                         \
-        ISA_FN(tile)(rows < MR ? rows : 1, nv, K, a, rs, cs, panel, ps, accumulate,    \
+        ISA_FN(tile)(rows < MR ? rows : 1, nv, K, a, rs, cs, panel, accumulate,        \
                      C + i * ldc, ldc, cols, 0, NULL);                                 \
         break;
     switch (M - i) {
@@ -331,26 +329,14 @@ static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int 
 
 /* The same for a panel of PANEL_WIDTH(cols): full panels and one-vector edges
  * each get their own specialised copy. */
-static ALWAYS_INLINE void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A,
-                                                frnn_int rs, frnn_int cs, const real *panel,
-                                                int accumulate, real *C, frnn_int ldc,
-                                                frnn_int cols, const real *next) {
+static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
+                                  frnn_int cs, const real *panel, int accumulate, real *C,
+                                  frnn_int ldc, frnn_int cols, const real *next) {
     if (PANEL_WIDTH(cols) == NR)
-        ISA_FN(panel_rows)(NV, M, K, A, rs, cs, MR * rs, panel, NR, accumulate, C, ldc, cols,
+        ISA_FN(panel_rows)(NV, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols,
                            next);
     else
-        ISA_FN(panel_rows)(1, M, K, A, rs, cs, MR * rs, panel, VL, accumulate, C, ldc, cols,
-                           NULL);
-}
-
-/* A full panel's product read from a row-major B in place (rows ldb apart)
- * instead of packed: the same arithmetic as panel_product, operation for
- * operation, so the same bits. For products with few rows, where a packed
- * copy of B would be read only a few times (see gemm_strided_unblocked). */
-static void ISA_FN(inplace_panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
-                                          frnn_int cs, const real *B, frnn_int ldb,
-                                          int accumulate, real *C, frnn_int ldc) {
-    ISA_FN(panel_rows)(NV, M, K, A, rs, cs, MR * rs, B, ldb, accumulate, C, ldc, NR, NULL);
+        ISA_FN(panel_rows)(1, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols, NULL);
 }
 
 /* The same with A packed by pack_a: the strides are constants, so a tile
@@ -361,11 +347,9 @@ static void ISA_FN(packed_panel_product)(frnn_int M, frnn_int K, const real *Ap,
                                          const real *panel, int accumulate, real *C,
                                          frnn_int ldc, frnn_int cols) {
     if (PANEL_WIDTH(cols) == NR)
-        ISA_FN(panel_rows)(NV, M, K, Ap, 1, MR, MR * K, panel, NR, accumulate, C, ldc, cols,
-                           NULL);
+        ISA_FN(panel_rows)(NV, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
     else
-        ISA_FN(panel_rows)(1, M, K, Ap, 1, MR, MR * K, panel, VL, accumulate, C, ldc, cols,
-                           NULL);
+        ISA_FN(panel_rows)(1, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
 }
 
 
@@ -397,27 +381,16 @@ void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real 
 }
 
 /* C[M,N] (+)= op(A)[M,K] B[K,N], op(A)[i, k] = A[i*rs + k*cs], one KC x NR
- * panel of B packed on the stack at a time and run over every row of A;
- * with at most INPLACE_MAX_ROWS rows, full panels are read from B in place
- * (a copy read by so few row tiles cost as much as the multiply-adds: 10%
- * of wildml's bptt, d_out = dz V with 20 rows). */
-#define INPLACE_MAX_ROWS 32
-static ALWAYS_INLINE void ISA_FN(gemm_strided_unblocked)(frnn_int M, frnn_int N, frnn_int K,
-                                                         const real *A, frnn_int rs,
-                                                         frnn_int cs, const real *B,
-                                                         frnn_int ldb, int accumulate,
-                                                         real *C, frnn_int ldc) {
+ * panel of B packed on the stack at a time and run over every row of A. */
+static void ISA_FN(gemm_strided_unblocked)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+                                           frnn_int rs, frnn_int cs, const real *B,
+                                           frnn_int ldb, int accumulate, real *C,
+                                           frnn_int ldc) {
     real panel[KC * NR];
-    const int in_place = M <= INPLACE_MAX_ROWS;
     for (frnn_int k0 = 0; k0 < K; k0 += KC) {
         const frnn_int kc = K - k0 < KC ? K - k0 : KC;
         for (frnn_int j0 = 0; j0 < N; j0 += NR) {
             const frnn_int cols = N - j0 < NR ? N - j0 : NR;
-            if (in_place && cols == NR) {
-                ISA_FN(inplace_panel_product)(M, kc, A + k0 * cs, rs, cs, B + k0 * ldb + j0,
-                                              ldb, accumulate || k0 > 0, C + j0, ldc);
-                continue;
-            }
             ISA_FN(pack_b)(kc, cols, B + k0 * ldb + j0, ldb, 1, panel);
             ISA_FN(panel_product)(M, kc, A + k0 * cs, rs, cs, panel, accumulate || k0 > 0,
                                   C + j0, ldc, cols, NULL);
@@ -436,10 +409,9 @@ static ALWAYS_INLINE void ISA_FN(gemm_strided_unblocked)(frnn_int M, frnn_int N,
  * faster packed, a 512 x 64 x 2048 one 1.4x slower) or a buffer cannot be
  * had. */
 #define PACK_MIN_COLS 128
-static ALWAYS_INLINE void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K,
-                                               const real *A, frnn_int rs, frnn_int cs,
-                                               const real *B, frnn_int ldb, int accumulate,
-                                               real *C, frnn_int ldc) {
+static void ISA_FN(gemm_strided)(frnn_int M, frnn_int N, frnn_int K, const real *A,
+                                 frnn_int rs, frnn_int cs, const real *B, frnn_int ldb,
+                                 int accumulate, real *C, frnn_int ldc) {
     if (K == 0) {
         ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
         return;
