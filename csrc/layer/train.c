@@ -325,11 +325,10 @@ static int FN(check_window)(const frnn_train_config *cfg, const FN(window) *w, f
     return 1;
 }
 
-/* Clip the (checked) window gradient by norm, then step the optimizer (or
- * accumulate; not when the window gradient was formed in `grad` itself,
- * direct). With an
- * optimizer, the last applied window's gw is copied to `grad` once, by the
- * caller, after the last window. */
+/* Clip the (checked) window gradient by norm, then step the optimizer, or
+ * accumulate (not when the window gradient was formed in `grad` itself:
+ * direct). With an optimizer, the last applied window's gw is copied to
+ * `grad` once, by the caller, after the last window. */
 static void FN(finish_window)(const frnn_train_config *cfg, FN(window) *w, frnn_int P,
                               int direct, real *theta, FN(params) grad, real *m, real *v,
                               int64_t *step) {
