@@ -5,6 +5,8 @@ What is checked (fastrnn/subnormals.py, csrc/runtime/fpenv.c):
   caller's again after every kind of call: forward, backward, a stream step,
   the trainer (also when it stops at a non-finite window) and an optimizer
   step, whatever the caller had set (flush bits on or off, status flags);
+* the drop-ins' gradients-only trainer flushes too (a decaying state is 0
+  with the flush and its exact subnormal value without);
 * a state that decays into the subnormal range is 0 from the first step
   whose exact value is below the smallest normal number, on every ISA path
   and with two threads forced (the pool's workers take the caller's mode:
@@ -147,6 +149,29 @@ def test_threads_stay_bitwise_with_the_flush(isa, dtype, flush_policy, thread_se
     assert np.any(ieee[1] != runs[0][1])
     for one, two in zip(*runs):
         assert one.tobytes() == two.tobytes()
+
+
+@needs_flush
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("flush", [True, False], ids=["flush", "keep"])
+def test_the_drop_ins_follow_the_policy(dtype, flush, flush_policy):
+    """The drop-ins' gradients-only trainer (_core.TrainGradients) is a
+    compute call like the others. min-char-rnn's model with W_xh = 0,
+    W_hh = I / 2 and no biases halves a tiny state each step, and tanh(x)
+    rounds to x there (x^3 / 3 is far below half an ulp of x), so
+    h_T = h_0 / 2^T exactly: a subnormal without the flush, 0 with it."""
+    from fastrnn import dropin
+    H, V, T = 8, 5, 25
+    h0 = np.full((H, 1), np.ldexp(1.0, START_EXPONENT[dtype]), dtype)
+    zeros = np.zeros
+    core.set_flush_subnormals(flush)
+    h_last = dropin.min_char_rnn_loss([0] * T, [1] * T, h0, zeros((H, V), dtype),
+                                      (0.5 * np.eye(H)).astype(dtype), zeros((V, H), dtype),
+                                      zeros((H, 1), dtype), zeros((V, 1), dtype),
+                                      backend="c")[-1]
+    exact = np.ldexp(1.0, START_EXPONENT[dtype] - T)
+    assert 0 < exact < np.finfo(dtype).tiny  # the problem does reach the subnormals
+    np.testing.assert_array_equal(h_last, np.full((H, 1), 0.0 if flush else exact, dtype))
 
 
 def _calls(dtype):

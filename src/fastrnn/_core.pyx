@@ -1207,7 +1207,9 @@ cdef object _train_grads(TrainGradients g, const real[:, ::1] w_ih, const real[:
     cdef const frnn_train_config *cfgp = &g._cfg
     cdef int64_t stopped = -1
     cdef int rc
+    cdef uint64_t fp_saved
     with nogil:
+        fp_saved = frnn_fpenv_enter()  # flush subnormals (runtime/fpenv.c)
         if real is float:
             rc = frnn_train_grads_f32(cfgp, &w_ih[0, 0], &w_hh[0, 0], bihp, bhhp,
                                       &w_hy[0, 0], byp, &g_w_ih[0, 0], &g_w_hh[0, 0], gbihp,
@@ -1218,6 +1220,7 @@ cdef object _train_grads(TrainGradients g, const real[:, ::1] w_ih, const real[:
                                       &w_hy[0, 0], byp, &g_w_ih[0, 0], &g_w_hh[0, 0], gbihp,
                                       gbhhp, &g_w_hy[0, 0], gbyp, xp, ip, tip, tvp, rp,
                                       &h[0, 0], cp, &losses[0], &stopped)
+        frnn_fpenv_leave(fp_saved)
     if rc != FRNN_OK and rc != FRNN_ERR_NONFINITE:
         _raise(rc, f, f"T={T}, B={B}, In={In}, H={H}, O={O}")
     return stopped if rc == FRNN_ERR_NONFINITE else None
