@@ -53,6 +53,7 @@ import numpy as np
 from .. import dropin
 from .. import training as tr
 from ..backends import BACKENDS
+from .minchar import check_trainer_backends
 
 
 # ------------------------------------------------- the tutorials, as written
@@ -280,12 +281,7 @@ def main(argv=None, prog: Optional[str] = None) -> List[dict]:
     args = ap.parse_args(argv)
     if args.repeat < 1 or args.calls < 1:
         ap.error("--repeat and --calls must be >= 1")
-    if args.backends is not None:
-        have = tr.available_trainers()
-        missing = [b for b in args.backends if b not in have]
-        if missing:
-            ap.error(f"no sequence trainer for backend(s) {', '.join(missing)} "
-                     f"(have: {', '.join(have) or 'none'})")
+    check_trainer_backends(ap, args.backends)
     _print_header()
     return run(dtypes=args.dtype, backends=args.backends, repeat=args.repeat, calls=args.calls,
                workloads=args.workloads, verbose=True)

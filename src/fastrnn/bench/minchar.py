@@ -252,6 +252,18 @@ def run_comparison(chars: int = 50_000, hidden: int = 100, seq_length: int = 25,
     return {"config": config, "rows": rows}
 
 
+def check_trainer_backends(ap: argparse.ArgumentParser, backends: Optional[Sequence[str]]) -> None:
+    """``ap.error`` unless every backend in ``backends`` (None: the default,
+    every one) has a sequence trainer here (also fastrnn.bench.dropin's)."""
+    if backends is None:
+        return
+    have = tr.available_trainers()
+    missing = [b for b in backends if b not in have]
+    if missing:
+        ap.error(f"no sequence trainer for backend(s) {', '.join(missing)} "
+                 f"(have: {', '.join(have) or 'none'})")
+
+
 def _print_header(config: dict) -> None:
     print(f"min-char-rnn workload: V={config['vocab_size']} H={config['hidden']} "
           f"seq_length={config['seq_length']} lr={config['learning_rate']}, "
@@ -283,11 +295,7 @@ def main(argv=None, prog: Optional[str] = None) -> dict:
     if args.chars < 1 or args.hidden < 1 or args.seq_length < 1 or args.repeat < 1:
         ap.error("--chars, --hidden, --seq-length and --repeat must be >= 1")
     backends = args.backends
-    if backends is not None:
-        have = tr.available_trainers()
-        missing = [b for b in backends if b not in have]
-        if missing:
-            ap.error(f"no sequence trainer for backend(s) {', '.join(missing)} (have: {', '.join(have) or 'none'})")
+    check_trainer_backends(ap, backends)
     n_windows = max(1, args.chars // args.seq_length)
     _print_header(dict(vocab_size=len(ALPHABET), hidden=args.hidden, seq_length=args.seq_length,
                        learning_rate=args.lr, chars=n_windows * args.seq_length,
