@@ -21,7 +21,7 @@
 #include "kernels/isa.h"
 #include "kernels/tile.h"
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(FRNN_EMULATE_AVX512)
 #define PEAK_CHAINS 24
 #else
 #define PEAK_CHAINS 12

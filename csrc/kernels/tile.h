@@ -17,7 +17,9 @@
 #include "runtime/real.h"
 
 #if defined(__GNUC__)
-#if defined(__AVX512F__)
+/* FRNN_EMULATE_AVX512 (a test build, CMakeLists.txt): the avx512 table's
+ * shapes on AVX2 instructions, each 64-byte vector done in two halves. */
+#if defined(__AVX512F__) || defined(FRNN_EMULATE_AVX512)
 #define VBYTES 64
 #define MR 8
 #elif defined(__AVX2__)
