@@ -573,7 +573,7 @@ def test_core_train_checks_that_the_optimizer_state_it_uses_is_given():
     ("m", lambda a: np.zeros(0, a.dtype), r"m must have P \(optimizer 'adam'\)"),
     ("v", lambda a: a[:3].copy(), r"v must have P"),
     ("x", lambda a: a[:, :1].copy(), r"x must have shape \(T, B, In\)"),
-    ("target", lambda a: a[:-1], r"target must have \(T\*B\*O,\)"),
+    ("target", lambda a: a[:-1], r"target must have shape \(T\*B\*O,\)"),
     ("target_idx", lambda a: np.zeros(3, np.int64), r"target_idx must be empty"),
     ("h", lambda a: a[:1].copy(), r"h must have shape \(B, H\)"),
     ("c", lambda a: np.zeros((2, 4), a.dtype), r"c must be empty for cell 'gru'"),

@@ -249,6 +249,33 @@ def test_train_gradients_refuses_what_it_cannot_run():
         _core.TrainGradients(config, np.float64)
 
 
+@pytest.mark.parametrize("name,bad,match", [
+    ("x", lambda a: a[:, :, :2].copy(), r"x must have shape \(T, B, In\) = \(4, 1, 3\)"),
+    ("idx", lambda a: np.zeros((4, 1), np.int64), r"idx must be empty for dense input"),
+    ("target", lambda a: a[:-1], r"target must have shape \(T\*B\*O,\) = \(8,\)"),
+    ("target_idx", lambda a: np.zeros(3, np.int64), r"target_idx must be empty for head 'mse'"),
+    ("h", lambda a: np.zeros((2, 4)), r"h must have shape \(B, H\) = \(1, 4\)"),
+    ("c", lambda a: np.zeros((1, 4)), r"c must be empty for cell 'rnn_tanh'"),
+    ("resets", lambda a: np.zeros((1, 4), np.uint8), r"resets must have shape \(T, B\)"),
+])
+def test_train_gradients_checks_the_data_as_train_does(name, bad, match):
+    """The sequence data goes through the same check as _core.train's
+    (_sequence_arrays), with the same messages under TrainGradients' name."""
+    rng = np.random.default_rng(1)
+    lay = tr.Layout("rnn_tanh", 3, 4, 2)
+    g = _core.TrainGradients(tr.TrainSpec(lay, head="mse", k1=2).trainer_config(4, 1),
+                             np.float64)
+    P = lay.views(lay.init(np.float64, seed=0))
+    weights = tuple(np.ascontiguousarray(P[n]) for n in NAMES)
+    a = dict(x=rng.standard_normal((4, 1, 3)), idx=np.zeros((0, 0), np.int64),
+             target_idx=np.zeros(0, np.int64), target=rng.standard_normal(8),
+             h=np.zeros((1, 4)), c=np.zeros((0, 0)), resets=np.zeros((4, 1), np.uint8))
+    a[name] = bad(a[name])
+    with pytest.raises(ValueError, match="fastrnn._core.TrainGradients: " + match):
+        g(weights, tuple(np.zeros_like(w) for w in weights), a["x"], a["idx"],
+          a["target_idx"], a["target"], a["h"], a["c"], np.zeros(2), a["resets"])
+
+
 def test_train_gradients_checks_every_array():
     rng = np.random.default_rng(0)
     lay = tr.Layout("rnn_tanh", 3, 4, 2)

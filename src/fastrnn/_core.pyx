@@ -819,10 +819,46 @@ cdef int _length(str name, Py_ssize_t got, object want, str meaning) except -1:
     return 0
 
 
-cdef int _unused(str name, Py_ssize_t size, str why) except -1:
+cdef int _unused(str func, str name, Py_ssize_t size, str why) except -1:
     if size != 0:
-        raise ValueError(f"fastrnn._core.train: {name} must be empty {why}, got {size} "
+        raise ValueError(f"fastrnn._core.{func}: {name} must be empty {why}, got {size} "
                          f"elements")
+    return 0
+
+
+cdef int _sequence_arrays(str func, const frnn_train_config *cfg, object cell, object head,
+                          Py_ssize_t windows, const Py_ssize_t *x, const Py_ssize_t *idx,
+                          Py_ssize_t target_idx, Py_ssize_t target, const Py_ssize_t *h,
+                          const Py_ssize_t *c, Py_ssize_t losses,
+                          const Py_ssize_t *resets) except -1:
+    """The shapes of a sequence trainer's data (x or idx, the targets, h, c,
+    losses, resets: NULL when not given) against its configuration: one check,
+    one set of messages, for train and TrainGradients alike. The arrays a
+    configuration does not use must be empty."""
+    T, B, In, H, O = cfg.T, cfg.B, cfg.In, cfg.H, cfg.O
+    if cfg.index_input:
+        _shape2(func, "idx", idx[0], idx[1], T, B, "(T, B)")
+        _unused(func, "x", x[0] * x[1] * x[2], "for index input")
+    else:
+        _shape3(func, "x", x[0], x[1], x[2], T, B, In, "(T, B, In)")
+        _unused(func, "idx", idx[0] * idx[1], "for dense input")
+    rows = B if cfg.many_to_one else T * B
+    if cfg.head == FRNN_HEAD_SOFTMAX_CE:
+        _shape1(func, "target_idx", target_idx, rows, "(B,)" if cfg.many_to_one else "(T*B,)")
+        _unused(func, "target", target, "for head 'softmax_ce'")
+    else:
+        _shape1(func, "target", target, rows * O, "(B*O,)" if cfg.many_to_one else "(T*B*O,)")
+        _unused(func, "target_idx", target_idx, f"for head {head!r}")
+    _shape2(func, "h", h[0], h[1], B, H, "(B, H)")
+    if cell.has_cell_state:
+        _shape2(func, "c", c[0], c[1], B, H, "(B, H)")
+    else:
+        _unused(func, "c", c[0] * c[1], f"for cell {cell.name!r}")
+    if resets != NULL:
+        _shape2(func, "resets", resets[0], resets[1], T, B, "(T, B)")
+    if losses < windows:
+        raise ValueError(f"fastrnn._core.{func}: losses must have room for every window: "
+                         f"{windows} elements, got {losses}")
     return 0
 
 
@@ -938,26 +974,11 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
         _length("m", m.shape[0], P, f"P (optimizer {opt!r})")
     if uses_v or v.shape[0]:
         _length("v", v.shape[0], P, f"P (optimizer {opt!r})")
-    if cfg.index_input:
-        _shape2("train", "idx", idx.shape[0], idx.shape[1], T, B, "(T, B)")
-        _unused("x", x.shape[0] * x.shape[1] * x.shape[2], "for index input")
-    else:
-        _shape3("train", "x", x.shape[0], x.shape[1], x.shape[2], T, B, In, "(T, B, In)")
-        _unused("idx", idx.shape[0] * idx.shape[1], "for dense input")
+    cdef const Py_ssize_t *resets_shape = resets.shape if resets is not None else NULL
+    _sequence_arrays("train", &cfg, cell, head, windows, x.shape, idx.shape,
+                     target_idx.shape[0], target.shape[0], h.shape, c.shape, losses.shape[0],
+                     resets_shape)
     rows = B if cfg.many_to_one else T * B
-    if is_softmax:
-        _length("target_idx", target_idx.shape[0], rows, "(B,)" if cfg.many_to_one else "(T*B,)")
-        _unused("target", target.shape[0], "for head 'softmax_ce'")
-    else:
-        _length("target", target.shape[0], rows * O, "(B*O,)" if cfg.many_to_one else "(T*B*O,)")
-        _unused("target_idx", target_idx.shape[0], f"for head {head!r}")
-    _shape2("train", "h", h.shape[0], h.shape[1], B, H, "(B, H)")
-    if cell.has_cell_state:
-        _shape2("train", "c", c.shape[0], c.shape[1], B, H, "(B, H)")
-    else:
-        _unused("c", c.shape[0] * c.shape[1], f"for cell {cell.name!r}")
-    if resets is not None:
-        _shape2("train", "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
     _check_windows(config, windows, T, k1, depth)
     step = _checked_int(step, "step", 0)
     if cfg.opt != FRNN_OPT_NONE and step > _INT64_MAX - windows:
@@ -965,9 +986,6 @@ def train(object config, real[::1] theta not None, real[::1] grad not None,
                          f"{_INT64_MAX - windows} so that each of the {windows} windows can "
                          f"count its update, got {step}")
     cdef int64_t step_count = step
-    if losses.shape[0] < windows:
-        raise ValueError(f"fastrnn._core.train: losses must have room for every window: "
-                         f"{windows} elements, got {losses.shape[0]}")
 
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(7)
@@ -1048,8 +1066,8 @@ cdef class TrainGradients:
     """
 
     cdef frnn_train_config _cfg
-    cdef bint _f64, _has_c, _softmax
-    cdef object _GH, _T, _B, _In, _H, _O, _rows, _windows
+    cdef bint _f64, _softmax
+    cdef object _cell, _GH, _T, _B, _In, _H, _O, _windows
     cdef object _n_b_ih, _n_b_hh, _n_b_y
     cdef readonly object config
     """The TrainerConfig it was built from."""
@@ -1068,11 +1086,10 @@ cdef class TrainGradients:
             raise TypeError(f"fastrnn._core.TrainGradients: dtype must be float32 or float64, "
                             f"got {dt}")
         self.config, self.dtype, self._f64 = config, dt, dt == np.float64
-        self._has_c = cell.has_cell_state
+        self._cell = cell
         self._softmax = self._cfg.head == FRNN_HEAD_SOFTMAX_CE
         GH = cell.gates * H
         self._GH, self._T, self._B, self._In, self._H, self._O = GH, T, B, In, H, O
-        self._rows = B if self._cfg.many_to_one else T * B
         self._windows = windows
         self._n_b_ih = GH if self._cfg.has_bias else 0
         self._n_b_hh = GH if self._cfg.has_bias and not self._cfg.no_bias_hh else 0
@@ -1136,29 +1153,10 @@ cdef object _train_grads(TrainGradients g, const real[:, ::1] w_ih, const real[:
     _shape1(f, "grad bias_hh", g_b_hh.shape[0], g._n_b_hh, "(G*H,) or, without it, (0,)")
     _shape2(f, "grad weight_hy", g_w_hy.shape[0], g_w_hy.shape[1], O, H, "(O, H)")
     _shape1(f, "grad bias_y", g_b_y.shape[0], g._n_b_y, "(O,) or, without it, (0,)")
-    if g._cfg.index_input:
-        _shape2(f, "idx", idx.shape[0], idx.shape[1], T, B, "(T, B)")
-        _shape3(f, "x", x.shape[0], x.shape[1], x.shape[2], 0, 0, 0, "empty for index input")
-    else:
-        _shape3(f, "x", x.shape[0], x.shape[1], x.shape[2], T, B, In, "(T, B, In)")
-        _shape2(f, "idx", idx.shape[0], idx.shape[1], 0, 0, "empty for dense input")
-    rows = g._rows
-    if g._softmax:
-        _shape1(f, "target_idx", target_idx.shape[0], rows, "(rows,)")
-        _shape1(f, "target", target.shape[0], 0, "empty for head 'softmax_ce'")
-    else:
-        _shape1(f, "target", target.shape[0], rows * O, "(rows * O,)")
-        _shape1(f, "target_idx", target_idx.shape[0], 0, "empty for this head")
-    _shape2(f, "h", h.shape[0], h.shape[1], B, H, "(B, H)")
-    if g._has_c:
-        _shape2(f, "c", c.shape[0], c.shape[1], B, H, "(B, H)")
-    else:
-        _shape2(f, "c", c.shape[0], c.shape[1], 0, 0, "empty for a cell without cell state")
-    if resets is not None:
-        _shape2(f, "resets", resets.shape[0], resets.shape[1], T, B, "(T, B)")
-    if losses.shape[0] < g._windows:
-        raise ValueError(f"fastrnn._core.TrainGradients: losses must have room for every "
-                         f"window: {g._windows} elements, got {losses.shape[0]}")
+    cdef const Py_ssize_t *resets_shape = resets.shape if resets is not None else NULL
+    _sequence_arrays(f, &g._cfg, g._cell, g.config.head, g._windows, x.shape, idx.shape,
+                     target_idx.shape[0], target.shape[0], h.shape, c.shape, losses.shape[0],
+                     resets_shape)
 
     cdef Py_ssize_t r = sizeof(real)
     cdef _Spans s = _spans(9)
