@@ -63,6 +63,16 @@
 #define KC 256
 #define MC 120
 #define NC 1024
+/* SPREAD_PREFETCH_BYTES: above this size of packed B, frnn_gemm_nn_packed
+ * has all full row tiles of a panel share the prefetch of the next panel
+ * (each every tiles-th row) instead of the first tile alone. Such weights
+ * (the large LSTM's and GRU's W_hh^T, 16 and 12 MB in float32, streamed
+ * once a step beside W_ih^T) come from memory, and one tile asking for a
+ * line every k outruns the misses a core keeps in flight. Measured (avx2,
+ * interleaved runs of the product alone, 64 x 4096 x 1024 and 64 x 3072 x
+ * 1024): 5-11% faster; at 4 MB (the medium LSTM's, the large Elman's),
+ * which stays in L3, no better and up to 10% slower, hence the bound. */
+#define SPREAD_PREFETCH_BYTES ((size_t)8 << 20)
 
 /* The width of the panel holding `cols` <= NR columns: NR, except that an
  * edge of at most one vector gets a one-vector panel, so that N = 100 costs
@@ -239,7 +249,8 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
                                        frnn_int rs, frnn_int cs, const real *restrict panel,
                                        int accumulate, real *restrict C, frnn_int ldc,
                                        frnn_int cols, const int prefetching,
-                                       const real *next) {
+                                       const real *next, frnn_int pf_phase,
+                                       frnn_int pf_stride) {
     const frnn_int pw = nv * VL; /* the panel's row stride */
     /* this tile's C, first and last column, written (and read) once k is
      * done: C may be several MB and the large products make K / KC trips
@@ -268,11 +279,21 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
         for (int v = 0; v < nv; v++)
             acc[0][v] = (part[0][v] + part[1][v]) + (part[2][v] + part[3][v]);
     }
+    frnn_int countdown = 1;
     for (; k < K; k++) {
         vreal b[NV];
-        if (prefetching) /* row k of the next panel, into L2 (one line per 64 bytes) */
+        /* rows of the next panel into L2, one line per 64 bytes: row k
+         * (prefetching 1), or row k + pf_phase at every pf_stride-th k
+         * (prefetching 2: the panel's tiles share the rows) */
+        if (prefetching == 1)
             for (frnn_int byte = 0; byte < pw * (frnn_int)sizeof(real); byte += 64)
                 FRNN_PREFETCH_L2((const char *)(next + k * pw) + byte);
+        if (prefetching == 2 && --countdown == 0) {
+            countdown = pf_stride;
+            if (k + pf_phase < K)
+                for (frnn_int byte = 0; byte < pw * (frnn_int)sizeof(real); byte += 64)
+                    FRNN_PREFETCH_L2((const char *)(next + (k + pf_phase) * pw) + byte);
+        }
         for (int v = 0; v < nv; v++) b[v] = ISA_FN(vload)(panel + k * pw + v * VL);
         for (int r = 0; r < mr; r++) {
             const real a = A[r * rs + k * cs];
@@ -298,27 +319,36 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
 /* C[M, cols] (+)= op(A)[M, K] panel[K, nv * VL]: all row tiles of one panel;
  * tile_step: how far A's next row tile starts (MR * rs, or MR * K for A
  * packed by pack_a, with rs = 1 and cs = MR). next: the panel the caller
- * multiplies after this one (K x the same width), or NULL: the first row
- * tile prefetches it while the others run from cache. */
+ * multiplies after this one (K x the same width), or NULL. It is
+ * prefetched by the first row tile while the others run from cache, or,
+ * with spread, by all full row tiles, each taking every tiles-th row, so
+ * that misses to memory come at a rate the core can keep in flight (see
+ * SPREAD_PREFETCH_BYTES). */
 static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int K,
                                              const real *A, frnn_int rs, frnn_int cs,
                                              frnn_int tile_step, const real *panel,
                                              int accumulate, real *C, frnn_int ldc,
-                                             frnn_int cols, const real *next) {
+                                             frnn_int cols, const real *next, int spread) {
     frnn_int i = 0;
     const real *a = A;
-    if (next != NULL && M >= MR) {
-        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C, ldc, cols, 1, next);
+    if (next != NULL && spread) {
+        const frnn_int tiles = M / MR;
+        for (frnn_int t = 0; t < tiles; t++, i += MR, a += tile_step)
+            ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C + i * ldc, ldc, cols, 2,
+                         next, t, tiles);
+    } else if (next != NULL && M >= MR) {
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C, ldc, cols, 1, next, 0, 1);
         i += MR, a += tile_step;
     }
     for (; i + MR <= M; i += MR, a += tile_step)
-        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C + i * ldc, ldc, cols, 0, NULL);
+        ISA_FN(tile)(MR, nv, K, a, rs, cs, panel, accumulate, C + i * ldc, ldc, cols, 0, NULL,
+                     0, 1);
     /* The bottom edge: a constant row count per case, so each edge tile is
      * specialised and keeps its accumulators in registers. */
 #define EDGE(rows)                                                                     \
     case rows:                                                                         \
         ISA_FN(tile)(rows < MR ? rows : 1, nv, K, a, rs, cs, panel, accumulate,        \
-                     C + i * ldc, ldc, cols, 0, NULL);                                 \
+                     C + i * ldc, ldc, cols, 0, NULL, 0, 1);                           \
         break;
     switch (M - i) {
         EDGE(7) EDGE(6) EDGE(5) EDGE(4) EDGE(3) EDGE(2) EDGE(1)
@@ -331,12 +361,13 @@ static ALWAYS_INLINE void ISA_FN(panel_rows)(const int nv, frnn_int M, frnn_int 
  * each get their own specialised copy. */
 static void ISA_FN(panel_product)(frnn_int M, frnn_int K, const real *A, frnn_int rs,
                                   frnn_int cs, const real *panel, int accumulate, real *C,
-                                  frnn_int ldc, frnn_int cols, const real *next) {
+                                  frnn_int ldc, frnn_int cols, const real *next, int spread) {
     if (PANEL_WIDTH(cols) == NR)
         ISA_FN(panel_rows)(NV, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols,
-                           next);
+                           next, spread);
     else
-        ISA_FN(panel_rows)(1, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols, NULL);
+        ISA_FN(panel_rows)(1, M, K, A, rs, cs, MR * rs, panel, accumulate, C, ldc, cols, NULL,
+                           0);
 }
 
 /* The same with A packed by pack_a: the strides are constants, so a tile
@@ -347,9 +378,11 @@ static void ISA_FN(packed_panel_product)(frnn_int M, frnn_int K, const real *Ap,
                                          const real *panel, int accumulate, real *C,
                                          frnn_int ldc, frnn_int cols) {
     if (PANEL_WIDTH(cols) == NR)
-        ISA_FN(panel_rows)(NV, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
+        ISA_FN(panel_rows)(NV, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL,
+                           0);
     else
-        ISA_FN(panel_rows)(1, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL);
+        ISA_FN(panel_rows)(1, M, K, Ap, 1, MR, MR * K, panel, accumulate, C, ldc, cols, NULL,
+                           0);
 }
 
 
@@ -362,7 +395,7 @@ static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C
  * is, the next panel prefetched by the first row tile of this one (it paid
  * 4-30% on the large LSTM's steps, 64 x 1024 x 4096 forward and 64 x 4096
  * x 1024 backward, avx2; measured in one process against the same code
- * without it). Blocking k by KC and columns by NC gained nothing there,
+ * without it), or by all of them above SPREAD_PREFETCH_BYTES. Blocking k by KC and columns by NC gained nothing there,
  * and packing A's rows as gemm_strided does ran 5-15% slower (one step's A
  * is 64 rows, packed again for every KC-block, and C then makes K / KC
  * trips through L3): what limits these at 80-85% of the FMA peak is the
@@ -374,10 +407,11 @@ void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real 
         ISA_FN(zero_or_keep)(M, N, accumulate, C, ldc);
         return;
     }
+    const int spread = (size_t)K * (size_t)N * sizeof(real) > SPREAD_PREFETCH_BYTES;
     for (frnn_int j0 = 0; j0 < N; j0 += NR)
         ISA_FN(panel_product)(M, K, A, lda, 1, Bp + j0 * K, accumulate, C + j0, ldc,
                               N - j0 < NR ? N - j0 : NR,
-                              N - j0 >= 2 * NR ? Bp + (j0 + NR) * K : NULL);
+                              N - j0 >= 2 * NR ? Bp + (j0 + NR) * K : NULL, spread);
 }
 
 /* C[M,N] (+)= op(A)[M,K] B[K,N], op(A)[i, k] = A[i*rs + k*cs], one KC x NR
@@ -393,7 +427,7 @@ static void ISA_FN(gemm_strided_unblocked)(frnn_int M, frnn_int N, frnn_int K, c
             const frnn_int cols = N - j0 < NR ? N - j0 : NR;
             ISA_FN(pack_b)(kc, cols, B + k0 * ldb + j0, ldb, 1, panel);
             ISA_FN(panel_product)(M, kc, A + k0 * cs, rs, cs, panel, accumulate || k0 > 0,
-                                  C + j0, ldc, cols, NULL);
+                                  C + j0, ldc, cols, NULL, 0);
         }
     }
 }
