@@ -395,11 +395,12 @@ static void ISA_FN(zero_or_keep)(frnn_int M, frnn_int N, int accumulate, real *C
  * is, the next panel prefetched by the first row tile of this one (it paid
  * 4-30% on the large LSTM's steps, 64 x 1024 x 4096 forward and 64 x 4096
  * x 1024 backward, avx2; measured in one process against the same code
- * without it), or by all of them above SPREAD_PREFETCH_BYTES. Blocking k by KC and columns by NC gained nothing there,
- * and packing A's rows as gemm_strided does ran 5-15% slower (one step's A
- * is 64 rows, packed again for every KC-block, and C then makes K / KC
- * trips through L3): what limits these at 80-85% of the FMA peak is the
- * weights, 16 MB per product, streamed from L3 or memory on every step. */
+ * without it), or by all of them above SPREAD_PREFETCH_BYTES. Blocking k
+ * by KC and columns by NC gained nothing there, and packing A's rows as
+ * gemm_strided does ran 5-15% slower (one step's A is 64 rows, packed
+ * again for every KC-block, and C then makes K / KC trips through L3):
+ * what limits these at 80-85% of the FMA peak is the weights, 16 MB per
+ * product, streamed from L3 or memory on every step. */
 void ISA_FN(frnn_gemm_nn_packed)(frnn_int M, frnn_int N, frnn_int K, const real *A,
                                    frnn_int lda, const real *Bp, int accumulate, real *C,
                                    frnn_int ldc) {
