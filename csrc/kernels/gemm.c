@@ -224,11 +224,13 @@ static void ISA_FN(pack_a)(frnn_int mc, frnn_int kc, const real *A, frnn_int rs,
          * 16 KB apart: one L1 set, refetched for every tile) */
         for (frnn_int k = 0; k < kc; k++) {
             const real *src = A + k * cs;
-            for (frnn_int i0 = 0; i0 < mc; i0 += MR) {
-                const frnn_int rows = mc - i0 < MR ? mc - i0 : MR;
-                real *dst = Ap + i0 * kc + k * MR;
-                for (frnn_int r = 0; r < rows; r++) dst[r] = src[i0 + r];
-            }
+            real *dst = Ap + k * MR;
+            frnn_int i0 = 0;
+            /* whole tiles as copies of a constant size, which compile to a
+             * vector move or two (a copy of `rows` elements compiled to a
+             * loop of 8-byte moves at 4-5 cycles an element) */
+            for (; i0 + MR <= mc; i0 += MR) memcpy(dst + i0 * kc, src + i0, sizeof(real) * MR);
+            for (frnn_int r = 0; i0 + r < mc; r++) dst[i0 * kc + r] = src[i0 + r];
         }
         return;
     }
