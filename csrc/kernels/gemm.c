@@ -286,7 +286,10 @@ static ALWAYS_INLINE void ISA_FN(tile)(const int mr, const int nv, frnn_int K,
         vreal b[NV];
         /* rows of the next panel into L2, one line per 64 bytes: row k
          * (prefetching 1), or row k + pf_phase at every pf_stride-th k
-         * (prefetching 2: the panel's tiles share the rows) */
+         * (prefetching 2: the panel's tiles share the rows). Mode 1 is mode
+         * 2 with phase 0 and stride 1 without the countdown, kept apart so
+         * that products below SPREAD_PREFETCH_BYTES run the loop they were
+         * measured with. */
         if (prefetching == 1)
             for (frnn_int byte = 0; byte < pw * (frnn_int)sizeof(real); byte += 64)
                 FRNN_PREFETCH_L2((const char *)(next + k * pw) + byte);
